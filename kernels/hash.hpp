@@ -1,0 +1,26 @@
+// Key hashing and shard selection: xxh3 over the key bytes, then a
+// multiply-shift range reduction so any shard count works without a modulo.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+namespace spate::kernels {
+
+inline std::uint64_t hash_key(const char* data, std::size_t len) noexcept {
+  return XXH3_64bits(data, len);
+}
+
+inline std::uint64_t hash_key(std::string_view key) noexcept { return hash_key(key.data(), key.size()); }
+
+// Maps a 64-bit hash to [0, shards) using its high half (Lemire's fastrange):
+// uniform for any shard count and independent of the low bits the key tables use.
+inline std::uint32_t shard_of(std::uint64_t hash, std::uint32_t shards) noexcept {
+  return static_cast<std::uint32_t>(((hash >> 32) * static_cast<std::uint64_t>(shards)) >> 32);
+}
+
+}  // namespace spate::kernels
