@@ -6,8 +6,13 @@
 #include <cstdint>
 #include <string_view>
 
+// GCC 12 reports false uninitialized-value warnings inside xxh3's AVX-512 intrinsics.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #define XXH_INLINE_ALL
 #include <xxhash.h>
+#pragma GCC diagnostic pop
 
 namespace spate::kernels {
 

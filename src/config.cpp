@@ -1,0 +1,417 @@
+// TOML configuration parsing and validation; see config.hpp.
+#include "src/config.hpp"
+
+#include <fstream>
+#include <initializer_list>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+namespace spate::engine {
+namespace {
+
+class Checker {
+ public:
+  explicit Checker(std::vector<ConfigError>& errors) : errors_(errors) {}
+
+  void error(const toml::node& node, std::string message) {
+    errors_.push_back({static_cast<int>(node.source().begin.line), std::move(message)});
+  }
+  void error(int line, std::string message) { errors_.push_back({line, std::move(message)}); }
+
+  // Reports every key of `table` not in `known`.
+  void known_keys(const toml::table& table, std::string_view where, std::initializer_list<std::string_view> known) {
+    for (auto&& [key, value] : table) {
+      bool found = false;
+      for (auto k : known) found = found || k == key.str();
+      if (!found) {
+        error(static_cast<int>(key.source().begin.line),
+              fmt::format("unknown key '{}' in {}", key.str(), where));
+      }
+    }
+  }
+
+  bool string(const toml::table& t, std::string_view key, std::string& out) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return false;
+    if (!n->is_string()) {
+      error(*n, fmt::format("'{}' must be a string", key));
+      return false;
+    }
+    out = n->as_string()->get();
+    return true;
+  }
+
+  template <typename Int>
+  bool integer(const toml::table& t, std::string_view key, Int& out, std::int64_t min, std::int64_t max) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return false;
+    if (!n->is_integer()) {
+      error(*n, fmt::format("'{}' must be an integer", key));
+      return false;
+    }
+    const std::int64_t v = n->as_integer()->get();
+    if (v < min || v > max) {
+      error(*n, fmt::format("'{}' = {} is out of range [{}, {}]", key, v, min, max));
+      return false;
+    }
+    out = static_cast<Int>(v);
+    return true;
+  }
+
+  bool endpoint(const toml::table& t, std::string_view key, Endpoint& out) {
+    std::string text;
+    if (!string(t, key, text)) return false;
+    if (!parse_endpoint(text, out)) {
+      error(*t.get(key), fmt::format("'{}' = \"{}\" is not HOST:PORT", key, text));
+      return false;
+    }
+    return true;
+  }
+
+ private:
+  std::vector<ConfigError>& errors_;
+};
+
+bool parse_aggregate(std::string_view text, AggregateConfig& out, std::string& field) {
+  out.label = std::string(text);
+  if (text == "count") {
+    out.kind = AggKind::count;
+    return true;
+  }
+  const auto open = text.find('(');
+  if (open == std::string_view::npos || text.back() != ')' || open + 2 >= text.size()) return false;
+  const auto fn = text.substr(0, open);
+  field = std::string(text.substr(open + 1, text.size() - open - 2));
+  if (fn == "sum") out.kind = AggKind::sum;
+  else if (fn == "min") out.kind = AggKind::min;
+  else if (fn == "max") out.kind = AggKind::max;
+  else if (fn == "avg") out.kind = AggKind::avg;
+  else return false;
+  return true;
+}
+
+void parse_sources(const toml::node& node, Checker& check, Config& config) {
+  const toml::array* arr = node.as_array();
+  if (arr == nullptr) {
+    check.error(node, "'source' must be an array of tables ([[source]])");
+    return;
+  }
+  for (const toml::node& item : *arr) {
+    const toml::table* t = item.as_table();
+    if (t == nullptr) {
+      check.error(item, "each [[source]] must be a table");
+      continue;
+    }
+    check.known_keys(*t, "[[source]]", {"type", "listen", "path"});
+    SourceConfig source;
+    std::string type;
+    if (!check.string(*t, "type", type)) {
+      check.error(item, "[[source]] needs type = \"tcp\" | \"udp\" | \"file\"");
+      continue;
+    }
+    if (type == "tcp" || type == "udp") {
+      source.kind = type == "tcp" ? SourceKind::tcp : SourceKind::udp;
+      if (!check.endpoint(*t, "listen", source.listen) && t->get("listen") == nullptr) {
+        check.error(item, fmt::format("{} source needs listen = \"HOST:PORT\"", type));
+        continue;
+      }
+    } else if (type == "file") {
+      source.kind = SourceKind::file;
+      if (!check.string(*t, "path", source.path) || source.path.empty()) {
+        check.error(item, "file source needs path = \"FILE\" (\"-\" for stdin)");
+        continue;
+      }
+    } else {
+      check.error(*t->get("type"), fmt::format("unknown source type '{}' (tcp, udp, file)", type));
+      continue;
+    }
+    config.sources.push_back(std::move(source));
+  }
+}
+
+void parse_schema(const toml::table& t, Checker& check, Config& config) {
+  check.known_keys(t, "[schema]", {"id", "timestamp", "fields"});
+  check.string(t, "id", config.id_field);
+  check.string(t, "timestamp", config.ts_field);
+  const toml::node* fields = t.get("fields");
+  if (fields == nullptr) return;
+  const toml::table* ft = fields->as_table();
+  if (ft == nullptr) {
+    check.error(*fields, "'fields' must be a table of name = \"string\" | \"number\"");
+    return;
+  }
+  config.fields.clear();
+  for (auto&& [key, value] : *ft) {
+    FieldConfig f;
+    f.name = std::string(key.str());
+    const auto* type = value.as_string();
+    if (type != nullptr && type->get() == "string") {
+      f.type = FieldType::string;
+    } else if (type != nullptr && type->get() == "number") {
+      f.type = FieldType::number;
+    } else {
+      check.error(value, fmt::format("field '{}' must have type \"string\" or \"number\"", f.name));
+      continue;
+    }
+    config.fields.push_back(std::move(f));
+  }
+}
+
+void parse_views(const toml::node& node, Checker& check, Config& config) {
+  const toml::array* arr = node.as_array();
+  if (arr == nullptr) {
+    check.error(node, "'view' must be an array of tables ([[view]])");
+    return;
+  }
+  config.views.clear();
+  for (const toml::node& item : *arr) {
+    const toml::table* t = item.as_table();
+    if (t == nullptr) {
+      check.error(item, "each [[view]] must be a table");
+      continue;
+    }
+    check.known_keys(*t, "[[view]]", {"name", "key", "window", "size_ms", "aggregates"});
+    ViewConfig view;
+    const int line = static_cast<int>(item.source().begin.line);
+    view.line = line;
+    if (!check.string(*t, "name", view.name) || view.name.empty()) check.error(line, "[[view]] needs a name");
+    if (!check.string(*t, "key", view.key_field)) check.error(line, fmt::format("view '{}' needs key = \"FIELD\"", view.name));
+    std::string window = "tumbling";
+    if (check.string(*t, "window", window) && window != "tumbling") {
+      check.error(*t->get("window"), fmt::format("view '{}': window '{}' is not supported (tumbling)", view.name, window));
+    }
+    check.integer(*t, "size_ms", view.window_ms, 1, std::int64_t{366} * 86400000);
+    const toml::node* aggs = t->get("aggregates");
+    const toml::array* aggs_arr = aggs != nullptr ? aggs->as_array() : nullptr;
+    if (aggs_arr == nullptr || aggs_arr->empty()) {
+      check.error(aggs != nullptr ? static_cast<int>(aggs->source().begin.line) : line,
+                  fmt::format("view '{}' needs aggregates = [\"count\", \"sum(FIELD)\", ...]", view.name));
+    } else {
+      for (const toml::node& a : *aggs_arr) {
+        AggregateConfig agg;
+        std::string field;
+        if (!a.is_string() || !parse_aggregate(a.as_string()->get(), agg, field)) {
+          check.error(a, "aggregate must be \"count\" or sum/min/max/avg(FIELD)");
+          continue;
+        }
+        agg.column = -1;
+        if (agg.kind != AggKind::count) {
+          // Resolved to a column index by finalize(); remember the field in the label.
+          agg.column = -2;
+        }
+        (void)field;
+        view.aggregates.push_back(std::move(agg));
+      }
+    }
+    config.views.push_back(std::move(view));
+  }
+}
+
+std::string aggregate_field(const AggregateConfig& agg) {
+  const auto open = agg.label.find('(');
+  return agg.label.substr(open + 1, agg.label.size() - open - 2);
+}
+
+}  // namespace
+
+const char* source_kind_name(SourceKind kind) noexcept {
+  switch (kind) {
+    case SourceKind::tcp: return "tcp";
+    case SourceKind::udp: return "udp";
+    case SourceKind::file: return "file";
+    case SourceKind::publish: return "publish";
+  }
+  return "unknown";
+}
+
+std::string Endpoint::to_string() const { return fmt::format("{}:{}", host, port); }
+
+bool parse_endpoint(std::string_view text, Endpoint& out) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == text.size()) return false;
+  unsigned port = 0;
+  for (char c : text.substr(colon + 1)) {
+    if (c < '0' || c > '9') return false;
+    port = port * 10 + static_cast<unsigned>(c - '0');
+    if (port > 65535) return false;
+  }
+  out.host = std::string(text.substr(0, colon));
+  out.port = static_cast<std::uint16_t>(port);
+  return true;
+}
+
+int Config::find_view(std::string_view name) const noexcept {
+  for (std::size_t i = 0; i < views.size(); ++i) {
+    if (views[i].name == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+int Config::find_aggregate(int view, std::string_view label) const noexcept {
+  const auto& aggs = views[static_cast<std::size_t>(view)].aggregates;
+  for (std::size_t i = 0; i < aggs.size(); ++i) {
+    if (aggs[i].label == label) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+Config default_config() {
+  Config c;
+  c.sources = {
+      {SourceKind::tcp, {"127.0.0.1", 7072}, {}},
+      {SourceKind::udp, {"127.0.0.1", 7071}, {}},
+  };
+  c.fields = {{"user", FieldType::string}, {"type", FieldType::string}, {"amount", FieldType::number}};
+  auto agg = [](AggKind kind, std::string label) { return AggregateConfig{kind, std::move(label), -2}; };
+  c.views = {
+      {"per_user_1m", "user", 60000,
+       {AggregateConfig{AggKind::count, "count", -1}, agg(AggKind::sum, "sum(amount)"), agg(AggKind::min, "min(amount)"),
+        agg(AggKind::max, "max(amount)"), agg(AggKind::avg, "avg(amount)")},
+       -1, 0},
+      {"per_type_10s", "type", 10000, {AggregateConfig{AggKind::count, "count", -1}, agg(AggKind::sum, "sum(amount)")}, -1, 0},
+  };
+  std::vector<ConfigError> errors;
+  finalize(c, errors);
+  return c;
+}
+
+void finalize(Config& config, std::vector<ConfigError>& errors) {
+  config.columns.clear();
+  config.key_groups.clear();
+  auto field_type = [&](const std::string& name, FieldType& type) {
+    for (const auto& f : config.fields) {
+      if (f.name == name) {
+        type = f.type;
+        return true;
+      }
+    }
+    return false;
+  };
+  if (config.ts_field.empty()) errors.push_back({0, "schema.timestamp must name a field"});
+  if (config.views.empty()) errors.push_back({0, "at least one [[view]] is required"});
+  for (std::size_t v = 0; v < config.views.size(); ++v) {
+    auto& view = config.views[v];
+    for (std::size_t o = 0; o < v; ++o) {
+      if (config.views[o].name == view.name) errors.push_back({view.line, fmt::format("view name '{}' is used twice", view.name)});
+    }
+    FieldType type;
+    if (!view.key_field.empty()) {
+      if (!field_type(view.key_field, type) || type != FieldType::string) {
+        errors.push_back({view.line, fmt::format("view '{}': key '{}' must be a string field of [schema].fields", view.name,
+                                         view.key_field)});
+      } else {
+        int group = -1;
+        for (std::size_t g = 0; g < config.key_groups.size(); ++g) {
+          if (config.key_groups[g].field == view.key_field) group = static_cast<int>(g);
+        }
+        if (group < 0) {
+          if (config.key_groups.size() == kMaxKeyGroups) {
+            errors.push_back({0, fmt::format("at most {} distinct view keys are supported", kMaxKeyGroups)});
+          } else {
+            group = static_cast<int>(config.key_groups.size());
+            config.key_groups.push_back({view.key_field, {}});
+          }
+        }
+        view.key_group = group;
+        if (group >= 0) config.key_groups[static_cast<std::size_t>(group)].views.push_back(static_cast<int>(v));
+      }
+    }
+    for (auto& agg : view.aggregates) {
+      for (const auto& other : view.aggregates) {
+        if (&other != &agg && other.label == agg.label && &other < &agg) {
+          errors.push_back({view.line, fmt::format("view '{}': aggregate '{}' is listed twice", view.name, agg.label)});
+        }
+      }
+      if (agg.kind == AggKind::count) {
+        agg.column = -1;
+        continue;
+      }
+      const std::string field = aggregate_field(agg);
+      if (!field_type(field, type) || type != FieldType::number) {
+        errors.push_back({view.line, fmt::format("view '{}': aggregate '{}' needs a number field '{}' in [schema].fields",
+                                         view.name, agg.label, field)});
+        continue;
+      }
+      int column = -1;
+      for (std::size_t c = 0; c < config.columns.size(); ++c) {
+        if (config.columns[c] == field) column = static_cast<int>(c);
+      }
+      if (column < 0) {
+        if (config.columns.size() == kMaxColumns) {
+          errors.push_back({0, fmt::format("at most {} numeric fields can be aggregated", kMaxColumns)});
+          continue;
+        }
+        column = static_cast<int>(config.columns.size());
+        config.columns.push_back(field);
+      }
+      agg.column = column;
+    }
+  }
+  for (const auto& f : config.fields) {
+    if (f.name == config.id_field || f.name == config.ts_field) {
+      errors.push_back({0, fmt::format("field '{}' is already the schema's id or timestamp", f.name)});
+    }
+  }
+}
+
+ConfigResult parse_config(std::string_view text, std::string_view source_name) {
+  ConfigResult result;
+  result.config = default_config();
+  Config& config = result.config;
+  Checker check(result.errors);
+  toml::table root;
+  try {
+    root = toml::parse(text, source_name);
+  } catch (const toml::parse_error& e) {
+    result.errors.push_back({static_cast<int>(e.source().begin.line), std::string(e.description())});
+    return result;
+  }
+  check.known_keys(root, "the top level",
+                   {"shards", "data_dir", "allowed_lateness_ms", "idle_timeout_ms", "window_retention_ms",
+                    "max_line_bytes", "ring_slots", "query", "source", "schema", "view"});
+  check.integer(root, "shards", config.shards, 1, 1024);
+  check.string(root, "data_dir", config.data_dir);
+  check.integer(root, "allowed_lateness_ms", config.allowed_lateness_ms, 0, std::int64_t{30} * 86400000);
+  check.integer(root, "idle_timeout_ms", config.idle_timeout_ms, 1, 3600000);
+  check.integer(root, "window_retention_ms", config.window_retention_ms, 0, std::int64_t{366} * 86400000);
+  check.integer(root, "max_line_bytes", config.max_line_bytes, 64, 16 << 20);
+  check.integer(root, "ring_slots", config.ring_slots, 2, 65536);
+  if (const toml::node* q = root.get("query")) {
+    if (const toml::table* qt = q->as_table()) {
+      check.known_keys(*qt, "[query]", {"listen"});
+      check.endpoint(*qt, "listen", config.query);
+    } else {
+      check.error(*q, "'query' must be a table");
+    }
+  }
+  if (const toml::node* s = root.get("source")) {
+    config.sources.clear();
+    parse_sources(*s, check, config);
+  }
+  if (const toml::node* s = root.get("schema")) {
+    if (const toml::table* st = s->as_table()) {
+      parse_schema(*st, check, config);
+    } else {
+      check.error(*s, "'schema' must be a table");
+    }
+  }
+  if (const toml::node* v = root.get("view")) parse_views(*v, check, config);
+  finalize(config, result.errors);
+  return result;
+}
+
+ConfigResult load_config_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    ConfigResult r;
+    r.errors.push_back({0, fmt::format("cannot read config file '{}'", path)});
+    return r;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_config(ss.str(), path);
+}
+
+}  // namespace spate::engine

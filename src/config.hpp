@@ -1,0 +1,109 @@
+// The daemon's configuration: plain structs parsed and validated once at
+// start-up (from TOML or the built-in default), then handed to each layer.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace spate::engine {
+
+inline constexpr std::size_t kMaxColumns = 4;    // numeric fields aggregated
+inline constexpr std::size_t kMaxKeyGroups = 4;  // distinct view keys
+inline constexpr std::size_t kMaxKeyBytes = 1024;
+
+enum class SourceKind : std::uint8_t { tcp, udp, file, publish };
+inline constexpr std::size_t kSourceKinds = 4;
+const char* source_kind_name(SourceKind kind) noexcept;
+
+struct Endpoint {
+  std::string host;
+  std::uint16_t port = 0;
+  std::string to_string() const;
+};
+
+struct SourceConfig {
+  SourceKind kind = SourceKind::tcp;
+  Endpoint listen;   // tcp, udp
+  std::string path;  // file: a path or "-" for stdin
+};
+
+enum class FieldType : std::uint8_t { string, number };
+
+struct FieldConfig {
+  std::string name;
+  FieldType type = FieldType::string;
+};
+
+enum class AggKind : std::uint8_t { count, sum, min, max, avg };
+
+struct AggregateConfig {
+  AggKind kind = AggKind::count;
+  std::string label;  // "count", "sum(amount)": the name clients see
+  int column = -1;    // index into Config::columns; -1 for count
+};
+
+struct ViewConfig {
+  std::string name;
+  std::string key_field;
+  std::int64_t window_ms = 60000;
+  std::vector<AggregateConfig> aggregates;
+  int key_group = -1;  // index into Config::key_groups
+  int line = 0;        // where the view is declared, for error messages
+};
+
+// Views sharing a key field: rows are routed once per group.
+struct KeyGroup {
+  std::string field;
+  std::vector<int> views;
+};
+
+struct Config {
+  std::uint32_t shards = 0;  // 0: one per CPU of the process's affinity mask
+  std::string data_dir = "./spate-data";
+  Endpoint query{"127.0.0.1", 7070};
+  std::vector<SourceConfig> sources;
+  std::string id_field = "id";
+  std::string ts_field = "ts";
+  std::vector<FieldConfig> fields;
+  std::vector<ViewConfig> views;
+  std::int64_t allowed_lateness_ms = 5000;
+  std::int64_t idle_timeout_ms = 2000;
+  std::int64_t window_retention_ms = 3600000;  // closed windows stay queryable this long (event time)
+  std::uint32_t max_line_bytes = 65536;
+  std::uint32_t ring_slots = 32;  // batches per shard-to-shard ring
+
+  // Derived by finalize(): numeric columns and key groups.
+  std::vector<std::string> columns;
+  std::vector<KeyGroup> key_groups;
+
+  int find_view(std::string_view name) const noexcept;
+  int find_aggregate(int view, std::string_view label) const noexcept;
+};
+
+struct ConfigError {
+  int line = 0;  // 0 when not tied to a line
+  std::string message;
+};
+
+struct ConfigResult {
+  Config config;
+  std::vector<ConfigError> errors;
+  bool ok() const noexcept { return errors.empty(); }
+};
+
+// The built-in pipeline: TCP 7072, UDP 7071, query 7070, per_user_1m and per_type_10s.
+Config default_config();
+
+// Parses and validates TOML text. Every problem is reported, each with its line.
+ConfigResult parse_config(std::string_view toml_text, std::string_view source_name);
+ConfigResult load_config_file(const std::string& path);
+
+// Resolves columns and key groups and checks cross-references; appends errors.
+void finalize(Config& config, std::vector<ConfigError>& errors);
+
+bool parse_endpoint(std::string_view text, Endpoint& out);
+
+}  // namespace spate::engine

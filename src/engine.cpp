@@ -1,0 +1,161 @@
+// The shard set; see engine.hpp.
+#include "src/engine.hpp"
+
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <system_error>
+
+#include "io/file/cpu_affinity.hpp"
+#include "io/net/socket.hpp"
+#include "kernels/hash.hpp"
+
+namespace spate::engine {
+namespace {
+
+constexpr int kUdpReceiveBufferBytes = 8 << 20;
+
+// The offset just past the first newline at or after `from` (or the file's end).
+std::uint64_t next_line_start(int fd, std::uint64_t from, std::uint64_t size) {
+  char buf[4096];
+  while (from < size) {
+    const ssize_t n = ::pread(fd, buf, sizeof(buf), static_cast<off_t>(from));
+    if (n <= 0) return size;
+    if (const void* nl = std::memchr(buf, '\n', static_cast<std::size_t>(n))) {
+      return from + static_cast<std::uint64_t>(static_cast<const char*>(nl) - buf) + 1;
+    }
+    from += static_cast<std::uint64_t>(n);
+  }
+  return size;
+}
+
+}  // namespace
+
+Engine::Engine(Config config) : config_(std::move(config)) {
+  const std::vector<int> cpus = io::allowed_cpus();
+  shard_count_ = config_.shards != 0 ? config_.shards : static_cast<std::uint32_t>(cpus.size());
+  rings_.resize(static_cast<std::size_t>(shard_count_) * shard_count_);
+  for (std::uint32_t s = 0; s < shard_count_; ++s) {
+    for (std::uint32_t d = 0; d < shard_count_; ++d) {
+      if (s != d) rings_[s * shard_count_ + d] = std::make_unique<SpscRing<RouteBatch>>(config_.ring_slots);
+    }
+  }
+  for (std::uint32_t i = 0; i < shard_count_; ++i) shards_.push_back(std::make_unique<Shard>(i, *this));
+}
+
+Engine::~Engine() { stop(); }
+
+std::uint32_t Engine::owner_of(std::uint64_t key_hash) const noexcept { return kernels::shard_of(key_hash, shard_count_); }
+
+std::size_t Engine::ring_depth_into(std::uint32_t dst) const noexcept {
+  std::size_t depth = 0;
+  for (std::uint32_t s = 0; s < shard_count_; ++s) {
+    if (s != dst) depth += rings_[s * shard_count_ + dst]->depth();
+  }
+  return depth;
+}
+
+void Engine::start() {
+  if (started_) return;
+  for (const SourceConfig& source : config_.sources) {
+    std::uint16_t port = source.listen.port;
+    switch (source.kind) {
+      case SourceKind::tcp:
+      case SourceKind::udp:
+        for (std::uint32_t i = 0; i < shard_count_; ++i) {
+          int fd;
+          if (source.kind == SourceKind::tcp) {
+            fd = io::listen_tcp(source.listen.host, port, true);
+            shards_[i]->add_tcp_listener(fd);
+          } else {
+            fd = io::bind_udp(source.listen.host, port, true, kUdpReceiveBufferBytes);
+            shards_[i]->add_udp_socket(fd);
+          }
+          if (port == 0) port = io::local_port(fd);  // the other shards join the same port
+        }
+        break;
+      case SourceKind::file: {
+        if (source.path == "-") {
+          shards_[0]->add_file_range({STDIN_FILENO, true, 0, 0});
+          break;
+        }
+        struct stat st{};
+        const int probe = ::open(source.path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (probe < 0 || ::fstat(probe, &st) != 0) {
+          throw std::system_error(errno, std::generic_category(), "cannot open input file '" + source.path + "'");
+        }
+        const auto size = static_cast<std::uint64_t>(st.st_size);
+        // Split at line boundaries so every shard parses its own part.
+        std::uint64_t begin = 0;
+        for (std::uint32_t i = 0; i < shard_count_; ++i) {
+          const std::uint64_t end =
+              i + 1 == shard_count_ ? size : next_line_start(probe, size * (i + 1) / shard_count_, size);
+          if (end > begin) {
+            const int fd = ::open(source.path.c_str(), O_RDONLY | O_CLOEXEC);
+            shards_[i]->add_file_range({fd, false, begin, end});
+          }
+          begin = std::max(begin, end);
+        }
+        ::close(probe);
+        break;
+      }
+      case SourceKind::publish:
+        break;
+    }
+    bound_ports_.push_back(port);
+  }
+  const std::vector<int> cpus = io::allowed_cpus();
+  for (std::uint32_t i = 0; i < shard_count_; ++i) {
+    threads_.emplace_back([this, i, cpu = cpus[i % cpus.size()]] {
+      io::pin_current_thread(cpu);
+      shards_[i]->run();
+    });
+  }
+  started_ = true;
+}
+
+void Engine::stop() {
+  if (!started_) return;
+  started_ = false;
+  stopping_.store(true, std::memory_order_release);
+  for (auto& s : shards_) s->wake();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+bool Engine::files_done() const noexcept {
+  for (const auto& s : shards_) {
+    if (!s->files_done()) return false;
+  }
+  return true;
+}
+
+bool Engine::quiescent() const noexcept {
+  std::uint64_t events = 0;
+  std::uint64_t applied = 0;
+  for (const auto& s : shards_) {
+    const ShardCounters& c = s->counters();
+    for (const auto& e : c.events_in) events += e.load(std::memory_order_acquire);
+    applied += c.rows_applied.load(std::memory_order_acquire);
+  }
+  return applied == events * config_.key_groups.size();
+}
+
+void Engine::notify_response() noexcept {
+  if (response_fd_ < 0) return;
+  const std::uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(response_fd_, &one, sizeof(one));
+}
+
+std::int64_t Engine::max_watermark() const noexcept {
+  std::int64_t wm = INT64_MIN;
+  for (const auto& s : shards_) wm = std::max(wm, s->counters().watermark_ms.load(std::memory_order_relaxed));
+  return wm;
+}
+
+}  // namespace spate::engine

@@ -1,0 +1,73 @@
+// The shard set: creates one shard per core, the shard-to-shard rings and the
+// input sockets, starts the pinned threads and stops them with a drain.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "src/config.hpp"
+#include "src/shard.hpp"
+
+namespace spate::engine {
+
+class Engine {
+ public:
+  explicit Engine(Config config);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Opens every source (throws std::exception with a clear message when a
+  // port cannot be bound or a file opened) and starts the shard threads.
+  void start();
+  // Stops reading inputs, applies everything already received, joins.
+  void stop();
+
+  const Config& config() const noexcept { return config_; }
+  std::uint32_t shard_count() const noexcept { return shard_count_; }
+  Shard& shard(std::uint32_t i) noexcept { return *shards_[i]; }
+  const Shard& shard(std::uint32_t i) const noexcept { return *shards_[i]; }
+  std::uint32_t owner_of(std::uint64_t key_hash) const noexcept;
+
+  SpscRing<RouteBatch>& ring(std::uint32_t src, std::uint32_t dst) noexcept { return *rings_[src * shard_count() + dst]; }
+  std::size_t ring_depth_into(std::uint32_t dst) const noexcept;
+
+  // The port each configured tcp/udp source is bound to (useful with port 0).
+  std::uint16_t bound_port(std::size_t source_index) const noexcept { return bound_ports_[source_index]; }
+
+  // True once every file source has been read to its end.
+  bool files_done() const noexcept;
+  // True when all rows received so far are applied (rings empty, nothing parsed but unrouted).
+  bool quiescent() const noexcept;
+
+  // Shard-side view of the stop protocol.
+  bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
+  void input_finished() noexcept { inputs_finished_.fetch_add(1, std::memory_order_acq_rel); }
+  bool all_inputs_finished() const noexcept {
+    return inputs_finished_.load(std::memory_order_acquire) == shard_count();
+  }
+
+  // Called by shards after pushing a response; the query server sets it.
+  void set_response_notifier(int eventfd) noexcept { response_fd_ = eventfd; }
+  void notify_response() noexcept;
+
+  // The highest watermark any shard has reached (idle shards catch up to it).
+  std::int64_t max_watermark() const noexcept;
+
+ private:
+  Config config_;
+  std::uint32_t shard_count_ = 0;
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::vector<std::unique_ptr<SpscRing<RouteBatch>>> rings_;
+  std::vector<std::thread> threads_;
+  std::vector<std::uint16_t> bound_ports_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<std::uint32_t> inputs_finished_{0};
+  int response_fd_ = -1;
+  bool started_ = false;
+};
+
+}  // namespace spate::engine

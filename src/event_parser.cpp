@@ -1,0 +1,132 @@
+// Field extraction with simdjson On-Demand; see event_parser.hpp.
+#include "src/event_parser.hpp"
+
+#include "kernels/rfc3339.hpp"
+
+namespace spate::engine {
+
+namespace od = simdjson::ondemand;
+
+const char* reject_name(Reject reason) noexcept {
+  switch (reason) {
+    case Reject::none: return "none";
+    case Reject::malformed_json: return "malformed_json";
+    case Reject::missing_field: return "missing_field";
+    case Reject::wrong_type: return "wrong_type";
+    case Reject::bad_timestamp: return "bad_timestamp";
+    case Reject::oversized_line: return "oversized_line";
+    case Reject::key_too_long: return "key_too_long";
+  }
+  return "unknown";
+}
+
+EventParser::EventParser(const Config& config) {
+  if (!config.id_field.empty()) wanted_.push_back({config.id_field, Role::id, 0, true});
+  wanted_.push_back({config.ts_field, Role::ts, 0, false});
+  for (const auto& f : config.fields) {
+    Wanted w{f.name, Role::other, 0, f.type == FieldType::string};
+    for (std::size_t g = 0; g < config.key_groups.size(); ++g) {
+      if (config.key_groups[g].field == f.name) {
+        w.role = Role::key;
+        w.index = static_cast<std::uint8_t>(g);
+      }
+    }
+    for (std::size_t c = 0; c < config.columns.size(); ++c) {
+      if (config.columns[c] == f.name) {
+        w.role = Role::column;
+        w.index = static_cast<std::uint8_t>(c);
+      }
+    }
+    wanted_.push_back(std::move(w));
+  }
+  required_mask_ = (1u << wanted_.size()) - 1;
+}
+
+Reject EventParser::field_value(const Wanted& w, od::value value, ParsedEvent& out) noexcept {
+  od::json_type type;
+  if (value.type().get(type) != simdjson::SUCCESS) return Reject::malformed_json;
+  switch (w.role) {
+    case Role::ts: {
+      if (type == od::json_type::number) {
+        std::int64_t ms;
+        if (value.get_int64().get(ms) == simdjson::SUCCESS) {
+          out.ts_ms = ms;
+          return Reject::none;
+        }
+        double d;
+        if (value.get_double().get(d) != simdjson::SUCCESS) return Reject::malformed_json;
+        if (!(d > -9.2e18 && d < 9.2e18)) return Reject::bad_timestamp;
+        out.ts_ms = static_cast<std::int64_t>(d);
+        return Reject::none;
+      }
+      if (type != od::json_type::string) return Reject::wrong_type;
+      std::string_view s;
+      if (value.get_string().get(s) != simdjson::SUCCESS) return Reject::malformed_json;
+      const auto ms = kernels::parse_rfc3339_ms(s);
+      if (!ms) return Reject::bad_timestamp;
+      out.ts_ms = *ms;
+      return Reject::none;
+    }
+    case Role::key: {
+      if (type != od::json_type::string) return Reject::wrong_type;
+      std::string_view s;
+      if (value.get_string().get(s) != simdjson::SUCCESS) return Reject::malformed_json;
+      if (s.size() > kMaxKeyBytes) return Reject::key_too_long;
+      out.keys[w.index] = s;
+      return Reject::none;
+    }
+    case Role::column: {
+      if (type != od::json_type::number) return Reject::wrong_type;
+      double d;
+      if (value.get_double().get(d) != simdjson::SUCCESS) return Reject::malformed_json;
+      out.columns[w.index] = d;
+      return Reject::none;
+    }
+    case Role::id:
+      // An event id is a string or an integer; dedup by id uses it.
+      if (type != od::json_type::string && type != od::json_type::number) return Reject::wrong_type;
+      return Reject::none;
+    case Role::other:
+      if ((type == od::json_type::string) != w.is_string ||
+          (!w.is_string && type != od::json_type::number)) {
+        return Reject::wrong_type;
+      }
+      return Reject::none;
+  }
+  return Reject::none;
+}
+
+Reject EventParser::parse(const char* line, std::size_t len, std::size_t capacity, ParsedEvent& out) noexcept {
+  od::document doc;
+  if (parser_.iterate(line, len, capacity).get(doc) != simdjson::SUCCESS) return Reject::malformed_json;
+  od::object obj;
+  if (doc.get_object().get(obj) != simdjson::SUCCESS) return Reject::malformed_json;
+  std::uint32_t seen = 0;
+  Reject first_error = Reject::none;
+  for (auto field_result : obj) {
+    od::field field;
+    if (std::move(field_result).get(field) != simdjson::SUCCESS) return Reject::malformed_json;
+    const od::raw_json_string key = field.key();
+    // Field names were checked at config time to hold no quote or backslash,
+    // so a raw byte compare is exact. Few fields are wanted: a linear scan
+    // with a first-byte filter beats hashing the key.
+    const char* raw = reinterpret_cast<const char*>(key.raw());
+    for (std::size_t i = 0; i < wanted_.size(); ++i) {
+      const Wanted& w = wanted_[i];
+      if (raw[0] != w.name[0] || !key.unsafe_is_equal(w.name)) continue;
+      const Reject r = field_value(w, field.value(), out);
+      if (r == Reject::malformed_json) return r;
+      if (r != Reject::none && first_error == Reject::none) first_error = r;
+      seen |= 1u << i;
+      break;
+    }
+  }
+  // Anything after the object (a second value, garbage) makes the line malformed.
+  const char* trailing = nullptr;
+  if (doc.current_location().get(trailing) == simdjson::SUCCESS) return Reject::malformed_json;
+  if (first_error != Reject::none) return first_error;
+  if (seen != required_mask_) return Reject::missing_field;
+  return Reject::none;
+}
+
+}  // namespace spate::engine

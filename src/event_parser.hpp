@@ -1,0 +1,62 @@
+// Extracts the configured fields of one NDJSON line with simdjson On-Demand,
+// straight from the receive buffer (no copy), and classifies bad lines.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <simdjson.h>
+
+#include "src/config.hpp"
+
+namespace spate::engine {
+
+// Why a line was rejected; counted per source in STATS as errors.<name>.
+enum class Reject : std::uint8_t {
+  none = 0,
+  malformed_json,
+  missing_field,
+  wrong_type,
+  bad_timestamp,
+  oversized_line,
+  key_too_long,
+};
+inline constexpr std::size_t kRejectReasons = 7;
+const char* reject_name(Reject reason) noexcept;
+
+// Input buffers must have this many readable bytes past the data they hold.
+inline constexpr std::size_t kPadding = simdjson::SIMDJSON_PADDING;
+
+struct ParsedEvent {
+  std::int64_t ts_ms = 0;
+  std::string_view keys[kMaxKeyGroups];  // valid until the next parse()
+  double columns[kMaxColumns] = {};
+};
+
+class EventParser {
+ public:
+  explicit EventParser(const Config& config);
+
+  // Parses one line (no trailing newline). `capacity` is the number of bytes
+  // readable from `line`, at least len + kPadding.
+  Reject parse(const char* line, std::size_t len, std::size_t capacity, ParsedEvent& out) noexcept;
+
+ private:
+  enum class Role : std::uint8_t { id, ts, key, column, other };
+  struct Wanted {
+    std::string name;
+    Role role;
+    std::uint8_t index;  // key group or column
+    bool is_string;      // declared type, for schema fields that feed nothing
+  };
+  Reject field_value(const Wanted& w, simdjson::ondemand::value value, ParsedEvent& out) noexcept;
+
+  simdjson::ondemand::parser parser_;
+  std::vector<Wanted> wanted_;
+  std::uint32_t required_mask_ = 0;
+};
+
+}  // namespace spate::engine

@@ -1,0 +1,627 @@
+// The query server; see query_server.hpp and docs/protocol.md.
+#include "src/query/query_server.hpp"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <system_error>
+
+#include <fmt/format.h>
+
+#include "io/net/socket.hpp"
+#include "kernels/hash.hpp"
+
+namespace spate::query {
+
+using engine::QueryTask;
+
+namespace {
+
+constexpr std::uint32_t kMaxInflightPerConnection = 1024;
+constexpr std::size_t kReadChunk = 256 * 1024;
+constexpr std::uint64_t kNotifyTag = UINT64_MAX;
+constexpr std::uint64_t kListenTag = UINT64_MAX - 1;
+
+const char* kReasons[] = {"none", "malformed_json", "missing_field", "wrong_type", "bad_timestamp", "oversized_line",
+                          "key_too_long"};
+
+}  // namespace
+
+struct QueryServer::Connection {
+  int fd = -1;
+  std::uint64_t id = 0;
+  bool hello_done = false;
+  bool closing = false;  // close once wbuf is flushed
+  bool reading = true;
+  bool want_write = false;
+  std::uint32_t inflight = 0;
+  std::string rbuf;
+  std::string wbuf;
+};
+
+struct QueryServer::Pending {
+  int fd = -1;
+  std::uint64_t connection_id = 0;
+  std::uint32_t request_id = 0;
+  Op op{};
+  int view = -1;
+  std::uint32_t k = 0;
+  int by = 0;
+  std::int64_t window_start = 0;
+  std::uint32_t remaining = 0;  // shard tasks still out
+  std::vector<engine::ViewRow> rows;
+  std::unique_ptr<QueryTask> publish;  // a publish waiting for its rows to be applied
+};
+
+QueryServer::QueryServer(engine::Engine& engine, const engine::Endpoint& listen)
+    : engine_(engine), listen_(listen), inflight_per_shard_(engine.shard_count(), 0) {}
+
+QueryServer::~QueryServer() {
+  stop();
+  for (auto& [fd, c] : connections_) ::close(fd);
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+  if (epoll_fd_ >= 0) ::close(epoll_fd_);
+  if (notify_fd_ >= 0) ::close(notify_fd_);
+}
+
+void QueryServer::start() {
+  listen_fd_ = io::listen_tcp(listen_.host, listen_.port, false);
+  port_ = io::local_port(listen_fd_);
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  notify_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (epoll_fd_ < 0 || notify_fd_ < 0) throw std::system_error(errno, std::generic_category(), "epoll/eventfd");
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kListenTag;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
+  ev.data.u64 = kNotifyTag;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, notify_fd_, &ev);
+  engine_.set_response_notifier(notify_fd_);
+  thread_ = std::thread([this] { run(); });
+}
+
+void QueryServer::stop() {
+  if (!thread_.joinable()) return;
+  stop_.store(true, std::memory_order_release);
+  const std::uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(notify_fd_, &one, sizeof(one));
+  thread_.join();
+}
+
+void QueryServer::run() {
+  epoll_event events[64];
+  while (!stop_.load(std::memory_order_acquire)) {
+    const int timeout = waiting_publishes_.empty() ? 100 : 1;
+    const int n = epoll_wait(epoll_fd_, events, 64, timeout);
+    for (int i = 0; i < n; ++i) {
+      const std::uint64_t t = events[i].data.u64;
+      if (t == kNotifyTag) {
+        std::uint64_t v;
+        [[maybe_unused]] auto r = ::read(notify_fd_, &v, sizeof(v));
+        continue;
+      }
+      if (t == kListenTag) {
+        accept_all();
+        continue;
+      }
+      auto it = connections_.find(static_cast<int>(t));
+      if (it == connections_.end()) continue;
+      Connection& c = *it->second;
+      if ((events[i].events & EPOLLOUT) != 0) on_writable(c);
+      if (connections_.count(static_cast<int>(t)) != 0 && (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0) {
+        on_readable(c);
+      }
+    }
+    collect_responses();
+    check_publishes();
+  }
+}
+
+void QueryServer::accept_all() {
+  while (true) {
+    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;
+    auto c = std::make_unique<Connection>();
+    c->fd = fd;
+    c->id = next_connection_id_++;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = static_cast<std::uint64_t>(fd);
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+    connections_[fd] = std::move(c);
+  }
+}
+
+void QueryServer::update_interest(Connection& c) {
+  epoll_event ev{};
+  ev.events = (c.reading ? EPOLLIN : 0u) | (c.want_write ? EPOLLOUT : 0u);
+  ev.data.u64 = static_cast<std::uint64_t>(c.fd);
+  epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c.fd, &ev);
+}
+
+void QueryServer::close_connection(Connection& c) {
+  const int fd = c.fd;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  ::close(fd);
+  connections_.erase(fd);  // answers still owed to it are dropped by connection id
+}
+
+void QueryServer::send(Connection& c, const std::string& frame) {
+  c.wbuf.append(frame);
+  on_writable(c);
+}
+
+void QueryServer::on_writable(Connection& c) {
+  while (!c.wbuf.empty()) {
+    const ssize_t n = ::send(c.fd, c.wbuf.data(), c.wbuf.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      c.wbuf.erase(0, static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
+    close_connection(c);
+    return;
+  }
+  if (c.wbuf.empty() && c.closing) {
+    close_connection(c);
+    return;
+  }
+  const bool want = !c.wbuf.empty();
+  if (want != c.want_write) {
+    c.want_write = want;
+    update_interest(c);
+  }
+}
+
+void QueryServer::reply_error(Connection& c, Op op, std::uint32_t request_id, Status status, std::string_view message) {
+  std::string out;
+  const auto mark = begin_frame(out, op, status, request_id);
+  FieldWriter(out).bytes(Tag::error, message);
+  finish_frame(out, mark);
+  send(c, out);
+}
+
+void QueryServer::on_readable(Connection& c) {
+  const int fd = c.fd;
+  if (c.reading) {
+    const std::size_t old = c.rbuf.size();
+    c.rbuf.resize(old + kReadChunk);
+    const ssize_t n = ::recv(fd, c.rbuf.data() + old, kReadChunk, 0);
+    c.rbuf.resize(old + static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+      close_connection(c);
+      return;
+    }
+  }
+  std::size_t pos = 0;
+  while (!c.closing && c.inflight < kMaxInflightPerConnection) {
+    FrameHeader h;
+    const std::string_view rest = std::string_view(c.rbuf).substr(pos);
+    const FrameParse r = peek_frame(rest, kDefaultMaxFrameBytes, h);
+    if (r == FrameParse::need_more) break;
+    if (r == FrameParse::too_large || r == FrameParse::malformed) {
+      reply_error(c, Op::hello, 0, r == FrameParse::too_large ? Status::frame_too_large : Status::bad_request,
+                  r == FrameParse::too_large
+                      ? fmt::format("frame of {} bytes exceeds the limit of {}", h.length, kDefaultMaxFrameBytes)
+                      : std::string("frame length shorter than the frame header"));
+      if (connections_.count(fd) == 0) return;
+      c.closing = true;
+      break;
+    }
+    const bool keep = handle_frame(c, h, frame_body(rest, h));
+    if (connections_.count(fd) == 0) return;
+    pos += 4 + h.length;
+    if (!keep) {
+      c.closing = true;
+      break;
+    }
+  }
+  c.rbuf.erase(0, pos);
+  if (c.closing) {
+    c.rbuf.clear();
+    on_writable(c);
+    return;
+  }
+  // Backpressure: stop reading a connection with too many requests in flight.
+  const bool reading = c.inflight < kMaxInflightPerConnection;
+  if (reading != c.reading) {
+    c.reading = reading;
+    update_interest(c);
+  }
+}
+
+bool QueryServer::handle_frame(Connection& c, const FrameHeader& h, std::string_view body) {
+  // Validate the whole field structure up front: a malformed frame closes the connection.
+  {
+    FieldReader reader(body);
+    while (reader.next()) {
+    }
+    if (reader.error()) {
+      reply_error(c, h.op, h.request_id, Status::bad_request, "malformed field structure");
+      return false;
+    }
+  }
+  if (h.op == Op::hello) {
+    handle_hello(c, h, body);
+    return c.hello_done;
+  }
+  if (!c.hello_done) {
+    reply_error(c, h.op, h.request_id, Status::handshake_required, "the first frame must be HELLO");
+    return false;
+  }
+  switch (h.op) {
+    case Op::ping: {
+      std::string out;
+      const auto mark = begin_frame(out, Op::ping, Status::ok, h.request_id);
+      FieldReader reader(body);
+      while (auto f = reader.next()) {
+        if (f->tag == Tag::payload) FieldWriter(out).bytes(Tag::payload, f->bytes);
+      }
+      finish_frame(out, mark);
+      send(c, out);
+      return true;
+    }
+    case Op::stats:
+      handle_stats(c, h);
+      return true;
+    case Op::view_get:
+    case Op::view_top:
+      handle_view(c, h, body);
+      return true;
+    case Op::publish:
+      handle_publish(c, h, body);
+      return true;
+    case Op::hello:
+      break;
+  }
+  reply_error(c, h.op, h.request_id, Status::unknown_op, fmt::format("unknown operation {}", static_cast<unsigned>(h.op)));
+  return true;
+}
+
+void QueryServer::handle_hello(Connection& c, const FrameHeader& h, std::string_view body) {
+  std::uint64_t version = 0;
+  FieldReader reader(body);
+  while (auto f = reader.next()) {
+    if (f->tag == Tag::version && f->type == WireType::u64) version = f->u;
+  }
+  std::string out;
+  if (version != kProtocolVersion) {
+    const auto mark = begin_frame(out, Op::hello, Status::version_unsupported, h.request_id);
+    FieldWriter w(out);
+    w.u64(Tag::version, kProtocolVersion);
+    w.bytes(Tag::error, fmt::format("protocol version {} is not supported; this server speaks {}", version, kProtocolVersion));
+    finish_frame(out, mark);
+    send(c, out);
+    return;
+  }
+  c.hello_done = true;
+  const auto mark = begin_frame(out, Op::hello, Status::ok, h.request_id);
+  FieldWriter w(out);
+  w.u64(Tag::version, kProtocolVersion);
+  w.u64(Tag::max_frame, kDefaultMaxFrameBytes);
+  w.bytes(Tag::server_name, "spated " SPATE_VERSION);
+  finish_frame(out, mark);
+  send(c, out);
+}
+
+void QueryServer::handle_stats(Connection& c, const FrameHeader& h) {
+  std::string out;
+  const auto mark = begin_frame(out, Op::stats, Status::ok, h.request_id);
+  FieldWriter w(out);
+  const auto& config = engine_.config();
+  for (std::uint32_t s = 0; s < engine_.shard_count(); ++s) {
+    const engine::ShardCounters& k = engine_.shard(s).counters();
+    const auto shard_mark = w.begin_nested(Tag::shard);
+    w.u64(Tag::shard_id, s);
+    auto counter = [&](std::string_view name, std::uint64_t value) {
+      const auto m = w.begin_nested(Tag::counter);
+      w.bytes(Tag::name, name);
+      w.u64(Tag::value_u64, value);
+      w.end_nested(m);
+    };
+    auto load = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+    std::uint64_t events = 0, bytes = 0, errors = 0, late = 0;
+    for (std::size_t src = 0; src < engine::kSourceKinds; ++src) {
+      events += load(k.events_in[src]);
+      bytes += load(k.bytes_in[src]);
+      for (std::size_t r = 1; r < engine::kRejectReasons; ++r) errors += load(k.errors[src][r]);
+    }
+    for (std::size_t v = 0; v < config.views.size(); ++v) late += load(k.late[v]);
+    counter("events_in", events);
+    counter("bytes_in", bytes);
+    counter("errors", errors);
+    counter("late_events", late);
+    counter("routed_out", load(k.routed_out));
+    counter("routed_in", load(k.routed_in));
+    counter("rows_applied", load(k.rows_applied));
+    counter("ring_depth", engine_.ring_depth_into(s));
+    counter("keys", load(k.keys));
+    counter("windows", load(k.windows));
+    const std::int64_t wm = k.watermark_ms.load(std::memory_order_relaxed);
+    counter("watermark_ms", wm == INT64_MIN ? 0 : static_cast<std::uint64_t>(wm));
+    counter("tcp.connections", load(k.tcp_connections));
+    counter("udp.drops", load(k.udp_drops));
+    for (std::size_t v = 0; v < config.views.size(); ++v) counter("late." + config.views[v].name, load(k.late[v]));
+    for (std::size_t src = 0; src < engine::kSourceKinds; ++src) {
+      const std::string prefix = engine::source_kind_name(static_cast<engine::SourceKind>(src));
+      counter(prefix + ".events_in", load(k.events_in[src]));
+      counter(prefix + ".bytes_in", load(k.bytes_in[src]));
+      for (std::size_t r = 1; r < engine::kRejectReasons; ++r) counter(prefix + ".errors." + kReasons[r], load(k.errors[src][r]));
+    }
+    w.end_nested(shard_mark);
+  }
+  finish_frame(out, mark);
+  send(c, out);
+}
+
+bool QueryServer::submit(std::uint32_t shard, QueryTask* task) {
+  auto& ring = engine_.shard(shard).requests();
+  // In-flight tasks per shard never exceed the response ring, so a shard never waits to answer.
+  if (inflight_per_shard_[shard] >= ring.capacity()) return false;
+  QueryTask** slot = ring.claim();
+  if (slot == nullptr) return false;
+  *slot = task;
+  ring.publish();
+  ++inflight_per_shard_[shard];
+  engine_.shard(shard).wake();
+  return true;
+}
+
+void QueryServer::handle_view(Connection& c, const FrameHeader& h, std::string_view body) {
+  std::string_view view_name, key, by = "count";
+  bool has_key = false, has_window = false;
+  std::int64_t from = INT64_MIN, to = INT64_MAX, window_start = 0;
+  std::uint64_t k = 10;
+  FieldReader reader(body);
+  while (auto f = reader.next()) {
+    switch (f->tag) {
+      case Tag::view: view_name = f->bytes; break;
+      case Tag::key: key = f->bytes; has_key = true; break;
+      case Tag::from_ms: from = f->as_i64(); break;
+      case Tag::to_ms: to = f->as_i64(); break;
+      case Tag::window_start: window_start = f->as_i64(); has_window = true; break;
+      case Tag::k: k = f->u; break;
+      case Tag::by: by = f->bytes; break;
+      default: break;  // unknown fields are skipped
+    }
+  }
+  const auto& config = engine_.config();
+  const int view = config.find_view(view_name);
+  if (view < 0) {
+    reply_error(c, h.op, h.request_id, Status::unknown_view, fmt::format("no view named '{}'", view_name));
+    return;
+  }
+  const auto& vc = config.views[static_cast<std::size_t>(view)];
+  auto pending = std::make_unique<Pending>();
+  pending->fd = c.fd;
+  pending->connection_id = c.id;
+  pending->request_id = h.request_id;
+  pending->op = h.op;
+  pending->view = view;
+  const std::uint64_t ticket = next_ticket_++;
+  if (h.op == Op::view_get) {
+    if (!has_key || key.size() > kMaxKeyBytes) {
+      reply_error(c, h.op, h.request_id, Status::bad_request,
+                  has_key ? fmt::format("KEY longer than {} bytes", kMaxKeyBytes) : std::string("VIEW_GET needs KEY"));
+      return;
+    }
+    auto* task = new QueryTask;
+    task->kind = QueryTask::Kind::view_get;
+    task->ticket = ticket;
+    task->view = view;
+    task->key = std::string(key);
+    task->hash = kernels::hash_key(key);
+    task->from_ms = from;
+    task->to_ms = to;
+    if (!submit(engine_.owner_of(task->hash), task)) {
+      delete task;
+      reply_error(c, h.op, h.request_id, Status::overloaded, "shard request queue is full; retry");
+      return;
+    }
+    pending->remaining = 1;
+  } else {
+    const int agg = config.find_aggregate(view, by);
+    if (agg < 0) {
+      reply_error(c, h.op, h.request_id, Status::unknown_aggregate,
+                  fmt::format("view '{}' has no aggregate '{}'", view_name, by));
+      return;
+    }
+    if (k == 0 || k > kMaxTopK) {
+      reply_error(c, h.op, h.request_id, Status::bad_request, fmt::format("K must be in [1, {}]", kMaxTopK));
+      return;
+    }
+    if (!has_window) {
+      // The newest window: the one holding the most advanced watermark.
+      const std::int64_t wm = engine_.max_watermark();
+      window_start = wm == INT64_MIN ? 0 : engine::window_start_of(wm, vc.window_ms);
+    }
+    pending->k = static_cast<std::uint32_t>(k);
+    pending->by = agg;
+    pending->window_start = window_start;
+    for (std::uint32_t s = 0; s < engine_.shard_count(); ++s) {
+      auto* task = new QueryTask;
+      task->kind = QueryTask::Kind::view_top;
+      task->ticket = ticket;
+      task->view = view;
+      task->window_start = window_start;
+      task->k = static_cast<std::uint32_t>(k);
+      task->by = agg;
+      if (!submit(s, task)) {
+        delete task;
+        continue;  // the merge then misses this shard; reported below by remaining mismatch
+      }
+      ++pending->remaining;
+    }
+    if (pending->remaining != engine_.shard_count()) {
+      // Some shards were not asked: answer OVERLOADED once the others return.
+      pending->op = Op::view_top;
+      pending->k = 0;
+    }
+  }
+  ++c.inflight;
+  pending_[ticket] = std::move(pending);
+}
+
+void QueryServer::handle_publish(Connection& c, const FrameHeader& h, std::string_view body) {
+  std::uint64_t producer = 0, sequence = 0;
+  std::string_view payload;
+  bool has_payload = false;
+  FieldReader reader(body);
+  while (auto f = reader.next()) {
+    switch (f->tag) {
+      case Tag::producer_id: producer = f->u; break;
+      case Tag::sequence: sequence = f->u; break;
+      case Tag::payload: payload = f->bytes; has_payload = true; break;
+      default: break;
+    }
+  }
+  if (!has_payload) {
+    reply_error(c, h.op, h.request_id, Status::bad_request, "PUBLISH needs PAYLOAD");
+    return;
+  }
+  if (sequence != 0) {
+    auto& highest = producer_sequences_[producer];
+    if (sequence <= highest) {
+      std::string out;
+      const auto mark = begin_frame(out, Op::publish, Status::ok, h.request_id);
+      FieldWriter w(out);
+      w.u64(Tag::accepted, 0);
+      w.u64(Tag::rejected, 0);
+      w.u64(Tag::duplicate, 1);
+      finish_frame(out, mark);
+      send(c, out);
+      return;
+    }
+    highest = sequence;
+  }
+  auto* task = new QueryTask;
+  task->kind = QueryTask::Kind::publish;
+  task->ticket = next_ticket_++;
+  task->payload.resize(payload.size() + engine::kPadding);
+  std::copy(payload.begin(), payload.end(), task->payload.begin());
+  task->payload_len = payload.size();
+  const std::uint32_t shard = next_publish_shard_++ % engine_.shard_count();
+  if (!submit(shard, task)) {
+    delete task;
+    if (sequence != 0) producer_sequences_[producer] = sequence - 1;
+    reply_error(c, h.op, h.request_id, Status::overloaded, "shard request queue is full; retry");
+    return;
+  }
+  auto pending = std::make_unique<Pending>();
+  pending->fd = c.fd;
+  pending->connection_id = c.id;
+  pending->request_id = h.request_id;
+  pending->op = Op::publish;
+  pending->remaining = 1;
+  ++c.inflight;
+  pending_[task->ticket] = std::move(pending);
+}
+
+void QueryServer::collect_responses() {
+  for (std::uint32_t s = 0; s < engine_.shard_count(); ++s) {
+    auto& ring = engine_.shard(s).responses();
+    while (QueryTask** slot = ring.front()) {
+      std::unique_ptr<QueryTask> task(*slot);
+      ring.pop();
+      --inflight_per_shard_[s];
+      auto it = pending_.find(task->ticket);
+      if (it == pending_.end()) continue;
+      Pending& p = *it->second;
+      if (task->kind == QueryTask::Kind::publish) {
+        p.publish = std::move(task);
+        waiting_publishes_.push_back(it->first);
+        continue;
+      }
+      std::move(task->rows.begin(), task->rows.end(), std::back_inserter(p.rows));
+      if (--p.remaining == 0) {
+        finish(p);
+        pending_.erase(it);
+      }
+    }
+  }
+}
+
+void QueryServer::check_publishes() {
+  auto done = [&](std::uint64_t ticket) {
+    auto it = pending_.find(ticket);
+    if (it == pending_.end()) return true;
+    for (const auto& [ring, target] : it->second->publish->waits) {
+      if (ring->popped() < target) return false;
+    }
+    finish(*it->second);
+    pending_.erase(it);
+    return true;
+  };
+  waiting_publishes_.erase(std::remove_if(waiting_publishes_.begin(), waiting_publishes_.end(), done),
+                           waiting_publishes_.end());
+}
+
+void QueryServer::finish(Pending& p) {
+  const auto it = connections_.find(p.fd);
+  if (it == connections_.end() || it->second->id != p.connection_id) return;  // the client went away
+  Connection* c = it->second.get();
+  --c->inflight;
+  const auto& config = engine_.config();
+  std::string out;
+  if (p.op == Op::publish) {
+    const auto mark = begin_frame(out, Op::publish, Status::ok, p.request_id);
+    FieldWriter w(out);
+    w.u64(Tag::accepted, p.publish->accepted);
+    w.u64(Tag::rejected, p.publish->rejected);
+    w.u64(Tag::duplicate, 0);
+    finish_frame(out, mark);
+  } else if (p.op == Op::view_top && p.k == 0) {
+    reply_error(*c, p.op, p.request_id, Status::overloaded, "a shard request queue is full; retry");
+    return;
+  } else {
+    const auto& view = config.views[static_cast<std::size_t>(p.view)];
+    if (p.op == Op::view_top) {
+      const int by = p.by;
+      std::sort(p.rows.begin(), p.rows.end(), [by](const engine::ViewRow& a, const engine::ViewRow& b) {
+        const double va = a.values[static_cast<std::size_t>(by)], vb = b.values[static_cast<std::size_t>(by)];
+        if (va != vb) return va > vb;
+        return a.key < b.key;
+      });
+      if (p.rows.size() > p.k) p.rows.resize(p.k);
+    }
+    const auto mark = begin_frame(out, p.op, Status::ok, p.request_id);
+    FieldWriter w(out);
+    if (p.op == Op::view_top) w.i64(Tag::window_start, p.window_start);
+    std::size_t n = 0;
+    for (const auto& row : p.rows) {
+      if (n++ == kMaxRowsPerResponse) {
+        w.u64(Tag::truncated, 1);
+        break;
+      }
+      const auto rm = w.begin_nested(Tag::row);
+      w.bytes(Tag::key, row.key);
+      w.i64(Tag::window_start, row.window_start);
+      w.i64(Tag::window_end, row.window_end);
+      w.u64(Tag::closed, row.closed ? 1 : 0);
+      for (std::size_t a = 0; a < view.aggregates.size(); ++a) {
+        const auto am = w.begin_nested(Tag::agg);
+        w.bytes(Tag::name, view.aggregates[a].label);
+        if (view.aggregates[a].kind == engine::AggKind::count) {
+          w.u64(Tag::value_u64, static_cast<std::uint64_t>(row.values[a]));
+        } else {
+          w.f64(Tag::value_f64, row.values[a]);
+        }
+        w.end_nested(am);
+      }
+      w.end_nested(rm);
+    }
+    finish_frame(out, mark);
+  }
+  send(*c, out);
+  if (connections_.count(c->fd) != 0 && !c->reading && c->inflight < kMaxInflightPerConnection) {
+    c->reading = true;
+    update_interest(*c);
+    on_readable(*c);
+  }
+}
+
+}  // namespace spate::query

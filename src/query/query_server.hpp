@@ -1,0 +1,72 @@
+// The query server: one thread that speaks protocol v1 (docs/protocol.md) on
+// its own epoll loop and hands view lookups and PUBLISH batches to the
+// shards that own them over SPSC rings; shards answer on their own rings.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "src/config.hpp"
+#include "src/engine.hpp"
+#include "src/query/protocol.hpp"
+
+namespace spate::query {
+
+class QueryServer {
+ public:
+  QueryServer(engine::Engine& engine, const engine::Endpoint& listen);
+  ~QueryServer();
+  QueryServer(const QueryServer&) = delete;
+  QueryServer& operator=(const QueryServer&) = delete;
+
+  void start();  // binds (throws on failure) and starts the thread
+  void stop();   // stops accepting and answering, joins
+  std::uint16_t port() const noexcept { return port_; }
+
+ private:
+  struct Connection;
+  struct Pending;
+
+  void run();
+  void accept_all();
+  void on_readable(Connection& c);
+  void on_writable(Connection& c);
+  bool handle_frame(Connection& c, const FrameHeader& h, std::string_view body);
+  void handle_hello(Connection& c, const FrameHeader& h, std::string_view body);
+  void handle_stats(Connection& c, const FrameHeader& h);
+  void handle_view(Connection& c, const FrameHeader& h, std::string_view body);
+  void handle_publish(Connection& c, const FrameHeader& h, std::string_view body);
+  bool submit(std::uint32_t shard, engine::QueryTask* task);
+  void collect_responses();
+  void check_publishes();
+  void finish(Pending& p);
+  void reply_error(Connection& c, Op op, std::uint32_t request_id, Status status, std::string_view message);
+  void send(Connection& c, const std::string& frame);
+  void close_connection(Connection& c);
+  void update_interest(Connection& c);
+
+  engine::Engine& engine_;
+  engine::Endpoint listen_;
+  std::uint16_t port_ = 0;
+  int listen_fd_ = -1;
+  int epoll_fd_ = -1;
+  int notify_fd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+
+  std::unordered_map<int, std::unique_ptr<Connection>> connections_;
+  std::uint64_t next_connection_id_ = 1;
+  std::unordered_map<std::uint64_t, std::unique_ptr<Pending>> pending_;
+  std::vector<std::uint64_t> waiting_publishes_;
+  std::uint64_t next_ticket_ = 1;
+  std::vector<std::uint32_t> inflight_per_shard_;
+  std::uint32_t next_publish_shard_ = 0;
+  std::unordered_map<std::uint64_t, std::uint64_t> producer_sequences_;
+};
+
+}  // namespace spate::query

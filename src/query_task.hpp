@@ -1,0 +1,41 @@
+// A unit of query work handed from the query server to a shard over an
+// SpscRing, filled in by the shard and handed back.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "src/route_batch.hpp"
+#include "src/spsc_ring.hpp"
+#include "src/tumbling_window.hpp"
+
+namespace spate::engine {
+
+struct QueryTask {
+  enum class Kind : std::uint8_t { view_get, view_top, publish };
+  Kind kind = Kind::view_get;
+  std::uint64_t ticket = 0;  // the server's handle for the request this belongs to
+
+  // view_get / view_top
+  int view = -1;
+  std::string key;
+  std::uint64_t hash = 0;
+  std::int64_t from_ms = INT64_MIN;
+  std::int64_t to_ms = INT64_MAX;
+  std::int64_t window_start = 0;
+  std::uint32_t k = 10;
+  int by = 0;
+  std::vector<ViewRow> rows;
+
+  // publish: NDJSON with kPadding readable bytes past payload_len
+  std::vector<char> payload;
+  std::size_t payload_len = 0;
+  std::uint64_t accepted = 0;
+  std::uint64_t rejected = 0;
+  // The publish is applied everywhere once each ring has popped this many batches.
+  std::vector<std::pair<const SpscRing<RouteBatch>*, std::uint64_t>> waits;
+};
+
+}  // namespace spate::engine

@@ -1,0 +1,48 @@
+// A columnar batch of rows bound for one shard (each row tagged with its key
+// group): the unit that crosses cores over an SpscRing and that views consume.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+
+#include "src/config.hpp"
+
+namespace spate::engine {
+
+inline constexpr std::uint32_t kBatchRows = 512;
+inline constexpr std::uint32_t kBatchKeyBytes = 16384;
+
+struct RouteBatch {
+  std::uint32_t rows = 0;
+  std::uint32_t key_bytes = 0;
+  std::int64_t ts[kBatchRows];
+  std::uint64_t hash[kBatchRows];
+  std::uint32_t key_off[kBatchRows];
+  std::uint16_t key_len[kBatchRows];
+  std::uint8_t group[kBatchRows];
+  double columns[kMaxColumns][kBatchRows];
+  char keys[kBatchKeyBytes];
+
+  bool has_room(std::size_t key_size) const noexcept {
+    return rows < kBatchRows && key_bytes + key_size <= kBatchKeyBytes;
+  }
+  void clear() noexcept {
+    rows = 0;
+    key_bytes = 0;
+  }
+  void append(std::uint8_t g, std::uint64_t h, std::int64_t t, std::string_view key, const double* cols, std::size_t ncols) noexcept {
+    const std::uint32_t r = rows++;
+    group[r] = g;
+    ts[r] = t;
+    hash[r] = h;
+    key_off[r] = key_bytes;
+    key_len[r] = static_cast<std::uint16_t>(key.size());
+    std::memcpy(keys + key_bytes, key.data(), key.size());
+    key_bytes += static_cast<std::uint32_t>(key.size());
+    for (std::size_t c = 0; c < ncols; ++c) columns[c][r] = cols[c];
+  }
+  std::string_view key(std::uint32_t r) const noexcept { return {keys + key_off[r], key_len[r]}; }
+};
+
+}  // namespace spate::engine

@@ -1,0 +1,571 @@
+// The shard run loop; see shard.hpp.
+#include "src/shard.hpp"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <system_error>
+
+#include "kernels/hash.hpp"
+#include "src/engine.hpp"
+
+namespace spate::engine {
+namespace {
+
+constexpr std::size_t kConnBufferBytes = 256 * 1024;
+constexpr std::size_t kFileChunkBytes = 1 << 20;
+constexpr std::size_t kUdpBurst = 32;
+constexpr std::size_t kUdpDatagramBytes = 65536;
+constexpr int kEpollEvents = 64;
+constexpr std::int64_t kMaintenanceEveryMs = 100;
+
+// epoll user data: kind in the top byte, descriptor below.
+enum : std::uint64_t { kTagListen = 1, kTagConn = 2, kTagUdp = 3, kTagWake = 4 };
+std::uint64_t tag(std::uint64_t kind, int fd) { return (kind << 56) | static_cast<std::uint32_t>(fd); }
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+bool all_whitespace(const char* p, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) {
+    if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+struct Shard::Connection {
+  int fd = -1;
+  std::size_t capacity = 0;
+  std::unique_ptr<char[]> buf;  // capacity + kPadding bytes
+  std::size_t used = 0;
+  bool skipping = false;  // inside an oversized line: discard up to the next newline
+};
+
+struct Shard::UdpState {
+  int fd = -1;
+  std::unique_ptr<char[]> buf;  // kUdpBurst datagrams of kUdpDatagramBytes + kPadding
+  mmsghdr msgs[kUdpBurst];
+  iovec iov[kUdpBurst];
+  char control[kUdpBurst][CMSG_SPACE(sizeof(std::uint32_t))];
+};
+
+Shard::Shard(std::uint32_t id, Engine& engine)
+    : id_(id),
+      engine_(engine),
+      config_(engine.config()),
+      shards_(engine.shard_count()),
+      parser_(config_),
+      local_(std::make_unique<RouteBatch>()),
+      keys_(config_.key_groups.size()),
+      requests_(4096),
+      responses_(4096) {
+  counters_.late = std::make_unique<std::atomic<std::uint64_t>[]>(config_.views.size());
+  for (const auto& v : config_.views) views_.emplace_back(v, config_.allowed_lateness_ms);
+  open_.assign(shards_, nullptr);
+  out_rings_.assign(shards_, nullptr);
+  in_rings_.assign(shards_, nullptr);
+  for (std::uint32_t other = 0; other < shards_; ++other) {
+    if (other == id_) continue;
+    out_rings_[other] = &engine.ring(id_, other);
+    in_rings_[other] = &engine.ring(other, id_);
+  }
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (epoll_fd_ < 0 || wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "epoll/eventfd");
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = tag(kTagWake, wake_fd_);
+  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+}
+
+Shard::~Shard() {
+  for (auto& c : connections_) {
+    if (c) ::close(c->fd);
+  }
+  for (int fd : listeners_) ::close(fd);
+  if (udp_) ::close(udp_->fd);
+  for (const auto& f : files_) {
+    if (f.fd > 0) ::close(f.fd);
+  }
+  ::close(wake_fd_);
+  ::close(epoll_fd_);
+}
+
+void Shard::add_tcp_listener(int fd) {
+  listeners_.push_back(fd);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = tag(kTagListen, fd);
+  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+}
+
+void Shard::add_udp_socket(int fd) {
+  udp_ = std::make_unique<UdpState>();
+  udp_->fd = fd;
+  udp_->buf = std::make_unique<char[]>(kUdpBurst * (kUdpDatagramBytes + kPadding));
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = tag(kTagUdp, fd);
+  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+}
+
+void Shard::add_file_range(FileRange range) {
+  files_.push_back(range);
+  if (!file_buf_) file_buf_ = std::make_unique<char[]>(kFileChunkBytes + config_.max_line_bytes + kPadding);
+  files_done_.store(false, std::memory_order_release);
+}
+
+void Shard::wake() noexcept {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (sleeping_.load(std::memory_order_relaxed)) {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
+  }
+}
+
+// ---------------------------------------------------------------- parsing
+
+void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_end, SourceKind source) {
+  const auto s = static_cast<std::size_t>(source);
+  if (len > 0 && line[len - 1] == '\r') --len;
+  if (len == 0) return;
+  if (len > config_.max_line_bytes) {
+    ShardCounters::add(counters_.errors[s][static_cast<std::size_t>(Reject::oversized_line)], 1);
+    return;
+  }
+  ParsedEvent ev;
+  const Reject r = parser_.parse(line, len, static_cast<std::size_t>(buffer_end - line), ev);
+  if (r != Reject::none) {
+    if (r == Reject::malformed_json && all_whitespace(line, len)) return;
+    ShardCounters::add(counters_.errors[s][static_cast<std::size_t>(r)], 1);
+    return;
+  }
+  ShardCounters::add(counters_.events_in[s], 1);
+  const std::size_t ncols = config_.columns.size();
+  for (std::size_t g = 0; g < config_.key_groups.size(); ++g) {
+    const std::string_view key = ev.keys[g];
+    const std::uint64_t h = kernels::hash_key(key);
+    const std::uint32_t dst = engine_.owner_of(h);
+    RouteBatch* b = batch_for(dst, key.size());
+    b->append(static_cast<std::uint8_t>(g), h, ev.ts_ms, key, ev.columns, ncols);
+  }
+}
+
+void Shard::ingest_chunk(const char* data, std::size_t len, SourceKind source) {
+  const char* end = data + len;
+  const char* buffer_end = end + kPadding;
+  const char* p = data;
+  while (p < end) {
+    const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
+    const char* line_end = nl != nullptr ? nl : end;
+    ingest_line(p, static_cast<std::size_t>(line_end - p), buffer_end, source);
+    p = line_end + 1;
+  }
+}
+
+void Shard::ingest_stream(char* buf, std::size_t& used, bool eof, bool& skipping, SourceKind source) {
+  // buf holds `used` bytes and has kPadding more readable bytes after them.
+  const char* buffer_end = buf + used + kPadding;
+  std::size_t pos = 0;
+  while (pos < used) {
+    const char* nl = static_cast<const char*>(std::memchr(buf + pos, '\n', used - pos));
+    if (nl == nullptr) break;
+    const auto len = static_cast<std::size_t>(nl - (buf + pos));
+    if (skipping) {
+      skipping = false;  // the oversized line was counted when we started skipping it
+    } else {
+      ingest_line(buf + pos, len, buffer_end, source);
+    }
+    pos += len + 1;
+  }
+  std::size_t tail = used - pos;
+  if (eof && tail > 0) {
+    if (!skipping) ingest_line(buf + pos, tail, buffer_end, source);
+    tail = 0;
+    skipping = false;
+  } else if (tail > config_.max_line_bytes) {
+    if (!skipping) {
+      ShardCounters::add(counters_.errors[static_cast<std::size_t>(source)][static_cast<std::size_t>(Reject::oversized_line)], 1);
+    }
+    skipping = true;
+    tail = 0;
+  }
+  if (tail > 0 && pos > 0) std::memmove(buf, buf + pos, tail);
+  used = tail;
+}
+
+RouteBatch* Shard::batch_for(std::uint32_t dst, std::size_t key_size) {
+  if (dst == id_) {
+    if (!local_->has_room(key_size)) flush(dst);
+    return local_.get();
+  }
+  RouteBatch* b = open_[dst];
+  if (b != nullptr && b->has_room(key_size)) return b;
+  if (b != nullptr) flush(dst);
+  // Claim a slot; while the destination is full, keep applying what others
+  // send us so two shards waiting on each other still make progress. Not
+  // reading our inputs meanwhile is the backpressure: TCP senders slow down.
+  while ((b = out_rings_[dst]->claim()) == nullptr) {
+    if (!drain_rings()) std::this_thread::yield();
+  }
+  b->clear();
+  open_[dst] = b;
+  return b;
+}
+
+void Shard::flush(std::uint32_t dst) {
+  if (dst == id_) {
+    if (local_->rows > 0) {
+      apply(*local_);
+      local_->clear();
+    }
+    return;
+  }
+  RouteBatch* b = open_[dst];
+  if (b == nullptr || b->rows == 0) return;
+  ShardCounters::add(counters_.routed_out, b->rows);
+  open_[dst] = nullptr;
+  out_rings_[dst]->publish();
+  engine_.shard(dst).wake();
+}
+
+void Shard::flush_all() {
+  for (std::uint32_t d = 0; d < shards_; ++d) flush(d);
+}
+
+// ---------------------------------------------------------------- applying
+
+void Shard::apply(const RouteBatch& b) {
+  const std::size_t groups = config_.key_groups.size();
+  std::int64_t wm = watermark_;
+  for (std::uint32_t r = 0; r < b.rows; ++r) {
+    const std::uint8_t g = b.group[r];
+    const std::uint32_t key_id = keys_[g].intern(b.hash[r], b.key(r));
+    if (b.ts[r] > wm) wm = b.ts[r];
+    for (const int v : config_.key_groups[g].views) {
+      if (!views_[static_cast<std::size_t>(v)].add(key_id, b, r, wm)) ShardCounters::add(counters_.late[v], 1);
+    }
+  }
+  (void)groups;
+  watermark_ = wm;
+  ShardCounters::add(counters_.rows_applied, b.rows);
+  last_row_wall_ms_ = wall_ms();
+}
+
+bool Shard::drain_rings() {
+  bool any = false;
+  for (std::uint32_t src = 0; src < shards_; ++src) {
+    SpscRing<RouteBatch>* ring = in_rings_[src];
+    if (ring == nullptr) continue;
+    while (const RouteBatch* b = ring->front()) {
+      apply(*b);
+      ShardCounters::add(counters_.routed_in, b->rows);
+      ring->pop();
+      any = true;
+    }
+  }
+  return any;
+}
+
+bool Shard::serve_requests() {
+  bool any = false;
+  while (QueryTask** slot = requests_.front()) {
+    QueryTask* task = *slot;
+    requests_.pop();
+    execute(*task);
+    QueryTask** out = responses_.claim();
+    // The server never has more tasks in flight per shard than the ring holds.
+    while (out == nullptr) {
+      std::this_thread::yield();
+      out = responses_.claim();
+    }
+    *out = task;
+    responses_.publish();
+    engine_.notify_response();
+    any = true;
+  }
+  return any;
+}
+
+void Shard::execute(QueryTask& task) {
+  switch (task.kind) {
+    case QueryTask::Kind::view_get: {
+      const auto& view = config_.views[static_cast<std::size_t>(task.view)];
+      const KeyTable& keys = keys_[static_cast<std::size_t>(view.key_group)];
+      const std::uint32_t id = keys.find(task.hash, task.key);
+      if (id != KeyTable::kMissing) {
+        views_[static_cast<std::size_t>(task.view)].collect(id, task.key, task.from_ms, task.to_ms, watermark_, task.rows);
+      }
+      break;
+    }
+    case QueryTask::Kind::view_top: {
+      const auto& view = config_.views[static_cast<std::size_t>(task.view)];
+      views_[static_cast<std::size_t>(task.view)].top(task.window_start, task.k, task.by,
+                                                       keys_[static_cast<std::size_t>(view.key_group)], watermark_,
+                                                       task.rows);
+      break;
+    }
+    case QueryTask::Kind::publish: {
+      const auto s = static_cast<std::size_t>(SourceKind::publish);
+      auto rejected = [&] {
+        std::uint64_t n = 0;
+        for (std::size_t r = 0; r < kRejectReasons; ++r) n += counters_.errors[s][r].load(std::memory_order_relaxed);
+        return n;
+      };
+      const std::uint64_t in0 = counters_.events_in[s].load(std::memory_order_relaxed);
+      const std::uint64_t rej0 = rejected();
+      ShardCounters::add(counters_.bytes_in[s], task.payload_len);
+      ingest_chunk(task.payload.data(), task.payload_len, SourceKind::publish);
+      flush_all();
+      task.accepted = counters_.events_in[s].load(std::memory_order_relaxed) - in0;
+      task.rejected = rejected() - rej0;
+      for (std::uint32_t d = 0; d < shards_; ++d) {
+        if (out_rings_[d] != nullptr) task.waits.emplace_back(out_rings_[d], out_rings_[d]->pushed());
+      }
+      break;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- inputs
+
+void Shard::accept_connections(int listen_fd) {
+  while (true) {
+    const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;  // EAGAIN, or a transient error: try again on the next readiness
+    auto c = std::make_unique<Connection>();
+    c->fd = fd;
+    c->capacity = std::max<std::size_t>(kConnBufferBytes, config_.max_line_bytes + 1);
+    c->buf = std::make_unique<char[]>(c->capacity + kPadding);
+    if (connections_.size() <= static_cast<std::size_t>(fd)) connections_.resize(static_cast<std::size_t>(fd) + 1);
+    connections_[static_cast<std::size_t>(fd)] = std::move(c);
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.u64 = tag(kTagConn, fd);
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+    ShardCounters::add(counters_.tcp_connections, 1);
+  }
+}
+
+void Shard::close_connection(int fd) {
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  ::close(fd);
+  connections_[static_cast<std::size_t>(fd)].reset();
+  counters_.tcp_connections.store(counters_.tcp_connections.load(std::memory_order_relaxed) - 1,
+                                  std::memory_order_relaxed);
+}
+
+// Reads once (up to the buffer's free space) and ingests whole lines.
+Shard::ReadResult Shard::read_connection(Connection& c) {
+  const ssize_t n = ::read(c.fd, c.buf.get() + c.used, c.capacity - c.used);
+  if (n > 0) {
+    ShardCounters::add(counters_.bytes_in[static_cast<std::size_t>(SourceKind::tcp)], static_cast<std::uint64_t>(n));
+    c.used += static_cast<std::size_t>(n);
+    ingest_stream(c.buf.get(), c.used, false, c.skipping, SourceKind::tcp);
+    return ReadResult::data;
+  }
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return ReadResult::would_block;
+  ingest_stream(c.buf.get(), c.used, true, c.skipping, SourceKind::tcp);
+  close_connection(c.fd);
+  return ReadResult::closed;
+}
+
+bool Shard::read_udp() {
+  UdpState& u = *udp_;
+  const std::size_t stride = kUdpDatagramBytes + kPadding;
+  for (std::size_t i = 0; i < kUdpBurst; ++i) {
+    u.iov[i] = {u.buf.get() + i * stride, kUdpDatagramBytes};
+    u.msgs[i].msg_hdr = msghdr{};
+    u.msgs[i].msg_hdr.msg_iov = &u.iov[i];
+    u.msgs[i].msg_hdr.msg_iovlen = 1;
+    u.msgs[i].msg_hdr.msg_control = u.control[i];
+    u.msgs[i].msg_hdr.msg_controllen = sizeof(u.control[i]);
+  }
+  const int n = ::recvmmsg(u.fd, u.msgs, kUdpBurst, MSG_DONTWAIT, nullptr);
+  if (n <= 0) return false;
+  const auto s = static_cast<std::size_t>(SourceKind::udp);
+  for (int i = 0; i < n; ++i) {
+    const msghdr& h = u.msgs[i].msg_hdr;
+    for (cmsghdr* cm = CMSG_FIRSTHDR(&h); cm != nullptr; cm = CMSG_NXTHDR(const_cast<msghdr*>(&h), cm)) {
+      if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_RXQ_OVFL) {
+        std::uint32_t dropped;
+        std::memcpy(&dropped, CMSG_DATA(cm), sizeof(dropped));
+        counters_.udp_drops.store(dropped, std::memory_order_relaxed);  // cumulative per socket
+      }
+    }
+    ShardCounters::add(counters_.bytes_in[s], u.msgs[i].msg_len);
+    if ((h.msg_flags & MSG_TRUNC) != 0) {
+      ShardCounters::add(counters_.errors[s][static_cast<std::size_t>(Reject::oversized_line)], 1);
+      continue;
+    }
+    ingest_chunk(u.buf.get() + static_cast<std::size_t>(i) * stride, u.msgs[i].msg_len, SourceKind::udp);
+  }
+  return true;
+}
+
+bool Shard::read_file() {
+  if (files_.empty()) return false;
+  FileRange& f = files_.front();
+  const std::size_t room = kFileChunkBytes + config_.max_line_bytes - file_used_;
+  std::size_t want = std::min<std::size_t>(room, kFileChunkBytes);
+  ssize_t n;
+  if (f.is_stdin) {
+    n = ::read(f.fd, file_buf_.get() + file_used_, want);
+  } else {
+    want = static_cast<std::size_t>(std::min<std::uint64_t>(want, f.end - f.begin));
+    n = want == 0 ? 0 : ::pread(f.fd, file_buf_.get() + file_used_, want, static_cast<off_t>(f.begin));
+  }
+  if (n < 0 && errno == EINTR) return true;
+  const bool eof = n <= 0;
+  if (!eof) {
+    f.begin += static_cast<std::uint64_t>(n);
+    file_used_ += static_cast<std::size_t>(n);
+    ShardCounters::add(counters_.bytes_in[static_cast<std::size_t>(SourceKind::file)], static_cast<std::uint64_t>(n));
+  }
+  ingest_stream(file_buf_.get(), file_used_, eof, file_skipping_, SourceKind::file);
+  if (eof) {
+    if (!f.is_stdin) ::close(f.fd);
+    files_.erase(files_.begin());
+    if (files_.empty()) {
+      flush_all();
+      files_done_.store(true, std::memory_order_release);
+    }
+  }
+  return true;
+}
+
+bool Shard::poll_network(int timeout_ms) {
+  epoll_event events[kEpollEvents];
+  const int n = epoll_wait(epoll_fd_, events, kEpollEvents, timeout_ms);
+  bool any = false;
+  for (int i = 0; i < n; ++i) {
+    const std::uint64_t kind = events[i].data.u64 >> 56;
+    const int fd = static_cast<int>(events[i].data.u64 & 0xffffffffu);
+    switch (kind) {
+      case kTagListen:
+        accept_connections(fd);
+        break;
+      case kTagConn: {
+        auto& c = connections_[static_cast<std::size_t>(fd)];
+        if (c) read_connection(*c);
+        break;
+      }
+      case kTagUdp:
+        read_udp();
+        break;
+      case kTagWake: {
+        std::uint64_t v;
+        [[maybe_unused]] auto r = ::read(wake_fd_, &v, sizeof(v));
+        break;
+      }
+      default:
+        break;
+    }
+    any = true;
+  }
+  return any;
+}
+
+void Shard::drain_inputs_for_stop() {
+  for (int fd : listeners_) {
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+    ::close(fd);
+  }
+  listeners_.clear();
+  // What the kernel already holds for us was received: apply it.
+  for (auto& c : connections_) {
+    while (c && read_connection(*c) == ReadResult::data) {
+    }
+  }
+  if (udp_) {
+    while (read_udp()) {
+    }
+  }
+  flush_all();
+}
+
+// ---------------------------------------------------------------- loop
+
+void Shard::maintenance(std::int64_t now_ms) {
+  // A shard that sees no rows still moves its watermark, so its windows
+  // close when traffic stops: first up to the most advanced shard, then with
+  // the wall clock.
+  if (now_ms - last_row_wall_ms_ >= config_.idle_timeout_ms) {
+    const std::int64_t others = engine_.max_watermark();
+    if (others > watermark_) watermark_ = others;
+    if (watermark_ != INT64_MIN && last_idle_tick_ms_ != 0) watermark_ += now_ms - last_idle_tick_ms_;
+    last_idle_tick_ms_ = now_ms;
+  } else {
+    last_idle_tick_ms_ = 0;
+  }
+  std::uint64_t windows = 0;
+  for (auto& v : views_) {
+    if (watermark_ != INT64_MIN) v.evict(watermark_, config_.window_retention_ms);
+    windows += v.window_count();
+  }
+  std::uint64_t keys = 0;
+  for (const auto& k : keys_) keys += k.size();
+  counters_.windows.store(windows, std::memory_order_relaxed);
+  counters_.keys.store(keys, std::memory_order_relaxed);
+  counters_.watermark_ms.store(watermark_, std::memory_order_relaxed);
+}
+
+void Shard::run() {
+  last_row_wall_ms_ = wall_ms();
+  bool stopping = false;
+  while (true) {
+    bool busy = false;
+    busy |= drain_rings();
+    busy |= serve_requests();
+    if (!stopping) {
+      busy |= read_file();
+      busy |= poll_network(0);
+    }
+    flush_all();
+    const std::int64_t now = wall_ms();
+    if (now >= next_maintenance_ms_) {
+      maintenance(now);
+      next_maintenance_ms_ = now + kMaintenanceEveryMs;
+    }
+    if (!stopping && engine_.stopping()) {
+      stopping = true;
+      drain_inputs_for_stop();
+      engine_.input_finished();
+      continue;
+    }
+    if (stopping && engine_.all_inputs_finished()) {
+      // Every producer has flushed for the last time: one final drain.
+      drain_rings();
+      serve_requests();
+      counters_.watermark_ms.store(watermark_, std::memory_order_relaxed);
+      return;
+    }
+    if (busy) continue;
+    // Sleep until a socket, a ring or a query wakes us, or maintenance is due.
+    sleeping_.store(true, std::memory_order_seq_cst);
+    bool pending = requests_.depth() > 0;
+    for (auto* ring : in_rings_) pending = pending || (ring != nullptr && ring->depth() > 0);
+    if (!pending && !engine_.stopping()) {
+      const auto timeout = static_cast<int>(std::max<std::int64_t>(1, next_maintenance_ms_ - now));
+      if (stopping) {
+        epoll_event ev;
+        epoll_wait(epoll_fd_, &ev, 1, 1);
+      } else {
+        poll_network(timeout);
+      }
+    }
+    sleeping_.store(false, std::memory_order_relaxed);
+  }
+}
+
+}  // namespace spate::engine

@@ -1,0 +1,150 @@
+// One shard: a thread pinned to one core that polls its own sockets, file
+// ranges and rings, parses, routes rows by key to their owning shards, folds
+// rows into its views and answers its part of queries. Run to completion,
+// no locks: everything here is touched by the shard's own thread only,
+// except the counters (single writer, relaxed atomics) and the rings.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "src/config.hpp"
+#include "src/event_parser.hpp"
+#include "src/key_table.hpp"
+#include "src/query_task.hpp"
+#include "src/route_batch.hpp"
+#include "src/spsc_ring.hpp"
+#include "src/tumbling_window.hpp"
+
+namespace spate::engine {
+
+class Engine;
+
+// Counters owned by one shard. Only the shard writes them (plain load+store,
+// no locked instruction on the hot path); anyone may read them.
+struct ShardCounters {
+  std::atomic<std::uint64_t> events_in[kSourceKinds] = {};
+  std::atomic<std::uint64_t> bytes_in[kSourceKinds] = {};
+  std::atomic<std::uint64_t> errors[kSourceKinds][kRejectReasons] = {};
+  std::atomic<std::uint64_t> udp_drops{0};
+  std::atomic<std::uint64_t> tcp_connections{0};
+  std::atomic<std::uint64_t> routed_out{0};
+  std::atomic<std::uint64_t> routed_in{0};
+  std::atomic<std::uint64_t> rows_applied{0};
+  std::atomic<std::uint64_t> keys{0};
+  std::atomic<std::uint64_t> windows{0};
+  std::atomic<std::int64_t> watermark_ms{INT64_MIN};
+  std::unique_ptr<std::atomic<std::uint64_t>[]> late;  // per view
+
+  static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+};
+
+// A contiguous byte range of an input file assigned to this shard.
+struct FileRange {
+  int fd = -1;            // -1: not a file range
+  bool is_stdin = false;  // read sequentially instead of by offset
+  std::uint64_t begin = 0;
+  std::uint64_t end = 0;
+};
+
+class Shard {
+ public:
+  Shard(std::uint32_t id, Engine& engine);
+  ~Shard();
+  Shard(const Shard&) = delete;
+  Shard& operator=(const Shard&) = delete;
+
+  // Start-up (before run): the sockets and file ranges this shard polls.
+  void add_tcp_listener(int fd);
+  void add_udp_socket(int fd);
+  void add_file_range(FileRange range);
+
+  // The thread body: returns after Engine::stop() once everything received is applied.
+  void run();
+
+  std::uint32_t id() const noexcept { return id_; }
+  ShardCounters& counters() noexcept { return counters_; }
+  const ShardCounters& counters() const noexcept { return counters_; }
+  SpscRing<QueryTask*>& requests() noexcept { return requests_; }
+  SpscRing<QueryTask*>& responses() noexcept { return responses_; }
+  bool files_done() const noexcept { return files_done_.load(std::memory_order_acquire); }
+
+  // Wakes the shard if it sleeps; call after pushing to one of its rings.
+  void wake() noexcept;
+
+ private:
+  struct Connection;
+  struct UdpState;
+
+  // Input.
+  bool poll_network(int timeout_ms);
+  enum class ReadResult { data, would_block, closed };
+  ReadResult read_connection(Connection& c);
+  void close_connection(int fd);
+  bool read_udp();
+  bool read_file();
+  void accept_connections(int listen_fd);
+  void drain_inputs_for_stop();
+
+  // Parsing and routing.
+  void ingest_stream(char* buf, std::size_t& used, bool eof, bool& skipping, SourceKind source);
+  void ingest_chunk(const char* data, std::size_t len, SourceKind source);  // data has kPadding readable
+  void ingest_line(const char* line, std::size_t len, const char* buffer_end, SourceKind source);
+  RouteBatch* batch_for(std::uint32_t dst, std::size_t key_size);
+  void flush(std::uint32_t dst);
+  void flush_all();
+
+  // Applying.
+  void apply(const RouteBatch& batch);
+  bool drain_rings();
+  bool serve_requests();
+  void execute(QueryTask& task);
+  void maintenance(std::int64_t now_ms);
+
+  const std::uint32_t id_;
+  Engine& engine_;
+  const Config& config_;
+  const std::uint32_t shards_;
+  EventParser parser_;
+  ShardCounters counters_;
+
+  // Routing: the slot being filled for each destination (nullptr: none
+  // claimed yet); the local destination uses local_ instead of a ring.
+  std::vector<RouteBatch*> open_;
+  std::unique_ptr<RouteBatch> local_;
+  std::vector<SpscRing<RouteBatch>*> out_rings_;  // by destination; nullptr for self
+  std::vector<SpscRing<RouteBatch>*> in_rings_;   // by source; nullptr for self
+  std::uint64_t routed_out_pending_ = 0;
+
+  // State.
+  std::vector<KeyTable> keys_;  // by key group
+  std::vector<TumblingView> views_;
+  std::int64_t watermark_ = INT64_MIN;
+  std::int64_t last_row_wall_ms_ = 0;
+  std::int64_t last_idle_tick_ms_ = 0;
+  std::int64_t next_maintenance_ms_ = 0;
+
+  // Queries.
+  SpscRing<QueryTask*> requests_;
+  SpscRing<QueryTask*> responses_;
+
+  // Inputs.
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  std::atomic<bool> sleeping_{false};
+  std::vector<int> listeners_;
+  std::vector<std::unique_ptr<Connection>> connections_;  // by fd
+  std::unique_ptr<UdpState> udp_;
+  std::vector<FileRange> files_;
+  std::unique_ptr<char[]> file_buf_;
+  std::size_t file_used_ = 0;
+  bool file_skipping_ = false;
+  std::atomic<bool> files_done_{true};
+};
+
+}  // namespace spate::engine
