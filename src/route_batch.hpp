@@ -14,7 +14,10 @@ inline constexpr std::uint32_t kBatchRows = 512;
 inline constexpr std::uint32_t kBatchKeyBytes = 16384;
 
 struct RouteBatch {
-  std::uint32_t rows = 0;
+  std::uint32_t rows = 0;  // 0: a watermark-only batch
+  // The producer's input watermark when the batch was sealed: no row it
+  // sends later is expected to be older than this minus the allowed lateness.
+  std::int64_t watermark = INT64_MIN;
   std::uint32_t key_bytes = 0;
   std::int64_t ts[kBatchRows];
   std::uint64_t hash[kBatchRows];

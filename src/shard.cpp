@@ -72,6 +72,8 @@ Shard::Shard(std::uint32_t id, Engine& engine)
   counters_.late = std::make_unique<std::atomic<std::uint64_t>[]>(config_.views.size());
   for (const auto& v : config_.views) views_.emplace_back(v, config_.allowed_lateness_ms);
   open_.assign(shards_, nullptr);
+  wm_from_.assign(shards_, INT64_MIN);
+  wm_sent_.assign(shards_, INT64_MIN);
   out_rings_.assign(shards_, nullptr);
   in_rings_.assign(shards_, nullptr);
   for (std::uint32_t other = 0; other < shards_; ++other) {
@@ -151,6 +153,11 @@ void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_en
     return;
   }
   ShardCounters::add(counters_.events_in[s], 1);
+  if (ev.ts_ms > input_wm_) input_wm_ = ev.ts_ms;
+  if (!active_local_) {
+    active_local_ = true;
+    active_.store(true, std::memory_order_release);
+  }
   const std::size_t ncols = config_.columns.size();
   for (std::size_t g = 0; g < config_.key_groups.size(); ++g) {
     const std::string_view key = ev.keys[g];
@@ -226,7 +233,7 @@ RouteBatch* Shard::batch_for(std::uint32_t dst, std::size_t key_size) {
 void Shard::flush(std::uint32_t dst) {
   if (dst == id_) {
     if (local_->rows > 0) {
-      apply(*local_);
+      apply(*local_, id_);
       local_->clear();
     }
     return;
@@ -234,6 +241,8 @@ void Shard::flush(std::uint32_t dst) {
   RouteBatch* b = open_[dst];
   if (b == nullptr || b->rows == 0) return;
   ShardCounters::add(counters_.routed_out, b->rows);
+  b->watermark = input_wm_;
+  wm_sent_[dst] = input_wm_;
   open_[dst] = nullptr;
   out_rings_[dst]->publish();
   engine_.shard(dst).wake();
@@ -245,21 +254,51 @@ void Shard::flush_all() {
 
 // ---------------------------------------------------------------- applying
 
-void Shard::apply(const RouteBatch& b) {
-  const std::size_t groups = config_.key_groups.size();
-  std::int64_t wm = watermark_;
+std::int64_t Shard::advance_watermark() noexcept {
+  std::int64_t w = INT64_MAX;
+  bool any = false;
+  if (active_local_) {
+    w = input_wm_;
+    any = true;
+  }
+  for (std::uint32_t src = 0; src < shards_; ++src) {
+    if (in_rings_[src] == nullptr) continue;
+    if (engine_.shard(src).active() || in_rings_[src]->depth() > 0) {
+      w = std::min(w, wm_from_[src]);
+      any = true;
+    }
+  }
+  if (any && w > watermark_) watermark_ = w;
+  return watermark_;
+}
+
+void Shard::apply(const RouteBatch& b, std::uint32_t source_shard) {
+  if (source_shard != id_ && b.watermark > wm_from_[source_shard]) wm_from_[source_shard] = b.watermark;
+  const std::int64_t wm = advance_watermark();
   for (std::uint32_t r = 0; r < b.rows; ++r) {
     const std::uint8_t g = b.group[r];
     const std::uint32_t key_id = keys_[g].intern(b.hash[r], b.key(r));
-    if (b.ts[r] > wm) wm = b.ts[r];
     for (const int v : config_.key_groups[g].views) {
       if (!views_[static_cast<std::size_t>(v)].add(key_id, b, r, wm)) ShardCounters::add(counters_.late[v], 1);
     }
   }
-  (void)groups;
-  watermark_ = wm;
   ShardCounters::add(counters_.rows_applied, b.rows);
-  last_row_wall_ms_ = wall_ms();
+}
+
+// Tells every other shard how far our inputs have come even when no rows
+// go its way, so its watermark does not wait on us.
+void Shard::send_watermarks() {
+  if (!active_local_) return;
+  for (std::uint32_t dst = 0; dst < shards_; ++dst) {
+    if (out_rings_[dst] == nullptr || open_[dst] != nullptr || wm_sent_[dst] >= input_wm_) continue;
+    RouteBatch* b = out_rings_[dst]->claim();
+    if (b == nullptr) continue;  // full: the rows in it carry watermarks anyway
+    b->clear();
+    b->watermark = input_wm_;
+    wm_sent_[dst] = input_wm_;
+    out_rings_[dst]->publish();
+    engine_.shard(dst).wake();
+  }
 }
 
 bool Shard::drain_rings() {
@@ -268,7 +307,7 @@ bool Shard::drain_rings() {
     SpscRing<RouteBatch>* ring = in_rings_[src];
     if (ring == nullptr) continue;
     while (const RouteBatch* b = ring->front()) {
-      apply(*b);
+      apply(*b, src);
       ShardCounters::add(counters_.routed_in, b->rows);
       ring->pop();
       any = true;
@@ -497,12 +536,30 @@ void Shard::drain_inputs_for_stop() {
 // ---------------------------------------------------------------- loop
 
 void Shard::maintenance(std::int64_t now_ms) {
-  // A shard that sees no rows still moves its watermark, so its windows
-  // close when traffic stops: first up to the most advanced shard, then with
-  // the wall clock.
-  if (now_ms - last_row_wall_ms_ >= config_.idle_timeout_ms) {
-    const std::int64_t others = engine_.max_watermark();
-    if (others > watermark_) watermark_ = others;
+  // Idleness: inputs that delivered nothing for idle_timeout_ms stop
+  // holding back the watermark of the shards we feed.
+  std::uint64_t events = 0;
+  for (const auto& e : counters_.events_in) events += e.load(std::memory_order_relaxed);
+  if (events != events_at_last_tick_) {
+    events_at_last_tick_ = events;
+    last_input_wall_ms_ = now_ms;
+  } else if (active_local_ && now_ms - last_input_wall_ms_ >= config_.idle_timeout_ms) {
+    active_local_ = false;
+    active_.store(false, std::memory_order_release);
+  }
+  send_watermarks();
+  advance_watermark();
+  // When every input is idle, event time still moves: first up to the most
+  // advanced shard, then with the wall clock, so the last windows close
+  // after traffic stops instead of waiting for the next event.
+  bool all_idle = !active_local_;
+  for (std::uint32_t src = 0; src < shards_; ++src) {
+    if (in_rings_[src] != nullptr && (engine_.shard(src).active() || in_rings_[src]->depth() > 0)) all_idle = false;
+  }
+  if (all_idle) {
+    std::int64_t w = std::max(engine_.max_watermark(), input_wm_);
+    for (const std::int64_t f : wm_from_) w = std::max(w, f);
+    if (w > watermark_) watermark_ = w;
     if (watermark_ != INT64_MIN && last_idle_tick_ms_ != 0) watermark_ += now_ms - last_idle_tick_ms_;
     last_idle_tick_ms_ = now_ms;
   } else {
@@ -521,7 +578,7 @@ void Shard::maintenance(std::int64_t now_ms) {
 }
 
 void Shard::run() {
-  last_row_wall_ms_ = wall_ms();
+  last_input_wall_ms_ = wall_ms();
   bool stopping = false;
   while (true) {
     bool busy = false;

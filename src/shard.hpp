@@ -77,6 +77,10 @@ class Shard {
   // Wakes the shard if it sleeps; call after pushing to one of its rings.
   void wake() noexcept;
 
+  // True while this shard's own inputs delivered events within the idle
+  // timeout; consumers ignore the watermark of an idle producer.
+  bool active() const noexcept { return active_.load(std::memory_order_acquire); }
+
  private:
   struct Connection;
   struct UdpState;
@@ -100,7 +104,9 @@ class Shard {
   void flush_all();
 
   // Applying.
-  void apply(const RouteBatch& batch);
+  void apply(const RouteBatch& batch, std::uint32_t source_shard);
+  std::int64_t advance_watermark() noexcept;
+  void send_watermarks();
   bool drain_rings();
   bool serve_requests();
   void execute(QueryTask& task);
@@ -124,8 +130,18 @@ class Shard {
   // State.
   std::vector<KeyTable> keys_;  // by key group
   std::vector<TumblingView> views_;
+  // Event time. input_wm_: the newest event this shard parsed from its own
+  // inputs. wm_from_[s]: the newest input watermark shard s has sent us.
+  // watermark_: the min over active producers, never moving backwards; rows
+  // for windows that closed before it are late.
+  std::int64_t input_wm_ = INT64_MIN;
+  std::vector<std::int64_t> wm_from_;
+  std::vector<std::int64_t> wm_sent_;
   std::int64_t watermark_ = INT64_MIN;
-  std::int64_t last_row_wall_ms_ = 0;
+  bool active_local_ = false;
+  std::atomic<bool> active_{false};
+  std::uint64_t events_at_last_tick_ = 0;
+  std::int64_t last_input_wall_ms_ = 0;
   std::int64_t last_idle_tick_ms_ = 0;
   std::int64_t next_maintenance_ms_ = 0;
 

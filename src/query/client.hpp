@@ -4,10 +4,12 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -93,12 +95,23 @@ class Client {
   std::uint32_t send(Op op, const std::string& fields);
   Reply receive();
   Reply call(Op op, const std::string& fields);
+  void connect_to(const std::string& host, std::uint16_t port, int timeout_ms);
+  void handshake();
+  void write_all(std::string_view data);
+  // Throws ClientError for a non-OK reply, closing the connection when the
+  // server closes it too.
+  void check_status(const Reply& reply);
+  [[noreturn]] void fail(const std::string& message);  // closes, then throws Status::internal
+  void close_fd() noexcept;
 
   int fd_ = -1;
   std::uint32_t next_id_ = 1;
   std::uint32_t max_frame_ = kDefaultMaxFrameBytes;
   std::string server_name_;
   std::string rbuf_;
+  std::string peer_;                            // "host:port", for messages
+  std::unordered_set<std::uint32_t> pending_;   // ids of PUBLISHes sent and not yet answered
+  std::deque<Reply> stash_;                     // PUBLISH answers that arrived during call()
 };
 
 }  // namespace spate::query

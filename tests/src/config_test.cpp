@@ -1,0 +1,95 @@
+// Configuration parsing: defaults, a full file, and errors with their lines.
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "src/config.hpp"
+
+using namespace spate::engine;
+
+TEST_CASE("config: the built-in pipeline has two views over two keys and one amount column") {
+  const Config c = default_config();
+  REQUIRE(c.views.size() == 2);
+  CHECK(c.views[0].name == "per_user_1m");
+  CHECK(c.views[0].window_ms == 60000);
+  CHECK(c.views[1].name == "per_type_10s");
+  CHECK(c.key_groups.size() == 2);
+  CHECK(c.columns == std::vector<std::string>{"amount"});
+  CHECK(c.query.to_string() == "127.0.0.1:7070");
+  CHECK(c.sources.size() == 2);
+  CHECK(c.allowed_lateness_ms == 5000);
+}
+
+TEST_CASE("config: a complete file is read into the structs") {
+  const auto r = parse_config(R"toml(
+shards = 3
+data_dir = "/var/lib/spate"
+allowed_lateness_ms = 1000
+[query]
+listen = "127.0.0.1:9000"
+[[source]]
+type = "tcp"
+listen = "127.0.0.1:9001"
+[[source]]
+type = "file"
+path = "events.ndjson"
+[schema]
+id = "event_id"
+timestamp = "time"
+fields = { country = "string", price = "number", qty = "number" }
+[[view]]
+name = "by_country"
+key = "country"
+size_ms = 5000
+aggregates = ["count", "sum(price)", "max(qty)"]
+)toml",
+                              "t.toml");
+  REQUIRE(r.ok());
+  const Config& c = r.config;
+  CHECK(c.shards == 3);
+  CHECK(c.data_dir == "/var/lib/spate");
+  CHECK(c.query.port == 9000);
+  REQUIRE(c.sources.size() == 2);
+  CHECK(c.sources[1].kind == SourceKind::file);
+  CHECK(c.id_field == "event_id");
+  CHECK(c.ts_field == "time");
+  REQUIRE(c.views.size() == 1);
+  CHECK(c.views[0].aggregates[2].label == "max(qty)");
+  CHECK(c.columns == std::vector<std::string>{"price", "qty"});
+  CHECK(c.views[0].aggregates[2].column == 1);
+}
+
+TEST_CASE("config: every error is reported with its line, unknown keys included") {
+  const auto r = parse_config(R"toml(shards = 0
+bogus = 1
+[[source]]
+type = "carrier-pigeon"
+[[view]]
+name = "v"
+key = "nope"
+size_ms = 1000
+aggregates = ["count", "median(amount)", "sum(user)"]
+colour = "blue"
+)toml",
+                              "bad.toml");
+  REQUIRE_FALSE(r.ok());
+  auto has = [&](int line, const std::string& text) {
+    for (const auto& e : r.errors) {
+      if (e.line == line && e.message.find(text) != std::string::npos) return true;
+    }
+    return false;
+  };
+  CHECK(has(1, "'shards' = 0 is out of range"));
+  CHECK(has(2, "unknown key 'bogus'"));
+  CHECK(has(4, "unknown source type 'carrier-pigeon'"));
+  CHECK(has(9, "aggregate must be"));
+  CHECK(has(10, "unknown key 'colour'"));
+  CHECK(has(5, "key 'nope' must be a string field"));
+  CHECK(has(5, "'sum(user)' needs a number field"));
+}
+
+TEST_CASE("config: a TOML syntax error names its line") {
+  const auto r = parse_config("shards = 2\n[query\nlisten = 1\n", "syntax.toml");
+  REQUIRE(r.errors.size() == 1);
+  CHECK(r.errors[0].line == 2);
+}

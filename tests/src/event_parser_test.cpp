@@ -1,0 +1,62 @@
+// Field extraction and the classification of bad lines.
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "src/event_parser.hpp"
+
+using namespace spate::engine;
+
+namespace {
+
+// Parses `line` from a padded copy, as the shard does from its buffers.
+Reject parse(EventParser& p, const std::string& line, ParsedEvent& ev) {
+  std::string buf = line;
+  buf.resize(line.size() + kPadding, '\0');
+  return p.parse(buf.data(), line.size(), buf.size(), ev);
+}
+
+}  // namespace
+
+TEST_CASE("event parser: the default schema's fields land in their columns, in any order") {
+  const Config config = default_config();
+  EventParser p(config);
+  ParsedEvent ev;
+  REQUIRE(parse(p, R"({"id":"e1","ts":1764000000123,"user":"u42","type":"click","amount":12.5,"extra":{"a":[1,2]}})", ev) ==
+          Reject::none);
+  CHECK(ev.ts_ms == 1764000000123);
+  CHECK(ev.keys[0] == "u42");  // key group 0 = user
+  CHECK(ev.keys[1] == "click");
+  CHECK(ev.columns[0] == 12.5);
+
+  REQUIRE(parse(p, R"({"amount":3,"type":"view","user":"u\"q","ts":"2025-11-24T16:00:00.123Z","id":7})", ev) == Reject::none);
+  CHECK(ev.ts_ms == 1764000000123);
+  CHECK(ev.keys[0] == "u\"q");  // escapes are decoded
+  CHECK(ev.columns[0] == 3.0);
+}
+
+TEST_CASE("event parser: each kind of bad line gets its own reason") {
+  const Config config = default_config();
+  EventParser p(config);
+  ParsedEvent ev;
+  const std::string good_tail = R"("type":"t","amount":1})";
+  CHECK(parse(p, R"({"id":"e1","ts":1,"user":"u",)", ev) == Reject::malformed_json);
+  CHECK(parse(p, R"(not json at all)", ev) == Reject::malformed_json);
+  CHECK(parse(p, R"([1,2,3])", ev) == Reject::malformed_json);
+  CHECK(parse(p, R"(42)", ev) == Reject::malformed_json);
+  CHECK(parse(p, R"({"id":"e1","ts":1,"user":"u","type":"t","amount":1} {"x":1})", ev) == Reject::malformed_json);
+  CHECK(parse(p, R"({"id":"e1","ts":1,"user":"u","type":"t","amount":1} trailing)", ev) == Reject::malformed_json);
+  CHECK(parse(p, R"({"id":"e1","ts":1,)" + good_tail, ev) == Reject::missing_field);
+  CHECK(parse(p, R"({"ts":1,"user":"u",)" + good_tail, ev) == Reject::missing_field);
+  CHECK(parse(p, R"({"id":"e1","ts":1,"user":"u","type":"t","amount":"12.5"})", ev) == Reject::wrong_type);
+  CHECK(parse(p, R"({"id":"e1","ts":1,"user":123,)" + good_tail, ev) == Reject::wrong_type);
+  CHECK(parse(p, R"({"id":"e1","ts":true,"user":"u",)" + good_tail, ev) == Reject::wrong_type);
+  CHECK(parse(p, R"({"id":[1],"ts":1,"user":"u",)" + good_tail, ev) == Reject::wrong_type);
+  CHECK(parse(p, R"({"id":"e1","ts":"not-a-date","user":"u",)" + good_tail, ev) == Reject::bad_timestamp);
+  CHECK(parse(p, R"({"id":"e1","ts":"2025-13-45T99:00:00Z","user":"u",)" + good_tail, ev) == Reject::bad_timestamp);
+  CHECK(parse(p, R"({"id":"e1","ts":1,"user":")" + std::string(kMaxKeyBytes + 1, 'k') + "\"," + good_tail, ev) ==
+        Reject::key_too_long);
+  // A good line after bad ones still parses: the parser keeps no state from failures.
+  CHECK(parse(p, R"({"id":"e1","ts":5,"user":"u",)" + good_tail, ev) == Reject::none);
+  CHECK(ev.ts_ms == 5);
+}

@@ -1,0 +1,97 @@
+// Tumbling windows: aggregates, lateness and eviction.
+#include <doctest/doctest.h>
+
+#include "src/tumbling_window.hpp"
+
+using namespace spate::engine;
+
+namespace {
+
+struct Fixture {
+  Config config = default_config();
+  TumblingView view{config.views[0], config.allowed_lateness_ms};  // per_user_1m
+  RouteBatch batch;
+  KeyTable keys;
+
+  bool add(std::string_view key, std::int64_t ts, double amount, std::int64_t watermark) {
+    batch.clear();
+    const double cols[1] = {amount};
+    batch.append(0, 1, ts, key, cols, 1);
+    return view.add(keys.intern(std::hash<std::string_view>{}(key), key), batch, 0, watermark);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("tumbling window: floor division puts negative timestamps in the right window") {
+  CHECK(window_start_of(0, 60000) == 0);
+  CHECK(window_start_of(59999, 60000) == 0);
+  CHECK(window_start_of(60000, 60000) == 60000);
+  CHECK(window_start_of(-1, 60000) == -60000);
+  CHECK(window_start_of(-60000, 60000) == -60000);
+}
+
+TEST_CASE("tumbling window: count, sum, min, max and avg per key and window") {
+  Fixture f;
+  CHECK(f.add("a", 1000, 2.0, 1000));
+  CHECK(f.add("a", 59999, 5.0, 59999));
+  CHECK(f.add("a", 30000, -1.0, 59999));  // out of order, same window
+  CHECK(f.add("a", 60000, 7.0, 60000));
+  CHECK(f.add("b", 1000, 100.0, 60000));
+  std::vector<ViewRow> rows;
+  f.view.collect(f.keys.find(std::hash<std::string_view>{}("a"), "a"), "a", INT64_MIN, INT64_MAX, 60000, rows);
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].window_start == 0);
+  CHECK(rows[0].window_end == 60000);
+  CHECK(rows[0].values == std::vector<double>{3, 6.0, -1.0, 5.0, 2.0});
+  CHECK(rows[1].window_start == 60000);
+  CHECK(rows[1].values == std::vector<double>{1, 7.0, 7.0, 7.0, 7.0});
+  CHECK_FALSE(rows[0].closed);  // 60000 + 5000 lateness not reached
+  rows.clear();
+  f.view.collect(0, "a", 60000, 120000, 65000, rows);  // only the second window overlaps
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].window_start == 60000);
+  rows.clear();
+  f.view.collect(0, "a", INT64_MIN, INT64_MAX, 65000, rows);
+  CHECK(rows[0].closed);
+  CHECK(f.view.window_count() == 3);
+}
+
+TEST_CASE("tumbling window: an event for a window closed past the allowed lateness is refused") {
+  Fixture f;
+  CHECK(f.add("a", 59000, 1.0, 64999));  // window [0, 60000) closes at 65000
+  CHECK_FALSE(f.add("a", 59000, 1.0, 65000));
+  std::vector<ViewRow> rows;
+  f.view.collect(0, "a", INT64_MIN, INT64_MAX, 65000, rows);
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].values[0] == 1);
+}
+
+TEST_CASE("tumbling window: top-k orders by the aggregate, ties by key") {
+  Fixture f;
+  for (int i = 0; i < 3; ++i) f.add("c", 1000, 1.0, 1000);
+  for (int i = 0; i < 5; ++i) f.add("a", 1000, 1.0, 1000);
+  for (int i = 0; i < 3; ++i) f.add("b", 1000, 1.0, 1000);
+  f.add("d", 61000, 50.0, 61000);
+  std::vector<ViewRow> rows;
+  f.view.top(0, 2, 0, f.keys, 61000, rows);
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].key == "a");
+  CHECK(rows[1].key == "b");
+  rows.clear();
+  f.view.top(60000, 10, 1, f.keys, 61000, rows);  // by sum(amount)
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].key == "d");
+}
+
+TEST_CASE("tumbling window: eviction drops windows older than retention and keeps the rest") {
+  Fixture f;
+  f.add("a", 1000, 1.0, 1000);
+  f.add("a", 200000, 1.0, 200000);
+  f.view.evict(200000, 60000);  // horizon = 200000 - 5000 - 60000 - 60000 = 75000
+  std::vector<ViewRow> rows;
+  f.view.collect(0, "a", INT64_MIN, INT64_MAX, 200000, rows);
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].window_start == 180000);
+  CHECK(f.view.window_count() == 1);
+}
