@@ -138,8 +138,11 @@ class Shard {
   std::vector<std::int64_t> wm_from_;
   std::vector<std::int64_t> wm_sent_;
   std::int64_t watermark_ = INT64_MIN;
-  bool active_local_ = false;
-  std::atomic<bool> active_{false};
+  // Every shard starts active, like a Flink source: it holds watermarks back
+  // until it has delivered events or stayed silent for idle_timeout_ms, so
+  // a shard that starts late does not find its windows already closed.
+  bool active_local_ = true;
+  std::atomic<bool> active_{true};
   std::uint64_t events_at_last_tick_ = 0;
   std::int64_t last_input_wall_ms_ = 0;
   std::int64_t last_idle_tick_ms_ = 0;

@@ -26,6 +26,16 @@ constexpr std::size_t kReadChunk = 256 * 1024;
 constexpr std::uint64_t kNotifyTag = UINT64_MAX;
 constexpr std::uint64_t kListenTag = UINT64_MAX - 1;
 
+// The wire type each request tag must have; 0 for tags requests do not use.
+WireType expected_type(Tag tag) {
+  switch (tag) {
+    case Tag::version: case Tag::k: case Tag::producer_id: case Tag::sequence: return WireType::u64;
+    case Tag::from_ms: case Tag::to_ms: case Tag::window_start: return WireType::i64;
+    case Tag::client_name: case Tag::view: case Tag::key: case Tag::by: case Tag::payload: return WireType::bytes;
+    default: return static_cast<WireType>(0);
+  }
+}
+
 const char* kReasons[] = {"none", "malformed_json", "missing_field", "wrong_type", "bad_timestamp", "oversized_line",
                           "key_too_long"};
 
@@ -35,7 +45,8 @@ struct QueryServer::Connection {
   int fd = -1;
   std::uint64_t id = 0;
   bool hello_done = false;
-  bool closing = false;  // close once wbuf is flushed
+  bool closing = false;   // stop answering; shut down writing once wbuf is flushed
+  bool draining = false;  // write side shut: discard input until the client closes
   bool reading = true;
   bool want_write = false;
   std::uint32_t inflight = 0;
@@ -166,9 +177,12 @@ void QueryServer::on_writable(Connection& c) {
     close_connection(c);
     return;
   }
-  if (c.wbuf.empty() && c.closing) {
-    close_connection(c);
-    return;
+  if (c.wbuf.empty() && c.closing && !c.draining) {
+    // Shut down our side and let the client read the error before the
+    // socket goes away (closing with unread input would reset it).
+    ::shutdown(c.fd, SHUT_WR);
+    c.draining = true;
+    c.reading = true;
   }
   const bool want = !c.wbuf.empty();
   if (want != c.want_write) {
@@ -187,6 +201,12 @@ void QueryServer::reply_error(Connection& c, Op op, std::uint32_t request_id, St
 
 void QueryServer::on_readable(Connection& c) {
   const int fd = c.fd;
+  if (c.draining) {
+    char sink[4096];
+    const ssize_t n = ::recv(fd, sink, sizeof(sink), 0);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) close_connection(c);
+    return;
+  }
   if (c.reading) {
     const std::size_t old = c.rbuf.size();
     c.rbuf.resize(old + kReadChunk);
@@ -204,7 +224,7 @@ void QueryServer::on_readable(Connection& c) {
     const FrameParse r = peek_frame(rest, kDefaultMaxFrameBytes, h);
     if (r == FrameParse::need_more) break;
     if (r == FrameParse::too_large || r == FrameParse::malformed) {
-      reply_error(c, Op::hello, 0, r == FrameParse::too_large ? Status::frame_too_large : Status::bad_request,
+      reply_error(c, static_cast<Op>(0), 0, r == FrameParse::too_large ? Status::frame_too_large : Status::bad_request,
                   r == FrameParse::too_large
                       ? fmt::format("frame of {} bytes exceeds the limit of {}", h.length, kDefaultMaxFrameBytes)
                       : std::string("frame length shorter than the frame header"));
@@ -224,6 +244,7 @@ void QueryServer::on_readable(Connection& c) {
   if (c.closing) {
     c.rbuf.clear();
     on_writable(c);
+    if (connections_.count(fd) != 0) update_interest(c);
     return;
   }
   // Backpressure: stop reading a connection with too many requests in flight.
@@ -235,17 +256,31 @@ void QueryServer::on_readable(Connection& c) {
 }
 
 bool QueryServer::handle_frame(Connection& c, const FrameHeader& h, std::string_view body) {
-  // Validate the whole field structure up front: a malformed frame closes the connection.
+  // Validate the whole field structure up front: a malformed frame closes
+  // the connection; a known tag with the wrong wire type is only refused.
   {
     FieldReader reader(body);
-    while (reader.next()) {
+    std::optional<Field> wrong;
+    while (auto f = reader.next()) {
+      const WireType want = expected_type(f->tag);
+      if (static_cast<int>(want) != 0 && f->type != want && !wrong) wrong = f;
     }
     if (reader.error()) {
       reply_error(c, h.op, h.request_id, Status::bad_request, "malformed field structure");
       return false;
     }
+    if (wrong) {
+      reply_error(c, h.op, h.request_id, Status::bad_request,
+                  fmt::format("field tag {} has wire type {}, expected {}", static_cast<unsigned>(wrong->tag),
+                              static_cast<unsigned>(wrong->type), static_cast<unsigned>(expected_type(wrong->tag))));
+      return c.hello_done;
+    }
   }
   if (h.op == Op::hello) {
+    if (c.hello_done) {
+      reply_error(c, h.op, h.request_id, Status::bad_request, "HELLO was already done on this connection");
+      return true;
+    }
     handle_hello(c, h, body);
     return c.hello_done;
   }
@@ -284,9 +319,17 @@ bool QueryServer::handle_frame(Connection& c, const FrameHeader& h, std::string_
 
 void QueryServer::handle_hello(Connection& c, const FrameHeader& h, std::string_view body) {
   std::uint64_t version = 0;
+  bool has_version = false;
   FieldReader reader(body);
   while (auto f = reader.next()) {
-    if (f->tag == Tag::version && f->type == WireType::u64) version = f->u;
+    if (f->tag == Tag::version && f->type == WireType::u64) {
+      version = f->u;
+      has_version = true;
+    }
+  }
+  if (!has_version) {
+    reply_error(c, h.op, h.request_id, Status::bad_request, "HELLO needs VERSION (tag 1, u64)");
+    return;
   }
   std::string out;
   if (version != kProtocolVersion) {
@@ -593,7 +636,8 @@ void QueryServer::finish(Pending& p) {
     if (p.op == Op::view_top) w.i64(Tag::window_start, p.window_start);
     std::size_t n = 0;
     for (const auto& row : p.rows) {
-      if (n++ == kMaxRowsPerResponse) {
+      // Stay within the frame limit with room for one more row and the flag.
+      if (n++ == kMaxRowsPerResponse || out.size() - mark > kDefaultMaxFrameBytes - (64u << 10)) {
         w.u64(Tag::truncated, 1);
         break;
       }
