@@ -517,6 +517,7 @@ bool Shard::poll_network(int timeout_ms) {
 
 void Shard::drain_inputs_for_stop() {
   for (int fd : listeners_) {
+    accept_connections(fd);  // connections the kernel completed carry received data too
     epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
     ::close(fd);
   }

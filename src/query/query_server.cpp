@@ -386,6 +386,7 @@ void QueryServer::handle_stats(Connection& c, const FrameHeader& h) {
     counter("windows", load(k.windows));
     const std::int64_t wm = k.watermark_ms.load(std::memory_order_relaxed);
     counter("watermark_ms", wm == INT64_MIN ? 0 : static_cast<std::uint64_t>(wm));
+    counter("active", engine_.shard(s).active() ? 1 : 0);
     counter("tcp.connections", load(k.tcp_connections));
     counter("udp.drops", load(k.udp_drops));
     for (std::size_t v = 0; v < config.views.size(); ++v) counter("late." + config.views[v].name, load(k.late[v]));
@@ -547,7 +548,9 @@ void QueryServer::handle_publish(Connection& c, const FrameHeader& h, std::strin
   task->payload.resize(payload.size() + engine::kPadding);
   std::copy(payload.begin(), payload.end(), task->payload.begin());
   task->payload_len = payload.size();
-  const std::uint32_t shard = next_publish_shard_++ % engine_.shard_count();
+  // One producer's batches always go to the same shard, so they are applied
+  // in the order they were sent (like a Kafka partition); producers spread.
+  const std::uint32_t shard = engine_.owner_of(kernels::hash_key(reinterpret_cast<const char*>(&producer), sizeof(producer)));
   if (!submit(shard, task)) {
     delete task;
     if (sequence != 0) producer_sequences_[producer] = sequence - 1;

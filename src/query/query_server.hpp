@@ -65,7 +65,6 @@ class QueryServer {
   std::vector<std::uint64_t> waiting_publishes_;
   std::uint64_t next_ticket_ = 1;
   std::vector<std::uint32_t> inflight_per_shard_;
-  std::uint32_t next_publish_shard_ = 0;
   std::unordered_map<std::uint64_t, std::uint64_t> producer_sequences_;
 };
 
