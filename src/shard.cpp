@@ -70,6 +70,8 @@ Shard::Shard(std::uint32_t id, Engine& engine)
       requests_(4096),
       responses_(4096) {
   counters_.late = std::make_unique<std::atomic<std::uint64_t>[]>(config_.views.size());
+  counters_.newest_window = std::make_unique<std::atomic<std::int64_t>[]>(config_.views.size());
+  for (std::size_t v = 0; v < config_.views.size(); ++v) counters_.newest_window[v].store(INT64_MIN);
   for (const auto& v : config_.views) views_.emplace_back(v, config_.allowed_lateness_ms);
   open_.assign(shards_, nullptr);
   wm_from_.assign(shards_, INT64_MIN);
@@ -283,6 +285,12 @@ void Shard::apply(const RouteBatch& b, std::uint32_t source_shard) {
     }
   }
   ShardCounters::add(counters_.rows_applied, b.rows);
+  for (std::size_t v = 0; v < views_.size(); ++v) {
+    const std::int64_t newest = views_[v].newest_start();
+    if (newest != counters_.newest_window[v].load(std::memory_order_relaxed)) {
+      counters_.newest_window[v].store(newest, std::memory_order_relaxed);
+    }
+  }
 }
 
 // Tells every other shard how far our inputs have come even when no rows

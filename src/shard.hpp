@@ -38,6 +38,7 @@ struct ShardCounters {
   std::atomic<std::uint64_t> windows{0};
   std::atomic<std::int64_t> watermark_ms{INT64_MIN};
   std::unique_ptr<std::atomic<std::uint64_t>[]> late;  // per view
+  std::unique_ptr<std::atomic<std::int64_t>[]> newest_window;  // per view: start of the newest window with rows
 
   static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept {
     c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);

@@ -45,6 +45,7 @@ class TumblingView {
   bool add(std::uint32_t key_id, const RouteBatch& b, std::uint32_t r, std::int64_t watermark) {
     const std::int64_t start = window_start_of(b.ts[r], window_ms_);
     if (start + window_ms_ + lateness_ms_ <= watermark) return false;
+    if (start > newest_start_) newest_start_ = start;
     if (key_id >= per_key_.size()) per_key_.resize(key_id + 1);
     WindowAgg& w = find_or_insert(per_key_[key_id], start);
     ++w.count;
@@ -68,6 +69,8 @@ class TumblingView {
   void evict(std::int64_t watermark, std::int64_t retention_ms);
 
   std::uint64_t window_count() const noexcept { return windows_; }
+  // The start of the newest window any row went into (INT64_MIN: none yet).
+  std::int64_t newest_start() const noexcept { return newest_start_; }
   std::int64_t window_ms() const noexcept { return window_ms_; }
   const ViewConfig& config() const noexcept { return config_; }
 
@@ -84,6 +87,7 @@ class TumblingView {
   std::uint32_t ncolumns_ = 0;
   std::vector<std::vector<WindowAgg>> per_key_;  // by key id, sorted by start
   std::uint64_t windows_ = 0;
+  std::int64_t newest_start_ = INT64_MIN;
 };
 
 }  // namespace spate::engine

@@ -439,7 +439,6 @@ void QueryServer::handle_view(Connection& c, const FrameHeader& h, std::string_v
     reply_error(c, h.op, h.request_id, Status::unknown_view, fmt::format("no view named '{}'", view_name));
     return;
   }
-  const auto& vc = config.views[static_cast<std::size_t>(view)];
   auto pending = std::make_unique<Pending>();
   pending->fd = c.fd;
   pending->connection_id = c.id;
@@ -479,9 +478,11 @@ void QueryServer::handle_view(Connection& c, const FrameHeader& h, std::string_v
       return;
     }
     if (!has_window) {
-      // The newest window: the one holding the most advanced watermark.
-      const std::int64_t wm = engine_.max_watermark();
-      window_start = wm == INT64_MIN ? 0 : engine::window_start_of(wm, vc.window_ms);
+      // The newest window any shard has rows in.
+      window_start = INT64_MIN;
+      for (std::uint32_t s = 0; s < engine_.shard_count(); ++s) {
+        window_start = std::max(window_start, engine_.shard(s).counters().newest_window[view].load(std::memory_order_relaxed));
+      }
     }
     pending->k = static_cast<std::uint32_t>(k);
     pending->by = agg;
@@ -636,7 +637,7 @@ void QueryServer::finish(Pending& p) {
     }
     const auto mark = begin_frame(out, p.op, Status::ok, p.request_id);
     FieldWriter w(out);
-    if (p.op == Op::view_top) w.i64(Tag::window_start, p.window_start);
+    if (p.op == Op::view_top && p.window_start != INT64_MIN) w.i64(Tag::window_start, p.window_start);
     std::size_t n = 0;
     for (const auto& row : p.rows) {
       // Stay within the frame limit with room for one more row and the flag.
