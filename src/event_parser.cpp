@@ -42,7 +42,9 @@ EventParser::EventParser(const Config& config) {
   required_mask_ = (1u << wanted_.size()) - 1;
 }
 
-Reject EventParser::field_value(const Wanted& w, od::value value, ParsedEvent& out) noexcept {
+// Inlined into parse(): passing the value object to an out-of-line function
+// cost a store-forwarding stall per field, half of parse()'s time in a profile.
+[[gnu::always_inline]] inline Reject EventParser::field_value(const Wanted& w, od::value& value, ParsedEvent& out) noexcept {
   od::json_type type;
   if (value.type().get(type) != simdjson::SUCCESS) return Reject::malformed_json;
   switch (w.role) {
@@ -114,7 +116,8 @@ Reject EventParser::parse(const char* line, std::size_t len, std::size_t capacit
     for (std::size_t i = 0; i < wanted_.size(); ++i) {
       const Wanted& w = wanted_[i];
       if (raw[0] != w.name[0] || !key.unsafe_is_equal(w.name)) continue;
-      const Reject r = field_value(w, field.value(), out);
+      od::value value = field.value();
+      const Reject r = field_value(w, value, out);
       if (r == Reject::malformed_json) return r;
       if (r != Reject::none && first_error == Reject::none) first_error = r;
       seen |= 1u << i;

@@ -52,7 +52,7 @@ class EventParser {
     std::uint8_t index;  // key group or column
     bool is_string;      // declared type, for schema fields that feed nothing
   };
-  Reject field_value(const Wanted& w, simdjson::ondemand::value value, ParsedEvent& out) noexcept;
+  Reject field_value(const Wanted& w, simdjson::ondemand::value& value, ParsedEvent& out) noexcept;
 
   simdjson::ondemand::parser parser_;
   std::vector<Wanted> wanted_;

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "kernels/small_bytes.hpp"
+
 namespace spate::engine {
 
 class KeyTable {
@@ -58,7 +60,7 @@ class KeyTable {
   };
 
   bool equals(std::uint32_t id, std::string_view key) const noexcept {
-    return lengths_[id] == key.size() && std::memcmp(bytes_.data() + offsets_[id], key.data(), key.size()) == 0;
+    return lengths_[id] == key.size() && kernels::equal_bytes(bytes_.data() + offsets_[id], key.data(), key.size());
   }
 
   void grow() {

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "kernels/small_bytes.hpp"
 #include "src/config.hpp"
 
 namespace spate::engine {
@@ -41,7 +42,7 @@ struct RouteBatch {
     hash[r] = h;
     key_off[r] = key_bytes;
     key_len[r] = static_cast<std::uint16_t>(key.size());
-    std::memcpy(keys + key_bytes, key.data(), key.size());
+    kernels::copy_bytes(keys + key_bytes, key.data(), key.size());
     key_bytes += static_cast<std::uint32_t>(key.size());
     for (std::size_t c = 0; c < ncols; ++c) columns[c][r] = cols[c];
   }

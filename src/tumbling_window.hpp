@@ -13,12 +13,14 @@
 
 namespace spate::engine {
 
-struct WindowAgg {
-  std::int64_t start = 0;
-  std::uint64_t count = 0;
-  double sum[kMaxColumns];
-  double min[kMaxColumns];
-  double max[kMaxColumns];
+// One window's state is a run of words: start, count, then sum, min and max
+// for each column the view aggregates. Keeping only the used columns makes a
+// per_user_1m window 40 bytes instead of 112, which halved the cache misses
+// of the window update (the largest cost after parsing in a profile).
+union WindowWord {
+  std::int64_t i;
+  std::uint64_t u;
+  double d;
 };
 
 // One window of one key as a query sees it: aggregates in the view's order.
@@ -46,15 +48,18 @@ class TumblingView {
     const std::int64_t start = window_start_of(b.ts[r], window_ms_);
     if (start + window_ms_ + lateness_ms_ <= watermark) return false;
     if (start > newest_start_) newest_start_ = start;
-    if (key_id >= per_key_.size()) per_key_.resize(key_id + 1);
-    WindowAgg& w = find_or_insert(per_key_[key_id], start);
-    ++w.count;
+    if (key_id >= keys_) grow(key_id + 1);
+    // The newest window of each key lives in one flat array: in-order events
+    // touch one place; new windows and out-of-order events take the slow path.
+    WindowWord* w = &hot_[static_cast<std::size_t>(key_id) * words_];
+    if (w[1].u == 0 || w[0].i != start) w = window_for(key_id, start);
+    ++w[1].u;
     for (std::uint32_t i = 0; i < ncolumns_; ++i) {
-      const std::uint8_t c = columns_[i];
-      const double v = b.columns[c][r];
-      w.sum[c] += v;
-      if (v < w.min[c]) w.min[c] = v;
-      if (v > w.max[c]) w.max[c] = v;
+      const double v = b.columns[columns_[i]][r];
+      WindowWord* c = w + 2 + 3 * i;
+      c[0].d += v;
+      if (v < c[1].d) c[1].d = v;
+      if (v > c[2].d) c[2].d = v;
     }
     return true;
   }
@@ -69,23 +74,29 @@ class TumblingView {
   void evict(std::int64_t watermark, std::int64_t retention_ms);
 
   std::uint64_t window_count() const noexcept { return windows_; }
+  std::int64_t window_ms() const noexcept { return window_ms_; }
   // The start of the newest window any row went into (INT64_MIN: none yet).
   std::int64_t newest_start() const noexcept { return newest_start_; }
-  std::int64_t window_ms() const noexcept { return window_ms_; }
   const ViewConfig& config() const noexcept { return config_; }
 
-  double value_of(const WindowAgg& w, int aggregate) const noexcept;
-
  private:
-  WindowAgg& find_or_insert(std::vector<WindowAgg>& windows, std::int64_t start);
-  ViewRow to_row(std::string_view key, const WindowAgg& w, std::int64_t watermark) const;
+  void grow(std::uint32_t keys);
+  WindowWord* window_for(std::uint32_t key_id, std::int64_t start);
+  void init(WindowWord* w, std::int64_t start) const noexcept;
+  const WindowWord* find(std::uint32_t key_id, std::int64_t start) const noexcept;
+  double value_of(const WindowWord* w, int aggregate) const noexcept;
+  ViewRow to_row(std::string_view key, const WindowWord* w, std::int64_t watermark) const;
 
   ViewConfig config_;
   std::int64_t window_ms_;
   std::int64_t lateness_ms_;
-  std::uint8_t columns_[kMaxColumns] = {};
+  std::uint8_t columns_[kMaxColumns] = {};   // slot -> batch column
+  std::uint8_t slot_of_[kMaxColumns] = {};   // batch column -> slot
   std::uint32_t ncolumns_ = 0;
-  std::vector<std::vector<WindowAgg>> per_key_;  // by key id, sorted by start
+  std::uint32_t words_ = 2;                  // words per window
+  std::uint32_t keys_ = 0;
+  std::vector<WindowWord> hot_;                   // newest window per key; count 0 = none
+  std::vector<std::vector<WindowWord>> history_;  // older windows per key, by start
   std::uint64_t windows_ = 0;
   std::int64_t newest_start_ = INT64_MIN;
 };
