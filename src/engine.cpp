@@ -50,8 +50,6 @@ Engine::Engine(Config config) : config_(std::move(config)) {
 
 Engine::~Engine() { stop(); }
 
-std::uint32_t Engine::owner_of(std::uint64_t key_hash) const noexcept { return kernels::shard_of(key_hash, shard_count_); }
-
 std::size_t Engine::ring_depth_into(std::uint32_t dst) const noexcept {
   std::size_t depth = 0;
   for (std::uint32_t s = 0; s < shard_count_; ++s) {

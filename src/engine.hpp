@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "kernels/hash.hpp"
 #include "src/config.hpp"
 #include "src/shard.hpp"
 
@@ -30,7 +31,7 @@ class Engine {
   std::uint32_t shard_count() const noexcept { return shard_count_; }
   Shard& shard(std::uint32_t i) noexcept { return *shards_[i]; }
   const Shard& shard(std::uint32_t i) const noexcept { return *shards_[i]; }
-  std::uint32_t owner_of(std::uint64_t key_hash) const noexcept;
+  std::uint32_t owner_of(std::uint64_t key_hash) const noexcept { return kernels::shard_of(key_hash, shard_count_); }
 
   SpscRing<RouteBatch>& ring(std::uint32_t src, std::uint32_t dst) noexcept { return *rings_[src * shard_count() + dst]; }
   std::size_t ring_depth_into(std::uint32_t dst) const noexcept;

@@ -34,10 +34,12 @@ class KeyTable {
         bytes_.insert(bytes_.end(), key.begin(), key.end());
         s.hash = hash;
         s.id_plus_one = id + 1;
+        s.length = static_cast<std::uint16_t>(key.size());
+        if (key.size() <= kInline) kernels::copy_bytes(s.inline_key, key.data(), key.size());
         ++count_;
         return id;
       }
-      if (s.hash == hash && equals(s.id_plus_one - 1, key)) return s.id_plus_one - 1;
+      if (s.hash == hash && equals(s, key)) return s.id_plus_one - 1;
     }
   }
 
@@ -46,21 +48,30 @@ class KeyTable {
     for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
       const Slot& s = slots_[i];
       if (s.id_plus_one == 0) return kMissing;
-      if (s.hash == hash && equals(s.id_plus_one - 1, key)) return s.id_plus_one - 1;
+      if (s.hash == hash && equals(s, key)) return s.id_plus_one - 1;
     }
   }
+
+  void prefetch(std::uint64_t hash) const noexcept { __builtin_prefetch(&slots_[hash & (slots_.size() - 1)]); }
 
   std::string_view key(std::uint32_t id) const noexcept { return {bytes_.data() + offsets_[id], lengths_[id]}; }
   std::uint32_t size() const noexcept { return count_; }
 
  private:
+  // Keys up to kInline bytes are also kept in the slot, so a lookup that
+  // hits touches one cache line instead of three (slot, offsets, bytes).
+  static constexpr std::size_t kInline = 16;
   struct Slot {
     std::uint64_t hash = 0;
     std::uint32_t id_plus_one = 0;
+    std::uint16_t length = 0;
+    char inline_key[kInline] = {};
   };
 
-  bool equals(std::uint32_t id, std::string_view key) const noexcept {
-    return lengths_[id] == key.size() && kernels::equal_bytes(bytes_.data() + offsets_[id], key.data(), key.size());
+  bool equals(const Slot& s, std::string_view key) const noexcept {
+    if (s.length != key.size()) return false;
+    if (key.size() <= kInline) return kernels::equal_bytes(s.inline_key, key.data(), key.size());
+    return kernels::equal_bytes(bytes_.data() + offsets_[s.id_plus_one - 1], key.data(), key.size());
   }
 
   void grow() {

@@ -277,11 +277,23 @@ std::int64_t Shard::advance_watermark() noexcept {
 void Shard::apply(const RouteBatch& b, std::uint32_t source_shard) {
   if (source_shard != id_ && b.watermark > wm_from_[source_shard]) wm_from_[source_shard] = b.watermark;
   const std::int64_t wm = advance_watermark();
+  // Two passes over the batch with software prefetch a few rows ahead: the
+  // key-table slot and then the key's window are each a likely cache miss
+  // with many keys, and a row-at-a-time loop waited for both in turn.
+  constexpr std::uint32_t kAhead = 8;
+  std::uint32_t ids[kBatchRows];
   for (std::uint32_t r = 0; r < b.rows; ++r) {
-    const std::uint8_t g = b.group[r];
-    const std::uint32_t key_id = keys_[g].intern(b.hash[r], b.key(r));
-    for (const int v : config_.key_groups[g].views) {
-      if (!views_[static_cast<std::size_t>(v)].add(key_id, b, r, wm)) ShardCounters::add(counters_.late[v], 1);
+    if (r + kAhead < b.rows) keys_[b.group[r + kAhead]].prefetch(b.hash[r + kAhead]);
+    ids[r] = keys_[b.group[r]].intern(b.hash[r], b.key(r));
+  }
+  for (std::uint32_t r = 0; r < b.rows; ++r) {
+    if (r + kAhead < b.rows) {
+      for (const int v : config_.key_groups[b.group[r + kAhead]].views) {
+        views_[static_cast<std::size_t>(v)].prefetch(ids[r + kAhead]);
+      }
+    }
+    for (const int v : config_.key_groups[b.group[r]].views) {
+      if (!views_[static_cast<std::size_t>(v)].add(ids[r], b, r, wm)) ShardCounters::add(counters_.late[v], 1);
     }
   }
   ShardCounters::add(counters_.rows_applied, b.rows);

@@ -64,6 +64,10 @@ class TumblingView {
     return true;
   }
 
+  void prefetch(std::uint32_t key_id) const noexcept {
+    if (key_id < keys_) __builtin_prefetch(&hot_[static_cast<std::size_t>(key_id) * words_]);
+  }
+
   // Windows of one key overlapping [from, to), oldest first.
   void collect(std::uint32_t key_id, std::string_view key, std::int64_t from, std::int64_t to,
                std::int64_t watermark, std::vector<ViewRow>& out) const;
