@@ -40,9 +40,12 @@ Engine::Engine(Config config) : config_(std::move(config)) {
   const std::vector<int> cpus = io::allowed_cpus();
   shard_count_ = config_.shards != 0 ? config_.shards : static_cast<std::uint32_t>(cpus.size());
   rings_.resize(static_cast<std::size_t>(shard_count_) * shard_count_);
+  handoffs_.resize(rings_.size());
   for (std::uint32_t s = 0; s < shard_count_; ++s) {
     for (std::uint32_t d = 0; d < shard_count_; ++d) {
-      if (s != d) rings_[s * shard_count_ + d] = std::make_unique<SpscRing<RouteBatch>>(config_.ring_slots);
+      if (s == d) continue;
+      rings_[s * shard_count_ + d] = std::make_unique<SpscRing<RouteBatch>>(config_.ring_slots);
+      handoffs_[s * shard_count_ + d] = std::make_unique<SpscRing<int>>(64);
     }
   }
   for (std::uint32_t i = 0; i < shard_count_; ++i) shards_.push_back(std::make_unique<Shard>(i, *this));

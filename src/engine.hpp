@@ -34,6 +34,8 @@ class Engine {
   std::uint32_t owner_of(std::uint64_t key_hash) const noexcept { return kernels::shard_of(key_hash, shard_count_); }
 
   SpscRing<RouteBatch>& ring(std::uint32_t src, std::uint32_t dst) noexcept { return *rings_[src * shard_count() + dst]; }
+  // Accepted TCP connections handed from the accepting shard to the least loaded one.
+  SpscRing<int>& handoff(std::uint32_t src, std::uint32_t dst) noexcept { return *handoffs_[src * shard_count() + dst]; }
   std::size_t ring_depth_into(std::uint32_t dst) const noexcept;
 
   // The port each configured tcp/udp source is bound to (useful with port 0).
@@ -47,6 +49,11 @@ class Engine {
   // Shard-side view of the stop protocol.
   bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
   void input_finished() noexcept { inputs_finished_.fetch_add(1, std::memory_order_acq_rel); }
+  // Stop protocol, first step: a shard hands off no more connections.
+  void handoffs_closed() noexcept { handoffs_closed_.fetch_add(1, std::memory_order_acq_rel); }
+  bool all_handoffs_closed() const noexcept {
+    return handoffs_closed_.load(std::memory_order_acquire) == shard_count();
+  }
   bool all_inputs_finished() const noexcept {
     return inputs_finished_.load(std::memory_order_acquire) == shard_count();
   }
@@ -63,10 +70,12 @@ class Engine {
   std::uint32_t shard_count_ = 0;
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<std::unique_ptr<SpscRing<RouteBatch>>> rings_;
+  std::vector<std::unique_ptr<SpscRing<int>>> handoffs_;
   std::vector<std::thread> threads_;
   std::vector<std::uint16_t> bound_ports_;
   std::atomic<bool> stopping_{false};
   std::atomic<std::uint32_t> inputs_finished_{0};
+  std::atomic<std::uint32_t> handoffs_closed_{0};
   int response_fd_ = -1;
   bool started_ = false;
 };

@@ -398,30 +398,70 @@ void Shard::execute(QueryTask& task) {
 
 // ---------------------------------------------------------------- inputs
 
-void Shard::accept_connections(int listen_fd) {
+// The kernel spreads connections over the SO_REUSEPORT listeners by a hash
+// of the address pair, so two connections often land on one shard while the
+// other idles. Each accepted connection goes to the shard with the fewest.
+void Shard::accept_connections(int listen_fd, bool balance) {
   while (true) {
     const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;  // EAGAIN, or a transient error: try again on the next readiness
-    auto c = std::make_unique<Connection>();
-    c->fd = fd;
-    c->capacity = std::max<std::size_t>(kConnBufferBytes, config_.max_line_bytes + 1);
-    c->buf = std::make_unique<char[]>(c->capacity + kPadding);
-    if (connections_.size() <= static_cast<std::size_t>(fd)) connections_.resize(static_cast<std::size_t>(fd) + 1);
-    connections_[static_cast<std::size_t>(fd)] = std::move(c);
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLRDHUP;
-    ev.data.u64 = tag(kTagConn, fd);
-    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
-    ShardCounters::add(counters_.tcp_connections, 1);
+    std::uint32_t target = id_;
+    if (balance) {
+      std::uint64_t fewest = counters_.tcp_connections.load(std::memory_order_relaxed);
+      for (std::uint32_t s = 0; s < shards_; ++s) {
+        const std::uint64_t n = engine_.shard(s).counters().tcp_connections.load(std::memory_order_relaxed);
+        if (n < fewest) {
+          fewest = n;
+          target = s;
+        }
+      }
+    }
+    if (target != id_) {
+      if (int* slot = engine_.handoff(id_, target).claim()) {
+        *slot = fd;
+        engine_.shard(target).counters().tcp_connections.fetch_add(1, std::memory_order_relaxed);
+        engine_.handoff(id_, target).publish();
+        engine_.shard(target).wake();
+        continue;
+      }
+    }
+    counters_.tcp_connections.fetch_add(1, std::memory_order_relaxed);
+    adopt_connection(fd);
   }
+}
+
+void Shard::adopt_connection(int fd) {
+  auto c = std::make_unique<Connection>();
+  c->fd = fd;
+  c->capacity = std::max<std::size_t>(kConnBufferBytes, config_.max_line_bytes + 1);
+  c->buf = std::make_unique<char[]>(c->capacity + kPadding);
+  if (connections_.size() <= static_cast<std::size_t>(fd)) connections_.resize(static_cast<std::size_t>(fd) + 1);
+  connections_[static_cast<std::size_t>(fd)] = std::move(c);
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLRDHUP;
+  ev.data.u64 = tag(kTagConn, fd);
+  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+}
+
+bool Shard::adopt_handoffs() {
+  bool any = false;
+  for (std::uint32_t src = 0; src < shards_; ++src) {
+    if (src == id_) continue;
+    SpscRing<int>& ring = engine_.handoff(src, id_);
+    while (int* fd = ring.front()) {
+      adopt_connection(*fd);
+      ring.pop();
+      any = true;
+    }
+  }
+  return any;
 }
 
 void Shard::close_connection(int fd) {
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
   ::close(fd);
   connections_[static_cast<std::size_t>(fd)].reset();
-  counters_.tcp_connections.store(counters_.tcp_connections.load(std::memory_order_relaxed) - 1,
-                                  std::memory_order_relaxed);
+  counters_.tcp_connections.fetch_sub(1, std::memory_order_relaxed);
 }
 
 // Reads once (up to the buffer's free space) and ingests whole lines.
@@ -512,7 +552,7 @@ bool Shard::poll_network(int timeout_ms) {
     const int fd = static_cast<int>(events[i].data.u64 & 0xffffffffu);
     switch (kind) {
       case kTagListen:
-        accept_connections(fd);
+        accept_connections(fd, true);
         break;
       case kTagConn: {
         auto& c = connections_[static_cast<std::size_t>(fd)];
@@ -536,11 +576,7 @@ bool Shard::poll_network(int timeout_ms) {
 }
 
 void Shard::drain_inputs_for_stop() {
-  for (int fd : listeners_) {
-    accept_connections(fd);  // connections the kernel completed carry received data too
-    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
-    ::close(fd);
-  }
+  adopt_handoffs();
   listeners_.clear();
   // What the kernel already holds for us was received: apply it.
   for (auto& c : connections_) {
@@ -601,10 +637,12 @@ void Shard::maintenance(std::int64_t now_ms) {
 void Shard::run() {
   last_input_wall_ms_ = wall_ms();
   bool stopping = false;
+  bool inputs_drained = false;
   while (true) {
     bool busy = false;
     busy |= drain_rings();
     busy |= serve_requests();
+    if (!stopping) busy |= adopt_handoffs();
     if (!stopping) {
       busy |= read_file();
       busy |= poll_network(0);
@@ -616,7 +654,20 @@ void Shard::run() {
       next_maintenance_ms_ = now + kMaintenanceEveryMs;
     }
     if (!stopping && engine_.stopping()) {
+      // Stop, step 1: connections the kernel completed carry received data
+      // too, so accept them here (no more handoffs) and close the listeners.
       stopping = true;
+      for (int fd : listeners_) {
+        accept_connections(fd, false);
+        epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+        ::close(fd);
+      }
+      engine_.handoffs_closed();
+      continue;
+    }
+    if (stopping && !inputs_drained && engine_.all_handoffs_closed()) {
+      // Step 2: every handoff is in its ring; read what the kernel holds.
+      inputs_drained = true;
       drain_inputs_for_stop();
       engine_.input_finished();
       continue;
@@ -632,7 +683,9 @@ void Shard::run() {
     // Sleep until a socket, a ring or a query wakes us, or maintenance is due.
     sleeping_.store(true, std::memory_order_seq_cst);
     bool pending = requests_.depth() > 0;
-    for (auto* ring : in_rings_) pending = pending || (ring != nullptr && ring->depth() > 0);
+    for (std::uint32_t src = 0; src < shards_; ++src) {
+      if (src != id_) pending = pending || in_rings_[src]->depth() > 0 || engine_.handoff(src, id_).depth() > 0;
+    }
     if (!pending && !engine_.stopping()) {
       const auto timeout = static_cast<int>(std::max<std::int64_t>(1, next_maintenance_ms_ - now));
       if (stopping) {

@@ -93,7 +93,9 @@ class Shard {
   void close_connection(int fd);
   bool read_udp();
   bool read_file();
-  void accept_connections(int listen_fd);
+  void accept_connections(int listen_fd, bool balance);
+  void adopt_connection(int fd);
+  bool adopt_handoffs();
   void drain_inputs_for_stop();
 
   // Parsing and routing.
