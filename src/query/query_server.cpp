@@ -22,6 +22,7 @@ using engine::QueryTask;
 namespace {
 
 constexpr std::uint32_t kMaxInflightPerConnection = 1024;
+constexpr std::size_t kMaxUnsentBytes = 64u << 20;  // a client that does not read stops being read
 constexpr std::size_t kReadChunk = 256 * 1024;
 constexpr std::uint64_t kNotifyTag = UINT64_MAX;
 constexpr std::uint64_t kListenTag = UINT64_MAX - 1;
@@ -129,6 +130,7 @@ void QueryServer::run() {
     }
     collect_responses();
     check_publishes();
+    resume_reading();
   }
 }
 
@@ -218,7 +220,7 @@ void QueryServer::on_readable(Connection& c) {
     }
   }
   std::size_t pos = 0;
-  while (!c.closing && c.inflight < kMaxInflightPerConnection) {
+  while (!c.closing && can_read(c)) {
     FrameHeader h;
     const std::string_view rest = std::string_view(c.rbuf).substr(pos);
     const FrameParse r = peek_frame(rest, kDefaultMaxFrameBytes, h);
@@ -247,8 +249,9 @@ void QueryServer::on_readable(Connection& c) {
     if (connections_.count(fd) != 0) update_interest(c);
     return;
   }
-  // Backpressure: stop reading a connection with too many requests in flight.
-  const bool reading = c.inflight < kMaxInflightPerConnection;
+  // Backpressure: stop reading a connection with too many requests in
+  // flight or too many answers it has not read; resume_reading() restarts it.
+  const bool reading = can_read(c);
   if (reading != c.reading) {
     c.reading = reading;
     update_interest(c);
@@ -665,10 +668,23 @@ void QueryServer::finish(Pending& p) {
     finish_frame(out, mark);
   }
   send(*c, out);
-  if (connections_.count(c->fd) != 0 && !c->reading && c->inflight < kMaxInflightPerConnection) {
-    c->reading = true;
-    update_interest(*c);
-    on_readable(*c);
+}
+
+bool QueryServer::can_read(const Connection& c) const noexcept {
+  return c.inflight < kMaxInflightPerConnection && c.wbuf.size() < kMaxUnsentBytes;
+}
+
+void QueryServer::resume_reading() {
+  std::vector<int> ready;
+  for (const auto& [fd, c] : connections_) {
+    if (!c->reading && !c->closing && can_read(*c)) ready.push_back(fd);
+  }
+  for (int fd : ready) {
+    auto it = connections_.find(fd);
+    if (it == connections_.end()) continue;
+    it->second->reading = true;
+    update_interest(*it->second);
+    on_readable(*it->second);  // frames already buffered are handled now
   }
 }
 

@@ -49,6 +49,8 @@ class QueryServer {
   void send(Connection& c, const std::string& frame);
   void close_connection(Connection& c);
   void update_interest(Connection& c);
+  bool can_read(const Connection& c) const noexcept;
+  void resume_reading();
 
   engine::Engine& engine_;
   engine::Endpoint listen_;
