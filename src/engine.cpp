@@ -14,6 +14,7 @@
 #include "io/file/cpu_affinity.hpp"
 #include "io/net/socket.hpp"
 #include "kernels/hash.hpp"
+#include "src/assert.hpp"
 
 namespace spate::engine {
 namespace {
@@ -39,6 +40,7 @@ std::uint64_t next_line_start(int fd, std::uint64_t from, std::uint64_t size) {
 Engine::Engine(Config config) : config_(std::move(config)) {
   const std::vector<int> cpus = io::allowed_cpus();
   shard_count_ = config_.shards != 0 ? config_.shards : static_cast<std::uint32_t>(cpus.size());
+  SPATE_ASSERT(shard_count_ >= 1 && !config_.key_groups.empty(), "a finalized config with at least one view");
   rings_.resize(static_cast<std::size_t>(shard_count_) * shard_count_);
   handoffs_.resize(rings_.size());
   for (std::uint32_t s = 0; s < shard_count_; ++s) {

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "kernels/small_bytes.hpp"
+#include "src/assert.hpp"
 #include "src/config.hpp"
 
 namespace spate::engine {
@@ -36,6 +37,7 @@ struct RouteBatch {
     key_bytes = 0;
   }
   void append(std::uint8_t g, std::uint64_t h, std::int64_t t, std::string_view key, const double* cols, std::size_t ncols) noexcept {
+    SPATE_DEBUG_ASSERT(has_room(key.size()), "append to a full batch");
     const std::uint32_t r = rows++;
     group[r] = g;
     ts[r] = t;

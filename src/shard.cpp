@@ -13,6 +13,7 @@
 #include <system_error>
 
 #include "kernels/hash.hpp"
+#include "src/assert.hpp"
 #include "src/engine.hpp"
 
 namespace spate::engine {
@@ -343,11 +344,7 @@ bool Shard::serve_requests() {
     requests_.pop();
     execute(*task);
     QueryTask** out = responses_.claim();
-    // The server never has more tasks in flight per shard than the ring holds.
-    while (out == nullptr) {
-      std::this_thread::yield();
-      out = responses_.claim();
-    }
+    SPATE_ASSERT(out != nullptr, "the server keeps no more tasks in flight per shard than the response ring holds");
     *out = task;
     responses_.publish();
     engine_.notify_response();

@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "src/assert.hpp"
+
 namespace spate::engine {
 
 template <typename T>
@@ -35,7 +37,11 @@ class SpscRing {
     return &slots_[head & mask_];
   }
   // Producer: makes the claimed slot visible to the consumer.
-  void publish() noexcept { head_.store(head_.load(std::memory_order_relaxed) + 1, std::memory_order_release); }
+  void publish() noexcept {
+    const std::uint64_t head = head_.load(std::memory_order_relaxed);
+    SPATE_DEBUG_ASSERT(head - tail_.load(std::memory_order_relaxed) < capacity_, "publish without a claimed slot");
+    head_.store(head + 1, std::memory_order_release);
+  }
 
   // Consumer: the oldest published slot, or nullptr when empty.
   T* front() noexcept {
@@ -47,7 +53,11 @@ class SpscRing {
     return &slots_[tail & mask_];
   }
   // Consumer: releases the front slot (after it has been fully processed).
-  void pop() noexcept { tail_.store(tail_.load(std::memory_order_relaxed) + 1, std::memory_order_release); }
+  void pop() noexcept {
+    const std::uint64_t tail = tail_.load(std::memory_order_relaxed);
+    SPATE_DEBUG_ASSERT(tail != head_.load(std::memory_order_relaxed), "pop from an empty ring");
+    tail_.store(tail + 1, std::memory_order_release);
+  }
 
   // Totals since construction; readable from any thread.
   std::uint64_t pushed() const noexcept { return head_.load(std::memory_order_acquire); }
