@@ -5,4 +5,16 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh
 build_dir=${BUILD_DIR:-build}
-meson test -C "$build_dir" --num-processes 1 --print-errorlogs "$@"
+status=0
+meson test -C "$build_dir" --num-processes 1 --print-errorlogs "$@" || status=$?
+# One closing line that any CI reads: counts from meson's machine-readable log.
+python3 - "$build_dir/meson-logs/testlog.json" <<'PY'
+import json, sys
+counts = {"OK": 0, "FAIL": 0, "SKIP": 0}
+for line in open(sys.argv[1]):
+    result = json.loads(line)["result"]
+    key = "OK" if result in ("OK", "EXPECTEDFAIL") else "SKIP" if result == "SKIP" else "FAIL"
+    counts[key] += 1
+print("tests: %d passed, %d failed, %d skipped" % (counts["OK"], counts["FAIL"], counts["SKIP"]))
+PY
+exit $status
