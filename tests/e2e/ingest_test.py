@@ -39,12 +39,22 @@ class IngestTest(E2ETest):
         self.check(summary, windows, "tcp")
 
     def test_udp_million_events_match_expected_windows_exactly(self):
-        # Paced so the kernel's socket buffer never overflows; a drop would be counted in udp.drops.
-        summary, windows = generate(["--events", str(EVENTS), "--seed", "11", "--rate", "400000",
-                                     "--udp", "127.0.0.1:%d" % self.daemon.udp_port], self.expect)
-        c = self.daemon.counters()
-        self.assertEqual(c["udp.drops"], 0)
-        self.check(summary, windows, "udp")
+        # UDP cannot slow the sender down: the generator paces itself, and a
+        # datagram the kernel drops anyway is counted in udp.drops. A slow
+        # machine (or a sanitizer build) that drops is retried at a lower rate.
+        for rate in (400000, 100000, 25000):
+            summary, windows = generate(["--events", str(EVENTS), "--seed", "11", "--rate", str(rate),
+                                         "--udp", "127.0.0.1:%d" % self.daemon.udp_port], self.expect)
+            c = self.daemon.wait_settled(summary["events"])
+            if c["udp.drops"] == 0:
+                self.assertEqual(c["udp.events_in"], summary["events"])
+                self.check(summary, windows, "udp")
+                return
+            # Every datagram is accounted for: applied or counted as dropped.
+            self.assertLess(c["udp.events_in"], summary["events"])
+            self.daemon.stop()
+            self.daemon = Daemon()
+        self.fail("the kernel dropped datagrams even at 25000 events/s")
 
     def test_publish_applies_batches_and_a_resent_batch_is_a_no_op(self):
         n = max(EVENTS // 4, 1000)

@@ -89,6 +89,23 @@ class Daemon:
             time.sleep(0.05)
         raise AssertionError("not applied in time: want %d events, have %r" % (events, self.counters()))
 
+    def wait_settled(self, events, quiet=1.0, timeout=120):
+        """Waits until `events` are applied or nothing changes for `quiet` seconds
+        (datagrams the kernel dropped never arrive); returns the counters."""
+        deadline = time.time() + timeout
+        last, since = None, time.time()
+        while time.time() < deadline:
+            c = self.counters()
+            if c["events_in"] == events and c["rows_applied"] == 2 * events and c["ring_depth"] == 0:
+                return c
+            now = (c["events_in"], c["rows_applied"])
+            if now != last:
+                last, since = now, time.time()
+            elif time.time() - since > quiet:
+                return c
+            time.sleep(0.05)
+        return self.counters()
+
     def wait_windows(self, windows, timeout=10):
         deadline = time.time() + timeout
         c = self.counters()
