@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -20,6 +21,8 @@ namespace spate::engine {
 namespace {
 
 constexpr int kUdpReceiveBufferBytes = 8 << 20;
+constexpr std::uint64_t kMaxFileStripeBytes = 1 << 20;
+constexpr std::uint64_t kMinFileStripeBytes = 64 << 10;
 
 // The offset just past the first newline at or after `from` (or the file's end).
 std::uint64_t next_line_start(int fd, std::uint64_t from, std::uint64_t size) {
@@ -84,7 +87,7 @@ void Engine::start() {
         break;
       case SourceKind::file: {
         if (source.path == "-") {
-          shards_[0]->add_file_range({STDIN_FILENO, true, 0, 0});
+          shards_[0]->add_file_range({STDIN_FILENO, true, 0, 0, 0});
           break;
         }
         struct stat st{};
@@ -93,16 +96,23 @@ void Engine::start() {
           throw std::system_error(errno, std::generic_category(), "cannot open input file '" + source.path + "'");
         }
         const auto size = static_cast<std::uint64_t>(st.st_size);
-        // Split at line boundaries so every shard parses its own part.
+        // Stripes of up to 1 MiB, cut at line starts, dealt round-robin:
+        // every shard parses its own part, and all shards move through the
+        // file (and its event time) together, as they would on live traffic.
+        // Halves instead put one shard's rows far ahead in event time of the
+        // other's, and windows thrashed between them.
+        const std::uint64_t stripe =
+            std::clamp<std::uint64_t>(size / (8ull * shard_count_), kMinFileStripeBytes, kMaxFileStripeBytes);
+        std::vector<int> fds(shard_count_, -1);
         std::uint64_t begin = 0;
-        for (std::uint32_t i = 0; i < shard_count_; ++i) {
-          const std::uint64_t end =
-              i + 1 == shard_count_ ? size : next_line_start(probe, size * (i + 1) / shard_count_, size);
-          if (end > begin) {
-            const int fd = ::open(source.path.c_str(), O_RDONLY | O_CLOEXEC);
-            shards_[i]->add_file_range({fd, false, begin, end});
-          }
-          begin = std::max(begin, end);
+        for (std::uint64_t k = 0; begin < size; ++k) {
+          const std::uint64_t end = std::max(begin, next_line_start(probe, std::min(size, (k + 1) * stripe), size));
+          if (end == begin) continue;
+          const std::uint32_t shard = static_cast<std::uint32_t>(k % shard_count_);
+          if (fds[shard] < 0) fds[shard] = ::open(source.path.c_str(), O_RDONLY | O_CLOEXEC);
+          if (fds[shard] < 0) throw std::system_error(errno, std::generic_category(), "cannot open '" + source.path + "'");
+          shards_[shard]->add_file_range({fds[shard], false, begin, end, k});
+          begin = end;
         }
         ::close(probe);
         break;

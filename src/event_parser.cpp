@@ -2,6 +2,7 @@
 #include "src/event_parser.hpp"
 
 #include "kernels/rfc3339.hpp"
+#include "kernels/small_bytes.hpp"
 
 namespace spate::engine {
 
@@ -115,7 +116,12 @@ Reject EventParser::parse(const char* line, std::size_t len, std::size_t capacit
     const char* raw = reinterpret_cast<const char*>(key.raw());
     for (std::size_t i = 0; i < wanted_.size(); ++i) {
       const Wanted& w = wanted_[i];
-      if (raw[0] != w.name[0] || !key.unsafe_is_equal(w.name)) continue;
+      // The input is padded, so reading name.size() + 1 bytes from the key's
+      // start stays in bounds even when the key is shorter.
+      if (raw[0] != w.name[0] || raw[w.name.size()] != '"' ||
+          !kernels::equal_bytes(raw, w.name.data(), w.name.size())) {
+        continue;
+      }
       od::value value = field.value();
       const Reject r = field_value(w, value, out);
       if (r == Reject::malformed_json) return r;

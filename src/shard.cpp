@@ -512,6 +512,17 @@ bool Shard::read_udp() {
 bool Shard::read_file() {
   if (files_.empty()) return false;
   FileRange& f = files_.front();
+  // Event-time alignment: a shard that runs more than a few stripes ahead of
+  // the slowest reader waits for it. Unaligned, one shard's rows arrived a
+  // minute of event time ahead of the other's and every key's window
+  // flipped between the two, a 15% cost in a 2-shard profile.
+  if (!f.is_stdin) {
+    counters_.file_stripe.store(f.stripe, std::memory_order_relaxed);
+    for (std::uint32_t s = 0; s < shards_; ++s) {
+      const std::uint64_t other = engine_.shard(s).counters().file_stripe.load(std::memory_order_relaxed);
+      if (other != UINT64_MAX && f.stripe > other + 4 * shards_) return false;
+    }
+  }
   const std::size_t room = kFileChunkBytes + config_.max_line_bytes - file_used_;
   std::size_t want = std::min<std::size_t>(room, kFileChunkBytes);
   ssize_t n;
@@ -530,11 +541,16 @@ bool Shard::read_file() {
   }
   ingest_stream(file_buf_.get(), file_used_, eof, file_skipping_, SourceKind::file);
   if (eof) {
-    if (!f.is_stdin) ::close(f.fd);
+    // Ranges of one file share a descriptor: close it after its last range.
+    if (!f.is_stdin && (files_.size() == 1 || files_[1].fd != f.fd)) ::close(f.fd);
     files_.erase(files_.begin());
     if (files_.empty()) {
       flush_all();
+      counters_.file_stripe.store(UINT64_MAX, std::memory_order_relaxed);
       files_done_.store(true, std::memory_order_release);
+    }
+    for (std::uint32_t s = 0; s < shards_; ++s) {
+      if (s != id_) engine_.shard(s).wake();  // a reader waiting on our progress may go on
     }
   }
   return true;

@@ -37,6 +37,7 @@ struct ShardCounters {
   std::atomic<std::uint64_t> keys{0};
   std::atomic<std::uint64_t> windows{0};
   std::atomic<std::int64_t> watermark_ms{INT64_MIN};
+  std::atomic<std::uint64_t> file_stripe{UINT64_MAX};  // the stripe being read; UINT64_MAX: none
   std::unique_ptr<std::atomic<std::uint64_t>[]> late;  // per view
   std::unique_ptr<std::atomic<std::int64_t>[]> newest_window;  // per view: start of the newest window with rows
 
@@ -51,6 +52,7 @@ struct FileRange {
   bool is_stdin = false;  // read sequentially instead of by offset
   std::uint64_t begin = 0;
   std::uint64_t end = 0;
+  std::uint64_t stripe = 0;  // position in the file's stripe order, for alignment
 };
 
 class Shard {

@@ -17,11 +17,12 @@ TumblingView::TumblingView(const ViewConfig& config, std::int64_t allowed_latene
     }
   }
   words_ = 2 + 3 * ncolumns_;
+  record_words_ = words_ + 2;
 }
 
 void TumblingView::grow(std::uint32_t keys) {
   hot_.resize(static_cast<std::size_t>(keys) * words_, WindowWord{0});
-  history_.resize(keys);
+  head_.resize(keys, kNoRecord);
   keys_ = keys;
 }
 
@@ -35,43 +36,78 @@ void TumblingView::init(WindowWord* w, std::int64_t start) const noexcept {
   }
 }
 
+WindowWord* TumblingView::record(std::uint64_t index) noexcept {
+  return &chunks_[index / kChunkRecords - first_chunk_][(index % kChunkRecords) * record_words_];
+}
+
+const WindowWord* TumblingView::record(std::uint64_t index) const noexcept {
+  return &chunks_[index / kChunkRecords - first_chunk_][(index % kChunkRecords) * record_words_];
+}
+
+WindowWord* TumblingView::append_closed(std::uint32_t key_id) {
+  if (next_record_ / kChunkRecords - first_chunk_ == chunks_.size()) {
+    chunks_.push_back(std::make_unique_for_overwrite<WindowWord[]>(kChunkRecords * record_words_));  // every record is written when appended
+    chunk_max_start_.push_back(INT64_MIN);
+  }
+  const std::uint64_t index = next_record_++;
+  WindowWord* r = record(index);
+  r[words_].u = head_[key_id];
+  r[words_ + 1].u = key_id;
+  head_[key_id] = index;
+  return r;
+}
+
+template <typename F>
+void TumblingView::for_each_older(std::uint32_t key_id, F&& f) const {
+  const std::uint64_t first = first_chunk_ * kChunkRecords;
+  for (std::uint64_t i = head_[key_id]; i != kNoRecord && i >= first; i = record(i)[words_].u) {
+    if (f(record(i))) return;
+  }
+}
+
 WindowWord* TumblingView::window_for(std::uint32_t key_id, std::int64_t start) {
   WindowWord* hot = &hot_[static_cast<std::size_t>(key_id) * words_];
-  auto& history = history_[key_id];
   if (hot[1].u == 0) {  // the key has no window yet
     init(hot, start);
     ++windows_;
     return hot;
   }
-  if (start > hot[0].i) {  // a new newest window: the current one moves to history
-    history.insert(history.end(), hot, hot + words_);
+  if (start > hot[0].i) {  // a new newest window: the current one moves to the log
+    const std::int64_t closed_start = hot[0].i;
+    WindowWord* r = append_closed(key_id);
+    std::copy(hot, hot + words_, r);
+    auto& chunk_max = chunk_max_start_[(next_record_ - 1) / kChunkRecords - first_chunk_];
+    chunk_max = std::max(chunk_max, closed_start);
     init(hot, start);
     ++windows_;
     return hot;
   }
-  // An out-of-order event for an older window: search history from its end.
-  std::size_t n = history.size() / words_;
-  while (n > 0 && history[(n - 1) * words_].i > start) --n;
-  if (n > 0 && history[(n - 1) * words_].i == start) return &history[(n - 1) * words_];
-  const auto at = history.begin() + static_cast<std::ptrdiff_t>(n * words_);
-  history.insert(at, words_, WindowWord{0});
-  WindowWord* w = &history[n * words_];
-  init(w, start);
+  // An out-of-order event for an older window: find it in the key's chain.
+  WindowWord* found = nullptr;
+  for_each_older(key_id, [&](const WindowWord* r) {
+    if (r[0].i != start) return false;
+    found = const_cast<WindowWord*>(r);
+    return true;
+  });
+  if (found != nullptr) return found;
+  WindowWord* r = append_closed(key_id);
+  init(r, start);
+  auto& chunk_max = chunk_max_start_[(next_record_ - 1) / kChunkRecords - first_chunk_];
+  chunk_max = std::max(chunk_max, start);
   ++windows_;
-  return w;
+  return r;
 }
 
 const WindowWord* TumblingView::find(std::uint32_t key_id, std::int64_t start) const noexcept {
   const WindowWord* hot = &hot_[static_cast<std::size_t>(key_id) * words_];
   if (hot[1].u == 0 || start > hot[0].i) return nullptr;
   if (hot[0].i == start) return hot;
-  const auto& history = history_[key_id];
-  for (std::size_t n = history.size() / words_; n > 0; --n) {
-    const WindowWord* w = &history[(n - 1) * words_];
-    if (w[0].i == start) return w;
-    if (w[0].i < start) break;
-  }
-  return nullptr;
+  const WindowWord* found = nullptr;
+  for_each_older(key_id, [&](const WindowWord* r) {
+    found = r[0].i == start ? r : nullptr;
+    return found != nullptr;
+  });
+  return found;
 }
 
 double TumblingView::value_of(const WindowWord* w, int aggregate) const noexcept {
@@ -102,13 +138,18 @@ ViewRow TumblingView::to_row(std::string_view key, const WindowWord* w, std::int
 void TumblingView::collect(std::uint32_t key_id, std::string_view key, std::int64_t from, std::int64_t to,
                            std::int64_t watermark, std::vector<ViewRow>& out) const {
   if (key_id >= keys_) return;
-  auto emit = [&](const WindowWord* w) {
-    if (w[0].i < to && w[0].i + window_ms_ > from) out.push_back(to_row(key, w, watermark));
-  };
-  const auto& history = history_[key_id];
-  for (std::size_t i = 0; i < history.size(); i += words_) emit(&history[i]);
+  std::vector<const WindowWord*> windows;
+  for_each_older(key_id, [&](const WindowWord* r) {
+    windows.push_back(r);
+    return false;
+  });
   const WindowWord* hot = &hot_[static_cast<std::size_t>(key_id) * words_];
-  if (hot[1].u != 0) emit(hot);
+  if (hot[1].u != 0) windows.push_back(hot);
+  // Chains are mostly newest first, but out-of-order windows join at the head.
+  std::sort(windows.begin(), windows.end(), [](const WindowWord* a, const WindowWord* b) { return a[0].i < b[0].i; });
+  for (const WindowWord* w : windows) {
+    if (w[0].i < to && w[0].i + window_ms_ > from) out.push_back(to_row(key, w, watermark));
+  }
 }
 
 void TumblingView::top(std::int64_t window_start, std::uint32_t k, int by, const KeyTable& keys,
@@ -133,14 +174,18 @@ void TumblingView::top(std::int64_t window_start, std::uint32_t k, int by, const
 
 void TumblingView::evict(std::int64_t watermark, std::int64_t retention_ms) {
   const std::int64_t horizon = watermark - lateness_ms_ - retention_ms - window_ms_;
+  // Whole chunks whose newest window is past the horizon; a chunk holding
+  // one younger window waits for it, so retention is a lower bound.
+  while (!chunks_.empty() && chunk_max_start_.front() < horizon) {
+    const std::uint64_t begin = first_chunk_ * kChunkRecords;
+    const std::uint64_t end = begin + kChunkRecords;
+    windows_ -= std::min(end, next_record_) - begin;
+    if (next_record_ < end) next_record_ = end;  // the partly filled last chunk: continue in a new one
+    chunks_.erase(chunks_.begin());
+    chunk_max_start_.erase(chunk_max_start_.begin());
+    ++first_chunk_;
+  }
   for (std::uint32_t id = 0; id < keys_; ++id) {
-    auto& history = history_[id];
-    std::size_t n = 0;
-    while (n < history.size() && history[n].i < horizon) n += words_;
-    if (n > 0) {
-      history.erase(history.begin(), history.begin() + static_cast<std::ptrdiff_t>(n));
-      windows_ -= n / words_;
-    }
     WindowWord* hot = &hot_[static_cast<std::size_t>(id) * words_];
     if (hot[1].u != 0 && hot[0].i < horizon) {
       hot[1].u = 0;
