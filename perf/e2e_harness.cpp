@@ -250,17 +250,19 @@ void for_each_line(const Input& in, F&& f) {
 }
 
 // Splits the input into `parts` contiguous, line-aligned ranges.
-std::vector<std::string_view> split_lines(const Input& in, std::uint32_t parts) {
-  std::vector<std::string_view> out;
+// Line-aligned stripes of about stripe_bytes, dealt round-robin to `parts`
+// senders: like concurrent live producers, all connections move through the
+// stream's event time together (contiguous halves put one connection a
+// quarter of the file ahead in event time of the other).
+std::vector<std::vector<std::string_view>> split_lines(const Input& in, std::uint32_t parts,
+                                                       std::size_t stripe_bytes = 1 << 20) {
+  std::vector<std::vector<std::string_view>> out(parts);
   std::size_t begin = 0;
-  for (std::uint32_t i = 0; i < parts; ++i) {
-    std::size_t end = in.size;
-    if (i + 1 < parts) {
-      end = std::max(begin, in.size * (i + 1) / parts);
-      const void* nl = end < in.size ? std::memchr(in.begin() + end, '\n', in.size - end) : nullptr;
-      end = nl != nullptr ? static_cast<std::size_t>(static_cast<const char*>(nl) - in.begin()) + 1 : in.size;
-    }
-    out.emplace_back(in.begin() + begin, end - begin);
+  for (std::size_t k = 0; begin < in.size; ++k) {
+    std::size_t end = std::min(in.size, begin + stripe_bytes);
+    const void* nl = end < in.size ? std::memchr(in.begin() + end, '\n', in.size - end) : nullptr;
+    end = nl != nullptr ? static_cast<std::size_t>(static_cast<const char*>(nl) - in.begin()) + 1 : in.size;
+    out[k % parts].emplace_back(in.begin() + begin, end - begin);
     begin = end;
   }
   return out;
@@ -518,7 +520,7 @@ double run_tcp(const Input& in, const fs::path& spated, std::uint32_t shards, st
   Daemon d = start_daemon(spated, shards, port_base, g_tmp);
   const double seconds = [&] {
     spate::query::Client client("127.0.0.1", d.query_port);
-    const std::vector<std::string_view> parts = split_lines(in, connections);
+    const auto parts = split_lines(in, connections);
     std::vector<int> fds;
     for (std::uint32_t i = 0; i < connections; ++i) fds.push_back(connect_loopback(d.tcp_port));
     // SO_REUSEPORT spreads connections over the shards by address hash:
@@ -539,17 +541,19 @@ double run_tcp(const Input& in, const fs::path& spated, std::uint32_t shards, st
     for (std::uint32_t i = 0; i < connections; ++i) {
       senders.emplace_back([&, i] {
         go.wait();
-        const char* p = parts[i].data();
-        std::size_t left = parts[i].size();
-        while (left > 0) {
-          const ssize_t n = ::write(fds[i], p, std::min(left, kWriteBytes));
-          if (n < 0 && errno == EINTR) continue;
-          if (n <= 0) {
-            send_errno.store(n < 0 ? errno : EPIPE);
-            return;
+        for (const std::string_view part : parts[i]) {
+          const char* p = part.data();
+          std::size_t left = part.size();
+          while (left > 0) {
+            const ssize_t n = ::write(fds[i], p, std::min(left, kWriteBytes));
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) {
+              send_errno.store(n < 0 ? errno : EPIPE);
+              return;
+            }
+            p += n;
+            left -= static_cast<std::size_t>(n);
           }
-          p += n;
-          left -= static_cast<std::size_t>(n);
         }
         ::shutdown(fds[i], SHUT_WR);
       });
@@ -588,6 +592,56 @@ double run_tcp(const Input& in, const fs::path& spated, std::uint32_t shards, st
     fail(fmt::format("spated did not stop cleanly ({}): {}", describe_status(status), read_text(d.log)));
   }
   return seconds;
+}
+
+// The ceiling for (c) on this machine: the same bytes over the same number
+// of loopback connections into receivers that only read and discard them.
+double run_loopback_copy(const Input& in, std::uint32_t connections) {
+  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  if (listener < 0 || ::bind(listener, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::listen(listener, 64) != 0 || ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    fail(fmt::format("loopback listener: {}", std::strerror(errno)));
+  }
+  const auto parts = split_lines(in, connections);
+  std::vector<int> fds;
+  for (std::uint32_t i = 0; i < connections; ++i) fds.push_back(connect_loopback(ntohs(addr.sin_port)));
+  std::vector<std::thread> receivers;
+  for (std::uint32_t i = 0; i < connections; ++i) {
+    const int fd = ::accept(listener, nullptr, nullptr);
+    if (fd < 0) fail(fmt::format("loopback accept: {}", std::strerror(errno)));
+    receivers.emplace_back([fd] {
+      std::vector<char> buf(256 * 1024);
+      while (::read(fd, buf.data(), buf.size()) > 0) {
+      }
+      ::close(fd);
+    });
+  }
+  const auto t0 = Clock::now();
+  std::vector<std::thread> senders;
+  for (std::uint32_t i = 0; i < connections; ++i) {
+    senders.emplace_back([&, i] {
+      for (const std::string_view part : parts[i]) {
+        const char* p = part.data();
+        std::size_t left = part.size();
+        while (left > 0) {
+          const ssize_t n = ::write(fds[i], p, std::min(left, kWriteBytes));
+          if (n <= 0 && errno == EINTR) continue;
+          if (n <= 0) break;
+          p += n;
+          left -= static_cast<std::size_t>(n);
+        }
+      }
+      ::close(fds[i]);
+    });
+  }
+  for (auto& t : senders) t.join();
+  for (auto& t : receivers) t.join();
+  ::close(listener);
+  return seconds_since(t0);
 }
 
 // ---------------------------------------------------------------- output
@@ -717,6 +771,10 @@ bool run_all(const Options& o) {
       }
     }
     ms.push_back({"spated_tcp_loopback", good, in.size, best, n, c, best_placement});
+    print_json(ms.back(), raw_seconds);
+    double copy = 1e300;
+    for (std::uint32_t r = 0; r < o.repeat; ++r) copy = std::min(copy, run_loopback_copy(in, c));
+    ms.push_back({"loopback_tcp_copy_only", good, in.size, copy, 0, c});
     print_json(ms.back(), raw_seconds);
   }
 
