@@ -23,6 +23,7 @@ TumblingView::TumblingView(const ViewConfig& config, std::int64_t allowed_latene
 void TumblingView::grow(std::uint32_t keys) {
   hot_.resize(static_cast<std::size_t>(keys) * words_, WindowWord{0});
   head_.resize(keys, kNoRecord);
+  recent_.resize(keys, kNoRecord);
   keys_ = keys;
 }
 
@@ -82,16 +83,22 @@ WindowWord* TumblingView::window_for(std::uint32_t key_id, std::int64_t start) {
     ++windows_;
     return hot;
   }
-  // An out-of-order event for an older window: find it in the key's chain.
-  WindowWord* found = nullptr;
-  for_each_older(key_id, [&](const WindowWord* r) {
-    if (r[0].i != start) return false;
-    found = const_cast<WindowWord*>(r);
-    return true;
-  });
-  if (found != nullptr) return found;
+  // An out-of-order event for an older window: the one used last, or a
+  // walk of the key's chain.
+  std::uint64_t& recent = recent_[key_id];
+  const std::uint64_t first = first_chunk_ * kChunkRecords;
+  if (recent != kNoRecord && recent >= first && record(recent)[0].i == start) {
+    return record(recent);
+  }
+  for (std::uint64_t i = head_[key_id]; i != kNoRecord && i >= first; i = record(i)[words_].u) {
+    if (record(i)[0].i == start) {
+      recent = i;
+      return record(i);
+    }
+  }
   WindowWord* r = append_closed(key_id);
   init(r, start);
+  recent = next_record_ - 1;
   auto& chunk_max = chunk_max_start_[(next_record_ - 1) / kChunkRecords - first_chunk_];
   chunk_max = std::max(chunk_max, start);
   ++windows_;

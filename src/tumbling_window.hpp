@@ -120,6 +120,11 @@ class TumblingView {
   std::vector<std::int64_t> chunk_max_start_;
   std::uint64_t first_chunk_ = 0;
   std::uint64_t next_record_ = 0;
+  // Per key, the older window its last out-of-order row went to. Producers
+  // drift apart in event time (two TCP connections, one ahead): every key's
+  // rows then alternate between the newest window and one older window, and
+  // walking the chain for each of them took 19% of a 2-connection profile.
+  std::vector<std::uint64_t> recent_;
   std::uint64_t windows_ = 0;
   std::int64_t newest_start_ = INT64_MIN;
 };
