@@ -25,6 +25,7 @@ constexpr std::size_t kUdpBurst = 32;
 constexpr std::size_t kUdpDatagramBytes = 65536;
 constexpr int kEpollEvents = 64;
 constexpr std::int64_t kMaintenanceEveryMs = 100;
+constexpr std::int64_t kStopDrainBudgetMs = 2000;
 
 // epoll user data: kind in the top byte, descriptor below.
 enum : std::uint64_t { kTagListen = 1, kTagConn = 2, kTagUdp = 3, kTagWake = 4 };
@@ -591,13 +592,17 @@ bool Shard::poll_network(int timeout_ms) {
 void Shard::drain_inputs_for_stop() {
   adopt_handoffs();
   listeners_.clear();
-  // What the kernel already holds for us was received: apply it.
+  // What the kernel holds for us was received: apply it, up to each
+  // client's FIN, within a time budget so that a client that keeps sending
+  // cannot hold the stop back.
+  const std::int64_t deadline = wall_ms() + kStopDrainBudgetMs;
   for (auto& c : connections_) {
-    while (c && read_connection(*c) == ReadResult::data) {
+    while (c && wall_ms() < deadline && read_connection(*c) == ReadResult::data) {
     }
   }
   if (udp_) {
-    while (read_udp()) {
+    // At most what an 8 MiB receive buffer holds in small datagrams.
+    for (int bursts = 0; bursts < 4096 && read_udp(); ++bursts) {
     }
   }
   flush_all();
@@ -701,12 +706,7 @@ void Shard::run() {
     }
     if (!pending && !engine_.stopping()) {
       const auto timeout = static_cast<int>(std::max<std::int64_t>(1, next_maintenance_ms_ - now));
-      if (stopping) {
-        epoll_event ev;
-        epoll_wait(epoll_fd_, &ev, 1, 1);
-      } else {
-        poll_network(timeout);
-      }
+      poll_network(timeout);
     }
     sleeping_.store(false, std::memory_order_relaxed);
   }
