@@ -57,7 +57,7 @@ class IngestTest(E2ETest):
         self.fail("the kernel dropped datagrams even at 25000 events/s")
 
     def test_publish_applies_batches_and_a_resent_batch_is_a_no_op(self):
-        n = max(EVENTS // 4, 1000)
+        n = EVENTS
         summary, windows = generate(["--events", str(n), "--seed", "13", "--batch", "2000",
                                      "--publish", "127.0.0.1:%d" % self.daemon.query_port], self.expect)
         # PUBLISH answers once applied: no waiting needed before reading the counters.
