@@ -12,6 +12,7 @@
 #include <cstring>
 #include <system_error>
 
+#include "io/net/socket.hpp"
 #include "kernels/hash.hpp"
 #include "src/assert.hpp"
 #include "src/engine.hpp"
@@ -126,6 +127,15 @@ void Shard::add_udp_socket(int fd) {
 }
 
 void Shard::add_file_range(FileRange range) {
+  if (range.is_stdin) {
+    // Never block the shard loop on a pipe or terminal: read when epoll says
+    // so (a regular file cannot be polled and is simply always readable).
+    io::set_nonblocking(range.fd);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = tag(kTagWake, wake_fd_);
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, range.fd, &ev);
+  }
   files_.push_back(range);
   if (!file_buf_) file_buf_ = std::make_unique<char[]>(kFileChunkBytes + config_.max_line_bytes + kPadding);
   files_done_.store(false, std::memory_order_release);
@@ -534,6 +544,7 @@ bool Shard::read_file() {
     n = want == 0 ? 0 : ::pread(f.fd, file_buf_.get() + file_used_, want, static_cast<off_t>(f.begin));
   }
   if (n < 0 && errno == EINTR) return true;
+  if (n < 0 && errno == EAGAIN) return false;  // stdin has nothing yet; epoll wakes us
   const bool eof = n <= 0;
   if (!eof) {
     f.begin += static_cast<std::uint64_t>(n);
@@ -544,6 +555,7 @@ bool Shard::read_file() {
   if (eof) {
     // Ranges of one file share a descriptor: close it after its last range.
     if (!f.is_stdin && (files_.size() == 1 || files_[1].fd != f.fd)) ::close(f.fd);
+    if (f.is_stdin) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, f.fd, nullptr);  // EOF stays readable
     files_.erase(files_.begin());
     if (files_.empty()) {
       flush_all();

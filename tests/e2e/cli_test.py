@@ -89,6 +89,16 @@ class CliTest(unittest.TestCase):
         r = self.run_cmd(SPATE_QUERY, "--addr", "127.0.0.1:1", "ping")
         self.assertEqual(r.returncode, 3)
 
+    def test_stdin_ingest_in_batch_mode_applies_every_line_and_exits(self):
+        lines = "".join(event(i, "p%d" % (i % 10)) + "\n" for i in range(20000)) + "{broken\n" + event(20000)
+        with tempfile.TemporaryDirectory() as tmp:
+            r = subprocess.run([SPATED, "--shards", "2", "--tcp-addr", "off", "--udp-addr", "off",
+                                "--query-addr", "127.0.0.1:0", "--data-dir", os.path.join(tmp, "data"),
+                                "--ingest", "-", "--exit-after-ingest"],
+                               input=lines, capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("20001 events applied, 1 rejected", r.stderr)
+
     def test_sigterm_drains_everything_received_and_exits_zero(self):
         d = Daemon()
         n = 50000
