@@ -50,6 +50,7 @@ struct QueryServer::Connection {
   bool draining = false;  // write side shut: discard input until the client closes
   bool reading = true;
   bool want_write = false;
+  bool stalled = false;  // a PUBLISH waits for room in its shard's queue
   std::uint32_t inflight = 0;
   std::string rbuf;
   std::string wbuf;
@@ -236,6 +237,7 @@ void QueryServer::on_readable(Connection& c) {
     }
     const bool keep = handle_frame(c, h, frame_body(rest, h));
     if (connections_.count(fd) == 0) return;
+    if (c.stalled) break;  // the frame stays in rbuf until its shard has room
     pos += 4 + h.length;
     if (!keep) {
       c.closing = true;
@@ -251,7 +253,7 @@ void QueryServer::on_readable(Connection& c) {
   }
   // Backpressure: stop reading a connection with too many requests in
   // flight or too many answers it has not read; resume_reading() restarts it.
-  const bool reading = can_read(c);
+  const bool reading = can_read(c) && !c.stalled;
   if (reading != c.reading) {
     c.reading = reading;
     update_interest(c);
@@ -405,10 +407,14 @@ void QueryServer::handle_stats(Connection& c, const FrameHeader& h) {
   send(c, out);
 }
 
+bool QueryServer::has_capacity(std::uint32_t shard) const noexcept {
+  // In-flight tasks per shard never exceed the response ring, so a shard never waits to answer.
+  return inflight_per_shard_[shard] < engine_.shard(shard).requests().capacity();
+}
+
 bool QueryServer::submit(std::uint32_t shard, QueryTask* task) {
   auto& ring = engine_.shard(shard).requests();
-  // In-flight tasks per shard never exceed the response ring, so a shard never waits to answer.
-  if (inflight_per_shard_[shard] >= ring.capacity()) return false;
+  if (!has_capacity(shard)) return false;
   QueryTask** slot = ring.claim();
   if (slot == nullptr) return false;
   *slot = task;
@@ -531,6 +537,9 @@ void QueryServer::handle_publish(Connection& c, const FrameHeader& h, std::strin
     reply_error(c, h.op, h.request_id, Status::bad_request, "PUBLISH needs PAYLOAD");
     return;
   }
+  // One producer's batches always go to the same shard, so they are applied
+  // in the order they were sent (like a Kafka partition); producers spread.
+  const std::uint32_t shard = engine_.owner_of(kernels::hash_key(reinterpret_cast<const char*>(&producer), sizeof(producer)));
   if (sequence != 0) {
     auto& highest = producer_sequences_[producer];
     if (sequence <= highest) {
@@ -544,23 +553,21 @@ void QueryServer::handle_publish(Connection& c, const FrameHeader& h, std::strin
       send(c, out);
       return;
     }
-    highest = sequence;
   }
+  if (!has_capacity(shard)) {
+    // Backpressure: leave the frame unread and stop reading this
+    // connection until the shard catches up (resume_reading retries).
+    c.stalled = true;
+    return;
+  }
+  if (sequence != 0) producer_sequences_[producer] = sequence;
   auto* task = new QueryTask;
   task->kind = QueryTask::Kind::publish;
   task->ticket = next_ticket_++;
   task->payload.resize(payload.size() + engine::kPadding);
   std::copy(payload.begin(), payload.end(), task->payload.begin());
   task->payload_len = payload.size();
-  // One producer's batches always go to the same shard, so they are applied
-  // in the order they were sent (like a Kafka partition); producers spread.
-  const std::uint32_t shard = engine_.owner_of(kernels::hash_key(reinterpret_cast<const char*>(&producer), sizeof(producer)));
-  if (!submit(shard, task)) {
-    delete task;
-    if (sequence != 0) producer_sequences_[producer] = sequence - 1;
-    reply_error(c, h.op, h.request_id, Status::overloaded, "shard request queue is full; retry");
-    return;
-  }
+  submit(shard, task);  // has_capacity said it fits
   auto pending = std::make_unique<Pending>();
   pending->fd = c.fd;
   pending->connection_id = c.id;
@@ -677,7 +684,10 @@ bool QueryServer::can_read(const Connection& c) const noexcept {
 void QueryServer::resume_reading() {
   std::vector<int> ready;
   for (const auto& [fd, c] : connections_) {
-    if (!c->reading && !c->closing && can_read(*c)) ready.push_back(fd);
+    if (!c->reading && !c->closing && can_read(*c)) {
+      c->stalled = false;
+      ready.push_back(fd);
+    }
   }
   for (int fd : ready) {
     auto it = connections_.find(fd);

@@ -41,6 +41,7 @@ class QueryServer {
   void handle_stats(Connection& c, const FrameHeader& h);
   void handle_view(Connection& c, const FrameHeader& h, std::string_view body);
   void handle_publish(Connection& c, const FrameHeader& h, std::string_view body);
+  bool has_capacity(std::uint32_t shard) const noexcept;
   bool submit(std::uint32_t shard, engine::QueryTask* task);
   void collect_responses();
   void check_publishes();
