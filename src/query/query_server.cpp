@@ -510,9 +510,13 @@ void QueryServer::handle_view(Connection& c, const FrameHeader& h, std::string_v
       }
       ++pending->remaining;
     }
+    if (pending->remaining == 0) {
+      reply_error(c, h.op, h.request_id, Status::overloaded, "every shard request queue is full; retry");
+      return;
+    }
     if (pending->remaining != engine_.shard_count()) {
-      // Some shards were not asked: answer OVERLOADED once the others return.
-      pending->op = Op::view_top;
+      // Some shards were not asked: answer OVERLOADED once the others return
+      // (k = 0 marks it; a real request has k >= 1).
       pending->k = 0;
     }
   }
