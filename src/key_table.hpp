@@ -1,5 +1,7 @@
 // Per-shard key interning: maps key bytes (with their precomputed xxh3 hash)
-// to dense ids, so views index their state by id instead of by string.
+// to dense ids, so views index their state by id instead of by string. Keys
+// whose windows are all gone are erased and their ids reused, so memory
+// follows the live keys, not every key ever seen.
 #pragma once
 
 #include <cstdint>
@@ -28,9 +30,21 @@ class KeyTable {
           grow();
           return intern(hash, key);
         }
-        const auto id = static_cast<std::uint32_t>(offsets_.size());
-        offsets_.push_back(static_cast<std::uint32_t>(bytes_.size()));
-        lengths_.push_back(static_cast<std::uint16_t>(key.size()));
+        std::uint32_t id;
+        if (free_ids_.empty()) {
+          id = static_cast<std::uint32_t>(offsets_.size());
+          offsets_.push_back(0);
+          lengths_.push_back(0);
+          hashes_.push_back(0);
+          alive_.push_back(0);
+        } else {
+          id = free_ids_.back();
+          free_ids_.pop_back();
+        }
+        offsets_[id] = static_cast<std::uint32_t>(bytes_.size());
+        lengths_[id] = static_cast<std::uint16_t>(key.size());
+        hashes_[id] = hash;
+        alive_[id] = 1;
         bytes_.insert(bytes_.end(), key.begin(), key.end());
         s.hash = hash;
         s.id_plus_one = id + 1;
@@ -56,6 +70,31 @@ class KeyTable {
 
   std::string_view key(std::uint32_t id) const noexcept { return {bytes_.data() + offsets_[id], lengths_[id]}; }
   std::uint32_t size() const noexcept { return count_; }
+  // Ids in use lie below this; alive() tells which of them are.
+  std::uint32_t id_limit() const noexcept { return static_cast<std::uint32_t>(offsets_.size()); }
+  bool alive(std::uint32_t id) const noexcept { return alive_[id] != 0; }
+
+  // Forgets key `id`; a later intern may hand the id to another key.
+  void erase(std::uint32_t id) {
+    const std::size_t mask = slots_.size() - 1;
+    std::size_t i = hashes_[id] & mask;
+    while (slots_[i].id_plus_one != id + 1) i = (i + 1) & mask;
+    // Backward-shift deletion keeps every probe chain unbroken without tombstones.
+    for (std::size_t j = (i + 1) & mask; slots_[j].id_plus_one != 0; j = (j + 1) & mask) {
+      const std::size_t home = slots_[j].hash & mask;
+      const bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+      if (!stays) {
+        slots_[i] = slots_[j];
+        i = j;
+      }
+    }
+    slots_[i] = Slot{};
+    alive_[id] = 0;
+    dead_bytes_ += lengths_[id];
+    free_ids_.push_back(id);
+    --count_;
+    if (dead_bytes_ > (1u << 20) && dead_bytes_ * 2 > bytes_.size()) compact();
+  }
 
  private:
   // Keys up to kInline bytes are also kept in the slot, so a lookup that
@@ -86,10 +125,28 @@ class KeyTable {
     }
   }
 
+  // Rewrites the key bytes without the erased keys' bytes.
+  void compact() {
+    std::vector<char> live;
+    live.reserve(bytes_.size() - dead_bytes_);
+    for (std::uint32_t id = 0; id < id_limit(); ++id) {
+      if (!alive(id)) continue;
+      const std::uint32_t at = static_cast<std::uint32_t>(live.size());
+      live.insert(live.end(), bytes_.begin() + offsets_[id], bytes_.begin() + offsets_[id] + lengths_[id]);
+      offsets_[id] = at;
+    }
+    bytes_.swap(live);
+    dead_bytes_ = 0;
+  }
+
   std::vector<Slot> slots_;
   std::vector<std::uint32_t> offsets_;
   std::vector<std::uint16_t> lengths_;
+  std::vector<std::uint64_t> hashes_;
+  std::vector<std::uint8_t> alive_;
+  std::vector<std::uint32_t> free_ids_;
   std::vector<char> bytes_;
+  std::uint64_t dead_bytes_ = 0;
   std::uint32_t count_ = 0;
 };
 

@@ -26,6 +26,7 @@ constexpr std::size_t kUdpBurst = 32;
 constexpr std::size_t kUdpDatagramBytes = 65536;
 constexpr int kEpollEvents = 64;
 constexpr std::int64_t kMaintenanceEveryMs = 100;
+constexpr std::uint64_t kEvictEveryTicks = 10;
 constexpr std::int64_t kStopDrainBudgetMs = 2000;
 
 // epoll user data: kind in the top byte, descriptor below.
@@ -652,11 +653,24 @@ void Shard::maintenance(std::int64_t now_ms) {
   } else {
     last_idle_tick_ms_ = 0;
   }
-  std::uint64_t windows = 0;
-  for (auto& v : views_) {
-    if (watermark_ != INT64_MIN) v.evict(watermark_, config_.window_retention_ms);
-    windows += v.window_count();
+  // Retention, once a second (it visits every key): windows past it go, and
+  // then keys with no window left in any view of their group.
+  if (++maintenance_ticks_ % kEvictEveryTicks == 0 && watermark_ != INT64_MIN) {
+    for (auto& v : views_) v.evict(watermark_, config_.window_retention_ms);
+    for (std::size_t g = 0; g < keys_.size(); ++g) {
+      const auto& group_views = config_.key_groups[g].views;
+      for (std::uint32_t id = 0; id < keys_[g].id_limit(); ++id) {
+        if (!keys_[g].alive(id)) continue;
+        bool idle = true;
+        for (const int v : group_views) idle = idle && views_[static_cast<std::size_t>(v)].key_idle(id);
+        if (!idle) continue;
+        keys_[g].erase(id);
+        for (const int v : group_views) views_[static_cast<std::size_t>(v)].reset_key(id);
+      }
+    }
   }
+  std::uint64_t windows = 0;
+  for (const auto& v : views_) windows += v.window_count();
   std::uint64_t keys = 0;
   for (const auto& k : keys_) keys += k.size();
   counters_.windows.store(windows, std::memory_order_relaxed);

@@ -152,6 +152,7 @@ class Shard {
   std::int64_t last_input_wall_ms_ = 0;
   std::int64_t last_idle_tick_ms_ = 0;
   std::int64_t next_maintenance_ms_ = 0;
+  std::uint64_t maintenance_ticks_ = 0;
 
   // Queries.
   SpscRing<QueryTask*> requests_;

@@ -78,6 +78,21 @@ class TumblingView {
   // Drops windows that closed more than retention_ms (event time) ago.
   void evict(std::int64_t watermark, std::int64_t retention_ms);
 
+  // True when key_id holds no window any more: its newest was evicted and
+  // its older ones are in dropped chunks.
+  bool key_idle(std::uint32_t key_id) const noexcept {
+    if (key_id >= keys_) return true;
+    if (hot_[static_cast<std::size_t>(key_id) * words_ + 1].u != 0) return false;
+    return head_[key_id] == kNoRecord || head_[key_id] < first_chunk_ * kChunkRecords;
+  }
+  // Forgets key_id's state so the id can serve another key.
+  void reset_key(std::uint32_t key_id) noexcept {
+    if (key_id >= keys_) return;
+    hot_[static_cast<std::size_t>(key_id) * words_ + 1].u = 0;
+    head_[key_id] = kNoRecord;
+    recent_[key_id] = kNoRecord;
+  }
+
   std::uint64_t window_count() const noexcept { return windows_; }
   std::int64_t window_ms() const noexcept { return window_ms_; }
   // The start of the newest window any row went into (INT64_MIN: none yet).

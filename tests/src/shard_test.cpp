@@ -86,3 +86,31 @@ TEST_CASE("engine: three shards split a file, route rows to key owners and answe
   engine.stop();
   std::remove(path.c_str());
 }
+
+TEST_CASE("engine: keys whose windows passed retention are forgotten, so memory follows live keys") {
+  const std::string path = temp_path("retention.ndjson");
+  {
+    std::ofstream out(path);
+    for (int i = 0; i < 1000; ++i) out << R"({"id":"a)" << i << R"(","ts":)" << i << R"(,"user":"old)" << i << R"(","type":"t","amount":1})" << "\n";
+    out << R"({"id":"b","ts":600000,"user":"new","type":"t","amount":2})" << "\n";
+  }
+  Config config = default_config();
+  config.shards = 1;
+  config.window_retention_ms = 0;
+  config.sources = {{SourceKind::file, {}, path}};
+  Engine engine(config);
+  spate::query::QueryServer server(engine, {"127.0.0.1", 0});
+  engine.start();
+  server.start();
+  wait_until([&] { return engine.files_done() && engine.quiescent(); });
+  // Retention runs once a second: the 1000 old users go, "new" and type "t" stay.
+  wait_until([&] { return engine.shard(0).counters().keys.load() == 2; });
+  spate::query::Client client("127.0.0.1", server.port());
+  CHECK(client.view_get("per_user_1m", "old7").empty());
+  const auto rows = client.view_get("per_user_1m", "new");
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].get("sum(amount)") == 2.0);
+  server.stop();
+  engine.stop();
+  std::remove(path.c_str());
+}
