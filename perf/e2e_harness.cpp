@@ -487,6 +487,22 @@ int connect_loopback(std::uint16_t port) {
   return fd;
 }
 
+// Writes every part to fd in order; returns 0, or the errno that stopped it.
+int send_parts(int fd, const std::vector<std::string_view>& parts) {
+  for (const std::string_view part : parts) {
+    const char* p = part.data();
+    std::size_t left = part.size();
+    while (left > 0) {
+      const ssize_t n = ::write(fd, p, std::min(left, kWriteBytes));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return n < 0 ? errno : EPIPE;
+      p += n;
+      left -= static_cast<std::size_t>(n);
+    }
+  }
+  return 0;
+}
+
 struct Totals {
   std::uint64_t events_in = 0;
   std::uint64_t rows_applied = 0;
@@ -541,19 +557,9 @@ double run_tcp(const Input& in, const fs::path& spated, std::uint32_t shards, st
     for (std::uint32_t i = 0; i < connections; ++i) {
       senders.emplace_back([&, i] {
         go.wait();
-        for (const std::string_view part : parts[i]) {
-          const char* p = part.data();
-          std::size_t left = part.size();
-          while (left > 0) {
-            const ssize_t n = ::write(fds[i], p, std::min(left, kWriteBytes));
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) {
-              send_errno.store(n < 0 ? errno : EPIPE);
-              return;
-            }
-            p += n;
-            left -= static_cast<std::size_t>(n);
-          }
+        if (const int err = send_parts(fds[i], parts[i]); err != 0) {
+          send_errno.store(err);
+          return;
         }
         ::shutdown(fds[i], SHUT_WR);
       });
@@ -624,17 +630,7 @@ double run_loopback_copy(const Input& in, std::uint32_t connections) {
   std::vector<std::thread> senders;
   for (std::uint32_t i = 0; i < connections; ++i) {
     senders.emplace_back([&, i] {
-      for (const std::string_view part : parts[i]) {
-        const char* p = part.data();
-        std::size_t left = part.size();
-        while (left > 0) {
-          const ssize_t n = ::write(fds[i], p, std::min(left, kWriteBytes));
-          if (n <= 0 && errno == EINTR) continue;
-          if (n <= 0) break;
-          p += n;
-          left -= static_cast<std::size_t>(n);
-        }
-      }
+      if (send_parts(fds[i], parts[i]) != 0) fail("a loopback copy sender failed");
       ::close(fds[i]);
     });
   }

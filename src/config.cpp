@@ -74,7 +74,7 @@ class Checker {
   std::vector<ConfigError>& errors_;
 };
 
-bool parse_aggregate(std::string_view text, AggregateConfig& out, std::string& field) {
+bool parse_aggregate(std::string_view text, AggregateConfig& out) {
   out.label = std::string(text);
   if (text == "count") {
     out.kind = AggKind::count;
@@ -83,7 +83,7 @@ bool parse_aggregate(std::string_view text, AggregateConfig& out, std::string& f
   const auto open = text.find('(');
   if (open == std::string_view::npos || text.back() != ')' || open + 2 >= text.size()) return false;
   const auto fn = text.substr(0, open);
-  field = std::string(text.substr(open + 1, text.size() - open - 2));
+  out.field = std::string(text.substr(open + 1, text.size() - open - 2));
   if (fn == "sum") out.kind = AggKind::sum;
   else if (fn == "min") out.kind = AggKind::min;
   else if (fn == "max") out.kind = AggKind::max;
@@ -191,27 +191,15 @@ void parse_views(const toml::node& node, Checker& check, Config& config) {
     } else {
       for (const toml::node& a : *aggs_arr) {
         AggregateConfig agg;
-        std::string field;
-        if (!a.is_string() || !parse_aggregate(a.as_string()->get(), agg, field)) {
+        if (!a.is_string() || !parse_aggregate(a.as_string()->get(), agg)) {
           check.error(a, "aggregate must be \"count\" or sum/min/max/avg(FIELD)");
           continue;
         }
-        agg.column = -1;
-        if (agg.kind != AggKind::count) {
-          // Resolved to a column index by finalize(); remember the field in the label.
-          agg.column = -2;
-        }
-        (void)field;
         view.aggregates.push_back(std::move(agg));
       }
     }
     config.views.push_back(std::move(view));
   }
-}
-
-std::string aggregate_field(const AggregateConfig& agg) {
-  const auto open = agg.label.find('(');
-  return agg.label.substr(open + 1, agg.label.size() - open - 2);
 }
 
 }  // namespace
@@ -264,13 +252,16 @@ Config default_config() {
       {SourceKind::udp, {"127.0.0.1", 7071}, {}},
   };
   c.fields = {{"user", FieldType::string}, {"type", FieldType::string}, {"amount", FieldType::number}};
-  auto agg = [](AggKind kind, std::string label) { return AggregateConfig{kind, std::move(label), -2}; };
+  auto aggregates = [](std::initializer_list<std::string_view> labels) {
+    std::vector<AggregateConfig> out(labels.size());
+    std::size_t i = 0;
+    for (const auto label : labels) parse_aggregate(label, out[i++]);
+    return out;
+  };
   c.views = {
       {"per_user_1m", "user", 60000,
-       {AggregateConfig{AggKind::count, "count", -1}, agg(AggKind::sum, "sum(amount)"), agg(AggKind::min, "min(amount)"),
-        agg(AggKind::max, "max(amount)"), agg(AggKind::avg, "avg(amount)")},
-       -1, 0},
-      {"per_type_10s", "type", 10000, {AggregateConfig{AggKind::count, "count", -1}, agg(AggKind::sum, "sum(amount)")}, -1, 0},
+       aggregates({"count", "sum(amount)", "min(amount)", "max(amount)", "avg(amount)"}), -1, 0},
+      {"per_type_10s", "type", 10000, aggregates({"count", "sum(amount)"}), -1, 0},
   };
   std::vector<ConfigError> errors;
   finalize(c, errors);
@@ -328,7 +319,7 @@ void finalize(Config& config, std::vector<ConfigError>& errors) {
         agg.column = -1;
         continue;
       }
-      const std::string field = aggregate_field(agg);
+      const std::string& field = agg.field;
       if (!field_type(field, type) || type != FieldType::number) {
         errors.push_back({view.line, fmt::format("view '{}': aggregate '{}' needs a number field '{}' in [schema].fields",
                                          view.name, agg.label, field)});

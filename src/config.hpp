@@ -42,7 +42,8 @@ enum class AggKind : std::uint8_t { count, sum, min, max, avg };
 struct AggregateConfig {
   AggKind kind = AggKind::count;
   std::string label;  // "count", "sum(amount)": the name clients see
-  int column = -1;    // index into Config::columns; -1 for count
+  std::string field;  // the number field it reads; empty for count
+  int column = -1;    // index into Config::columns, set by finalize(); -1 for count
 };
 
 struct ViewConfig {

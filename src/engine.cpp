@@ -152,9 +152,8 @@ bool Engine::quiescent() const noexcept {
   std::uint64_t events = 0;
   std::uint64_t applied = 0;
   for (const auto& s : shards_) {
-    const ShardCounters& c = s->counters();
-    for (const auto& e : c.events_in) events += e.load(std::memory_order_acquire);
-    applied += c.rows_applied.load(std::memory_order_acquire);
+    events += s->counters().events();
+    applied += s->counters().rows_applied.load(std::memory_order_acquire);
   }
   return applied == events * config_.key_groups.size();
 }

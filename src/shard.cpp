@@ -385,18 +385,13 @@ void Shard::execute(QueryTask& task) {
     }
     case QueryTask::Kind::publish: {
       const auto s = static_cast<std::size_t>(SourceKind::publish);
-      auto rejected = [&] {
-        std::uint64_t n = 0;
-        for (std::size_t r = 0; r < kRejectReasons; ++r) n += counters_.errors[s][r].load(std::memory_order_relaxed);
-        return n;
-      };
-      const std::uint64_t in0 = counters_.events_in[s].load(std::memory_order_relaxed);
-      const std::uint64_t rej0 = rejected();
+      const std::uint64_t in0 = counters_.events(s);
+      const std::uint64_t rej0 = counters_.rejected(s);
       ShardCounters::add(counters_.bytes_in[s], task.payload_len);
       ingest_chunk(task.payload.data(), task.payload_len, SourceKind::publish);
       flush_all();
-      task.accepted = counters_.events_in[s].load(std::memory_order_relaxed) - in0;
-      task.rejected = rejected() - rej0;
+      task.accepted = counters_.events(s) - in0;
+      task.rejected = counters_.rejected(s) - rej0;
       for (std::uint32_t d = 0; d < shards_; ++d) {
         if (out_rings_[d] != nullptr) task.waits.emplace_back(out_rings_[d], out_rings_[d]->pushed());
       }
@@ -626,8 +621,7 @@ void Shard::drain_inputs_for_stop() {
 void Shard::maintenance(std::int64_t now_ms) {
   // Idleness: inputs that delivered nothing for idle_timeout_ms stop
   // holding back the watermark of the shards we feed.
-  std::uint64_t events = 0;
-  for (const auto& e : counters_.events_in) events += e.load(std::memory_order_relaxed);
+  const std::uint64_t events = counters_.events();
   if (events != events_at_last_tick_) {
     events_at_last_tick_ = events;
     last_input_wall_ms_ = now_ms;

@@ -44,6 +44,22 @@ struct ShardCounters {
   static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept {
     c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
+  // Sums over sources (and reasons); kSourceKinds means every source.
+  std::uint64_t events(std::size_t source = kSourceKinds) const noexcept {
+    std::uint64_t n = 0;
+    for (std::size_t s = 0; s < kSourceKinds; ++s) {
+      if (source == kSourceKinds || source == s) n += events_in[s].load(std::memory_order_acquire);
+    }
+    return n;
+  }
+  std::uint64_t rejected(std::size_t source = kSourceKinds) const noexcept {
+    std::uint64_t n = 0;
+    for (std::size_t s = 0; s < kSourceKinds; ++s) {
+      if (source != kSourceKinds && source != s) continue;
+      for (std::size_t r = 0; r < kRejectReasons; ++r) n += errors[s][r].load(std::memory_order_relaxed);
+    }
+    return n;
+  }
 };
 
 // A contiguous byte range of an input file assigned to this shard.

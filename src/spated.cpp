@@ -144,11 +144,8 @@ int main(int argc, char** argv) {
   engine.stop();
   std::uint64_t events = 0, errors = 0;
   for (std::uint32_t s = 0; s < engine.shard_count(); ++s) {
-    const auto& c = engine.shard(s).counters();
-    for (std::size_t k = 0; k < spate::engine::kSourceKinds; ++k) {
-      events += c.events_in[k].load();
-      for (std::size_t r = 1; r < spate::engine::kRejectReasons; ++r) errors += c.errors[k][r].load();
-    }
+    events += engine.shard(s).counters().events();
+    errors += engine.shard(s).counters().rejected();
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   log(fmt::format("stopped after {:.3f} s: {} events applied, {} rejected", secs, events, errors));

@@ -45,9 +45,10 @@ const WindowWord* TumblingView::record(std::uint64_t index) const noexcept {
   return &chunks_[index / kChunkRecords - first_chunk_][(index % kChunkRecords) * record_words_];
 }
 
-WindowWord* TumblingView::append_closed(std::uint32_t key_id) {
+std::uint64_t TumblingView::append_closed(std::uint32_t key_id, std::int64_t start) {
   if (next_record_ / kChunkRecords - first_chunk_ == chunks_.size()) {
-    chunks_.push_back(std::make_unique_for_overwrite<WindowWord[]>(kChunkRecords * record_words_));  // every record is written when appended
+    // Every record is written when appended: no zeroing.
+    chunks_.push_back(std::make_unique_for_overwrite<WindowWord[]>(kChunkRecords * record_words_));
     chunk_max_start_.push_back(INT64_MIN);
   }
   const std::uint64_t index = next_record_++;
@@ -55,14 +56,16 @@ WindowWord* TumblingView::append_closed(std::uint32_t key_id) {
   r[words_].u = head_[key_id];
   r[words_ + 1].u = key_id;
   head_[key_id] = index;
-  return r;
+  auto& chunk_max = chunk_max_start_[index / kChunkRecords - first_chunk_];
+  chunk_max = std::max(chunk_max, start);
+  return index;
 }
 
 template <typename F>
 void TumblingView::for_each_older(std::uint32_t key_id, F&& f) const {
   const std::uint64_t first = first_chunk_ * kChunkRecords;
   for (std::uint64_t i = head_[key_id]; i != kNoRecord && i >= first; i = record(i)[words_].u) {
-    if (f(record(i))) return;
+    if (f(i, record(i))) return;
   }
 }
 
@@ -74,11 +77,7 @@ WindowWord* TumblingView::window_for(std::uint32_t key_id, std::int64_t start) {
     return hot;
   }
   if (start > hot[0].i) {  // a new newest window: the current one moves to the log
-    const std::int64_t closed_start = hot[0].i;
-    WindowWord* r = append_closed(key_id);
-    std::copy(hot, hot + words_, r);
-    auto& chunk_max = chunk_max_start_[(next_record_ - 1) / kChunkRecords - first_chunk_];
-    chunk_max = std::max(chunk_max, closed_start);
+    std::copy(hot, hot + words_, record(append_closed(key_id, hot[0].i)));
     init(hot, start);
     ++windows_;
     return hot;
@@ -86,21 +85,21 @@ WindowWord* TumblingView::window_for(std::uint32_t key_id, std::int64_t start) {
   // An out-of-order event for an older window: the one used last, or a
   // walk of the key's chain.
   std::uint64_t& recent = recent_[key_id];
-  const std::uint64_t first = first_chunk_ * kChunkRecords;
-  if (recent != kNoRecord && recent >= first && record(recent)[0].i == start) {
+  if (recent != kNoRecord && recent >= first_chunk_ * kChunkRecords && record(recent)[0].i == start) {
     return record(recent);
   }
-  for (std::uint64_t i = head_[key_id]; i != kNoRecord && i >= first; i = record(i)[words_].u) {
-    if (record(i)[0].i == start) {
-      recent = i;
-      return record(i);
+  bool found = false;
+  for_each_older(key_id, [&](std::uint64_t index, const WindowWord* r) {
+    if (r[0].i == start) {
+      recent = index;
+      found = true;
     }
-  }
-  WindowWord* r = append_closed(key_id);
+    return found;
+  });
+  if (found) return record(recent);
+  recent = append_closed(key_id, start);
+  WindowWord* r = record(recent);
   init(r, start);
-  recent = next_record_ - 1;
-  auto& chunk_max = chunk_max_start_[(next_record_ - 1) / kChunkRecords - first_chunk_];
-  chunk_max = std::max(chunk_max, start);
   ++windows_;
   return r;
 }
@@ -110,7 +109,7 @@ const WindowWord* TumblingView::find(std::uint32_t key_id, std::int64_t start) c
   if (hot[1].u == 0 || start > hot[0].i) return nullptr;
   if (hot[0].i == start) return hot;
   const WindowWord* found = nullptr;
-  for_each_older(key_id, [&](const WindowWord* r) {
+  for_each_older(key_id, [&](std::uint64_t, const WindowWord* r) {
     found = r[0].i == start ? r : nullptr;
     return found != nullptr;
   });
@@ -146,7 +145,7 @@ void TumblingView::collect(std::uint32_t key_id, std::string_view key, std::int6
                            std::int64_t watermark, std::vector<ViewRow>& out) const {
   if (key_id >= keys_) return;
   std::vector<const WindowWord*> windows;
-  for_each_older(key_id, [&](const WindowWord* r) {
+  for_each_older(key_id, [&](std::uint64_t, const WindowWord* r) {
     windows.push_back(r);
     return false;
   });

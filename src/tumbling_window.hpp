@@ -102,11 +102,12 @@ class TumblingView {
  private:
   void grow(std::uint32_t keys);
   WindowWord* window_for(std::uint32_t key_id, std::int64_t start);
-  WindowWord* append_closed(std::uint32_t key_id);  // a new record at the log's end, linked into the key's chain
+  // A new record at the log's end, linked into the key's chain; its index.
+  std::uint64_t append_closed(std::uint32_t key_id, std::int64_t start);
   WindowWord* record(std::uint64_t index) noexcept;
   const WindowWord* record(std::uint64_t index) const noexcept;
   template <typename F>
-  void for_each_older(std::uint32_t key_id, F&& f) const;  // the key's log records, newest link first
+  void for_each_older(std::uint32_t key_id, F&& f) const;  // f(index, record) over the key's chain until it returns true
   void init(WindowWord* w, std::int64_t start) const noexcept;
   const WindowWord* find(std::uint32_t key_id, std::int64_t start) const noexcept;
   double value_of(const WindowWord* w, int aggregate) const noexcept;

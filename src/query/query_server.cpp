@@ -37,8 +37,6 @@ WireType expected_type(Tag tag) {
   }
 }
 
-const char* kReasons[] = {"none", "malformed_json", "missing_field", "wrong_type", "bad_timestamp", "oversized_line",
-                          "key_too_long"};
 
 }  // namespace
 
@@ -66,6 +64,7 @@ struct QueryServer::Pending {
   int by = 0;
   std::int64_t window_start = 0;
   std::uint32_t remaining = 0;  // shard tasks still out
+  bool overloaded = false;      // a shard could not be asked: the answer is OVERLOADED
   std::vector<engine::ViewRow> rows;
   std::unique_ptr<QueryTask> publish;  // a publish waiting for its rows to be applied
 };
@@ -372,16 +371,12 @@ void QueryServer::handle_stats(Connection& c, const FrameHeader& h) {
       w.end_nested(m);
     };
     auto load = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
-    std::uint64_t events = 0, bytes = 0, errors = 0, late = 0;
-    for (std::size_t src = 0; src < engine::kSourceKinds; ++src) {
-      events += load(k.events_in[src]);
-      bytes += load(k.bytes_in[src]);
-      for (std::size_t r = 1; r < engine::kRejectReasons; ++r) errors += load(k.errors[src][r]);
-    }
+    std::uint64_t bytes = 0, late = 0;
+    for (const auto& b : k.bytes_in) bytes += load(b);
     for (std::size_t v = 0; v < config.views.size(); ++v) late += load(k.late[v]);
-    counter("events_in", events);
+    counter("events_in", k.events());
     counter("bytes_in", bytes);
-    counter("errors", errors);
+    counter("errors", k.rejected());
     counter("late_events", late);
     counter("routed_out", load(k.routed_out));
     counter("routed_in", load(k.routed_in));
@@ -399,7 +394,7 @@ void QueryServer::handle_stats(Connection& c, const FrameHeader& h) {
       const std::string prefix = engine::source_kind_name(static_cast<engine::SourceKind>(src));
       counter(prefix + ".events_in", load(k.events_in[src]));
       counter(prefix + ".bytes_in", load(k.bytes_in[src]));
-      for (std::size_t r = 1; r < engine::kRejectReasons; ++r) counter(prefix + ".errors." + kReasons[r], load(k.errors[src][r]));
+      for (std::size_t r = 1; r < engine::kRejectReasons; ++r) counter(prefix + ".errors." + engine::reject_name(static_cast<engine::Reject>(r)), load(k.errors[src][r]));
     }
     w.end_nested(shard_mark);
   }
@@ -514,11 +509,8 @@ void QueryServer::handle_view(Connection& c, const FrameHeader& h, std::string_v
       reply_error(c, h.op, h.request_id, Status::overloaded, "every shard request queue is full; retry");
       return;
     }
-    if (pending->remaining != engine_.shard_count()) {
-      // Some shards were not asked: answer OVERLOADED once the others return
-      // (k = 0 marks it; a real request has k >= 1).
-      pending->k = 0;
-    }
+    // Some shards were not asked: answer OVERLOADED once the others return.
+    pending->overloaded = pending->remaining != engine_.shard_count();
   }
   ++c.inflight;
   pending_[ticket] = std::move(pending);
@@ -635,7 +627,7 @@ void QueryServer::finish(Pending& p) {
     w.u64(Tag::rejected, p.publish->rejected);
     w.u64(Tag::duplicate, 0);
     finish_frame(out, mark);
-  } else if (p.op == Op::view_top && p.k == 0) {
+  } else if (p.overloaded) {
     reply_error(*c, p.op, p.request_id, Status::overloaded, "a shard request queue is full; retry");
     return;
   } else {

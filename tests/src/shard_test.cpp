@@ -30,6 +30,28 @@ void wait_until(const std::function<bool()>& done) {
   REQUIRE(done());
 }
 
+// The engine and query server over one input file, started and run until
+// every line is applied; stopped (and the file removed) on destruction.
+struct FilePipeline {
+  Engine engine;
+  spate::query::QueryServer server;
+  std::string path;
+
+  FilePipeline(Config config, const std::string& input)
+      : engine((config.sources = {{SourceKind::file, {}, input}}, std::move(config))),
+        server(engine, {"127.0.0.1", 0}),
+        path(input) {
+    engine.start();
+    server.start();
+    wait_until([&] { return engine.files_done() && engine.quiescent(); });
+  }
+  ~FilePipeline() {
+    server.stop();
+    engine.stop();
+    std::remove(path.c_str());
+  }
+};
+
 }  // namespace
 
 TEST_CASE("engine: three shards split a file, route rows to key owners and answer exact aggregates") {
@@ -50,12 +72,8 @@ TEST_CASE("engine: three shards split a file, route rows to key owners and answe
   }
   Config config = default_config();
   config.shards = 3;
-  config.sources = {{SourceKind::file, {}, path}};
-  Engine engine(config);
-  spate::query::QueryServer server(engine, {"127.0.0.1", 0});
-  engine.start();
-  server.start();
-  wait_until([&] { return engine.files_done() && engine.quiescent(); });
+  FilePipeline p(config, path);
+  Engine& engine = p.engine;
 
   std::uint64_t events = 0, malformed = 0, routed_out = 0, routed_in = 0;
   for (std::uint32_t s = 0; s < engine.shard_count(); ++s) {
@@ -71,7 +89,7 @@ TEST_CASE("engine: three shards split a file, route rows to key owners and answe
   CHECK(routed_out == routed_in);
   CHECK(routed_out > 0);
 
-  spate::query::Client client("127.0.0.1", server.port());
+  spate::query::Client client("127.0.0.1", p.server.port());
   for (const auto& [user, agg] : expected) {
     const auto rows = client.view_get("per_user_1m", user);
     REQUIRE(rows.size() == 1);
@@ -82,9 +100,6 @@ TEST_CASE("engine: three shards split a file, route rows to key owners and answe
   const auto top = client.view_top("per_type_10s", 0, 3, "count");
   REQUIRE(top.size() == 3);
   CHECK(top[0].get("count").value() + top[1].get("count").value() + top[2].get("count").value() == 10000);  // i < 10000 is window 0
-  server.stop();
-  engine.stop();
-  std::remove(path.c_str());
 }
 
 TEST_CASE("engine: keys whose windows passed retention are forgotten, so memory follows live keys") {
@@ -97,20 +112,13 @@ TEST_CASE("engine: keys whose windows passed retention are forgotten, so memory 
   Config config = default_config();
   config.shards = 1;
   config.window_retention_ms = 0;
-  config.sources = {{SourceKind::file, {}, path}};
-  Engine engine(config);
-  spate::query::QueryServer server(engine, {"127.0.0.1", 0});
-  engine.start();
-  server.start();
-  wait_until([&] { return engine.files_done() && engine.quiescent(); });
+  FilePipeline p(config, path);
+  Engine& engine = p.engine;
   // Retention runs once a second: the 1000 old users go, "new" and type "t" stay.
   wait_until([&] { return engine.shard(0).counters().keys.load() == 2; });
-  spate::query::Client client("127.0.0.1", server.port());
+  spate::query::Client client("127.0.0.1", p.server.port());
   CHECK(client.view_get("per_user_1m", "old7").empty());
   const auto rows = client.view_get("per_user_1m", "new");
   REQUIRE(rows.size() == 1);
   CHECK(rows[0].get("sum(amount)") == 2.0);
-  server.stop();
-  engine.stop();
-  std::remove(path.c_str());
 }
