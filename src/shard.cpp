@@ -157,14 +157,14 @@ void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_en
   if (len > 0 && line[len - 1] == '\r') --len;
   if (len == 0) return;
   if (len > config_.max_line_bytes) {
-    ShardCounters::add(counters_.errors[s][static_cast<std::size_t>(Reject::oversized_line)], 1);
+    reject(source, Reject::oversized_line);
     return;
   }
   ParsedEvent ev;
   const Reject r = parser_.parse(line, len, static_cast<std::size_t>(buffer_end - line), ev);
   if (r != Reject::none) {
     if (r == Reject::malformed_json && all_whitespace(line, len)) return;
-    ShardCounters::add(counters_.errors[s][static_cast<std::size_t>(r)], 1);
+    reject(source, r);
     return;
   }
   ShardCounters::add(counters_.events_in[s], 1);
@@ -217,7 +217,7 @@ void Shard::ingest_stream(char* buf, std::size_t& used, bool eof, bool& skipping
     skipping = false;
   } else if (tail > config_.max_line_bytes) {
     if (!skipping) {
-      ShardCounters::add(counters_.errors[static_cast<std::size_t>(source)][static_cast<std::size_t>(Reject::oversized_line)], 1);
+      reject(source, Reject::oversized_line);
     }
     skipping = true;
     tail = 0;
@@ -508,7 +508,7 @@ bool Shard::read_udp() {
     }
     ShardCounters::add(counters_.bytes_in[s], u.msgs[i].msg_len);
     if ((h.msg_flags & MSG_TRUNC) != 0) {
-      ShardCounters::add(counters_.errors[s][static_cast<std::size_t>(Reject::oversized_line)], 1);
+      reject(SourceKind::udp, Reject::oversized_line);
       continue;
     }
     ingest_chunk(u.buf.get() + static_cast<std::size_t>(i) * stride, u.msgs[i].msg_len, SourceKind::udp);

@@ -120,6 +120,9 @@ class Shard {
   void ingest_stream(char* buf, std::size_t& used, bool eof, bool& skipping, SourceKind source);
   void ingest_chunk(const char* data, std::size_t len, SourceKind source);  // data has kPadding readable
   void ingest_line(const char* line, std::size_t len, const char* buffer_end, SourceKind source);
+  void reject(SourceKind source, Reject reason) noexcept {
+    ShardCounters::add(counters_.errors[static_cast<std::size_t>(source)][static_cast<std::size_t>(reason)], 1);
+  }
   RouteBatch* batch_for(std::uint32_t dst, std::size_t key_size);
   void flush(std::uint32_t dst);
   void flush_all();
