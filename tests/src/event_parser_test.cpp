@@ -35,6 +35,20 @@ TEST_CASE("event parser: the default schema's fields land in their columns, in a
   CHECK(ev.columns[0] == 3.0);
 }
 
+TEST_CASE("event parser: a repeated field name counts once, the first time") {
+  const Config config = default_config();
+  EventParser p(config);
+  ParsedEvent ev;
+  REQUIRE(parse(p, R"({"user":"a","id":"e1","ts":5,"user":"b","type":"t","amount":1,"amount":"x","user":"c"})", ev) ==
+          Reject::none);
+  CHECK(ev.keys[0] == "a");
+  CHECK(ev.columns[0] == 1.0);
+  // Fields after the wanted ones are still walked over: a line cut off
+  // there is malformed, not accepted.
+  CHECK(parse(p, R"({"id":"e1","ts":5,"user":"a","type":"t","amount":1,"user":"c")", ev) == Reject::malformed_json);
+  CHECK(parse(p, R"({"id":"e1","ts":5,"user":"a","type":"t","amount":1,"page":{"p":[1,)", ev) == Reject::malformed_json);
+}
+
 TEST_CASE("event parser: each kind of bad line gets its own reason") {
   const Config config = default_config();
   EventParser p(config);
