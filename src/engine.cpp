@@ -38,6 +38,24 @@ std::uint64_t next_line_start(int fd, std::uint64_t from, std::uint64_t size) {
   return size;
 }
 
+// Cuts [0, size) into stripes of up to 1 MiB that end at line starts and
+// deals them round-robin: every shard parses its own part, and all shards
+// move through the input (and its event time) together, as they would on
+// live traffic. Halves instead put one shard's rows far ahead in event time
+// of the other's, and windows thrashed between them.
+template <typename NextLineStart, typename Assign>
+void deal_stripes(std::uint64_t size, std::uint32_t shards, NextLineStart&& next_line_start, Assign&& assign) {
+  const std::uint64_t stripe =
+      std::clamp<std::uint64_t>(size / (8ull * shards), kMinFileStripeBytes, kMaxFileStripeBytes);
+  std::uint64_t begin = 0;
+  for (std::uint64_t k = 0; begin < size; ++k) {
+    const std::uint64_t end = std::max(begin, next_line_start(std::min(size, (k + 1) * stripe)));
+    if (end == begin) continue;
+    assign(static_cast<std::uint32_t>(k % shards), begin, end, k);
+    begin = end;
+  }
+}
+
 }  // namespace
 
 Engine::Engine(Config config) : config_(std::move(config)) {
@@ -87,7 +105,7 @@ void Engine::start() {
         break;
       case SourceKind::file: {
         if (source.path == "-") {
-          shards_[0]->add_file_range({STDIN_FILENO, true, 0, 0, 0});
+          shards_[0]->add_file_range({STDIN_FILENO, true, nullptr, 0, 0, 0});
           break;
         }
         struct stat st{};
@@ -96,24 +114,16 @@ void Engine::start() {
           throw std::system_error(errno, std::generic_category(), "cannot open input file '" + source.path + "'");
         }
         const auto size = static_cast<std::uint64_t>(st.st_size);
-        // Stripes of up to 1 MiB, cut at line starts, dealt round-robin:
-        // every shard parses its own part, and all shards move through the
-        // file (and its event time) together, as they would on live traffic.
-        // Halves instead put one shard's rows far ahead in event time of the
-        // other's, and windows thrashed between them.
-        const std::uint64_t stripe =
-            std::clamp<std::uint64_t>(size / (8ull * shard_count_), kMinFileStripeBytes, kMaxFileStripeBytes);
         std::vector<int> fds(shard_count_, -1);
-        std::uint64_t begin = 0;
-        for (std::uint64_t k = 0; begin < size; ++k) {
-          const std::uint64_t end = std::max(begin, next_line_start(probe, std::min(size, (k + 1) * stripe), size));
-          if (end == begin) continue;
-          const std::uint32_t shard = static_cast<std::uint32_t>(k % shard_count_);
-          if (fds[shard] < 0) fds[shard] = ::open(source.path.c_str(), O_RDONLY | O_CLOEXEC);
-          if (fds[shard] < 0) throw std::system_error(errno, std::generic_category(), "cannot open '" + source.path + "'");
-          shards_[shard]->add_file_range({fds[shard], false, begin, end, k});
-          begin = end;
-        }
+        deal_stripes(
+            size, shard_count_, [&](std::uint64_t from) { return next_line_start(probe, from, size); },
+            [&](std::uint32_t shard, std::uint64_t begin, std::uint64_t end, std::uint64_t k) {
+              if (fds[shard] < 0) fds[shard] = ::open(source.path.c_str(), O_RDONLY | O_CLOEXEC);
+              if (fds[shard] < 0) {
+                throw std::system_error(errno, std::generic_category(), "cannot open '" + source.path + "'");
+              }
+              shards_[shard]->add_file_range({fds[shard], false, nullptr, begin, end, k});
+            });
         ::close(probe);
         break;
       }
@@ -121,6 +131,17 @@ void Engine::start() {
         break;
     }
     bound_ports_.push_back(port);
+  }
+  for (const std::string_view buffer : buffers_) {
+    deal_stripes(
+        buffer.size(), shard_count_,
+        [&](std::uint64_t from) -> std::uint64_t {
+          const void* nl = std::memchr(buffer.data() + from, '\n', buffer.size() - from);
+          return nl == nullptr ? buffer.size() : static_cast<std::uint64_t>(static_cast<const char*>(nl) - buffer.data()) + 1;
+        },
+        [&](std::uint32_t shard, std::uint64_t begin, std::uint64_t end, std::uint64_t k) {
+          shards_[shard]->add_file_range({-1, false, buffer.data(), begin, end, k});
+        });
   }
   const std::vector<int> cpus = io::allowed_cpus();
   for (std::uint32_t i = 0; i < shard_count_; ++i) {
@@ -130,6 +151,11 @@ void Engine::start() {
     });
   }
   started_ = true;
+}
+
+void Engine::add_buffer_input(std::string_view ndjson) {
+  SPATE_ASSERT(!started_, "buffer inputs are added before start()");
+  buffers_.push_back(ndjson);
 }
 
 void Engine::stop() {

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -20,6 +21,12 @@ class Engine {
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
+
+  // An NDJSON input the caller holds in memory, read like a file source:
+  // split into line-aligned stripes and parsed in place by every shard.
+  // The buffer must stay alive and unchanged until files_done(), and
+  // kPadding readable bytes must follow it. Call before start().
+  void add_buffer_input(std::string_view ndjson);
 
   // Opens every source (throws std::exception with a clear message when a
   // port cannot be bound or a file opened) and starts the shard threads.
@@ -73,6 +80,7 @@ class Engine {
   std::vector<std::unique_ptr<SpscRing<int>>> handoffs_;
   std::vector<std::thread> threads_;
   std::vector<std::uint16_t> bound_ports_;
+  std::vector<std::string_view> buffers_;
   std::atomic<bool> stopping_{false};
   std::atomic<std::uint32_t> inputs_finished_{0};
   std::atomic<std::uint32_t> handoffs_closed_{0};

@@ -138,7 +138,7 @@ void Shard::add_file_range(FileRange range) {
     epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, range.fd, &ev);
   }
   files_.push_back(range);
-  if (!file_buf_) file_buf_ = std::make_unique<char[]>(kFileChunkBytes + config_.max_line_bytes + kPadding);
+  if (range.memory == nullptr && !file_buf_) file_buf_ = std::make_unique<char[]>(kFileChunkBytes + config_.max_line_bytes + kPadding);
   files_done_.store(false, std::memory_order_release);
 }
 
@@ -530,6 +530,7 @@ bool Shard::read_file() {
       if (other != UINT64_MAX && f.stripe > other + 4 * shards_) return false;
     }
   }
+  if (f.memory != nullptr) return read_buffer(f);
   const std::size_t room = kFileChunkBytes + config_.max_line_bytes - file_used_;
   std::size_t want = std::min<std::size_t>(room, kFileChunkBytes);
   ssize_t n;
@@ -552,17 +553,32 @@ bool Shard::read_file() {
     // Ranges of one file share a descriptor: close it after its last range.
     if (!f.is_stdin && (files_.size() == 1 || files_[1].fd != f.fd)) ::close(f.fd);
     if (f.is_stdin) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, f.fd, nullptr);  // EOF stays readable
-    files_.erase(files_.begin());
-    if (files_.empty()) {
-      flush_all();
-      counters_.file_stripe.store(UINT64_MAX, std::memory_order_relaxed);
-      files_done_.store(true, std::memory_order_release);
-    }
-    for (std::uint32_t s = 0; s < shards_; ++s) {
-      if (s != id_) engine_.shard(s).wake();  // a reader waiting on our progress may go on
-    }
+    finish_file_range();
   }
   return true;
+}
+
+// A buffer range is one stripe (at most 1 MiB of whole lines): parsed where
+// it lies in one go. What follows it is more of the buffer or the caller's
+// padding, so the parser's reads stay in bounds.
+bool Shard::read_buffer(const FileRange& f) {
+  const std::size_t n = f.end - f.begin;
+  ShardCounters::add(counters_.bytes_in[static_cast<std::size_t>(SourceKind::file)], n);
+  ingest_chunk(f.memory + f.begin, n, SourceKind::file);
+  finish_file_range();
+  return true;
+}
+
+void Shard::finish_file_range() {
+  files_.erase(files_.begin());
+  if (files_.empty()) {
+    flush_all();
+    counters_.file_stripe.store(UINT64_MAX, std::memory_order_relaxed);
+    files_done_.store(true, std::memory_order_release);
+  }
+  for (std::uint32_t s = 0; s < shards_; ++s) {
+    if (s != id_) engine_.shard(s).wake();  // a reader waiting on our progress may go on
+  }
 }
 
 bool Shard::poll_network(int timeout_ms) {

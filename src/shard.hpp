@@ -62,10 +62,12 @@ struct ShardCounters {
   }
 };
 
-// A contiguous byte range of an input file assigned to this shard.
+// A contiguous byte range of an input file, or of a caller's buffer,
+// assigned to this shard.
 struct FileRange {
   int fd = -1;            // -1: not a file range
   bool is_stdin = false;  // read sequentially instead of by offset
+  const char* memory = nullptr;  // a buffer input: parsed in place, never read or copied
   std::uint64_t begin = 0;
   std::uint64_t end = 0;
   std::uint64_t stripe = 0;  // position in the file's stripe order, for alignment
@@ -111,6 +113,8 @@ class Shard {
   void close_connection(int fd);
   bool read_udp();
   bool read_file();
+  bool read_buffer(const FileRange& f);
+  void finish_file_range();
   void accept_connections(int listen_fd, bool balance);
   void adopt_connection(int fd);
   bool adopt_handoffs();

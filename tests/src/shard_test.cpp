@@ -30,49 +30,67 @@ void wait_until(const std::function<bool()>& done) {
   REQUIRE(done());
 }
 
-// The engine and query server over one input file, started and run until
-// every line is applied; stopped (and the file removed) on destruction.
-struct FilePipeline {
+// The engine and query server over one input, started and run until every
+// line is applied; stopped on destruction.
+struct Pipeline {
   Engine engine;
   spate::query::QueryServer server;
-  std::string path;
 
-  FilePipeline(Config config, const std::string& input)
-      : engine((config.sources = {{SourceKind::file, {}, input}}, std::move(config))),
-        server(engine, {"127.0.0.1", 0}),
-        path(input) {
+  // Input from a file.
+  Pipeline(Config config, const std::string& path)
+      : engine((config.sources = {{SourceKind::file, {}, path}}, std::move(config))), server(engine, {"127.0.0.1", 0}) {
+    run();
+  }
+  // Input from a caller's buffer, which holds kPadding bytes past `ndjson`.
+  Pipeline(Config config, std::string_view ndjson)
+      : engine((config.sources.clear(), std::move(config))), server(engine, {"127.0.0.1", 0}) {
+    engine.add_buffer_input(ndjson);
+    run();
+  }
+  ~Pipeline() {
+    server.stop();
+    engine.stop();
+  }
+
+ private:
+  void run() {
     engine.start();
     server.start();
     wait_until([&] { return engine.files_done() && engine.quiescent(); });
-  }
-  ~FilePipeline() {
-    server.stop();
-    engine.stop();
-    std::remove(path.c_str());
   }
 };
 
 }  // namespace
 
-TEST_CASE("engine: three shards split a file, route rows to key owners and answer exact aggregates") {
-  const std::string path = temp_path("events.ndjson");
+TEST_CASE("engine: three shards split an input, route rows to key owners and answer exact aggregates") {
+  std::string text;
   std::map<std::string, std::pair<std::uint64_t, double>> expected;  // per user, window 0
-  {
-    std::ofstream out(path);
-    for (int i = 0; i < 30000; ++i) {
-      const std::string user = "u" + std::to_string(i % 101);
-      const int amount = i % 13;
-      out << R"({"id":"e)" << i << R"(","ts":)" << (i % 50000) << R"(,"user":")" << user << R"(","type":"t)" << (i % 3)
-          << R"(","amount":)" << amount << "}\n";
-      if (i % 1000 == 999) out << "{broken\n";
-      auto& e = expected[user];
-      e.first += 1;
-      e.second += amount;
-    }
+  for (int i = 0; i < 30000; ++i) {
+    const std::string user = "u" + std::to_string(i % 101);
+    const int amount = i % 13;
+    text += R"({"id":"e)" + std::to_string(i) + R"(","ts":)" + std::to_string(i % 50000) + R"(,"user":")" + user +
+            R"(","type":"t)" + std::to_string(i % 3) + R"(","amount":)" + std::to_string(amount) + "}\n";
+    if (i % 1000 == 999) text += "{broken\n";
+    auto& e = expected[user];
+    e.first += 1;
+    e.second += amount;
   }
+  text.pop_back();  // the last line has no newline
   Config config = default_config();
   config.shards = 3;
-  FilePipeline p(config, path);
+  std::unique_ptr<Pipeline> pipeline;
+  std::string path;
+  std::string buffer;
+  SUBCASE("from a file") {
+    path = temp_path("events.ndjson");
+    std::ofstream(path) << text;
+    pipeline = std::make_unique<Pipeline>(config, path);
+  }
+  SUBCASE("from a buffer, parsed in place") {
+    buffer = text + std::string(kPadding, '\0');
+    pipeline = std::make_unique<Pipeline>(config, std::string_view(buffer.data(), text.size()));
+  }
+  Pipeline& p = *pipeline;
   Engine& engine = p.engine;
 
   std::uint64_t events = 0, malformed = 0, routed_out = 0, routed_in = 0;
@@ -100,19 +118,22 @@ TEST_CASE("engine: three shards split a file, route rows to key owners and answe
   const auto top = client.view_top("per_type_10s", 0, 3, "count");
   REQUIRE(top.size() == 3);
   CHECK(top[0].get("count").value() + top[1].get("count").value() + top[2].get("count").value() == 10000);  // i < 10000 is window 0
+  pipeline.reset();
+  if (!path.empty()) std::remove(path.c_str());
 }
 
 TEST_CASE("engine: keys whose windows passed retention are forgotten, so memory follows live keys") {
-  const std::string path = temp_path("retention.ndjson");
-  {
-    std::ofstream out(path);
-    for (int i = 0; i < 1000; ++i) out << R"({"id":"a)" << i << R"(","ts":)" << i << R"(,"user":"old)" << i << R"(","type":"t","amount":1})" << "\n";
-    out << R"({"id":"b","ts":600000,"user":"new","type":"t","amount":2})" << "\n";
+  std::string text;
+  for (int i = 0; i < 1000; ++i) {
+    text += R"({"id":"a)" + std::to_string(i) + R"(","ts":)" + std::to_string(i) + R"(,"user":"old)" + std::to_string(i) +
+            R"(","type":"t","amount":1})" + "\n";
   }
+  text += R"({"id":"b","ts":600000,"user":"new","type":"t","amount":2})";
+  const std::string buffer = text + std::string(kPadding, '\0');
   Config config = default_config();
   config.shards = 1;
   config.window_retention_ms = 0;
-  FilePipeline p(config, path);
+  Pipeline p(config, std::string_view(buffer.data(), text.size()));
   Engine& engine = p.engine;
   // Retention runs once a second: the 1000 old users go, "new" and type "t" stay.
   wait_until([&] { return engine.shard(0).counters().keys.load() == 2; });
