@@ -677,7 +677,7 @@ struct Options {
   std::uint32_t shards = 0, connections = 0, repeat = 1;
   std::uint16_t port_base = 0;
   double timeout_s = 120;
-  bool skip_tcp = false, skip_in_process = false, enforce = false;
+  bool skip_tcp = false, skip_in_process = false, enforce = false, profile = false;
 };
 
 // Runs every measurement; returns false when a project target is missed.
@@ -718,6 +718,18 @@ bool run_all(const Options& o) {
              path.filename().string(), in.size, lines, good, cpus.size(), n);
   fmt::print(stderr, "load average before: {}\n", load_average());
   if (good == 0) fail("the input holds no good event");
+
+  if (o.profile) {
+    // Only the pipeline, for a profiler: nothing else in the process competes for the samples.
+    for (std::uint32_t r = 0; r < o.repeat; ++r) {
+      PipelineCounts counts;
+      const std::uint32_t k = o.shards != 0 ? o.shards : 1;
+      const double seconds = run_in_process(in, nullptr, k, g_tmp / "engine-data", counts);
+      fmt::print(stderr, "pipeline_in_process, {} shard(s): {:.3f} s, {:.2f} M events/s\n", k, seconds,
+                 static_cast<double>(counts.events_in) / seconds / 1e6);
+    }
+    return true;
+  }
 
   std::vector<Measurement> ms;
   // (a) The raw parse, best of 3, every pass checked against the first.
@@ -822,6 +834,8 @@ int main(int argc, char** argv) {
   app.add_option("--spate-gen", o.spate_gen, "spate-gen binary (default: ../tools/spate-gen beside this harness)");
   app.add_flag("--skip-tcp", o.skip_tcp, "skip the spated loopback TCP measurement");
   app.add_flag("--skip-in-process", o.skip_in_process, "skip the in-process pipeline measurements (for profiling)");
+  app.add_flag("--profile", o.profile,
+               "run only the in-process pipeline from memory (--shards, default 1), --repeat times, to profile it");
   app.add_option("--port-base", o.port_base, "spated TCP ingest port; the query port is +1 (default: free ports)")
       ->check(CLI::Range(1, 65534));
   app.add_option("--repeat", o.repeat, "runs of each pipeline measurement; the best is kept")

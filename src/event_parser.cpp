@@ -45,17 +45,23 @@ EventParser::EventParser(const Config& config) {
 
 // Inlined into parse(): passing the value object to an out-of-line function
 // cost a store-forwarding stall per field, half of parse()'s time in a profile.
+// Typed fields try their getter first and look at the type only when it
+// fails: asking for the type of every field cost 5% of the parse.
 [[gnu::always_inline]] inline Reject EventParser::field_value(const Wanted& w, od::value& value, ParsedEvent& out) noexcept {
-  od::json_type type;
-  if (value.type().get(type) != simdjson::SUCCESS) return Reject::malformed_json;
+  // A failed getter: the value has another type, or is not valid JSON.
+  const auto failed = [](simdjson::error_code e) {
+    return e == simdjson::INCORRECT_TYPE ? Reject::wrong_type : Reject::malformed_json;
+  };
   switch (w.role) {
     case Role::ts: {
+      std::int64_t ms;
+      if (value.get_int64().get(ms) == simdjson::SUCCESS) {
+        out.ts_ms = ms;
+        return Reject::none;
+      }
+      od::json_type type;
+      if (value.type().get(type) != simdjson::SUCCESS) return Reject::malformed_json;
       if (type == od::json_type::number) {
-        std::int64_t ms;
-        if (value.get_int64().get(ms) == simdjson::SUCCESS) {
-          out.ts_ms = ms;
-          return Reject::none;
-        }
         double d;
         if (value.get_double().get(d) != simdjson::SUCCESS) return Reject::malformed_json;
         if (!(d > -9.2e18 && d < 9.2e18)) return Reject::bad_timestamp;
@@ -65,36 +71,37 @@ EventParser::EventParser(const Config& config) {
       if (type != od::json_type::string) return Reject::wrong_type;
       std::string_view s;
       if (value.get_string().get(s) != simdjson::SUCCESS) return Reject::malformed_json;
-      const auto ms = kernels::parse_rfc3339_ms(s);
-      if (!ms) return Reject::bad_timestamp;
-      out.ts_ms = *ms;
+      const auto parsed = kernels::parse_rfc3339_ms(s);
+      if (!parsed) return Reject::bad_timestamp;
+      out.ts_ms = *parsed;
       return Reject::none;
     }
     case Role::key: {
-      if (type != od::json_type::string) return Reject::wrong_type;
       std::string_view s;
-      if (value.get_string().get(s) != simdjson::SUCCESS) return Reject::malformed_json;
+      if (const auto e = value.get_string().get(s); e != simdjson::SUCCESS) return failed(e);
       if (s.size() > kMaxKeyBytes) return Reject::key_too_long;
       out.keys[w.index] = s;
       return Reject::none;
     }
     case Role::column: {
-      if (type != od::json_type::number) return Reject::wrong_type;
       double d;
-      if (value.get_double().get(d) != simdjson::SUCCESS) return Reject::malformed_json;
+      if (const auto e = value.get_double().get(d); e != simdjson::SUCCESS) return failed(e);
       out.columns[w.index] = d;
       return Reject::none;
     }
     case Role::id:
-      // An event id is a string or an integer; dedup by id uses it.
-      if (type != od::json_type::string && type != od::json_type::number) return Reject::wrong_type;
-      return Reject::none;
-    case Role::other:
-      if ((type == od::json_type::string) != w.is_string ||
-          (!w.is_string && type != od::json_type::number)) {
+    case Role::other: {
+      od::json_type type;
+      if (value.type().get(type) != simdjson::SUCCESS) return Reject::malformed_json;
+      if (w.role == Role::id) {
+        // An event id is a string or an integer; dedup by id uses it.
+        return type == od::json_type::string || type == od::json_type::number ? Reject::none : Reject::wrong_type;
+      }
+      if ((type == od::json_type::string) != w.is_string || (!w.is_string && type != od::json_type::number)) {
         return Reject::wrong_type;
       }
       return Reject::none;
+    }
   }
   return Reject::none;
 }

@@ -46,7 +46,13 @@ class TumblingView {
   // Folds row r of batch b into key_id's window. Returns false, changing
   // nothing, when that window closed: watermark >= window end + lateness.
   bool add(std::uint32_t key_id, const RouteBatch& b, std::uint32_t r, std::int64_t watermark) {
-    const std::int64_t start = window_start_of(b.ts[r], window_ms_);
+    // Rows mostly fall into the window of the row before: reuse its start
+    // instead of a 64-bit division per row (8% of apply in a profile).
+    const std::int64_t ts = b.ts[r];
+    if (static_cast<std::uint64_t>(ts) - static_cast<std::uint64_t>(last_start_) >= static_cast<std::uint64_t>(window_ms_)) {
+      last_start_ = window_start_of(ts, window_ms_);
+    }
+    const std::int64_t start = last_start_;
     if (start + window_ms_ + lateness_ms_ <= watermark) return false;
     if (start > newest_start_) newest_start_ = start;
     if (key_id >= keys_) grow(key_id + 1);
@@ -143,6 +149,7 @@ class TumblingView {
   std::vector<std::uint64_t> recent_;
   std::uint64_t windows_ = 0;
   std::int64_t newest_start_ = INT64_MIN;
+  std::int64_t last_start_ = 0;  // the window start of the last row added
 };
 
 }  // namespace spate::engine
