@@ -1,6 +1,10 @@
 // Field extraction with simdjson On-Demand; see event_parser.hpp.
 #include "src/event_parser.hpp"
 
+#include <algorithm>
+#include <bit>
+#include <cstring>
+
 #include "kernels/rfc3339.hpp"
 #include "kernels/small_bytes.hpp"
 
@@ -39,6 +43,16 @@ EventParser::EventParser(const Config& config) {
       }
     }
     wanted_.push_back(std::move(w));
+  }
+  static_assert(std::endian::native == std::endian::little, "head_mask keeps the low bytes");
+  for (Wanted& w : wanted_) {
+    // The name and its closing quote, as far as they fit in 8 bytes: one
+    // masked compare decides for names under 8 bytes (the default schema's),
+    // where a first-byte filter and a byte loop took 20% of the field scan.
+    const std::string quoted = w.name + '"';
+    const std::size_t m = std::min(quoted.size(), sizeof(w.head));
+    std::memcpy(&w.head, quoted.data(), m);
+    w.head_mask = m == sizeof(w.head) ? ~0ull : (1ull << (8 * m)) - 1;
   }
   required_mask_ = (1u << wanted_.size()) - 1;
 }
@@ -126,13 +140,17 @@ Reject EventParser::parse(const char* line, std::size_t len, std::size_t capacit
     // with a first-byte filter beats hashing the key. It starts after the
     // last match, so fields in the usual order match at the first try.
     const char* raw = reinterpret_cast<const char*>(key.raw());
+    // The input is padded, so reading 8 bytes (or name.size() + 1) from the
+    // key's start stays in bounds even when the key is shorter.
+    std::uint64_t head;
+    std::memcpy(&head, raw, sizeof(head));
+    const Wanted* wanted = wanted_.data();
     const std::size_t n = wanted_.size();
     for (std::size_t k = 0, i = next; k < n; ++k, i = i + 1 == n ? 0 : i + 1) {
-      const Wanted& w = wanted_[i];
-      // The input is padded, so reading name.size() + 1 bytes from the key's
-      // start stays in bounds even when the key is shorter.
-      if (raw[0] != w.name[0] || raw[w.name.size()] != '"' ||
-          !kernels::equal_bytes(raw, w.name.data(), w.name.size())) {
+      const Wanted& w = wanted[i];
+      if (((head ^ w.head) & w.head_mask) != 0) continue;
+      if (w.name.size() >= sizeof(head) &&
+          (raw[w.name.size()] != '"' || !kernels::equal_bytes(raw, w.name.data(), w.name.size()))) {
         continue;
       }
       if ((seen & (1u << i)) != 0) break;  // a repeated name: the first one counts

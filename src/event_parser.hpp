@@ -51,6 +51,8 @@ class EventParser {
     Role role;
     std::uint8_t index;  // key group or column
     bool is_string;      // declared type, for schema fields that feed nothing
+    std::uint64_t head = 0;       // the name's first bytes with its closing quote
+    std::uint64_t head_mask = 0;  // the bytes of head that count
   };
   Reject field_value(const Wanted& w, simdjson::ondemand::value& value, ParsedEvent& out) noexcept;
 

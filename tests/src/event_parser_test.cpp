@@ -35,6 +35,35 @@ TEST_CASE("event parser: the default schema's fields land in their columns, in a
   CHECK(ev.columns[0] == 3.0);
 }
 
+TEST_CASE("event parser: names of 7, 8 and more bytes match exactly, not by their first bytes") {
+  const auto r = parse_config(R"toml(
+[schema]
+id = "event_id"
+timestamp = "time_utc"
+fields = { "country" = "string", "price_usd_cents" = "number" }
+[[view]]
+name = "by_country"
+key = "country"
+size_ms = 5000
+aggregates = ["sum(price_usd_cents)"]
+)toml",
+                              "t.toml");
+  REQUIRE(r.ok());
+  EventParser p(r.config);
+  ParsedEvent ev;
+  REQUIRE(parse(p, R"({"event_id":"a","time_utc":7,"country":"nl","price_usd_cents":250})", ev) == Reject::none);
+  CHECK(ev.ts_ms == 7);
+  CHECK(ev.keys[0] == "nl");
+  CHECK(ev.columns[0] == 250.0);
+  // Names that share the first 8 bytes, or are a prefix, are other fields.
+  CHECK(parse(p, R"({"event_id":"a","time_utc":7,"country":"nl","price_usd_centsX":250})", ev) == Reject::missing_field);
+  CHECK(parse(p, R"({"event_id":"a","time_utc":7,"country":"nl","price_usd_cent":250})", ev) == Reject::missing_field);
+  CHECK(parse(p, R"({"event_id":"a","time_utc":7,"countr":"nl","price_usd_cents":250})", ev) == Reject::missing_field);
+  CHECK(parse(p, R"({"event_idx":"a","time_utc":7,"country":"nl","price_usd_cents":250})", ev) == Reject::missing_field);
+  CHECK(parse(p, R"({"event_id":"a","time_utc":7,"country":"nl","price_usd_cents":250,"countryside":1})", ev) ==
+        Reject::none);
+}
+
 TEST_CASE("event parser: a repeated field name counts once, the first time") {
   const Config config = default_config();
   EventParser p(config);
