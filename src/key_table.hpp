@@ -22,7 +22,7 @@ class KeyTable {
   // The id of `key`, inserting it when new. Open addressing with linear
   // probing on the full hash: one cache line per lookup in the common case.
   std::uint32_t intern(std::uint64_t hash, std::string_view key) {
-    std::size_t mask = slots_.size() - 1;
+    const std::size_t mask = mask_;
     for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
       Slot& s = slots_[i];
       if (s.id_plus_one == 0) {
@@ -58,7 +58,7 @@ class KeyTable {
   }
 
   std::uint32_t find(std::uint64_t hash, std::string_view key) const noexcept {
-    const std::size_t mask = slots_.size() - 1;
+    const std::size_t mask = mask_;
     for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
       const Slot& s = slots_[i];
       if (s.id_plus_one == 0) return kMissing;
@@ -66,7 +66,7 @@ class KeyTable {
     }
   }
 
-  void prefetch(std::uint64_t hash) const noexcept { __builtin_prefetch(&slots_[hash & (slots_.size() - 1)]); }
+  void prefetch(std::uint64_t hash) const noexcept { __builtin_prefetch(&slots_[hash & mask_]); }
 
   std::string_view key(std::uint32_t id) const noexcept { return {bytes_.data() + offsets_[id], lengths_[id]}; }
   std::uint32_t size() const noexcept { return count_; }
@@ -76,7 +76,7 @@ class KeyTable {
 
   // Forgets key `id`; a later intern may hand the id to another key.
   void erase(std::uint32_t id) {
-    const std::size_t mask = slots_.size() - 1;
+    const std::size_t mask = mask_;
     std::size_t i = hashes_[id] & mask;
     while (slots_[i].id_plus_one != id + 1) i = (i + 1) & mask;
     // Backward-shift deletion keeps every probe chain unbroken without tombstones.
@@ -116,7 +116,8 @@ class KeyTable {
   void grow() {
     std::vector<Slot> old(slots_.size() * 2);
     old.swap(slots_);
-    const std::size_t mask = slots_.size() - 1;
+    mask_ = slots_.size() - 1;
+    const std::size_t mask = mask_;
     for (const Slot& s : old) {
       if (s.id_plus_one == 0) continue;
       std::size_t i = s.hash & mask;
@@ -140,6 +141,7 @@ class KeyTable {
   }
 
   std::vector<Slot> slots_;
+  std::size_t mask_ = 1023;  // slots_.size() - 1, kept rather than recomputed at every probe
   std::vector<std::uint32_t> offsets_;
   std::vector<std::uint16_t> lengths_;
   std::vector<std::uint64_t> hashes_;

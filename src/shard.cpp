@@ -77,6 +77,13 @@ Shard::Shard(std::uint32_t id, Engine& engine)
   counters_.newest_window = std::make_unique<std::atomic<std::int64_t>[]>(config_.views.size());
   for (std::size_t v = 0; v < config_.views.size(); ++v) counters_.newest_window[v].store(INT64_MIN);
   for (const auto& v : config_.views) views_.emplace_back(v, config_.allowed_lateness_ms);
+  for (const auto& group : config_.key_groups) {
+    GroupViews& g = group_views_.emplace_back();
+    for (const int v : group.views) {
+      g.views.push_back(&views_[static_cast<std::size_t>(v)]);
+      g.index.push_back(static_cast<std::size_t>(v));
+    }
+  }
   open_.assign(shards_, nullptr);
   wm_from_.assign(shards_, INT64_MIN);
   wm_sent_.assign(shards_, INT64_MIN);
@@ -174,7 +181,8 @@ void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_en
     active_.store(true, std::memory_order_release);
   }
   const std::size_t ncols = config_.columns.size();
-  for (std::size_t g = 0; g < config_.key_groups.size(); ++g) {
+  const std::size_t groups = keys_.size();
+  for (std::size_t g = 0; g < groups; ++g) {
     const std::string_view key = ev.keys[g];
     const std::uint64_t h = kernels::hash_key(key);
     const std::uint32_t dst = engine_.owner_of(h);
@@ -294,19 +302,23 @@ void Shard::apply(const RouteBatch& b, std::uint32_t source_shard) {
   // key-table slot and then the key's window are each a likely cache miss
   // with many keys, and a row-at-a-time loop waited for both in turn.
   constexpr std::uint32_t kAhead = 8;
+  const std::uint32_t rows = b.rows;
+  KeyTable* const tables = keys_.data();
   std::uint32_t ids[kBatchRows];
-  for (std::uint32_t r = 0; r < b.rows; ++r) {
-    if (r + kAhead < b.rows) keys_[b.group[r + kAhead]].prefetch(b.hash[r + kAhead]);
-    ids[r] = keys_[b.group[r]].intern(b.hash[r], b.key(r));
+  for (std::uint32_t r = 0; r < rows; ++r) {
+    if (r + kAhead < rows) tables[b.group[r + kAhead]].prefetch(b.hash[r + kAhead]);
+    ids[r] = tables[b.group[r]].intern(b.hash[r], b.key(r));
   }
-  for (std::uint32_t r = 0; r < b.rows; ++r) {
-    if (r + kAhead < b.rows) {
-      for (const int v : config_.key_groups[b.group[r + kAhead]].views) {
-        views_[static_cast<std::size_t>(v)].prefetch(ids[r + kAhead]);
-      }
+  // Each group's views as a pointer and a count, loaded once per batch.
+  const GroupViews* const gv = group_views_.data();
+  for (std::uint32_t r = 0; r < rows; ++r) {
+    if (r + kAhead < rows) {
+      const GroupViews& ahead = gv[b.group[r + kAhead]];
+      for (TumblingView* v : ahead.views) v->prefetch(ids[r + kAhead]);
     }
-    for (const int v : config_.key_groups[b.group[r]].views) {
-      if (!views_[static_cast<std::size_t>(v)].add(ids[r], b, r, wm)) ShardCounters::add(counters_.late[v], 1);
+    const GroupViews& g = gv[b.group[r]];
+    for (std::size_t i = 0; i < g.views.size(); ++i) {
+      if (!g.views[i]->add(ids[r], b, r, wm)) ShardCounters::add(counters_.late[g.index[i]], 1);
     }
   }
   ShardCounters::add(counters_.rows_applied, b.rows);

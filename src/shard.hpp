@@ -158,6 +158,11 @@ class Shard {
   // State.
   std::vector<KeyTable> keys_;  // by key group
   std::vector<TumblingView> views_;
+  struct GroupViews {
+    std::vector<TumblingView*> views;  // the views keyed by this group
+    std::vector<std::size_t> index;    // their positions in views_
+  };
+  std::vector<GroupViews> group_views_;  // by key group
   // Event time. input_wm_: the newest event this shard parsed from its own
   // inputs. wm_from_[s]: the newest input watermark shard s has sent us.
   // watermark_: the min over active producers, never moving backwards; rows
