@@ -1,5 +1,5 @@
 // Microbenchmarks of the engine's hot loops, one family per layer: event
-// parsing (beside raw simdjson On-Demand), key hashing, the shard-to-shard
+// parsing (beside raw simdjson On-Demand), line splitting, key hashing, the shard-to-shard
 // ring and the tumbling-window update. Each checks its output before timing.
 #include <benchmark/benchmark.h>
 #include <pthread.h>
@@ -22,6 +22,7 @@
 #include <simdjson.h>
 
 #include "io/file/cpu_affinity.hpp"
+#include "kernels/find_byte.hpp"
 #include "kernels/hash.hpp"
 #include "src/config.hpp"
 #include "src/event_parser.hpp"
@@ -329,6 +330,45 @@ void BM_ParseRawSimdjsonAllFields(benchmark::State& state) {
   set_parse_counters(state);
 }
 BENCHMARK(BM_ParseRawSimdjsonAllFields);
+
+// ---------------------------------------------------------------- line split
+
+// Splits the corpus into lines with each find_byte variant this CPU has
+// (variant 0 = libc memchr, the baseline it replaced).
+void BM_SplitLines(benchmark::State& state) {
+  static const char* const kNames[] = {"memchr", "scalar", "avx2", "avx512"};
+  const std::string_view name = kNames[state.range(0)];
+  const Corpus& c = corpus();
+  const std::string saved{spate::kernels::find_byte_variant()};
+  if (name != "memchr" && !spate::kernels::use_find_byte_variant(name)) {
+    state.SkipWithError("this CPU lacks the variant");
+    return;
+  }
+  const char* end = c.buf.data() + c.bytes;
+  auto split = [&] {
+    std::size_t lines = 0, sum = 0;
+    for (const char* p = c.buf.data(); p < end;) {
+      const char* nl = name == "memchr" ? static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)))
+                                        : spate::kernels::find_byte(p, end, '\n');
+      if (nl == nullptr) nl = end;
+      sum += static_cast<std::size_t>(nl - p);
+      if (nl > p) ++lines;
+      p = nl + 1;
+    }
+    return std::pair{lines, sum};
+  };
+  const auto [lines, sum] = split();
+  require(lines == c.lines.size(), "every line is found");
+  std::size_t expected_sum = 0;
+  for (const auto& l : c.lines) expected_sum += l.len;
+  require(sum == expected_sum, "the lines have their lengths");
+  for (auto _ : state) benchmark::DoNotOptimize(split());
+  state.SetLabel(std::string(name));
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * c.lines.size()));
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * c.bytes));
+  spate::kernels::use_find_byte_variant(saved);
+}
+BENCHMARK(BM_SplitLines)->ArgName("variant")->DenseRange(0, 3);
 
 // ---------------------------------------------------------------- hash
 

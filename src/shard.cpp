@@ -13,6 +13,7 @@
 #include <system_error>
 
 #include "io/net/socket.hpp"
+#include "kernels/find_byte.hpp"
 #include "kernels/hash.hpp"
 #include "src/assert.hpp"
 #include "src/engine.hpp"
@@ -196,8 +197,7 @@ void Shard::ingest_chunk(const char* data, std::size_t len, SourceKind source) {
   const char* buffer_end = end + kPadding;
   const char* p = data;
   while (p < end) {
-    const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
-    const char* line_end = nl != nullptr ? nl : end;
+    const char* line_end = kernels::find_byte(p, end, '\n');
     ingest_line(p, static_cast<std::size_t>(line_end - p), buffer_end, source);
     p = line_end + 1;
   }
@@ -208,8 +208,8 @@ void Shard::ingest_stream(char* buf, std::size_t& used, bool eof, bool& skipping
   const char* buffer_end = buf + used + kPadding;
   std::size_t pos = 0;
   while (pos < used) {
-    const char* nl = static_cast<const char*>(std::memchr(buf + pos, '\n', used - pos));
-    if (nl == nullptr) break;
+    const char* nl = kernels::find_byte(buf + pos, buf + used, '\n');
+    if (nl == buf + used) break;
     const auto len = static_cast<std::size_t>(nl - (buf + pos));
     if (skipping) {
       skipping = false;  // the oversized line was counted when we started skipping it
