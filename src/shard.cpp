@@ -168,7 +168,7 @@ void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_en
     reject(source, Reject::oversized_line);
     return;
   }
-  ParsedEvent ev;
+  ParsedEvent& ev = parsed_;  // a member: zeroing ~100 bytes per line showed in the profile
   const Reject r = parser_.parse(line, len, static_cast<std::size_t>(buffer_end - line), ev);
   if (r != Reject::none) {
     if (r == Reject::malformed_json && all_whitespace(line, len)) return;
@@ -187,7 +187,8 @@ void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_en
     const std::string_view key = ev.keys[g];
     const std::uint64_t h = kernels::hash_key(key);
     const std::uint32_t dst = engine_.owner_of(h);
-    RouteBatch* b = batch_for(dst, key.size());
+    RouteBatch* b = dst == id_ ? local_.get() : open_[dst];
+    if (b == nullptr || !b->has_room(key.size())) b = batch_for(dst, key.size());
     b->append(static_cast<std::uint8_t>(g), h, ev.ts_ms, key, ev.columns, ncols);
   }
 }

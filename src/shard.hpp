@@ -145,6 +145,7 @@ class Shard {
   const Config& config_;
   const std::uint32_t shards_;
   EventParser parser_;
+  ParsedEvent parsed_;  // the line being ingested
   ShardCounters counters_;
 
   // Routing: the slot being filled for each destination (nullptr: none
