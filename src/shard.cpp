@@ -310,7 +310,7 @@ void Shard::apply(const RouteBatch& b, std::uint32_t source_shard) {
     if (r + kAhead < rows) tables[b.group[r + kAhead]].prefetch(b.hash[r + kAhead]);
     ids[r] = tables[b.group[r]].intern(b.hash[r], b.key(r));
   }
-  // Each group's views as a pointer and a count, loaded once per batch.
+  // Each group's views, looked up once per batch.
   const GroupViews* const gv = group_views_.data();
   for (std::uint32_t r = 0; r < rows; ++r) {
     if (r + kAhead < rows) {
