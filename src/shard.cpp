@@ -70,7 +70,6 @@ Shard::Shard(std::uint32_t id, Engine& engine)
       config_(engine.config()),
       shards_(engine.shard_count()),
       parser_(config_),
-      local_(std::make_unique<RouteBatch>()),
       keys_(config_.key_groups.size()),
       requests_(4096),
       responses_(4096) {
@@ -78,6 +77,10 @@ Shard::Shard(std::uint32_t id, Engine& engine)
   counters_.newest_window = std::make_unique<std::atomic<std::int64_t>[]>(config_.views.size());
   for (std::size_t v = 0; v < config_.views.size(); ++v) counters_.newest_window[v].store(INT64_MIN);
   for (const auto& v : config_.views) views_.emplace_back(v, config_.allowed_lateness_ms);
+  for (std::size_t g = 0; g < config_.key_groups.size(); ++g) {
+    local_.push_back(std::make_unique<RouteBatch>());
+    local_.back()->one_group = true;
+  }
   for (const auto& group : config_.key_groups) {
     GroupViews& g = group_views_.emplace_back();
     for (const int v : group.views) {
@@ -187,8 +190,8 @@ void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_en
     const std::string_view key = ev.keys[g];
     const std::uint64_t h = kernels::hash_key(key);
     const std::uint32_t dst = engine_.owner_of(h);
-    RouteBatch* b = dst == id_ ? local_.get() : open_[dst];
-    if (b == nullptr || !b->has_room(key.size())) b = batch_for(dst, key.size());
+    RouteBatch* b = dst == id_ ? local_[g].get() : open_[dst];
+    if (b == nullptr || !b->has_room(key.size())) b = batch_for(dst, static_cast<std::uint8_t>(g), key.size());
     b->append(static_cast<std::uint8_t>(g), h, ev.ts_ms, key, ev.columns, ncols);
   }
 }
@@ -235,10 +238,14 @@ void Shard::ingest_stream(char* buf, std::size_t& used, bool eof, bool& skipping
   used = tail;
 }
 
-RouteBatch* Shard::batch_for(std::uint32_t dst, std::size_t key_size) {
+RouteBatch* Shard::batch_for(std::uint32_t dst, std::uint8_t group, std::size_t key_size) {
   if (dst == id_) {
-    if (!local_->has_room(key_size)) flush(dst);
-    return local_.get();
+    RouteBatch& b = *local_[group];
+    if (!b.has_room(key_size)) {
+      apply(b, id_);
+      b.clear();
+    }
+    return &b;
   }
   RouteBatch* b = open_[dst];
   if (b != nullptr && b->has_room(key_size)) return b;
@@ -256,9 +263,11 @@ RouteBatch* Shard::batch_for(std::uint32_t dst, std::size_t key_size) {
 
 void Shard::flush(std::uint32_t dst) {
   if (dst == id_) {
-    if (local_->rows > 0) {
-      apply(*local_, id_);
-      local_->clear();
+    for (const auto& b : local_) {
+      if (b->rows > 0) {
+        apply(*b, id_);
+        b->clear();
+      }
     }
     return;
   }
@@ -299,34 +308,49 @@ std::int64_t Shard::advance_watermark() noexcept {
 void Shard::apply(const RouteBatch& b, std::uint32_t source_shard) {
   if (source_shard != id_ && b.watermark > wm_from_[source_shard]) wm_from_[source_shard] = b.watermark;
   const std::int64_t wm = advance_watermark();
-  // Two passes over the batch with software prefetch a few rows ahead: the
-  // key-table slot and then the key's window are each a likely cache miss
-  // with many keys, and a row-at-a-time loop waited for both in turn.
-  constexpr std::uint32_t kAhead = 8;
-  const std::uint32_t rows = b.rows;
-  KeyTable* const tables = keys_.data();
-  std::uint32_t ids[kBatchRows];
-  for (std::uint32_t r = 0; r < rows; ++r) {
-    if (r + kAhead < rows) tables[b.group[r + kAhead]].prefetch(b.hash[r + kAhead]);
-    ids[r] = tables[b.group[r]].intern(b.hash[r], b.key(r));
-  }
-  // Each group's views, looked up once per batch.
-  const GroupViews* const gv = group_views_.data();
-  for (std::uint32_t r = 0; r < rows; ++r) {
-    if (r + kAhead < rows) {
-      const GroupViews& ahead = gv[b.group[r + kAhead]];
-      for (TumblingView* v : ahead.views) v->prefetch(ids[r + kAhead]);
-    }
-    const GroupViews& g = gv[b.group[r]];
-    for (std::size_t i = 0; i < g.views.size(); ++i) {
-      if (!g.views[i]->add(ids[r], b, r, wm)) ShardCounters::add(counters_.late[g.index[i]], 1);
-    }
-  }
+  if (b.one_group) apply_rows<true>(b, wm);
+  else apply_rows<false>(b, wm);
   ShardCounters::add(counters_.rows_applied, b.rows);
   for (std::size_t v = 0; v < views_.size(); ++v) {
     const std::int64_t newest = views_[v].newest_start();
     if (newest != counters_.newest_window[v].load(std::memory_order_relaxed)) {
       counters_.newest_window[v].store(newest, std::memory_order_relaxed);
+    }
+  }
+}
+
+// Two passes over the batch with software prefetch a few rows ahead: the
+// key-table slot and then the key's window are each a likely cache miss with
+// many keys, and a row-at-a-time loop waited for both in turn. kOneGroup
+// (a local batch) makes the group, its key table and its views constants of
+// the loops.
+template <bool kOneGroup>
+void Shard::apply_rows(const RouteBatch& b, std::int64_t wm) {
+  constexpr std::uint32_t kAhead = 8;
+  const std::uint32_t rows = b.rows;
+  const auto group = [&b](std::uint32_t r) { return kOneGroup ? b.group[0] : b.group[r]; };
+  KeyTable* const tables = keys_.data();
+  std::uint32_t ids[kBatchRows];
+  for (std::uint32_t r = 0; r < rows; ++r) {
+    if (r + kAhead < rows) tables[group(r + kAhead)].prefetch(b.hash[r + kAhead]);
+    ids[r] = tables[group(r)].intern(b.hash[r], b.key(r));
+  }
+  // Each group's views in locals: the stores of add() cannot alias them, so
+  // they are not reloaded per row.
+  TumblingView* const* views[kMaxKeyGroups];
+  std::size_t nviews[kMaxKeyGroups];
+  for (std::size_t g = 0; g < group_views_.size(); ++g) {
+    views[g] = group_views_[g].views.data();
+    nviews[g] = group_views_[g].views.size();
+  }
+  for (std::uint32_t r = 0; r < rows; ++r) {
+    if (r + kAhead < rows) {
+      const std::uint8_t ga = group(r + kAhead);
+      for (std::size_t i = 0; i < nviews[ga]; ++i) views[ga][i]->prefetch(ids[r + kAhead]);
+    }
+    const std::uint8_t g = group(r);
+    for (std::size_t i = 0; i < nviews[g]; ++i) {
+      if (!views[g][i]->add(ids[r], b, r, wm)) ShardCounters::add(counters_.late[group_views_[g].index[i]], 1);
     }
   }
 }

@@ -127,12 +127,14 @@ class Shard {
   void reject(SourceKind source, Reject reason) noexcept {
     ShardCounters::add(counters_.errors[static_cast<std::size_t>(source)][static_cast<std::size_t>(reason)], 1);
   }
-  RouteBatch* batch_for(std::uint32_t dst, std::size_t key_size);
+  RouteBatch* batch_for(std::uint32_t dst, std::uint8_t group, std::size_t key_size);
   void flush(std::uint32_t dst);
   void flush_all();
 
   // Applying.
   void apply(const RouteBatch& batch, std::uint32_t source_shard);
+  template <bool kOneGroup>
+  void apply_rows(const RouteBatch& batch, std::int64_t watermark);
   std::int64_t advance_watermark() noexcept;
   void send_watermarks();
   bool drain_rings();
@@ -149,12 +151,14 @@ class Shard {
   ShardCounters counters_;
 
   // Routing: the slot being filled for each destination (nullptr: none
-  // claimed yet); the local destination uses local_ instead of a ring.
+  // claimed yet). Rows that stay on this shard go to local_ instead of a
+  // ring, one batch per key group, so that applying one touches one key
+  // table and one set of views (a shared batch interleaves the groups row
+  // by row).
   std::vector<RouteBatch*> open_;
-  std::unique_ptr<RouteBatch> local_;
+  std::vector<std::unique_ptr<RouteBatch>> local_;  // by key group
   std::vector<SpscRing<RouteBatch>*> out_rings_;  // by destination; nullptr for self
   std::vector<SpscRing<RouteBatch>*> in_rings_;   // by source; nullptr for self
-  std::uint64_t routed_out_pending_ = 0;
 
   // State.
   std::vector<KeyTable> keys_;  // by key group
