@@ -20,44 +20,15 @@ class KeyTable {
   KeyTable() { slots_.resize(1024); }
 
   // The id of `key`, inserting it when new. Open addressing with linear
-  // probing on the hash: one cache line per lookup in the common case.
+  // probing on the hash: one cache line per lookup in the common case. The
+  // lookup is small enough to inline into the apply loop; inserting is not
+  // (an out-of-line intern cost a call per row).
   std::uint32_t intern(std::uint64_t hash, std::string_view key) {
     const std::size_t mask = mask_;
     const std::uint32_t tag = tag_of(hash);
     for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
-      Slot& s = slots_[i];
-      if (s.id_plus_one == 0) {
-        if ((count_ + 1) * 4 > slots_.size() * 3) {
-          grow();
-          return intern(hash, key);
-        }
-        std::uint32_t id;
-        if (free_ids_.empty()) {
-          id = static_cast<std::uint32_t>(offsets_.size());
-          offsets_.push_back(0);
-          lengths_.push_back(0);
-          hashes_.push_back(0);
-          alive_.push_back(0);
-        } else {
-          id = free_ids_.back();
-          free_ids_.pop_back();
-        }
-        offsets_[id] = static_cast<std::uint32_t>(bytes_.size());
-        lengths_[id] = static_cast<std::uint16_t>(key.size());
-        hashes_[id] = hash;
-        alive_[id] = 1;
-        bytes_.insert(bytes_.end(), key.begin(), key.end());
-        s.tag = tag;
-        s.id_plus_one = id + 1;
-        if (key.size() <= kInline) {
-          s.length = static_cast<std::uint8_t>(key.size());
-          kernels::copy_bytes(s.inline_key, key.data(), key.size());
-        } else {
-          s.length = kLongKey;
-        }
-        ++count_;
-        return id;
-      }
+      const Slot& s = slots_[i];
+      if (s.id_plus_one == 0) return insert(i, hash, key);
       if (s.tag == tag && equals(s, key)) return s.id_plus_one - 1;
     }
   }
@@ -125,6 +96,43 @@ class KeyTable {
     if (s.length != kLongKey) return s.length == key.size() && kernels::equal_bytes(s.inline_key, key.data(), key.size());
     const std::uint32_t id = s.id_plus_one - 1;
     return lengths_[id] == key.size() && kernels::equal_bytes(bytes_.data() + offsets_[id], key.data(), key.size());
+  }
+
+  // Adds `key` at the empty slot where its lookup ended (or, after growing,
+  // where a new lookup ends); returns its id.
+  [[gnu::noinline]] std::uint32_t insert(std::size_t slot, std::uint64_t hash, std::string_view key) {
+    if ((count_ + 1) * 4 > slots_.size() * 3) {
+      grow();
+      slot = hash & mask_;
+      while (slots_[slot].id_plus_one != 0) slot = (slot + 1) & mask_;
+    }
+    std::uint32_t id;
+    if (free_ids_.empty()) {
+      id = static_cast<std::uint32_t>(offsets_.size());
+      offsets_.push_back(0);
+      lengths_.push_back(0);
+      hashes_.push_back(0);
+      alive_.push_back(0);
+    } else {
+      id = free_ids_.back();
+      free_ids_.pop_back();
+    }
+    offsets_[id] = static_cast<std::uint32_t>(bytes_.size());
+    lengths_[id] = static_cast<std::uint16_t>(key.size());
+    hashes_[id] = hash;
+    alive_[id] = 1;
+    bytes_.insert(bytes_.end(), key.begin(), key.end());
+    Slot& s = slots_[slot];
+    s.tag = tag_of(hash);
+    s.id_plus_one = id + 1;
+    if (key.size() <= kInline) {
+      s.length = static_cast<std::uint8_t>(key.size());
+      kernels::copy_bytes(s.inline_key, key.data(), key.size());
+    } else {
+      s.length = kLongKey;
+    }
+    ++count_;
+    return id;
   }
 
   void grow() {
