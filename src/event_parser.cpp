@@ -125,49 +125,50 @@ Reject EventParser::parse(const char* line, std::size_t len, std::size_t capacit
   if (parser_.iterate(line, len, capacity).get(doc) != simdjson::SUCCESS) return Reject::malformed_json;
   od::object obj;
   if (doc.get_object().get(obj) != simdjson::SUCCESS) return Reject::malformed_json;
+  // Loop invariants in locals: stores into `out` could alias the members.
+  const Wanted* const wanted = wanted_.data();
+  const std::size_t n = wanted_.size();
+  const std::uint32_t all = required_mask_;
   std::uint32_t seen = 0;
-  std::size_t next = 0;  // where the field-name scan starts
+  std::size_t next = 0;  // the wanted field expected next
   Reject first_error = Reject::none;
   for (auto field_result : obj) {
     od::field field;
     if (std::move(field_result).get(field) != simdjson::SUCCESS) return Reject::malformed_json;
     // Once every wanted field is seen the rest are only walked over, for
     // the structure check below.
-    if (seen == required_mask_) continue;
-    const od::raw_json_string key = field.key();
-    // Field names were checked at config time to hold no quote or backslash,
-    // so a raw byte compare is exact. Few fields are wanted: a linear scan
-    // with a first-byte filter beats hashing the key. It starts after the
-    // last match, so fields in the usual order match at the first try.
-    const char* raw = reinterpret_cast<const char*>(key.raw());
-    // The input is padded, so reading 8 bytes (or name.size() + 1) from the
-    // key's start stays in bounds even when the key is shorter.
+    if (seen == all) continue;
+    // Field names were checked at config time to hold no quote or
+    // backslash, so a raw byte compare is exact. The input is padded, so
+    // reading 8 bytes (or name.size() + 1) from the key's start stays in
+    // bounds even when the key is shorter.
+    const char* raw = reinterpret_cast<const char*>(field.key().raw());
     std::uint64_t head;
     std::memcpy(&head, raw, sizeof(head));
-    const Wanted* wanted = wanted_.data();
-    const std::size_t n = wanted_.size();
-    for (std::size_t k = 0, i = next; k < n; ++k, i = i + 1 == n ? 0 : i + 1) {
-      const Wanted& w = wanted[i];
-      if (((head ^ w.head) & w.head_mask) != 0) continue;
-      if (w.name.size() >= sizeof(head) &&
-          (raw[w.name.size()] != '"' || !kernels::equal_bytes(raw, w.name.data(), w.name.size()))) {
-        continue;
-      }
-      if ((seen & (1u << i)) != 0) break;  // a repeated name: the first one counts
-      od::value value = field.value();
-      const Reject r = field_value(w, value, out);
+    // Fields in the usual order match the expected one at the first try;
+    // otherwise a scan of the few wanted names (cheaper than hashing).
+    std::size_t i = next;
+    if (!matches(wanted[i], raw, head)) {
+      i = 0;
+      while (i < n && !matches(wanted[i], raw, head)) ++i;
+      if (i == n) continue;
+    }
+    const std::uint32_t bit = 1u << i;
+    if ((seen & bit) != 0) continue;  // a repeated name: the first one counts
+    seen |= bit;
+    next = i + 1 == n ? 0 : i + 1;
+    od::value value = field.value();
+    const Reject r = field_value(wanted[i], value, out);
+    if (r != Reject::none) {
       if (r == Reject::malformed_json) return r;
-      if (r != Reject::none && first_error == Reject::none) first_error = r;
-      seen |= 1u << i;
-      next = i + 1 == n ? 0 : i + 1;
-      break;
+      if (first_error == Reject::none) first_error = r;
     }
   }
   // Anything after the object (a second value, garbage) makes the line malformed.
   const char* trailing = nullptr;
   if (doc.current_location().get(trailing) == simdjson::SUCCESS) return Reject::malformed_json;
   if (first_error != Reject::none) return first_error;
-  if (seen != required_mask_) return Reject::missing_field;
+  if (seen != all) return Reject::missing_field;
   return Reject::none;
 }
 

@@ -10,6 +10,7 @@
 
 #include <simdjson.h>
 
+#include "kernels/small_bytes.hpp"
 #include "src/config.hpp"
 
 namespace spate::engine {
@@ -54,6 +55,12 @@ class EventParser {
     std::uint64_t head = 0;       // the name's first bytes with its closing quote
     std::uint64_t head_mask = 0;  // the bytes of head that count
   };
+  // Whether the field name at raw (whose first 8 bytes are head) is w's.
+  static bool matches(const Wanted& w, const char* raw, std::uint64_t head) noexcept {
+    if (((head ^ w.head) & w.head_mask) != 0) return false;
+    return w.name.size() < sizeof(head) ||
+           (raw[w.name.size()] == '"' && kernels::equal_bytes(raw, w.name.data(), w.name.size()));
+  }
   Reject field_value(const Wanted& w, simdjson::ondemand::value& value, ParsedEvent& out) noexcept;
 
   simdjson::ondemand::parser parser_;
