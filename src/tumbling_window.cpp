@@ -45,7 +45,7 @@ const WindowWord* TumblingView::record(std::uint64_t index) const noexcept {
   return &chunks_[index / kChunkRecords - first_chunk_][(index % kChunkRecords) * record_words_];
 }
 
-std::uint64_t TumblingView::append_closed(std::uint32_t key_id, std::int64_t start) {
+std::uint64_t TumblingView::new_record(std::uint32_t key_id, std::int64_t start) {
   if (next_record_ / kChunkRecords - first_chunk_ == chunks_.size()) {
     // Every record is written when appended: no zeroing.
     chunks_.push_back(std::make_unique_for_overwrite<WindowWord[]>(kChunkRecords * record_words_));
@@ -53,9 +53,8 @@ std::uint64_t TumblingView::append_closed(std::uint32_t key_id, std::int64_t sta
   }
   const std::uint64_t index = next_record_++;
   WindowWord* r = record(index);
-  r[words_].u = head_[key_id];
+  r[words_].u = kNoRecord;
   r[words_ + 1].u = key_id;
-  head_[key_id] = index;
   auto& chunk_max = chunk_max_start_[index / kChunkRecords - first_chunk_];
   chunk_max = std::max(chunk_max, start);
   return index;
@@ -76,30 +75,45 @@ WindowWord* TumblingView::window_for(std::uint32_t key_id, std::int64_t start) {
     ++windows_;
     return hot;
   }
-  if (start > hot[0].i) {  // a new newest window: the current one moves to the log
-    std::copy(hot, hot + words_, record(append_closed(key_id, hot[0].i)));
+  if (start > hot[0].i) {  // a new newest window: the current one heads the key's chain
+    const std::uint64_t index = new_record(key_id, hot[0].i);
+    WindowWord* r = record(index);
+    std::copy(hot, hot + words_, r);
+    r[words_].u = head_[key_id];
+    head_[key_id] = index;
     init(hot, start);
     ++windows_;
     return hot;
   }
   // An out-of-order event for an older window: the one used last, or a
-  // walk of the key's chain.
+  // walk of the key's chain. The chain is sorted, newest first, so the walk
+  // stops at the first older window: it costs the distance to the wanted
+  // window, not the length of the chain. (Unsorted, a TCP run whose two
+  // producers drifted minutes apart in event time spent 1.2 M chain steps,
+  // a cache miss each, on rows for windows the key did not have yet.)
   std::uint64_t& recent = recent_[key_id];
   if (recent != kNoRecord && recent >= first_chunk_ * kChunkRecords && record(recent)[0].i == start) {
     return record(recent);
   }
-  bool found = false;
-  for_each_older(key_id, [&](std::uint64_t index, const WindowWord* r) {
-    if (r[0].i == start) {
-      recent = index;
-      found = true;
+  const std::uint64_t first = first_chunk_ * kChunkRecords;
+  std::uint64_t newer = kNoRecord;  // the chain's last record newer than start
+  std::uint64_t i = head_[key_id];
+  for (; i != kNoRecord && i >= first; i = record(i)[words_].u) {
+    const std::int64_t s = record(i)[0].i;
+    if (s == start) {
+      recent = i;
+      return record(i);
     }
-    return found;
-  });
-  if (found) return record(recent);
-  recent = append_closed(key_id, start);
+    if (s < start) break;
+    newer = i;
+  }
+  // A new window, linked in between `newer` and `i`.
+  recent = new_record(key_id, start);
   WindowWord* r = record(recent);
   init(r, start);
+  r[words_].u = i;
+  if (newer == kNoRecord) head_[key_id] = recent;
+  else record(newer)[words_].u = recent;
   ++windows_;
   return r;
 }
@@ -110,8 +124,8 @@ const WindowWord* TumblingView::find(std::uint32_t key_id, std::int64_t start) c
   if (hot[0].i == start) return hot;
   const WindowWord* found = nullptr;
   for_each_older(key_id, [&](std::uint64_t, const WindowWord* r) {
-    found = r[0].i == start ? r : nullptr;
-    return found != nullptr;
+    if (r[0].i == start) found = r;
+    return r[0].i <= start;  // the chain is sorted: nothing further can match
   });
   return found;
 }
@@ -149,10 +163,9 @@ void TumblingView::collect(std::uint32_t key_id, std::string_view key, std::int6
     windows.push_back(r);
     return false;
   });
+  std::reverse(windows.begin(), windows.end());  // the chain is sorted newest first
   const WindowWord* hot = &hot_[static_cast<std::size_t>(key_id) * words_];
   if (hot[1].u != 0) windows.push_back(hot);
-  // Chains are mostly newest first, but out-of-order windows join at the head.
-  std::sort(windows.begin(), windows.end(), [](const WindowWord* a, const WindowWord* b) { return a[0].i < b[0].i; });
   for (const WindowWord* w : windows) {
     if (w[0].i < to && w[0].i + window_ms_ > from) out.push_back(to_row(key, w, watermark));
   }

@@ -108,8 +108,9 @@ class TumblingView {
  private:
   void grow(std::uint32_t keys);
   WindowWord* window_for(std::uint32_t key_id, std::int64_t start);
-  // A new record at the log's end, linked into the key's chain; its index.
-  std::uint64_t append_closed(std::uint32_t key_id, std::int64_t start);
+  // A new record at the log's end for key_id's window at start, not yet
+  // linked into the key's chain; its index.
+  std::uint64_t new_record(std::uint32_t key_id, std::int64_t start);
   WindowWord* record(std::uint64_t index) noexcept;
   const WindowWord* record(std::uint64_t index) const noexcept;
   template <typename F>
@@ -130,14 +131,15 @@ class TumblingView {
   std::vector<WindowWord> hot_;  // newest window per key; count 0 = none
 
   // Older windows: an append-only log in fixed chunks, each record a window
-  // plus the index of the key's previous record and the key id. Records are
-  // never moved; eviction drops whole chunks from the front, which ends every
-  // chain that reaches them. Per-key vectors here cost 8% of the time in
+  // plus the index of the key's next older window and the key id: a chain
+  // per key from head_, sorted newest first. Records are never moved;
+  // eviction drops whole chunks from the front, which ends every chain that
+  // reaches them. Per-key vectors here cost 8% of the time in
   // reallocation copies plus the page faults of the fresh memory.
   static constexpr std::uint64_t kChunkRecords = 4096;
   static constexpr std::uint64_t kNoRecord = UINT64_MAX;
   std::uint32_t record_words_ = 4;                 // words_ + prev + key
-  std::vector<std::uint64_t> head_;                // per key: its newest log record, or kNoRecord
+  std::vector<std::uint64_t> head_;                // per key: its newest closed window, or kNoRecord
   std::vector<std::unique_ptr<WindowWord[]>> chunks_;  // chunks_[0] holds record first_chunk_ * kChunkRecords
   std::vector<std::int64_t> chunk_max_start_;
   std::uint64_t first_chunk_ = 0;
