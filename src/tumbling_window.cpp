@@ -23,7 +23,7 @@ TumblingView::TumblingView(const ViewConfig& config, std::int64_t allowed_latene
 void TumblingView::grow(std::uint32_t keys) {
   hot_.resize(static_cast<std::size_t>(keys) * words_, WindowWord{0});
   head_.resize(keys, kNoRecord);
-  recent_.resize(keys, kNoRecord);
+  recent_.resize(2 * static_cast<std::size_t>(keys), kNoRecord);
   keys_ = keys;
 }
 
@@ -91,29 +91,38 @@ WindowWord* TumblingView::window_for(std::uint32_t key_id, std::int64_t start) {
   // window, not the length of the chain. (Unsorted, a TCP run whose two
   // producers drifted minutes apart in event time spent 1.2 M chain steps,
   // a cache miss each, on rows for windows the key did not have yet.)
-  std::uint64_t& recent = recent_[key_id];
-  if (recent != kNoRecord && recent >= first_chunk_ * kChunkRecords && record(recent)[0].i == start) {
-    return record(recent);
-  }
   const std::uint64_t first = first_chunk_ * kChunkRecords;
+  std::uint64_t* recent = &recent_[2 * static_cast<std::size_t>(key_id)];
+  for (int k = 0; k < 2; ++k) {
+    const std::uint64_t index = recent[k];
+    if (index != kNoRecord && index >= first && record(index)[0].i == start) {
+      if (k == 1) std::swap(recent[0], recent[1]);
+      return record(index);
+    }
+  }
+  const auto remember = [recent](std::uint64_t index) {
+    recent[1] = recent[0];
+    recent[0] = index;
+  };
   std::uint64_t newer = kNoRecord;  // the chain's last record newer than start
   std::uint64_t i = head_[key_id];
   for (; i != kNoRecord && i >= first; i = record(i)[words_].u) {
     const std::int64_t s = record(i)[0].i;
     if (s == start) {
-      recent = i;
+      remember(i);
       return record(i);
     }
     if (s < start) break;
     newer = i;
   }
   // A new window, linked in between `newer` and `i`.
-  recent = new_record(key_id, start);
-  WindowWord* r = record(recent);
+  const std::uint64_t index = new_record(key_id, start);
+  remember(index);
+  WindowWord* r = record(index);
   init(r, start);
   r[words_].u = i;
-  if (newer == kNoRecord) head_[key_id] = recent;
-  else record(newer)[words_].u = recent;
+  if (newer == kNoRecord) head_[key_id] = index;
+  else record(newer)[words_].u = index;
   ++windows_;
   return r;
 }
