@@ -1,5 +1,6 @@
 // spated: the daemon. Runs the built-in pipeline with no arguments, or the
 // pipeline of a TOML file; SIGTERM/SIGINT drain what was received and exit 0.
+#include <sys/resource.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -148,6 +149,11 @@ int main(int argc, char** argv) {
     errors += engine.shard(s).counters().rejected();
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  log(fmt::format("stopped after {:.3f} s: {} events applied, {} rejected", secs, events, errors));
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  log(fmt::format("stopped after {:.3f} s: {} events applied, {} rejected; cpu {:.3f} s user, {:.3f} s system, "
+                  "{} page faults",
+                  secs, events, errors, usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6,
+                  usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6, usage.ru_minflt + usage.ru_majflt));
   return 0;
 }
