@@ -22,6 +22,8 @@ namespace spate::engine {
 namespace {
 
 constexpr std::size_t kConnBufferBytes = 256 * 1024;
+// Key groups with at most this many keys on a shard skip the local batch.
+constexpr std::uint32_t kDirectKeys = 64;
 constexpr std::size_t kFileChunkBytes = 1 << 20;
 constexpr std::size_t kUdpBurst = 32;
 constexpr std::size_t kUdpDatagramBytes = 65536;
@@ -190,6 +192,10 @@ void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_en
     const std::string_view key = ev.keys[g];
     const std::uint64_t h = kernels::hash_key(key);
     const std::uint32_t dst = engine_.owner_of(h);
+    if (dst == id_ && keys_[g].size() <= kDirectKeys) {
+      apply_row(g, h, key, ev.ts_ms, ev.columns);
+      continue;
+    }
     RouteBatch* b = dst == id_ ? local_[g].get() : open_[dst];
     if (b == nullptr || !b->has_room(key.size())) b = batch_for(dst, static_cast<std::uint8_t>(g), key.size());
     b->append(static_cast<std::uint8_t>(g), h, ev.ts_ms, key, ev.columns, ncols);
@@ -353,6 +359,26 @@ void Shard::apply_rows(const RouteBatch& b, std::int64_t wm) {
       if (!views[g][i]->add(ids[r], b, r, wm)) ShardCounters::add(counters_.late[group_views_[g].index[i]], 1);
     }
   }
+}
+
+// A row of a key group with few keys on this shard (event types, say):
+// its key table and windows stay in the L1 cache, so the batch, which is
+// there to prefetch, only costs the copy (3% of a 1-shard run with the
+// default views). Rows of the group still in the local batch go first, so
+// every window sees its rows in arrival order. The watermark is the one
+// computed for the last batch, which never runs ahead of the true one.
+void Shard::apply_row(std::size_t g, std::uint64_t hash, std::string_view key, std::int64_t ts, const double* columns) {
+  RouteBatch& pending = *local_[g];
+  if (pending.rows > 0) {
+    apply(pending, id_);
+    pending.clear();
+  }
+  const std::uint32_t key_id = keys_[g].intern(hash, key);
+  const GroupViews& gv = group_views_[g];
+  for (std::size_t i = 0; i < gv.views.size(); ++i) {
+    if (!gv.views[i]->add(key_id, ts, columns, watermark_)) ShardCounters::add(counters_.late[gv.index[i]], 1);
+  }
+  ShardCounters::add(counters_.rows_applied, 1);
 }
 
 // Tells every other shard how far our inputs have come even when no rows

@@ -135,6 +135,7 @@ class Shard {
   void apply(const RouteBatch& batch, std::uint32_t source_shard);
   template <bool kOneGroup>
   void apply_rows(const RouteBatch& batch, std::int64_t watermark);
+  void apply_row(std::size_t group, std::uint64_t hash, std::string_view key, std::int64_t ts, const double* columns);
   std::int64_t advance_watermark() noexcept;
   void send_watermarks();
   bool drain_rings();

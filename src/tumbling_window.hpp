@@ -46,29 +46,11 @@ class TumblingView {
   // Folds row r of batch b into key_id's window. Returns false, changing
   // nothing, when that window closed: watermark >= window end + lateness.
   bool add(std::uint32_t key_id, const RouteBatch& b, std::uint32_t r, std::int64_t watermark) {
-    // Rows mostly fall into the window of the row before: reuse its start
-    // instead of a 64-bit division per row (8% of apply in a profile).
-    const std::int64_t ts = b.ts[r];
-    if (static_cast<std::uint64_t>(ts) - static_cast<std::uint64_t>(last_start_) >= static_cast<std::uint64_t>(window_ms_)) {
-      last_start_ = window_start_of(ts, window_ms_);
-    }
-    const std::int64_t start = last_start_;
-    if (start + window_ms_ + lateness_ms_ <= watermark) return false;
-    if (start > newest_start_) newest_start_ = start;
-    if (key_id >= keys_) grow(key_id + 1);
-    // The newest window of each key lives in one flat array: in-order events
-    // touch one place; new windows and out-of-order events take the slow path.
-    WindowWord* w = &hot_[static_cast<std::size_t>(key_id) * words_];
-    if (w[1].u == 0 || w[0].i != start) w = window_for(key_id, start);
-    ++w[1].u;
-    for (std::uint32_t i = 0; i < ncolumns_; ++i) {
-      const double v = b.columns[columns_[i]][r];
-      WindowWord* c = w + 2 + 3 * i;
-      c[0].d += v;
-      if (v < c[1].d) c[1].d = v;
-      if (v > c[2].d) c[2].d = v;
-    }
-    return true;
+    return add(key_id, b.ts[r], watermark, [&b, r](std::uint8_t c) { return b.columns[c][r]; });
+  }
+  // The same for one row outside a batch; columns[c] is batch column c.
+  bool add(std::uint32_t key_id, std::int64_t ts, const double* columns, std::int64_t watermark) {
+    return add(key_id, ts, watermark, [columns](std::uint8_t c) { return columns[c]; });
   }
 
   void prefetch(std::uint32_t key_id) const noexcept {
@@ -107,6 +89,31 @@ class TumblingView {
   const ViewConfig& config() const noexcept { return config_; }
 
  private:
+  template <typename Column>
+  bool add(std::uint32_t key_id, std::int64_t ts, std::int64_t watermark, Column column) {
+    // Rows mostly fall into the window of the row before: reuse its start
+    // instead of a 64-bit division per row (8% of apply in a profile).
+    if (static_cast<std::uint64_t>(ts) - static_cast<std::uint64_t>(last_start_) >= static_cast<std::uint64_t>(window_ms_)) {
+      last_start_ = window_start_of(ts, window_ms_);
+    }
+    const std::int64_t start = last_start_;
+    if (start + window_ms_ + lateness_ms_ <= watermark) return false;
+    if (start > newest_start_) newest_start_ = start;
+    if (key_id >= keys_) grow(key_id + 1);
+    // The newest window of each key lives in one flat array: in-order events
+    // touch one place; new windows and out-of-order events take the slow path.
+    WindowWord* w = &hot_[static_cast<std::size_t>(key_id) * words_];
+    if (w[1].u == 0 || w[0].i != start) w = window_for(key_id, start);
+    ++w[1].u;
+    for (std::uint32_t i = 0; i < ncolumns_; ++i) {
+      const double v = column(columns_[i]);
+      WindowWord* c = w + 2 + 3 * i;
+      c[0].d += v;
+      if (v < c[1].d) c[1].d = v;
+      if (v > c[2].d) c[2].d = v;
+    }
+    return true;
+  }
   void grow(std::uint32_t keys);
   WindowWord* window_for(std::uint32_t key_id, std::int64_t start);
   // A new record at the log's end for key_id's window at start, not yet
