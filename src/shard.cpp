@@ -363,7 +363,7 @@ void Shard::apply_rows(const RouteBatch& b, std::int64_t wm) {
 
 // A row of a key group with few keys on this shard (event types, say):
 // its key table and windows stay in the L1 cache, so the batch, which is
-// there to prefetch, only costs the copy (3% of a 1-shard run with the
+// there to prefetch, only costs the copy (4% of a 1-shard run with the
 // default views). Rows of the group still in the local batch go first, so
 // every window sees its rows in arrival order. The watermark is the one
 // computed for the last batch, which never runs ahead of the true one.
