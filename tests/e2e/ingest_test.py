@@ -40,17 +40,20 @@ class IngestTest(E2ETest):
 
     def test_udp_million_events_match_expected_windows_exactly(self):
         # UDP cannot slow the sender down: the generator paces itself, and a
-        # datagram the kernel drops anyway is counted in udp.drops. A slow
-        # machine (or a sanitizer build) that drops is retried at a lower rate.
+        # datagram the kernel drops at the socket is counted in udp.drops.
+        # Loopback can also drop before the socket (the per-CPU backlog,
+        # /proc/net/softnet_stat), which no socket counter sees. A slow
+        # machine (or a sanitizer build) that loses any is retried at a
+        # lower rate.
         for rate in (400000, 100000, 25000):
             summary, windows = generate(["--events", str(EVENTS), "--seed", "11", "--rate", str(rate),
                                          "--udp", "127.0.0.1:%d" % self.daemon.udp_port], self.expect)
             c = self.daemon.wait_settled(summary["events"])
-            if c["udp.drops"] == 0:
-                self.assertEqual(c["udp.events_in"], summary["events"])
+            if c["udp.events_in"] == summary["events"]:
+                self.assertEqual(c["udp.drops"], 0)
                 self.check(summary, windows, "udp")
                 return
-            # Every datagram is accounted for: applied or counted as dropped.
+            # Datagrams counted as dropped never arrive.
             self.assertLess(c["udp.events_in"], summary["events"])
             self.daemon.stop()
             self.daemon = Daemon()
