@@ -21,7 +21,6 @@ struct RouteBatch {
   // sends later is expected to be older than this minus the allowed lateness.
   std::int64_t watermark = INT64_MIN;
   std::uint32_t key_bytes = 0;
-  bool one_group = false;  // every row has group[0]'s key group (a shard's local batch)
   std::int64_t ts[kBatchRows];
   std::uint64_t hash[kBatchRows];
   std::uint32_t key_off[kBatchRows];

@@ -135,6 +135,11 @@ class Shard {
   void apply(const RouteBatch& batch, std::uint32_t source_shard);
   template <bool kOneGroup>
   void apply_rows(const RouteBatch& batch, std::int64_t watermark);
+  void count_late(const TumblingView* view) noexcept {
+    ShardCounters::add(counters_.late[static_cast<std::size_t>(view - views_.data())], 1);
+  }
+  // Applies the rows waiting in the local batch of key group g, if any.
+  void flush_local(std::size_t g);
   void apply_row(std::size_t group, std::uint64_t hash, std::string_view key, std::int64_t ts, const double* columns);
   std::int64_t advance_watermark() noexcept;
   void send_watermarks();
@@ -164,11 +169,7 @@ class Shard {
   // State.
   std::vector<KeyTable> keys_;  // by key group
   std::vector<TumblingView> views_;
-  struct GroupViews {
-    std::vector<TumblingView*> views;  // the views keyed by this group
-    std::vector<std::size_t> index;    // their positions in views_
-  };
-  std::vector<GroupViews> group_views_;  // by key group
+  std::vector<std::vector<TumblingView*>> group_views_;  // by key group: the views keyed by it
   // Event time. input_wm_: the newest event this shard parsed from its own
   // inputs. wm_from_[s]: the newest input watermark shard s has sent us.
   // watermark_: the min over active producers, never moving backwards; rows

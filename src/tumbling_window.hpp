@@ -146,7 +146,7 @@ class TumblingView {
   // reallocation copies plus the page faults of the fresh memory.
   static constexpr std::uint64_t kChunkRecords = 4096;
   static constexpr std::uint64_t kNoRecord = UINT64_MAX;
-  std::uint32_t record_words_ = 4;                 // words_ + prev + key
+  std::uint32_t record_words_ = 4;                 // words_ + next older + key
   std::vector<std::uint64_t> head_;                // per key: its newest closed window, or kNoRecord
   std::vector<std::unique_ptr<WindowWord[]>> chunks_;  // chunks_[0] holds record first_chunk_ * kChunkRecords
   std::vector<std::int64_t> chunk_max_start_;
