@@ -32,6 +32,7 @@ struct QueryTask {
   // publish: NDJSON with kPadding readable bytes past payload_len
   std::vector<char> payload;
   std::size_t payload_len = 0;
+  std::uint64_t producer = 0;  // the PUBLISH producer id: one input of the shard's event time
   std::uint64_t accepted = 0;
   std::uint64_t rejected = 0;
   // The publish is applied everywhere once each ring has popped this many batches.

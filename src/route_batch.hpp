@@ -17,11 +17,15 @@ inline constexpr std::uint32_t kBatchKeyBytes = 16384;
 
 struct RouteBatch {
   std::uint32_t rows = 0;  // 0: a watermark-only batch
-  // The producer's input watermark when the batch was sealed: no row it
-  // sends later is expected to be older than this minus the allowed lateness.
+  // The sender's input watermark when the batch was sealed: how far its
+  // inputs had come after the last row (INT64_MIN: no claim).
   std::int64_t watermark = INT64_MIN;
   std::uint32_t key_bytes = 0;
   std::int64_t ts[kBatchRows];
+  // Per row, the sender's input watermark as it stood before that row:
+  // event time travels in band with the rows, so the receiver judges each
+  // row against exactly what the sender knew then (never decreasing).
+  std::int64_t wm[kBatchRows];
   std::uint64_t hash[kBatchRows];
   std::uint32_t key_off[kBatchRows];
   std::uint16_t key_len[kBatchRows];
@@ -36,11 +40,12 @@ struct RouteBatch {
     rows = 0;
     key_bytes = 0;
   }
-  void append(std::uint8_t g, std::uint64_t h, std::int64_t t, std::string_view key, const double* cols, std::size_t ncols) noexcept {
+  void append(std::uint8_t g, std::uint64_t h, std::int64_t t, std::int64_t w, std::string_view key, const double* cols, std::size_t ncols) noexcept {
     SPATE_DEBUG_ASSERT(has_room(key.size()), "append to a full batch");
     const std::uint32_t r = rows++;
     group[r] = g;
     ts[r] = t;
+    wm[r] = w;
     hash[r] = h;
     key_off[r] = key_bytes;
     key_len[r] = static_cast<std::uint16_t>(key.size());

@@ -52,6 +52,7 @@ bool all_whitespace(const char* p, std::size_t n) {
 
 struct Shard::Connection {
   int fd = -1;
+  std::uint32_t input = 0;
   std::size_t capacity = 0;
   std::unique_ptr<char[]> buf;  // capacity + kPadding bytes
   std::size_t used = 0;
@@ -60,6 +61,7 @@ struct Shard::Connection {
 
 struct Shard::UdpState {
   int fd = -1;
+  std::uint32_t input = 0;
   std::unique_ptr<char[]> buf;  // kUdpBurst datagrams of kUdpDatagramBytes + kPadding
   mmsghdr msgs[kUdpBurst];
   iovec iov[kUdpBurst];
@@ -85,7 +87,8 @@ Shard::Shard(std::uint32_t id, Engine& engine)
     for (const int v : group.views) views.push_back(&views_[static_cast<std::size_t>(v)]);
   }
   open_.assign(shards_, nullptr);
-  wm_from_.assign(shards_, INT64_MIN);
+  chan_wm_.assign(shards_, INT64_MIN);
+  channels_min_ = shards_ == 1 ? InputClock::kNone : INT64_MIN;
   wm_sent_.assign(shards_, INT64_MIN);
   out_rings_.assign(shards_, nullptr);
   in_rings_.assign(shards_, nullptr);
@@ -127,6 +130,7 @@ void Shard::add_tcp_listener(int fd) {
 void Shard::add_udp_socket(int fd) {
   udp_ = std::make_unique<UdpState>();
   udp_->fd = fd;
+  udp_->input = open_input();
   udp_->buf = std::make_unique<char[]>(kUdpBurst * (kUdpDatagramBytes + kPadding));
   epoll_event ev{};
   ev.events = EPOLLIN;
@@ -144,6 +148,9 @@ void Shard::add_file_range(FileRange range) {
     ev.data.u64 = tag(kTagWake, wake_fd_);
     epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, range.fd, &ev);
   }
+  // A file's stripes on this shard are one input: they are read in file order.
+  const bool same_source = !files_.empty() && files_.back().fd == range.fd && files_.back().memory == range.memory;
+  range.input = same_source ? files_.back().input : open_input();
   files_.push_back(range);
   if (range.memory == nullptr && !file_buf_) file_buf_ = std::make_unique<char[]>(kFileChunkBytes + config_.max_line_bytes + kPadding);
   files_done_.store(false, std::memory_order_release);
@@ -159,7 +166,8 @@ void Shard::wake() noexcept {
 
 // ---------------------------------------------------------------- parsing
 
-void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_end, SourceKind source) {
+void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_end, From from) {
+  const SourceKind source = from.source;
   const auto s = static_cast<std::size_t>(source);
   if (len > 0 && line[len - 1] == '\r') --len;
   if (len == 0) return;
@@ -175,11 +183,11 @@ void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_en
     return;
   }
   ShardCounters::add(counters_.events_in[s], 1);
-  if (ev.ts_ms > input_wm_) input_wm_ = ev.ts_ms;
-  if (!active_local_) {
-    active_local_ = true;
-    active_.store(true, std::memory_order_release);
-  }
+  // The input watermark as it stood before this event travels with its rows.
+  const std::int64_t before = inputs_.observe(from.input, ev.ts_ms);
+  if (before != InputClock::kNone && before > stamp_) stamp_ = before;
+  const std::int64_t row_wm = stamp_;
+  if (!active_local_) set_active(true);
   const std::size_t ncols = config_.columns.size();
   const std::size_t groups = keys_.size();
   for (std::size_t g = 0; g < groups; ++g) {
@@ -187,27 +195,27 @@ void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_en
     const std::uint64_t h = kernels::hash_key(key);
     const std::uint32_t dst = engine_.owner_of(h);
     if (dst == id_ && keys_[g].size() <= kDirectKeys) {
-      apply_row(g, h, key, ev.ts_ms, ev.columns);
+      apply_row(g, h, key, ev.ts_ms, ev.columns, row_wm);
       continue;
     }
     RouteBatch* b = dst == id_ ? local_[g].get() : open_[dst];
     if (b == nullptr || !b->has_room(key.size())) b = batch_for(dst, static_cast<std::uint8_t>(g), key.size());
-    b->append(static_cast<std::uint8_t>(g), h, ev.ts_ms, key, ev.columns, ncols);
+    b->append(static_cast<std::uint8_t>(g), h, ev.ts_ms, row_wm, key, ev.columns, ncols);
   }
 }
 
-void Shard::ingest_chunk(const char* data, std::size_t len, SourceKind source) {
+void Shard::ingest_chunk(const char* data, std::size_t len, From from) {
   const char* end = data + len;
   const char* buffer_end = end + kPadding;
   const char* p = data;
   while (p < end) {
     const char* line_end = kernels::find_byte(p, end, '\n');
-    ingest_line(p, static_cast<std::size_t>(line_end - p), buffer_end, source);
+    ingest_line(p, static_cast<std::size_t>(line_end - p), buffer_end, from);
     p = line_end + 1;
   }
 }
 
-void Shard::ingest_stream(char* buf, std::size_t& used, bool eof, bool& skipping, SourceKind source) {
+void Shard::ingest_stream(char* buf, std::size_t& used, bool eof, bool& skipping, From from) {
   // buf holds `used` bytes and has kPadding more readable bytes after them.
   const char* buffer_end = buf + used + kPadding;
   std::size_t pos = 0;
@@ -218,18 +226,18 @@ void Shard::ingest_stream(char* buf, std::size_t& used, bool eof, bool& skipping
     if (skipping) {
       skipping = false;  // the oversized line was counted when we started skipping it
     } else {
-      ingest_line(buf + pos, len, buffer_end, source);
+      ingest_line(buf + pos, len, buffer_end, from);
     }
     pos += len + 1;
   }
   std::size_t tail = used - pos;
   if (eof && tail > 0) {
-    if (!skipping) ingest_line(buf + pos, tail, buffer_end, source);
+    if (!skipping) ingest_line(buf + pos, tail, buffer_end, from);
     tail = 0;
     skipping = false;
   } else if (tail > config_.max_line_bytes) {
     if (!skipping) {
-      reject(source, Reject::oversized_line);
+      reject(from.source, Reject::oversized_line);
     }
     skipping = true;
     tail = 0;
@@ -265,8 +273,8 @@ void Shard::flush(std::uint32_t dst) {
   RouteBatch* b = open_[dst];
   if (b == nullptr || b->rows == 0) return;
   ShardCounters::add(counters_.routed_out, b->rows);
-  b->watermark = input_wm_;
-  wm_sent_[dst] = input_wm_;
+  b->watermark = own_progress();
+  wm_sent_[dst] = b->watermark;
   open_[dst] = nullptr;
   out_rings_[dst]->publish();
   engine_.shard(dst).wake();
@@ -283,31 +291,75 @@ void Shard::flush_all() {
   for (std::uint32_t d = 0; d < shards_; ++d) flush(d);
 }
 
-// ---------------------------------------------------------------- applying
+// ---------------------------------------------------------------- event time
 
-std::int64_t Shard::advance_watermark() noexcept {
-  std::int64_t w = INT64_MAX;
-  bool any = false;
-  if (active_local_) {
-    w = input_wm_;
-    any = true;
-  }
-  for (std::uint32_t src = 0; src < shards_; ++src) {
-    if (in_rings_[src] == nullptr) continue;
-    if (engine_.shard(src).active() || in_rings_[src]->depth() > 0) {
-      w = std::min(w, wm_from_[src]);
-      any = true;
-    }
-  }
-  if (any && w > watermark_) watermark_ = w;
-  return watermark_;
+std::uint32_t Shard::open_input() {
+  if (!active_local_) set_active(true);
+  return inputs_.open();
 }
 
+void Shard::set_active(bool active) noexcept {
+  active_local_ = active;
+  active_.store(active, std::memory_order_release);
+}
+
+// How far this shard's inputs have come, as a claim for rows not yet
+// parsed: the rows' stamp, raised to the inputs' minimum (INT64_MIN: none).
+std::int64_t Shard::own_progress() noexcept {
+  const std::int64_t w = inputs_.watermark();
+  if (w != InputClock::kNone && w > stamp_) stamp_ = w;
+  return stamp_;
+}
+
+// The minimum over the other shards whose rows may still come (active, or
+// with batches in their ring) of what they told us, leaving `except` out;
+// kNone when no channel holds event time back.
+std::int64_t Shard::channels_min(std::uint32_t except) const noexcept {
+  std::int64_t w = InputClock::kNone;
+  for (std::uint32_t src = 0; src < shards_; ++src) {
+    if (in_rings_[src] == nullptr || src == except) continue;
+    if (engine_.shard(src).active() || in_rings_[src]->depth() > 0) w = std::min(w, chan_wm_[src]);
+  }
+  return w;
+}
+
+// The lowest stamp among this shard's own rows still waiting in a local
+// batch of another key group: the watermark must not pass them before they
+// are applied. Stamps only grow, so a batch's first row has its lowest.
+std::int64_t Shard::pending_min(std::size_t except_group) const noexcept {
+  std::int64_t w = InputClock::kNone;
+  for (std::size_t g = 0; g < local_.size(); ++g) {
+    if (g != except_group && local_[g]->rows != 0) w = std::min(w, local_[g]->wm[0]);
+  }
+  return w;
+}
+
+// What this shard's own inputs allow while a batch from another shard is
+// applied: its pending rows, or else its inputs' progress.
+std::int64_t Shard::self_bound() noexcept {
+  const std::int64_t pending = pending_min(local_.size());
+  if (pending != InputClock::kNone) return pending;
+  return inputs_.watermark() == InputClock::kNone ? InputClock::kNone : own_progress();
+}
+
+// ---------------------------------------------------------------- applying
+
 void Shard::apply(const RouteBatch& b, std::uint32_t source_shard) {
-  if (source_shard != id_ && b.watermark > wm_from_[source_shard]) wm_from_[source_shard] = b.watermark;
-  const std::int64_t wm = advance_watermark();
-  if (source_shard == id_) apply_rows<true>(b, wm);  // a local batch: one key group
-  else apply_rows<false>(b, wm);
+  // Each row is judged against the watermark as it stood before it: the
+  // minimum of `base` (everything but this batch's own channel) and the
+  // stamp the row carries for its channel.
+  if (source_shard == id_) {  // a local batch: one key group
+    // The cache serves the per-row path; refreshing it once a batch keeps
+    // it current (another shard going idle) without a per-row cost.
+    channels_min_ = channels_min(shards_);
+    std::int64_t channel = INT64_MIN;
+    apply_rows<true>(b, std::min(channels_min_, pending_min(b.group[0])), channel);
+  } else {
+    std::int64_t channel = chan_wm_[source_shard];
+    apply_rows<false>(b, std::min(channels_min(source_shard), self_bound()), channel);
+    chan_wm_[source_shard] = std::max(channel, b.watermark);
+    channels_min_ = channels_min(shards_);
+  }
   ShardCounters::add(counters_.rows_applied, b.rows);
   for (std::size_t v = 0; v < views_.size(); ++v) {
     const std::int64_t newest = views_[v].newest_start();
@@ -319,13 +371,13 @@ void Shard::apply(const RouteBatch& b, std::uint32_t source_shard) {
 
 // Two passes over the batch. The first interns the keys, prefetching each
 // key-table slot a few rows ahead, and prefetches each row's window as soon
-// as its key id is known; the second folds the rows into those windows,
-// which stay in cache until then (512 rows: 20 KiB of 40-byte windows). A
-// row-at-a-time loop waited for both misses in turn. kOneGroup (a local
-// batch) makes the group, its key table and its views constants of the
-// loops.
+// as its key id is known; the second advances the watermark row by row and
+// folds the rows into those windows, which stay in cache until then (512
+// rows: 20 KiB of 40-byte windows). A row-at-a-time loop waited for both
+// misses in turn. kOneGroup (a local batch) makes the group, its key table
+// and its views constants of the loops.
 template <bool kOneGroup>
-void Shard::apply_rows(const RouteBatch& b, std::int64_t wm) {
+void Shard::apply_rows(const RouteBatch& b, std::int64_t base, std::int64_t& channel) {
   constexpr std::uint32_t kAhead = 8;
   const std::uint32_t rows = b.rows;
   const auto group = [&b](std::uint32_t r) { return kOneGroup ? b.group[0] : b.group[r]; };
@@ -345,40 +397,59 @@ void Shard::apply_rows(const RouteBatch& b, std::int64_t wm) {
     ids[r] = tables[g].intern(b.hash[r], b.key(r));
     for (std::size_t i = 0; i < nviews[g]; ++i) views[g][i]->prefetch(ids[r]);
   }
+  std::int64_t wm = watermark_;
+  std::int64_t ch = channel;
   for (std::uint32_t r = 0; r < rows; ++r) {
+    ch = std::max(ch, b.wm[r]);
+    wm = std::max(wm, std::min(base, ch));
     const std::uint8_t g = group(r);
     for (std::size_t i = 0; i < nviews[g]; ++i) {
       if (!views[g][i]->add(ids[r], b, r, wm)) count_late(views[g][i]);
     }
   }
+  channel = ch;
+  watermark_ = wm;
 }
 
 // A row of a key group with few keys on this shard (event types, say):
 // its key table and windows stay in the L1 cache, so the batch, which is
 // there to prefetch, only costs the copy (4% of a 1-shard run with the
 // default views). Rows of the group still in the local batch go first, so
-// every window sees its rows in arrival order. The watermark is the one
-// computed for the last batch, which never runs ahead of the true one.
-void Shard::apply_row(std::size_t g, std::uint64_t hash, std::string_view key, std::int64_t ts, const double* columns) {
+// every window sees its rows in arrival order.
+void Shard::apply_row(std::size_t g, std::uint64_t hash, std::string_view key, std::int64_t ts, const double* columns,
+                      std::int64_t row_wm) {
   flush_local(g);
+  watermark_ = std::max(watermark_, std::min({row_wm, channels_min_, pending_min(g)}));
   const std::uint32_t key_id = keys_[g].intern(hash, key);
   for (TumblingView* view : group_views_[g]) {
     if (!view->add(key_id, ts, columns, watermark_)) count_late(view);
   }
   ShardCounters::add(counters_.rows_applied, 1);
+  publish_newest_windows(g);
+}
+
+// VIEW_TOP's default window is the newest with rows, read by the query
+// server from these counters; stored only when it moves.
+void Shard::publish_newest_windows(std::size_t g) noexcept {
+  for (const TumblingView* view : group_views_[g]) {
+    auto& counter = counters_.newest_window[static_cast<std::size_t>(view - views_.data())];
+    const std::int64_t newest = view->newest_start();
+    if (newest != counter.load(std::memory_order_relaxed)) counter.store(newest, std::memory_order_relaxed);
+  }
 }
 
 // Tells every other shard how far our inputs have come even when no rows
 // go its way, so its watermark does not wait on us.
 void Shard::send_watermarks() {
   if (!active_local_) return;
+  const std::int64_t progress = own_progress();
   for (std::uint32_t dst = 0; dst < shards_; ++dst) {
-    if (out_rings_[dst] == nullptr || open_[dst] != nullptr || wm_sent_[dst] >= input_wm_) continue;
+    if (out_rings_[dst] == nullptr || open_[dst] != nullptr || wm_sent_[dst] >= progress) continue;
     RouteBatch* b = out_rings_[dst]->claim();
     if (b == nullptr) continue;  // full: the rows in it carry watermarks anyway
     b->clear();
-    b->watermark = input_wm_;
-    wm_sent_[dst] = input_wm_;
+    b->watermark = progress;
+    wm_sent_[dst] = progress;
     out_rings_[dst]->publish();
     engine_.shard(dst).wake();
   }
@@ -438,7 +509,9 @@ void Shard::execute(QueryTask& task) {
       const std::uint64_t in0 = counters_.events(s);
       const std::uint64_t rej0 = counters_.rejected(s);
       ShardCounters::add(counters_.bytes_in[s], task.payload_len);
-      ingest_chunk(task.payload.data(), task.payload_len, SourceKind::publish);
+      auto [producer, joined] = producers_.try_emplace(task.producer, 0);
+      if (joined) producer->second = open_input();
+      ingest_chunk(task.payload.data(), task.payload_len, {SourceKind::publish, producer->second});
       flush_all();
       task.accepted = counters_.events(s) - in0;
       task.rejected = counters_.rejected(s) - rej0;
@@ -487,6 +560,7 @@ void Shard::accept_connections(int listen_fd, bool balance) {
 void Shard::adopt_connection(int fd) {
   auto c = std::make_unique<Connection>();
   c->fd = fd;
+  c->input = open_input();
   c->capacity = std::max<std::size_t>(kConnBufferBytes, config_.max_line_bytes + 1);
   c->buf = std::make_unique<char[]>(c->capacity + kPadding);
   if (connections_.size() <= static_cast<std::size_t>(fd)) connections_.resize(static_cast<std::size_t>(fd) + 1);
@@ -512,6 +586,7 @@ bool Shard::adopt_handoffs() {
 }
 
 void Shard::close_connection(int fd) {
+  inputs_.close(connections_[static_cast<std::size_t>(fd)]->input);
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
   ::close(fd);
   connections_[static_cast<std::size_t>(fd)].reset();
@@ -524,11 +599,11 @@ Shard::ReadResult Shard::read_connection(Connection& c) {
   if (n > 0) {
     ShardCounters::add(counters_.bytes_in[static_cast<std::size_t>(SourceKind::tcp)], static_cast<std::uint64_t>(n));
     c.used += static_cast<std::size_t>(n);
-    ingest_stream(c.buf.get(), c.used, false, c.skipping, SourceKind::tcp);
+    ingest_stream(c.buf.get(), c.used, false, c.skipping, {SourceKind::tcp, c.input});
     return ReadResult::data;
   }
   if (n < 0 && (errno == EAGAIN || errno == EINTR)) return ReadResult::would_block;
-  ingest_stream(c.buf.get(), c.used, true, c.skipping, SourceKind::tcp);
+  ingest_stream(c.buf.get(), c.used, true, c.skipping, {SourceKind::tcp, c.input});
   close_connection(c.fd);
   return ReadResult::closed;
 }
@@ -561,7 +636,7 @@ bool Shard::read_udp() {
       reject(SourceKind::udp, Reject::oversized_line);
       continue;
     }
-    ingest_chunk(u.buf.get() + static_cast<std::size_t>(i) * stride, u.msgs[i].msg_len, SourceKind::udp);
+    ingest_chunk(u.buf.get() + static_cast<std::size_t>(i) * stride, u.msgs[i].msg_len, {SourceKind::udp, u.input});
   }
   return true;
 }
@@ -598,7 +673,7 @@ bool Shard::read_file() {
     file_used_ += static_cast<std::size_t>(n);
     ShardCounters::add(counters_.bytes_in[static_cast<std::size_t>(SourceKind::file)], static_cast<std::uint64_t>(n));
   }
-  ingest_stream(file_buf_.get(), file_used_, eof, file_skipping_, SourceKind::file);
+  ingest_stream(file_buf_.get(), file_used_, eof, file_skipping_, {SourceKind::file, f.input});
   if (eof) {
     // Ranges of one file share a descriptor: close it after its last range.
     if (!f.is_stdin && (files_.size() == 1 || files_[1].fd != f.fd)) ::close(f.fd);
@@ -614,12 +689,13 @@ bool Shard::read_file() {
 bool Shard::read_buffer(const FileRange& f) {
   const std::size_t n = f.end - f.begin;
   ShardCounters::add(counters_.bytes_in[static_cast<std::size_t>(SourceKind::file)], n);
-  ingest_chunk(f.memory + f.begin, n, SourceKind::file);
+  ingest_chunk(f.memory + f.begin, n, {SourceKind::file, f.input});
   finish_file_range();
   return true;
 }
 
 void Shard::finish_file_range() {
+  if (files_.size() == 1 || files_[1].input != files_[0].input) inputs_.close(files_[0].input);
   files_.erase(files_.begin());
   if (files_.empty()) {
     flush_all();
@@ -686,32 +762,37 @@ void Shard::drain_inputs_for_stop() {
 
 void Shard::maintenance(std::int64_t now_ms) {
   // Idleness: inputs that delivered nothing for idle_timeout_ms stop
-  // holding back the watermark of the shards we feed.
-  const std::uint64_t events = counters_.events();
-  if (events != events_at_last_tick_) {
-    events_at_last_tick_ = events;
-    last_input_wall_ms_ = now_ms;
-  } else if (active_local_ && now_ms - last_input_wall_ms_ >= config_.idle_timeout_ms) {
-    active_local_ = false;
-    active_.store(false, std::memory_order_release);
+  // holding back our watermark and, once none is left, the shards we feed.
+  inputs_.tick(now_ms, config_.idle_timeout_ms);
+  // A producer is an input while it publishes; once idle it leaves, so
+  // producer ids cannot pile up.
+  for (auto it = producers_.begin(); it != producers_.end();) {
+    if (inputs_.is_active(it->second)) {
+      ++it;
+    } else {
+      inputs_.close(it->second);
+      it = producers_.erase(it);
+    }
   }
+  const bool active = inputs_.active_count() > 0;
+  if (active != active_local_) set_active(active);
   send_watermarks();
-  advance_watermark();
-  // When every input is idle, event time still moves: first up to the most
-  // advanced shard, then with the wall clock, so the last windows close
-  // after traffic stops instead of waiting for the next event.
+  channels_min_ = channels_min(shards_);
+  const std::int64_t bound = std::min(channels_min_, self_bound());
+  if (bound != InputClock::kNone && bound > watermark_) watermark_ = bound;
+  // When every input here and upstream is idle, nothing holds event time
+  // back: it catches up to the most advanced shard and to the newest event
+  // seen. It never moves with the wall clock, so an in-order stream that
+  // resumes after a pause finds its windows open; the last windows close
+  // when newer events arrive, as in Flink.
   bool all_idle = !active_local_;
   for (std::uint32_t src = 0; src < shards_; ++src) {
     if (in_rings_[src] != nullptr && (engine_.shard(src).active() || in_rings_[src]->depth() > 0)) all_idle = false;
   }
   if (all_idle) {
-    std::int64_t w = std::max(engine_.max_watermark(), input_wm_);
-    for (const std::int64_t f : wm_from_) w = std::max(w, f);
+    std::int64_t w = std::max(engine_.max_watermark(), inputs_.newest());
+    for (const std::int64_t f : chan_wm_) w = std::max(w, f);
     if (w > watermark_) watermark_ = w;
-    if (watermark_ != INT64_MIN && last_idle_tick_ms_ != 0) watermark_ += now_ms - last_idle_tick_ms_;
-    last_idle_tick_ms_ = now_ms;
-  } else {
-    last_idle_tick_ms_ = 0;
   }
   // Retention, once a second (it visits every key): windows past it go, and
   // then keys with no window left in any view of their group.
@@ -735,11 +816,12 @@ void Shard::maintenance(std::int64_t now_ms) {
   for (const auto& k : keys_) keys += k.size();
   counters_.windows.store(windows, std::memory_order_relaxed);
   counters_.keys.store(keys, std::memory_order_relaxed);
+  counters_.inputs_open.store(inputs_.open_count(), std::memory_order_relaxed);
+  counters_.inputs_active.store(inputs_.active_count(), std::memory_order_relaxed);
   counters_.watermark_ms.store(watermark_, std::memory_order_relaxed);
 }
 
 void Shard::run() {
-  last_input_wall_ms_ = wall_ms();
   bool stopping = false;
   bool inputs_drained = false;
   while (true) {

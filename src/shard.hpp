@@ -9,10 +9,12 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "src/config.hpp"
 #include "src/event_parser.hpp"
+#include "src/input_clock.hpp"
 #include "src/key_table.hpp"
 #include "src/query_task.hpp"
 #include "src/route_batch.hpp"
@@ -36,6 +38,8 @@ struct ShardCounters {
   std::atomic<std::uint64_t> rows_applied{0};
   std::atomic<std::uint64_t> keys{0};
   std::atomic<std::uint64_t> windows{0};
+  std::atomic<std::uint64_t> inputs_open{0};    // the shard's own inputs (connections, sockets, files, producers)
+  std::atomic<std::uint64_t> inputs_active{0};  // of those, the ones holding event time back
   std::atomic<std::int64_t> watermark_ms{INT64_MIN};
   std::atomic<std::uint64_t> file_stripe{UINT64_MAX};  // the stripe being read; UINT64_MAX: none
   std::unique_ptr<std::atomic<std::uint64_t>[]> late;  // per view
@@ -71,6 +75,7 @@ struct FileRange {
   std::uint64_t begin = 0;
   std::uint64_t end = 0;
   std::uint64_t stripe = 0;  // position in the file's stripe order, for alignment
+  std::uint32_t input = 0;   // the shard's event-time input, set by add_file_range
 };
 
 class Shard {
@@ -98,8 +103,8 @@ class Shard {
   // Wakes the shard if it sleeps; call after pushing to one of its rings.
   void wake() noexcept;
 
-  // True while this shard's own inputs delivered events within the idle
-  // timeout; consumers ignore the watermark of an idle producer.
+  // True while one of this shard's own inputs holds event time back (open
+  // and not idle); consumers ignore the watermark of an inactive producer.
   bool active() const noexcept { return active_.load(std::memory_order_acquire); }
 
  private:
@@ -121,9 +126,14 @@ class Shard {
   void drain_inputs_for_stop();
 
   // Parsing and routing.
-  void ingest_stream(char* buf, std::size_t& used, bool eof, bool& skipping, SourceKind source);
-  void ingest_chunk(const char* data, std::size_t len, SourceKind source);  // data has kPadding readable
-  void ingest_line(const char* line, std::size_t len, const char* buffer_end, SourceKind source);
+  // Where bytes came from: the source kind (for counters) and the input (for event time).
+  struct From {
+    SourceKind source;
+    std::uint32_t input;
+  };
+  void ingest_stream(char* buf, std::size_t& used, bool eof, bool& skipping, From from);
+  void ingest_chunk(const char* data, std::size_t len, From from);  // data has kPadding readable
+  void ingest_line(const char* line, std::size_t len, const char* buffer_end, From from);
   void reject(SourceKind source, Reject reason) noexcept {
     ShardCounters::add(counters_.errors[static_cast<std::size_t>(source)][static_cast<std::size_t>(reason)], 1);
   }
@@ -134,14 +144,23 @@ class Shard {
   // Applying.
   void apply(const RouteBatch& batch, std::uint32_t source_shard);
   template <bool kOneGroup>
-  void apply_rows(const RouteBatch& batch, std::int64_t watermark);
+  void apply_rows(const RouteBatch& batch, std::int64_t base, std::int64_t& channel);
   void count_late(const TumblingView* view) noexcept {
     ShardCounters::add(counters_.late[static_cast<std::size_t>(view - views_.data())], 1);
   }
   // Applies the rows waiting in the local batch of key group g, if any.
   void flush_local(std::size_t g);
-  void apply_row(std::size_t group, std::uint64_t hash, std::string_view key, std::int64_t ts, const double* columns);
-  std::int64_t advance_watermark() noexcept;
+  void apply_row(std::size_t group, std::uint64_t hash, std::string_view key, std::int64_t ts, const double* columns,
+                 std::int64_t row_wm);
+  void publish_newest_windows(std::size_t group) noexcept;
+
+  // Event time.
+  std::uint32_t open_input();
+  void set_active(bool active) noexcept;
+  std::int64_t own_progress() noexcept;
+  std::int64_t channels_min(std::uint32_t except) const noexcept;
+  std::int64_t pending_min(std::size_t except_group) const noexcept;
+  std::int64_t self_bound() noexcept;
   void send_watermarks();
   bool drain_rings();
   bool serve_requests();
@@ -170,22 +189,25 @@ class Shard {
   std::vector<KeyTable> keys_;  // by key group
   std::vector<TumblingView> views_;
   std::vector<std::vector<TumblingView*>> group_views_;  // by key group: the views keyed by it
-  // Event time. input_wm_: the newest event this shard parsed from its own
-  // inputs. wm_from_[s]: the newest input watermark shard s has sent us.
-  // watermark_: the min over active producers, never moving backwards; rows
-  // for windows that closed before it are late.
-  std::int64_t input_wm_ = INT64_MIN;
-  std::vector<std::int64_t> wm_from_;
+  // Event time (docs/engine.md, "Event time"). inputs_: this shard's own
+  // inputs, each with its newest stamp. stamp_: the input watermark the
+  // rows carry, never decreasing. chan_wm_[s]: how far shard s's inputs
+  // have come, as its rows and batches said in band; channels_min_ caches
+  // the min over active channels. watermark_: the shard's watermark, never
+  // decreasing, advanced row by row as rows are applied; a row whose window
+  // closed (end + lateness <= it) before the row is late.
+  InputClock inputs_;
+  std::int64_t stamp_ = INT64_MIN;
+  std::vector<std::int64_t> chan_wm_;
   std::vector<std::int64_t> wm_sent_;
+  std::int64_t channels_min_ = INT64_MIN;
   std::int64_t watermark_ = INT64_MIN;
-  // Every shard starts active, like a Flink source: it holds watermarks back
-  // until it has delivered events or stayed silent for idle_timeout_ms, so
-  // a shard that starts late does not find its windows already closed.
-  bool active_local_ = true;
-  std::atomic<bool> active_{true};
-  std::uint64_t events_at_last_tick_ = 0;
-  std::int64_t last_input_wall_ms_ = 0;
-  std::int64_t last_idle_tick_ms_ = 0;
+  std::unordered_map<std::uint64_t, std::uint32_t> producers_;  // PUBLISH producer id -> input
+  // Whether an input of ours is active: set when one opens or delivers,
+  // cleared by maintenance once none is. A shard with no input never holds
+  // another back; one whose file stripes are not read yet does.
+  bool active_local_ = false;
+  std::atomic<bool> active_{false};
   std::int64_t next_maintenance_ms_ = 0;
   std::uint64_t maintenance_ticks_ = 0;
 

@@ -563,6 +563,7 @@ void QueryServer::handle_publish(Connection& c, const FrameHeader& h, std::strin
   task->payload.resize(payload.size() + engine::kPadding);
   std::copy(payload.begin(), payload.end(), task->payload.begin());
   task->payload_len = payload.size();
+  task->producer = producer;
   submit(shard, task);  // has_capacity said it fits
   auto pending = std::make_unique<Pending>();
   pending->fd = c.fd;

@@ -21,7 +21,7 @@ struct Fixture {
   bool add(std::string_view key, std::int64_t ts, double amount, std::int64_t watermark) {
     batch.clear();
     const double cols[1] = {amount};
-    batch.append(0, 1, ts, key, cols, 1);
+    batch.append(0, 1, ts, INT64_MIN, key, cols, 1);
     return view.add(keys.intern(std::hash<std::string_view>{}(key), key), batch, 0, watermark);
   }
 };
