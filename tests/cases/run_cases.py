@@ -1,0 +1,254 @@
+"""Data-driven pipeline cases: every folder beside this file is one case.
+
+    NAME/config.toml    the pipeline (views, lateness, retention); the runner
+                        sets the sources and ports itself
+    NAME/input-*.ndjson the inputs, one file per input (a connection, a UDP
+                        sender, a file source, a PUBLISH producer); a line
+                        "#pause MS" pauses that input's sender and is not sent
+    NAME/expected.json  the exact answers, written by hand:
+                        {"counters": {NAME: VALUE}, totals over shards;
+                         "views": {VIEW: {KEY: [[WINDOW_START, {AGG: VALUE}], ...]}},
+                                   every window of each listed key;
+                         "windows": N, how many windows the daemon holds;
+                         "top": {VIEW: {"window_start": W, "keys": [...]}},
+                                   VIEW_TOP with its default window}
+    NAME/case.json      optional: {"sources": [...], "shards": [...]}; by
+                        default every source kind (file, tcp, udp, publish)
+                        with 1, 2 and 3 shards
+
+Each case runs through every source kind it names with every shard count and
+must give the same answers. Adding a case needs no code.
+
+    python3 run_cases.py [CASE ...]     (SPATE_BUILD_DIR names the build)
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+
+import spate_client
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BUILD_DIR = os.environ.get("SPATE_BUILD_DIR", os.path.join(HERE, "..", "..", "build"))
+SPATED = os.path.join(BUILD_DIR, "src", "spated")
+ALL_SOURCES = ["file", "tcp", "udp", "publish"]
+IDLE_TIMEOUT_MS = 200
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def read_input(path):
+    """[(kind, value)]: ("line", bytes) or ("pause", seconds)."""
+    items = []
+    with open(path, "rb") as f:
+        for raw in f:
+            line = raw.rstrip(b"\n")
+            if line.startswith(b"#pause "):
+                items.append(("pause", int(line.split()[1]) / 1000.0))
+            elif line:
+                items.append(("line", line + b"\n"))
+    return items
+
+
+def segments(items):
+    """The lines between pauses, as (bytes, pause seconds after them)."""
+    out, cur = [], b""
+    for kind, value in items:
+        if kind == "pause":
+            out.append((cur, value))
+            cur = b""
+        else:
+            cur += value
+    out.append((cur, 0))
+    return [(data, pause) for data, pause in out if data or pause]
+
+
+class Daemon:
+    def __init__(self, case_dir, source, shards, inputs, tmp):
+        config_text = open(os.path.join(case_dir, "config.toml")).read()
+        if "idle_timeout_ms" not in config_text:
+            config_text = "idle_timeout_ms = %d\n" % IDLE_TIMEOUT_MS + config_text
+        self.views = tomllib.loads(config_text).get("view", [])
+        config = os.path.join(tmp, "spate.toml")
+        with open(config, "w") as f:
+            f.write(config_text)
+        self.query_port = free_port()
+        self.tcp_port = free_port() if source == "tcp" else None
+        self.udp_port = free_port(socket.SOCK_DGRAM) if source == "udp" else None
+        args = [SPATED, "--config", config, "--shards", str(shards), "--data-dir", os.path.join(tmp, "data"),
+                "--query-addr", "127.0.0.1:%d" % self.query_port,
+                "--tcp-addr", "127.0.0.1:%d" % self.tcp_port if self.tcp_port else "off",
+                "--udp-addr", "127.0.0.1:%d" % self.udp_port if self.udp_port else "off"]
+        if source == "file":
+            for i, items in enumerate(inputs):
+                path = os.path.join(tmp, "input-%d.ndjson" % i)
+                with open(path, "wb") as f:
+                    f.write(b"".join(v for k, v in items if k == "line"))
+                args += ["--ingest", path]
+        self.log = open(os.path.join(tmp, "spated.log"), "w+")
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("spated ready"):
+            self.proc.kill()
+            raise RuntimeError("spated did not start: %r; log: %s" % (line, self.read_log()))
+        self.client = spate_client.Client("127.0.0.1", self.query_port, timeout=30)
+
+    def read_log(self):
+        self.log.seek(0)
+        return self.log.read()
+
+    def counters(self):
+        total = {}
+        for shard in self.client.stats():
+            for name, value in shard["counters"].items():
+                total[name] = total.get(name, 0) + value
+        return total
+
+    def wait(self, predicate, what, timeout=20):
+        deadline = time.time() + timeout
+        while True:
+            c = self.counters()
+            if predicate(c):
+                return c
+            if time.time() > deadline:
+                raise AssertionError("%s: not reached in %d s; counters %r" % (what, timeout, c))
+            time.sleep(0.02)
+
+    def stop(self):
+        self.client.close()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.stdout.close()
+            self.log.close()
+        return code
+
+
+def feed(daemon, source, inputs):
+    """Sends every input at once, round-robin a line (UDP: a datagram, PUBLISH:
+    the lines between two pauses) at a time, honouring each input's pauses."""
+    if source == "file":
+        return
+    if source == "tcp":
+        conns = [socket.create_connection(("127.0.0.1", daemon.tcp_port)) for _ in inputs]
+        send = lambda i, data: conns[i].sendall(data)
+    elif source == "udp":
+        conns = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in inputs]
+        send = lambda i, data: conns[i].sendto(data, ("127.0.0.1", daemon.udp_port))
+    else:
+        conns = []
+        sequence = [0] * len(inputs)
+
+        def send(i, data):
+            sequence[i] += 1
+            reply = daemon.client.publish(1000 + i, sequence[i], data)
+            if reply["duplicate"]:
+                raise AssertionError("publish %d/%d taken for a duplicate" % (i, sequence[i]))
+    if source == "publish":
+        queues = [segments(items) for items in inputs]
+    else:
+        queues = [[(v, 0) if k == "line" else (b"", v) for k, v in items] for items in inputs]
+    resume = [0.0] * len(inputs)
+    while any(queues):
+        progressed = False
+        for i, q in enumerate(queues):
+            if not q or time.time() < resume[i]:
+                continue
+            data, pause = q.pop(0)
+            if data:
+                send(i, data)
+            resume[i] = time.time() + pause
+            progressed = True
+        if not progressed:
+            time.sleep(0.005)
+    for c in conns:
+        c.close()
+
+
+def check(daemon, expected, source, groups):
+    failures = []
+    want_events = expected["counters"]["events_in"]
+    c = daemon.wait(lambda c: c["events_in"] == want_events and c["rows_applied"] == groups * want_events
+                    and c["ring_depth"] == 0, "every event applied")
+    for name, value in expected["counters"].items():
+        if c.get(name) != value:
+            failures.append("counter %s: want %r, have %r" % (name, value, c.get(name)))
+    for view, keys in expected.get("views", {}).items():
+        got = daemon.client.view_get_many(view, list(keys))
+        for key, rows in keys.items():
+            have = [(r["window_start"], {a: r[a] for a in want}) for (_, want), r in zip(rows, got[key])]
+            want = [(w, dict(aggs)) for w, aggs in rows]
+            if len(got[key]) != len(rows) or have != want:
+                failures.append("view %s key %s:\n      want %r\n      have %r" % (
+                    view, key, want, [(r["window_start"], {k: v for k, v in r.items() if k not in ("key", "window_end", "closed", "window_start")}) for r in got[key]]))
+    if "windows" in expected:
+        try:
+            daemon.wait(lambda c: c["windows"] == expected["windows"], "window count", timeout=3)
+        except AssertionError as e:
+            failures.append(str(e))
+    for view, top in expected.get("top", {}).items():
+        rows = daemon.client.view_top(view, None, k=len(top["keys"]) + 1)
+        have = {"window_start": rows[0]["window_start"] if rows else None, "keys": [r["key"] for r in rows]}
+        if have != top:
+            failures.append("top %s: want %r, have %r" % (view, top, have))
+    return failures
+
+
+def run_case(name):
+    case_dir = os.path.join(HERE, name)
+    meta = {}
+    if os.path.exists(os.path.join(case_dir, "case.json")):
+        meta = json.load(open(os.path.join(case_dir, "case.json")))
+    expected = json.load(open(os.path.join(case_dir, "expected.json")))
+    inputs = [read_input(os.path.join(case_dir, f))
+              for f in sorted(os.listdir(case_dir)) if f.startswith("input") and f.endswith(".ndjson")]
+    results = []
+    for source in meta.get("sources", ALL_SOURCES):
+        for shards in meta.get("shards", [1, 2, 3]):
+            with tempfile.TemporaryDirectory(prefix="spate-case-") as tmp:
+                daemon = Daemon(case_dir, source, shards, inputs, tmp)
+                try:
+                    groups = len({v["key"] for v in daemon.views}) or 2
+                    if source != "file":
+                        daemon.wait(lambda c: c["active"] == 0, "idle before feeding")
+                    feed(daemon, source, inputs)
+                    failures = check(daemon, expected, source, groups)
+                except Exception as e:  # a timeout or a protocol error is this run's failure
+                    failures = ["%s: %s" % (type(e).__name__, e)]
+                code = daemon.stop()
+                if code != 0:
+                    failures.append("spated exited %d; log: %s" % (code, daemon.read_log()[-2000:]))
+            results.append((source, shards, failures))
+            print("%-4s %s %-8s %d shard%s%s" % ("ok" if not failures else "FAIL", name, source, shards,
+                  "" if shards == 1 else "s", "".join("\n    " + f for f in failures)), flush=True)
+    return results
+
+
+def main(argv):
+    names = argv or sorted(d for d in os.listdir(HERE) if os.path.isdir(os.path.join(HERE, d)) and not d.startswith("_"))
+    passed = failed = 0
+    for name in names:
+        for _, _, failures in run_case(name):
+            if failures:
+                failed += 1
+            else:
+                passed += 1
+    print("cases: %d passed, %d failed" % (passed, failed))
+    return 1 if failed or not passed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
