@@ -204,16 +204,6 @@ void parse_views(const toml::node& node, Checker& check, Config& config) {
 
 }  // namespace
 
-const char* source_kind_name(SourceKind kind) noexcept {
-  switch (kind) {
-    case SourceKind::tcp: return "tcp";
-    case SourceKind::udp: return "udp";
-    case SourceKind::file: return "file";
-    case SourceKind::publish: return "publish";
-  }
-  return "unknown";
-}
-
 std::string Endpoint::to_string() const { return fmt::format("{}:{}", host, port); }
 
 bool parse_endpoint(std::string_view text, Endpoint& out) {

@@ -8,15 +8,17 @@
 #include <string_view>
 #include <vector>
 
+#include "io/file/source.hpp"
+
 namespace spate::engine {
 
 inline constexpr std::size_t kMaxColumns = 4;    // numeric fields aggregated
 inline constexpr std::size_t kMaxKeyGroups = 4;  // distinct view keys
 inline constexpr std::size_t kMaxKeyBytes = 1024;
 
-enum class SourceKind : std::uint8_t { tcp, udp, file, publish };
-inline constexpr std::size_t kSourceKinds = 4;
-const char* source_kind_name(SourceKind kind) noexcept;
+using io::kSourceKinds;
+using io::source_kind_name;
+using io::SourceKind;
 
 struct Endpoint {
   std::string host;

@@ -105,7 +105,7 @@ void Engine::start() {
         break;
       case SourceKind::file: {
         if (source.path == "-") {
-          shards_[0]->add_file_range({STDIN_FILENO, true, nullptr, 0, 0, 0});
+          shards_[0]->add_stdin();
           break;
         }
         struct stat st{};
@@ -114,17 +114,19 @@ void Engine::start() {
           throw std::system_error(errno, std::generic_category(), "cannot open input file '" + source.path + "'");
         }
         const auto size = static_cast<std::uint64_t>(st.st_size);
-        std::vector<int> fds(shard_count_, -1);
+        std::vector<std::vector<io::FileStripe>> stripes(shard_count_);
         deal_stripes(
             size, shard_count_, [&](std::uint64_t from) { return next_line_start(probe, from, size); },
             [&](std::uint32_t shard, std::uint64_t begin, std::uint64_t end, std::uint64_t k) {
-              if (fds[shard] < 0) fds[shard] = ::open(source.path.c_str(), O_RDONLY | O_CLOEXEC);
-              if (fds[shard] < 0) {
-                throw std::system_error(errno, std::generic_category(), "cannot open '" + source.path + "'");
-              }
-              shards_[shard]->add_file_range({fds[shard], false, nullptr, begin, end, k});
+              stripes[shard].push_back({begin, end, k});
             });
         ::close(probe);
+        for (std::uint32_t shard = 0; shard < shard_count_; ++shard) {
+          if (stripes[shard].empty()) continue;
+          const int fd = ::open(source.path.c_str(), O_RDONLY | O_CLOEXEC);
+          if (fd < 0) throw std::system_error(errno, std::generic_category(), "cannot open '" + source.path + "'");
+          shards_[shard]->add_file(fd, stripes[shard]);
+        }
         break;
       }
       case SourceKind::publish:
@@ -133,6 +135,7 @@ void Engine::start() {
     bound_ports_.push_back(port);
   }
   for (const std::string_view buffer : buffers_) {
+    std::vector<std::vector<io::FileStripe>> stripes(shard_count_);
     deal_stripes(
         buffer.size(), shard_count_,
         [&](std::uint64_t from) -> std::uint64_t {
@@ -140,8 +143,11 @@ void Engine::start() {
           return nl == nullptr ? buffer.size() : static_cast<std::uint64_t>(static_cast<const char*>(nl) - buffer.data()) + 1;
         },
         [&](std::uint32_t shard, std::uint64_t begin, std::uint64_t end, std::uint64_t k) {
-          shards_[shard]->add_file_range({-1, false, buffer.data(), begin, end, k});
+          stripes[shard].push_back({begin, end, k});
         });
+    for (std::uint32_t shard = 0; shard < shard_count_; ++shard) {
+      if (!stripes[shard].empty()) shards_[shard]->add_buffer(buffer.data(), stripes[shard]);
+    }
   }
   const std::vector<int> cpus = io::allowed_cpus();
   for (std::uint32_t i = 0; i < shard_count_; ++i) {

@@ -1,18 +1,14 @@
 // The shard run loop; see shard.hpp.
 #include "src/shard.hpp"
 
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <system_error>
 
-#include "io/net/socket.hpp"
+#include "io/file/file_source.hpp"
+#include "io/net/tcp_source.hpp"
+#include "io/net/udp_source.hpp"
 #include "kernels/find_byte.hpp"
 #include "kernels/hash.hpp"
 #include "src/assert.hpp"
@@ -21,25 +17,13 @@
 namespace spate::engine {
 namespace {
 
-constexpr std::size_t kConnBufferBytes = 256 * 1024;
 // Key groups with at most this many keys on a shard skip the local batch.
 constexpr std::uint32_t kDirectKeys = 64;
-constexpr std::size_t kFileChunkBytes = 1 << 20;
-constexpr std::size_t kUdpBurst = 32;
-constexpr std::size_t kUdpDatagramBytes = 65536;
-constexpr int kEpollEvents = 64;
+// What one source may read per loop pass (a file reads this much at once).
+constexpr std::size_t kPollBudgetBytes = 1 << 20;
 constexpr std::int64_t kMaintenanceEveryMs = 100;
 constexpr std::uint64_t kEvictEveryTicks = 10;
 constexpr std::int64_t kStopDrainBudgetMs = 2000;
-
-// epoll user data: kind in the top byte, descriptor below.
-enum : std::uint64_t { kTagListen = 1, kTagConn = 2, kTagUdp = 3, kTagWake = 4 };
-std::uint64_t tag(std::uint64_t kind, int fd) { return (kind << 56) | static_cast<std::uint32_t>(fd); }
-
-std::int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 bool all_whitespace(const char* p, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) {
@@ -49,24 +33,6 @@ bool all_whitespace(const char* p, std::size_t n) {
 }
 
 }  // namespace
-
-struct Shard::Connection {
-  int fd = -1;
-  std::uint32_t input = 0;
-  std::size_t capacity = 0;
-  std::unique_ptr<char[]> buf;  // capacity + kPadding bytes
-  std::size_t used = 0;
-  bool skipping = false;  // inside an oversized line: discard up to the next newline
-};
-
-struct Shard::UdpState {
-  int fd = -1;
-  std::uint32_t input = 0;
-  std::unique_ptr<char[]> buf;  // kUdpBurst datagrams of kUdpDatagramBytes + kPadding
-  mmsghdr msgs[kUdpBurst];
-  iovec iov[kUdpBurst];
-  char control[kUdpBurst][CMSG_SPACE(sizeof(std::uint32_t))];
-};
 
 Shard::Shard(std::uint32_t id, Engine& engine)
     : id_(id),
@@ -97,71 +63,68 @@ Shard::Shard(std::uint32_t id, Engine& engine)
     out_rings_[other] = &engine.ring(id_, other);
     in_rings_[other] = &engine.ring(other, id_);
   }
-  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
-  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (epoll_fd_ < 0 || wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "epoll/eventfd");
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.u64 = tag(kTagWake, wake_fd_);
-  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
 }
 
-Shard::~Shard() {
-  for (auto& c : connections_) {
-    if (c) ::close(c->fd);
-  }
-  for (int fd : listeners_) ::close(fd);
-  if (udp_) ::close(udp_->fd);
-  for (const auto& f : files_) {
-    if (f.fd > 0) ::close(f.fd);
-  }
-  ::close(wake_fd_);
-  ::close(epoll_fd_);
+Shard::~Shard() = default;
+
+void Shard::add_source(std::unique_ptr<io::Source> source) {
+  source->attach(*this);
+  if (source->kind() == SourceKind::file) files_done_.store(false, std::memory_order_release);
+  sources_.push_back(std::move(source));
 }
 
 void Shard::add_tcp_listener(int fd) {
-  listeners_.push_back(fd);
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.u64 = tag(kTagListen, fd);
-  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+  auto tcp = std::make_unique<io::TcpSource>(fd, poller_, config_.max_line_bytes, kPadding,
+                                             [this](int conn, bool may_move) { return hand_off(conn, may_move); });
+  if (tcp_ == nullptr) tcp_ = tcp.get();
+  add_source(std::move(tcp));
 }
 
-void Shard::add_udp_socket(int fd) {
-  udp_ = std::make_unique<UdpState>();
-  udp_->fd = fd;
-  udp_->input = open_input();
-  udp_->buf = std::make_unique<char[]>(kUdpBurst * (kUdpDatagramBytes + kPadding));
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.u64 = tag(kTagUdp, fd);
-  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+void Shard::add_udp_socket(int fd) { add_source(std::make_unique<io::UdpSource>(fd, poller_, kPadding)); }
+
+void Shard::add_file(int fd, const std::vector<io::FileStripe>& stripes) {
+  auto file = io::FileSource::file(fd, config_.max_line_bytes, kPadding,
+                                   [this](std::uint64_t stripe) { return may_read_stripe(stripe); });
+  for (const auto& stripe : stripes) file->add_stripe(stripe);
+  add_source(std::move(file));
 }
 
-void Shard::add_file_range(FileRange range) {
-  if (range.is_stdin) {
-    // Never block the shard loop on a pipe or terminal: read when epoll says
-    // so (a regular file cannot be polled and is simply always readable).
-    io::set_nonblocking(range.fd);
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u64 = tag(kTagWake, wake_fd_);
-    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, range.fd, &ev);
+void Shard::add_buffer(const char* data, const std::vector<io::FileStripe>& stripes) {
+  auto buffer = io::FileSource::buffer(data, [this](std::uint64_t stripe) { return may_read_stripe(stripe); });
+  for (const auto& stripe : stripes) buffer->add_stripe(stripe);
+  add_source(std::move(buffer));
+}
+
+void Shard::add_stdin() { add_source(io::FileSource::standard_input(poller_, config_.max_line_bytes, kPadding)); }
+
+void Shard::wake() noexcept { poller_.wake(); }
+
+// ---------------------------------------------------------------- sources
+
+std::uint32_t Shard::open_input(SourceKind kind) {
+  if (!active_local_) set_active(true);
+  const std::uint32_t input = inputs_.open();
+  if (input_kind_.size() <= input) input_kind_.resize(input + 1);
+  input_kind_[input] = kind;
+  return input;
+}
+
+void Shard::close_input(std::uint32_t input) {
+  inputs_.close(input);
+  if (input_kind_[input] == SourceKind::tcp) counters_.tcp_connections.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Shard::lines(std::uint32_t input, const char* data, std::size_t size, std::uint64_t) {
+  ingest_chunk(data, size, {input_kind_[input], input});
+}
+
+io::SourceTotals Shard::source_totals(SourceKind kind) const noexcept {
+  io::SourceTotals t;
+  for (const auto& source : sources_) {
+    if (source->kind() == kind) t.add(source->counters());
   }
-  // A file's stripes on this shard are one input: they are read in file order.
-  const bool same_source = !files_.empty() && files_.back().fd == range.fd && files_.back().memory == range.memory;
-  range.input = same_source ? files_.back().input : open_input();
-  files_.push_back(range);
-  if (range.memory == nullptr && !file_buf_) file_buf_ = std::make_unique<char[]>(kFileChunkBytes + config_.max_line_bytes + kPadding);
-  files_done_.store(false, std::memory_order_release);
-}
-
-void Shard::wake() noexcept {
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (sleeping_.load(std::memory_order_relaxed)) {
-    const std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
-  }
+  if (kind == SourceKind::publish) t.add(publish_);
+  return t;
 }
 
 // ---------------------------------------------------------------- parsing
@@ -215,37 +178,6 @@ void Shard::ingest_chunk(const char* data, std::size_t len, From from) {
   }
 }
 
-void Shard::ingest_stream(char* buf, std::size_t& used, bool eof, bool& skipping, From from) {
-  // buf holds `used` bytes and has kPadding more readable bytes after them.
-  const char* buffer_end = buf + used + kPadding;
-  std::size_t pos = 0;
-  while (pos < used) {
-    const char* nl = kernels::find_byte(buf + pos, buf + used, '\n');
-    if (nl == buf + used) break;
-    const auto len = static_cast<std::size_t>(nl - (buf + pos));
-    if (skipping) {
-      skipping = false;  // the oversized line was counted when we started skipping it
-    } else {
-      ingest_line(buf + pos, len, buffer_end, from);
-    }
-    pos += len + 1;
-  }
-  std::size_t tail = used - pos;
-  if (eof && tail > 0) {
-    if (!skipping) ingest_line(buf + pos, tail, buffer_end, from);
-    tail = 0;
-    skipping = false;
-  } else if (tail > config_.max_line_bytes) {
-    if (!skipping) {
-      reject(from.source, Reject::oversized_line);
-    }
-    skipping = true;
-    tail = 0;
-  }
-  if (tail > 0 && pos > 0) std::memmove(buf, buf + pos, tail);
-  used = tail;
-}
-
 RouteBatch* Shard::batch_for(std::uint32_t dst, std::uint8_t group, std::size_t key_size) {
   if (dst == id_) {
     if (!local_[group]->has_room(key_size)) flush_local(group);
@@ -292,11 +224,6 @@ void Shard::flush_all() {
 }
 
 // ---------------------------------------------------------------- event time
-
-std::uint32_t Shard::open_input() {
-  if (!active_local_) set_active(true);
-  return inputs_.open();
-}
 
 void Shard::set_active(bool active) noexcept {
   active_local_ = active;
@@ -508,9 +435,12 @@ void Shard::execute(QueryTask& task) {
       const auto s = static_cast<std::size_t>(SourceKind::publish);
       const std::uint64_t in0 = counters_.events(s);
       const std::uint64_t rej0 = counters_.rejected(s);
-      ShardCounters::add(counters_.bytes_in[s], task.payload_len);
+      io::SourceCounters::add(publish_.bytes_in, task.payload_len);
       auto [producer, joined] = producers_.try_emplace(task.producer, 0);
-      if (joined) producer->second = open_input();
+      if (joined) {
+        producer->second = open_input(SourceKind::publish);
+        io::SourceCounters::add(publish_.inputs, 1);
+      }
       ingest_chunk(task.payload.data(), task.payload_len, {SourceKind::publish, producer->second});
       flush_all();
       task.accepted = counters_.events(s) - in0;
@@ -528,47 +458,29 @@ void Shard::execute(QueryTask& task) {
 // The kernel spreads connections over the SO_REUSEPORT listeners by a hash
 // of the address pair, so two connections often land on one shard while the
 // other idles. Each accepted connection goes to the shard with the fewest.
-void Shard::accept_connections(int listen_fd, bool balance) {
-  while (true) {
-    const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;  // EAGAIN, or a transient error: try again on the next readiness
-    std::uint32_t target = id_;
-    if (balance) {
-      std::uint64_t fewest = counters_.tcp_connections.load(std::memory_order_relaxed);
-      for (std::uint32_t s = 0; s < shards_; ++s) {
-        const std::uint64_t n = engine_.shard(s).counters().tcp_connections.load(std::memory_order_relaxed);
-        if (n < fewest) {
-          fewest = n;
-          target = s;
-        }
+bool Shard::hand_off(int fd, bool may_move) {
+  std::uint32_t target = id_;
+  if (may_move) {
+    std::uint64_t fewest = counters_.tcp_connections.load(std::memory_order_relaxed);
+    for (std::uint32_t s = 0; s < shards_; ++s) {
+      const std::uint64_t n = engine_.shard(s).counters().tcp_connections.load(std::memory_order_relaxed);
+      if (n < fewest) {
+        fewest = n;
+        target = s;
       }
     }
-    if (target != id_) {
-      if (int* slot = engine_.handoff(id_, target).claim()) {
-        *slot = fd;
-        engine_.shard(target).counters().tcp_connections.fetch_add(1, std::memory_order_relaxed);
-        engine_.handoff(id_, target).publish();
-        engine_.shard(target).wake();
-        continue;
-      }
-    }
-    counters_.tcp_connections.fetch_add(1, std::memory_order_relaxed);
-    adopt_connection(fd);
   }
-}
-
-void Shard::adopt_connection(int fd) {
-  auto c = std::make_unique<Connection>();
-  c->fd = fd;
-  c->input = open_input();
-  c->capacity = std::max<std::size_t>(kConnBufferBytes, config_.max_line_bytes + 1);
-  c->buf = std::make_unique<char[]>(c->capacity + kPadding);
-  if (connections_.size() <= static_cast<std::size_t>(fd)) connections_.resize(static_cast<std::size_t>(fd) + 1);
-  connections_[static_cast<std::size_t>(fd)] = std::move(c);
-  epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLRDHUP;
-  ev.data.u64 = tag(kTagConn, fd);
-  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+  if (target != id_) {
+    if (int* slot = engine_.handoff(id_, target).claim()) {
+      *slot = fd;
+      engine_.shard(target).counters().tcp_connections.fetch_add(1, std::memory_order_relaxed);
+      engine_.handoff(id_, target).publish();
+      engine_.shard(target).wake();
+      return true;
+    }
+  }
+  counters_.tcp_connections.fetch_add(1, std::memory_order_relaxed);
+  return false;
 }
 
 bool Shard::adopt_handoffs() {
@@ -577,7 +489,8 @@ bool Shard::adopt_handoffs() {
     if (src == id_) continue;
     SpscRing<int>& ring = engine_.handoff(src, id_);
     while (int* fd = ring.front()) {
-      adopt_connection(*fd);
+      SPATE_ASSERT(tcp_ != nullptr, "connections are handed only to shards that listen");
+      tcp_->adopt(*fd, *this);
       ring.pop();
       any = true;
     }
@@ -585,176 +498,48 @@ bool Shard::adopt_handoffs() {
   return any;
 }
 
-void Shard::close_connection(int fd) {
-  inputs_.close(connections_[static_cast<std::size_t>(fd)]->input);
-  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
-  ::close(fd);
-  connections_[static_cast<std::size_t>(fd)].reset();
-  counters_.tcp_connections.fetch_sub(1, std::memory_order_relaxed);
-}
-
-// Reads once (up to the buffer's free space) and ingests whole lines.
-Shard::ReadResult Shard::read_connection(Connection& c) {
-  const ssize_t n = ::read(c.fd, c.buf.get() + c.used, c.capacity - c.used);
-  if (n > 0) {
-    ShardCounters::add(counters_.bytes_in[static_cast<std::size_t>(SourceKind::tcp)], static_cast<std::uint64_t>(n));
-    c.used += static_cast<std::size_t>(n);
-    ingest_stream(c.buf.get(), c.used, false, c.skipping, {SourceKind::tcp, c.input});
-    return ReadResult::data;
-  }
-  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return ReadResult::would_block;
-  ingest_stream(c.buf.get(), c.used, true, c.skipping, {SourceKind::tcp, c.input});
-  close_connection(c.fd);
-  return ReadResult::closed;
-}
-
-bool Shard::read_udp() {
-  UdpState& u = *udp_;
-  const std::size_t stride = kUdpDatagramBytes + kPadding;
-  for (std::size_t i = 0; i < kUdpBurst; ++i) {
-    u.iov[i] = {u.buf.get() + i * stride, kUdpDatagramBytes};
-    u.msgs[i].msg_hdr = msghdr{};
-    u.msgs[i].msg_hdr.msg_iov = &u.iov[i];
-    u.msgs[i].msg_hdr.msg_iovlen = 1;
-    u.msgs[i].msg_hdr.msg_control = u.control[i];
-    u.msgs[i].msg_hdr.msg_controllen = sizeof(u.control[i]);
-  }
-  const int n = ::recvmmsg(u.fd, u.msgs, kUdpBurst, MSG_DONTWAIT, nullptr);
-  if (n <= 0) return false;
-  const auto s = static_cast<std::size_t>(SourceKind::udp);
-  for (int i = 0; i < n; ++i) {
-    const msghdr& h = u.msgs[i].msg_hdr;
-    for (cmsghdr* cm = CMSG_FIRSTHDR(&h); cm != nullptr; cm = CMSG_NXTHDR(const_cast<msghdr*>(&h), cm)) {
-      if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_RXQ_OVFL) {
-        std::uint32_t dropped;
-        std::memcpy(&dropped, CMSG_DATA(cm), sizeof(dropped));
-        counters_.udp_drops.store(dropped, std::memory_order_relaxed);  // cumulative per socket
-      }
-    }
-    ShardCounters::add(counters_.bytes_in[s], u.msgs[i].msg_len);
-    if ((h.msg_flags & MSG_TRUNC) != 0) {
-      reject(SourceKind::udp, Reject::oversized_line);
-      continue;
-    }
-    ingest_chunk(u.buf.get() + static_cast<std::size_t>(i) * stride, u.msgs[i].msg_len, {SourceKind::udp, u.input});
-  }
-  return true;
-}
-
-bool Shard::read_file() {
-  if (files_.empty()) return false;
-  FileRange& f = files_.front();
-  // Event-time alignment: a shard that runs more than a few stripes ahead of
-  // the slowest reader waits for it. Unaligned, one shard's rows arrived a
-  // minute of event time ahead of the other's and every key's window
-  // flipped between the two, a 15% cost in a 2-shard profile.
-  if (!f.is_stdin) {
-    counters_.file_stripe.store(f.stripe, std::memory_order_relaxed);
+// Event-time alignment: a shard that runs more than a few stripes ahead of
+// the slowest reader waits for it. Unaligned, one shard's rows arrived a
+// minute of event time ahead of the other's and every key's window flipped
+// between the two, a 15% cost in a 2-shard profile.
+bool Shard::may_read_stripe(std::uint64_t stripe) {
+  if (stripe != counters_.file_stripe.load(std::memory_order_relaxed)) {
+    counters_.file_stripe.store(stripe, std::memory_order_relaxed);
     for (std::uint32_t s = 0; s < shards_; ++s) {
-      const std::uint64_t other = engine_.shard(s).counters().file_stripe.load(std::memory_order_relaxed);
-      if (other != UINT64_MAX && f.stripe > other + 4 * shards_) return false;
+      if (s != id_) engine_.shard(s).wake();  // a reader waiting on our progress may go on
     }
-  }
-  if (f.memory != nullptr) return read_buffer(f);
-  const std::size_t room = kFileChunkBytes + config_.max_line_bytes - file_used_;
-  std::size_t want = std::min<std::size_t>(room, kFileChunkBytes);
-  ssize_t n;
-  if (f.is_stdin) {
-    n = ::read(f.fd, file_buf_.get() + file_used_, want);
-  } else {
-    want = static_cast<std::size_t>(std::min<std::uint64_t>(want, f.end - f.begin));
-    n = want == 0 ? 0 : ::pread(f.fd, file_buf_.get() + file_used_, want, static_cast<off_t>(f.begin));
-  }
-  if (n < 0 && errno == EINTR) return true;
-  if (n < 0 && errno == EAGAIN) return false;  // stdin has nothing yet; epoll wakes us
-  const bool eof = n <= 0;
-  if (!eof) {
-    f.begin += static_cast<std::uint64_t>(n);
-    file_used_ += static_cast<std::size_t>(n);
-    ShardCounters::add(counters_.bytes_in[static_cast<std::size_t>(SourceKind::file)], static_cast<std::uint64_t>(n));
-  }
-  ingest_stream(file_buf_.get(), file_used_, eof, file_skipping_, {SourceKind::file, f.input});
-  if (eof) {
-    // Ranges of one file share a descriptor: close it after its last range.
-    if (!f.is_stdin && (files_.size() == 1 || files_[1].fd != f.fd)) ::close(f.fd);
-    if (f.is_stdin) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, f.fd, nullptr);  // EOF stays readable
-    finish_file_range();
-  }
-  return true;
-}
-
-// A buffer range is one stripe (at most 1 MiB of whole lines): parsed where
-// it lies in one go. What follows it is more of the buffer or the caller's
-// padding, so the parser's reads stay in bounds.
-bool Shard::read_buffer(const FileRange& f) {
-  const std::size_t n = f.end - f.begin;
-  ShardCounters::add(counters_.bytes_in[static_cast<std::size_t>(SourceKind::file)], n);
-  ingest_chunk(f.memory + f.begin, n, {SourceKind::file, f.input});
-  finish_file_range();
-  return true;
-}
-
-void Shard::finish_file_range() {
-  if (files_.size() == 1 || files_[1].input != files_[0].input) inputs_.close(files_[0].input);
-  files_.erase(files_.begin());
-  if (files_.empty()) {
-    flush_all();
-    counters_.file_stripe.store(UINT64_MAX, std::memory_order_relaxed);
-    files_done_.store(true, std::memory_order_release);
   }
   for (std::uint32_t s = 0; s < shards_; ++s) {
-    if (s != id_) engine_.shard(s).wake();  // a reader waiting on our progress may go on
+    const std::uint64_t other = engine_.shard(s).counters().file_stripe.load(std::memory_order_relaxed);
+    if (other != UINT64_MAX && stripe > other + 4 * shards_) return false;
   }
+  return true;
 }
 
-bool Shard::poll_network(int timeout_ms) {
-  epoll_event events[kEpollEvents];
-  const int n = epoll_wait(epoll_fd_, events, kEpollEvents, timeout_ms);
+bool Shard::poll_sources() {
   bool any = false;
-  for (int i = 0; i < n; ++i) {
-    const std::uint64_t kind = events[i].data.u64 >> 56;
-    const int fd = static_cast<int>(events[i].data.u64 & 0xffffffffu);
-    switch (kind) {
-      case kTagListen:
-        accept_connections(fd, true);
-        break;
-      case kTagConn: {
-        auto& c = connections_[static_cast<std::size_t>(fd)];
-        if (c) read_connection(*c);
-        break;
+  for (auto& source : sources_) any |= source->poll(*this, kPollBudgetBytes);
+  any |= poller_.wait(0, *this);
+  if (!files_done_.load(std::memory_order_relaxed)) {
+    const bool done = std::all_of(sources_.begin(), sources_.end(), [](const auto& source) {
+      return source->kind() != SourceKind::file || source->finished();
+    });
+    if (done) {
+      flush_all();
+      counters_.file_stripe.store(UINT64_MAX, std::memory_order_relaxed);
+      files_done_.store(true, std::memory_order_release);
+      for (std::uint32_t s = 0; s < shards_; ++s) {
+        if (s != id_) engine_.shard(s).wake();  // a reader waiting on our progress may go on
       }
-      case kTagUdp:
-        read_udp();
-        break;
-      case kTagWake: {
-        std::uint64_t v;
-        [[maybe_unused]] auto r = ::read(wake_fd_, &v, sizeof(v));
-        break;
-      }
-      default:
-        break;
     }
-    any = true;
   }
   return any;
 }
 
 void Shard::drain_inputs_for_stop() {
   adopt_handoffs();
-  listeners_.clear();
-  // What the kernel holds for us was received: apply it, up to each
-  // client's FIN, within a time budget so that a client that keeps sending
-  // cannot hold the stop back.
-  const std::int64_t deadline = wall_ms() + kStopDrainBudgetMs;
-  for (auto& c : connections_) {
-    while (c && wall_ms() < deadline && read_connection(*c) == ReadResult::data) {
-    }
-  }
-  if (udp_) {
-    // At most what an 8 MiB receive buffer holds in small datagrams.
-    for (int bursts = 0; bursts < 4096 && read_udp(); ++bursts) {
-    }
-  }
+  const std::int64_t deadline = io::monotonic_ms() + kStopDrainBudgetMs;
+  for (auto& source : sources_) source->drain(*this, deadline);
   flush_all();
 }
 
@@ -829,12 +614,9 @@ void Shard::run() {
     busy |= drain_rings();
     busy |= serve_requests();
     if (!stopping) busy |= adopt_handoffs();
-    if (!stopping) {
-      busy |= read_file();
-      busy |= poll_network(0);
-    }
+    if (!stopping) busy |= poll_sources();
     flush_all();
-    const std::int64_t now = wall_ms();
+    const std::int64_t now = io::monotonic_ms();
     if (now >= next_maintenance_ms_) {
       maintenance(now);
       next_maintenance_ms_ = now + kMaintenanceEveryMs;
@@ -843,10 +625,8 @@ void Shard::run() {
       // Stop, step 1: connections the kernel completed carry received data
       // too, so accept them here (no more handoffs) and close the listeners.
       stopping = true;
-      for (int fd : listeners_) {
-        accept_connections(fd, false);
-        epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
-        ::close(fd);
+      for (auto& source : sources_) {
+        if (source->kind() == SourceKind::tcp) static_cast<io::TcpSource&>(*source).stop_accepting(*this);
       }
       engine_.handoffs_closed();
       continue;
@@ -867,16 +647,16 @@ void Shard::run() {
     }
     if (busy) continue;
     // Sleep until a socket, a ring or a query wakes us, or maintenance is due.
-    sleeping_.store(true, std::memory_order_seq_cst);
+    poller_.sleeping(true);
     bool pending = requests_.depth() > 0;
     for (std::uint32_t src = 0; src < shards_; ++src) {
       if (src != id_) pending = pending || in_rings_[src]->depth() > 0 || engine_.handoff(src, id_).depth() > 0;
     }
     if (!pending && !engine_.stopping()) {
       const auto timeout = static_cast<int>(std::max<std::int64_t>(1, next_maintenance_ms_ - now));
-      poll_network(timeout);
+      poller_.wait(timeout, *this);
     }
-    sleeping_.store(false, std::memory_order_relaxed);
+    poller_.sleeping(false);
   }
 }
 

@@ -1,8 +1,8 @@
-// One shard: a thread pinned to one core that polls its own sockets, file
-// ranges and rings, parses, routes rows by key to their owning shards, folds
-// rows into its views and answers its part of queries. Run to completion,
-// no locks: everything here is touched by the shard's own thread only,
-// except the counters (single writer, relaxed atomics) and the rings.
+// One shard: a thread pinned to one core that polls its own sources and
+// rings, parses, routes rows by key to their owning shards, folds rows into
+// its views and answers its part of queries. Run to completion, no locks:
+// everything here is touched by the shard's own thread only, except the
+// counters (single writer, relaxed atomics) and the rings.
 #pragma once
 
 #include <atomic>
@@ -12,6 +12,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "io/file/file_source.hpp"
+#include "io/file/poller.hpp"
+#include "io/file/source.hpp"
+#include "io/net/tcp_source.hpp"
 #include "src/config.hpp"
 #include "src/event_parser.hpp"
 #include "src/input_clock.hpp"
@@ -29,9 +33,9 @@ class Engine;
 // no locked instruction on the hot path); anyone may read them.
 struct ShardCounters {
   std::atomic<std::uint64_t> events_in[kSourceKinds] = {};
-  std::atomic<std::uint64_t> bytes_in[kSourceKinds] = {};
   std::atomic<std::uint64_t> errors[kSourceKinds][kRejectReasons] = {};
-  std::atomic<std::uint64_t> udp_drops{0};
+  // Connections placed on this shard, for the accept balancing: written by
+  // the shard that accepts (another one when it hands a connection over).
   std::atomic<std::uint64_t> tcp_connections{0};
   std::atomic<std::uint64_t> routed_out{0};
   std::atomic<std::uint64_t> routed_in{0};
@@ -66,29 +70,21 @@ struct ShardCounters {
   }
 };
 
-// A contiguous byte range of an input file, or of a caller's buffer,
-// assigned to this shard.
-struct FileRange {
-  int fd = -1;            // -1: not a file range
-  bool is_stdin = false;  // read sequentially instead of by offset
-  const char* memory = nullptr;  // a buffer input: parsed in place, never read or copied
-  std::uint64_t begin = 0;
-  std::uint64_t end = 0;
-  std::uint64_t stripe = 0;  // position in the file's stripe order, for alignment
-  std::uint32_t input = 0;   // the shard's event-time input, set by add_file_range
-};
-
-class Shard {
+class Shard final : public io::LineSink {
  public:
   Shard(std::uint32_t id, Engine& engine);
-  ~Shard();
+  ~Shard() override;
   Shard(const Shard&) = delete;
   Shard& operator=(const Shard&) = delete;
 
-  // Start-up (before run): the sockets and file ranges this shard polls.
+  // Start-up (before run): the sources this shard polls. A new source kind
+  // is a new io::Source and an add_source call; the loop does not change.
+  void add_source(std::unique_ptr<io::Source> source);
   void add_tcp_listener(int fd);
   void add_udp_socket(int fd);
-  void add_file_range(FileRange range);
+  void add_file(int fd, const std::vector<io::FileStripe>& stripes);  // takes the descriptor
+  void add_buffer(const char* data, const std::vector<io::FileStripe>& stripes);
+  void add_stdin();
 
   // The thread body: returns after Engine::stop() once everything received is applied.
   void run();
@@ -99,6 +95,8 @@ class Shard {
   SpscRing<QueryTask*>& requests() noexcept { return requests_; }
   SpscRing<QueryTask*>& responses() noexcept { return responses_; }
   bool files_done() const noexcept { return files_done_.load(std::memory_order_acquire); }
+  // Counters of this shard's sources of one kind, summed; any thread.
+  io::SourceTotals source_totals(SourceKind kind) const noexcept;
 
   // Wakes the shard if it sleeps; call after pushing to one of its rings.
   void wake() noexcept;
@@ -108,21 +106,16 @@ class Shard {
   bool active() const noexcept { return active_.load(std::memory_order_acquire); }
 
  private:
-  struct Connection;
-  struct UdpState;
+  // io::LineSink: what the sources call.
+  std::uint32_t open_input(SourceKind kind) override;
+  void close_input(std::uint32_t input) override;
+  void lines(std::uint32_t input, const char* data, std::size_t size, std::uint64_t position) override;
 
   // Input.
-  bool poll_network(int timeout_ms);
-  enum class ReadResult { data, would_block, closed };
-  ReadResult read_connection(Connection& c);
-  void close_connection(int fd);
-  bool read_udp();
-  bool read_file();
-  bool read_buffer(const FileRange& f);
-  void finish_file_range();
-  void accept_connections(int listen_fd, bool balance);
-  void adopt_connection(int fd);
+  bool poll_sources();
+  bool hand_off(int fd, bool may_move);
   bool adopt_handoffs();
+  bool may_read_stripe(std::uint64_t stripe);
   void drain_inputs_for_stop();
 
   // Parsing and routing.
@@ -131,7 +124,6 @@ class Shard {
     SourceKind source;
     std::uint32_t input;
   };
-  void ingest_stream(char* buf, std::size_t& used, bool eof, bool& skipping, From from);
   void ingest_chunk(const char* data, std::size_t len, From from);  // data has kPadding readable
   void ingest_line(const char* line, std::size_t len, const char* buffer_end, From from);
   void reject(SourceKind source, Reject reason) noexcept {
@@ -155,7 +147,6 @@ class Shard {
   void publish_newest_windows(std::size_t group) noexcept;
 
   // Event time.
-  std::uint32_t open_input();
   void set_active(bool active) noexcept;
   std::int64_t own_progress() noexcept;
   std::int64_t channels_min(std::uint32_t except) const noexcept;
@@ -216,16 +207,11 @@ class Shard {
   SpscRing<QueryTask*> responses_;
 
   // Inputs.
-  int epoll_fd_ = -1;
-  int wake_fd_ = -1;
-  std::atomic<bool> sleeping_{false};
-  std::vector<int> listeners_;
-  std::vector<std::unique_ptr<Connection>> connections_;  // by fd
-  std::unique_ptr<UdpState> udp_;
-  std::vector<FileRange> files_;
-  std::unique_ptr<char[]> file_buf_;
-  std::size_t file_used_ = 0;
-  bool file_skipping_ = false;
+  io::Poller poller_;
+  std::vector<std::unique_ptr<io::Source>> sources_;
+  io::TcpSource* tcp_ = nullptr;  // where handed-over connections go
+  io::SourceCounters publish_;    // PUBLISH hand-offs, which arrive as query tasks
+  std::vector<SourceKind> input_kind_;  // by input
   std::atomic<bool> files_done_{true};
 };
 

@@ -371,12 +371,18 @@ void QueryServer::handle_stats(Connection& c, const FrameHeader& h) {
       w.end_nested(m);
     };
     auto load = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
-    std::uint64_t bytes = 0, late = 0;
-    for (const auto& b : k.bytes_in) bytes += load(b);
+    const engine::Shard& shard = engine_.shard(s);
+    io::SourceTotals by_kind[engine::kSourceKinds];
+    std::uint64_t bytes = 0, oversized = 0, late = 0;
+    for (std::size_t src = 0; src < engine::kSourceKinds; ++src) {
+      by_kind[src] = shard.source_totals(static_cast<engine::SourceKind>(src));
+      bytes += by_kind[src].bytes_in;
+      oversized += by_kind[src].oversized_lines;
+    }
     for (std::size_t v = 0; v < config.views.size(); ++v) late += load(k.late[v]);
     counter("events_in", k.events());
     counter("bytes_in", bytes);
-    counter("errors", k.rejected());
+    counter("errors", k.rejected() + oversized);
     counter("late_events", late);
     counter("routed_out", load(k.routed_out));
     counter("routed_in", load(k.routed_in));
@@ -387,14 +393,21 @@ void QueryServer::handle_stats(Connection& c, const FrameHeader& h) {
     const std::int64_t wm = k.watermark_ms.load(std::memory_order_relaxed);
     counter("watermark_ms", wm == INT64_MIN ? 0 : static_cast<std::uint64_t>(wm));
     counter("active", engine_.shard(s).active() ? 1 : 0);
-    counter("tcp.connections", load(k.tcp_connections));
-    counter("udp.drops", load(k.udp_drops));
+    counter("inputs_open", load(k.inputs_open));
+    counter("inputs_active", load(k.inputs_active));
+    counter("tcp.connections", by_kind[static_cast<std::size_t>(engine::SourceKind::tcp)].connections);
+    counter("udp.drops", by_kind[static_cast<std::size_t>(engine::SourceKind::udp)].drops);
     for (std::size_t v = 0; v < config.views.size(); ++v) counter("late." + config.views[v].name, load(k.late[v]));
     for (std::size_t src = 0; src < engine::kSourceKinds; ++src) {
       const std::string prefix = engine::source_kind_name(static_cast<engine::SourceKind>(src));
       counter(prefix + ".events_in", load(k.events_in[src]));
-      counter(prefix + ".bytes_in", load(k.bytes_in[src]));
-      for (std::size_t r = 1; r < engine::kRejectReasons; ++r) counter(prefix + ".errors." + engine::reject_name(static_cast<engine::Reject>(r)), load(k.errors[src][r]));
+      counter(prefix + ".bytes_in", by_kind[src].bytes_in);
+      counter(prefix + ".inputs", by_kind[src].inputs);
+      for (std::size_t r = 1; r < engine::kRejectReasons; ++r) {
+        std::uint64_t n = load(k.errors[src][r]);
+        if (static_cast<engine::Reject>(r) == engine::Reject::oversized_line) n += by_kind[src].oversized_lines;
+        counter(prefix + ".errors." + engine::reject_name(static_cast<engine::Reject>(r)), n);
+      }
     }
     w.end_nested(shard_mark);
   }

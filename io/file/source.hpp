@@ -1,0 +1,92 @@
+// The one interface every input source implements (files, stdin, TCP, UDP;
+// later DPDK queues, pcap captures, Kafka partitions): the shard loop polls
+// its sources with a byte budget, and each hands over whole lines tagged
+// with an input (a connection, a socket, a file's stripes) and a position.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace spate::io {
+
+enum class SourceKind : std::uint8_t { tcp, udp, file, publish };
+inline constexpr std::size_t kSourceKinds = 4;
+const char* source_kind_name(SourceKind kind) noexcept;
+
+// Counters a source keeps about itself. One writer (the shard thread that
+// polls the source), any reader; relaxed stores, no locked instruction.
+struct SourceCounters {
+  std::atomic<std::uint64_t> bytes_in{0};         // bytes received, whole or not, good or bad
+  std::atomic<std::uint64_t> oversized_lines{0};  // lines over max_line_bytes, dropped unread
+  std::atomic<std::uint64_t> drops{0};            // UDP: datagrams the kernel dropped (SO_RXQ_OVFL)
+  std::atomic<std::uint64_t> connections{0};      // TCP: connections open now
+  std::atomic<std::uint64_t> inputs{0};           // inputs opened since start
+
+  static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+};
+
+// A plain copy of SourceCounters, for sums over sources.
+struct SourceTotals {
+  std::uint64_t bytes_in = 0, oversized_lines = 0, drops = 0, connections = 0, inputs = 0;
+  void add(const SourceCounters& c) noexcept {
+    bytes_in += c.bytes_in.load(std::memory_order_relaxed);
+    oversized_lines += c.oversized_lines.load(std::memory_order_relaxed);
+    drops += c.drops.load(std::memory_order_relaxed);
+    connections += c.connections.load(std::memory_order_relaxed);
+    inputs += c.inputs.load(std::memory_order_relaxed);
+  }
+};
+
+// Where a source delivers. Implemented by the shard (event time per input,
+// parsing, counting rejects).
+class LineSink {
+ public:
+  virtual ~LineSink() = default;
+  // An input begins: it holds event time back until it closes or idles.
+  virtual std::uint32_t open_input(SourceKind kind) = 0;
+  virtual void close_input(std::uint32_t input) = 0;
+  // `size` bytes of whole lines of one input (the last may lack its
+  // newline only at the input's end), starting at byte `position` of the
+  // input's stream. At least `padding` (the source's constructor argument)
+  // readable bytes follow them.
+  virtual void lines(std::uint32_t input, const char* data, std::size_t size, std::uint64_t position) = 0;
+};
+
+class Source {
+ public:
+  virtual ~Source() = default;
+  virtual SourceKind kind() const noexcept = 0;
+  // Called once, before the shard's thread starts: a source whose input
+  // exists from the start (a file, a socket) opens it here, so that it holds
+  // event time back before its first read.
+  virtual void attach(LineSink& sink) { (void)sink; }
+  // Reads what is ready, about `budget` bytes at most, and hands whole lines
+  // to the sink. Returns true when it did any work. Descriptor-driven
+  // sources read in ready() instead and return false here.
+  virtual bool poll(LineSink& sink, std::size_t budget) = 0;
+  // A descriptor this source gave the Poller with `token` is readable.
+  virtual void ready(std::uint64_t token, LineSink& sink) = 0;
+  // Backpressure: a paused source reads nothing, so a TCP peer slows down.
+  void pause() noexcept { paused_ = true; }
+  void resume() noexcept { paused_ = false; }
+  bool paused() const noexcept { return paused_; }
+  // A finite source (a file) read to its end; live sources never are.
+  virtual bool finished() const noexcept { return false; }
+  // Stop: reads what was already received (up to each peer's end, within
+  // the deadline on the monotonic clock in ms), hands it over, and closes.
+  virtual void drain(LineSink& sink, std::int64_t deadline_ms) = 0;
+  SourceCounters& counters() noexcept { return counters_; }
+  const SourceCounters& counters() const noexcept { return counters_; }
+
+ private:
+  bool paused_ = false;
+  SourceCounters counters_;
+};
+
+// The monotonic clock in milliseconds, as the loops and deadlines use it.
+std::int64_t monotonic_ms() noexcept;
+
+}  // namespace spate::io
