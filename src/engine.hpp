@@ -69,6 +69,11 @@ class Engine {
   void set_response_notifier(int eventfd) noexcept { response_fd_ = eventfd; }
   void notify_response() noexcept;
 
+  // Bumped whenever a shard becomes active or inactive, so that shards
+  // caching which channels hold their watermark back know to look again.
+  void activity_changed() noexcept { activity_epoch_.fetch_add(1, std::memory_order_acq_rel); }
+  std::uint64_t activity_epoch() const noexcept { return activity_epoch_.load(std::memory_order_acquire); }
+
   // The highest watermark any shard has reached (idle shards catch up to it).
   std::int64_t max_watermark() const noexcept;
 
@@ -84,6 +89,7 @@ class Engine {
   std::atomic<bool> stopping_{false};
   std::atomic<std::uint32_t> inputs_finished_{0};
   std::atomic<std::uint32_t> handoffs_closed_{0};
+  std::atomic<std::uint64_t> activity_epoch_{0};
   int response_fd_ = -1;
   bool started_ = false;
 };

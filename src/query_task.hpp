@@ -9,7 +9,7 @@
 
 #include "src/route_batch.hpp"
 #include "src/spsc_ring.hpp"
-#include "src/tumbling_window.hpp"
+#include "src/view.hpp"
 
 namespace spate::engine {
 

@@ -46,11 +46,16 @@ Shard::Shard(std::uint32_t id, Engine& engine)
   counters_.late = std::make_unique<std::atomic<std::uint64_t>[]>(config_.views.size());
   counters_.newest_window = std::make_unique<std::atomic<std::int64_t>[]>(config_.views.size());
   for (std::size_t v = 0; v < config_.views.size(); ++v) counters_.newest_window[v].store(INT64_MIN);
-  for (const auto& v : config_.views) views_.emplace_back(v, config_.allowed_lateness_ms);
+  for (const auto& v : config_.views) views_.push_back(make_view(v, config_.allowed_lateness_ms));
   for (const auto& group : config_.key_groups) {
     local_.push_back(std::make_unique<RouteBatch>());
     auto& views = group_views_.emplace_back();
-    for (const int v : group.views) views.push_back(&views_[static_cast<std::size_t>(v)]);
+    auto& direct = direct_views_.emplace_back();
+    for (const int v : group.views) {
+      views.push_back(static_cast<std::size_t>(v));
+      direct.push_back(dynamic_cast<TumblingView*>(views_[static_cast<std::size_t>(v)].get()));
+    }
+    if (std::find(direct.begin(), direct.end(), nullptr) != direct.end()) direct.clear();
   }
   open_.assign(shards_, nullptr);
   chan_wm_.assign(shards_, INT64_MIN);
@@ -157,7 +162,7 @@ void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_en
     const std::string_view key = ev.keys[g];
     const std::uint64_t h = kernels::hash_key(key);
     const std::uint32_t dst = engine_.owner_of(h);
-    if (dst == id_ && keys_[g].size() <= kDirectKeys) {
+    if (dst == id_ && keys_[g].size() <= kDirectKeys && !direct_views_[g].empty()) {
       apply_row(g, h, key, ev.ts_ms, ev.columns, row_wm);
       continue;
     }
@@ -228,6 +233,17 @@ void Shard::flush_all() {
 void Shard::set_active(bool active) noexcept {
   active_local_ = active;
   active_.store(active, std::memory_order_release);
+  engine_.activity_changed();
+}
+
+// channels_min_ serves the per-row path. Channel stamps only move when we
+// apply a batch (which refreshes it); which channels count moves when a
+// shard turns active or idle, which the engine's epoch tells in one load.
+void Shard::refresh_channels() noexcept {
+  const std::uint64_t epoch = engine_.activity_epoch();
+  if (epoch == activity_seen_) return;
+  activity_seen_ = epoch;
+  channels_min_ = channels_min(shards_);
 }
 
 // How far this shard's inputs have come, as a claim for rows not yet
@@ -276,66 +292,51 @@ void Shard::apply(const RouteBatch& b, std::uint32_t source_shard) {
   // minimum of `base` (everything but this batch's own channel) and the
   // stamp the row carries for its channel.
   if (source_shard == id_) {  // a local batch: one key group
-    // The cache serves the per-row path; refreshing it once a batch keeps
-    // it current (another shard going idle) without a per-row cost.
-    channels_min_ = channels_min(shards_);
+    refresh_channels();
     std::int64_t channel = INT64_MIN;
     apply_rows<true>(b, std::min(channels_min_, pending_min(b.group[0])), channel);
   } else {
     std::int64_t channel = chan_wm_[source_shard];
     apply_rows<false>(b, std::min(channels_min(source_shard), self_bound()), channel);
     chan_wm_[source_shard] = std::max(channel, b.watermark);
-    channels_min_ = channels_min(shards_);
   }
   ShardCounters::add(counters_.rows_applied, b.rows);
   for (std::size_t v = 0; v < views_.size(); ++v) {
-    const std::int64_t newest = views_[v].newest_start();
+    const std::int64_t newest = views_[v]->newest_start();
     if (newest != counters_.newest_window[v].load(std::memory_order_relaxed)) {
       counters_.newest_window[v].store(newest, std::memory_order_relaxed);
     }
   }
 }
 
-// Two passes over the batch. The first interns the keys, prefetching each
-// key-table slot a few rows ahead, and prefetches each row's window as soon
-// as its key id is known; the second advances the watermark row by row and
-// folds the rows into those windows, which stay in cache until then (512
-// rows: 20 KiB of 40-byte windows). A row-at-a-time loop waited for both
-// misses in turn. kOneGroup (a local batch) makes the group, its key table
-// and its views constants of the loops.
+// The keys are interned first, each key-table slot prefetched a few rows
+// ahead, and the watermark advanced row by row; then each view folds the
+// rows of its key group. kOneGroup (a local batch) makes the group a
+// constant of the loop.
 template <bool kOneGroup>
 void Shard::apply_rows(const RouteBatch& b, std::int64_t base, std::int64_t& channel) {
   constexpr std::uint32_t kAhead = 8;
   const std::uint32_t rows = b.rows;
   const auto group = [&b](std::uint32_t r) { return kOneGroup ? b.group[0] : b.group[r]; };
-  // Each group's views in locals: the stores of add() cannot alias them, so
-  // they are not reloaded per row.
-  TumblingView* const* views[kMaxKeyGroups];
-  std::size_t nviews[kMaxKeyGroups];
-  for (std::size_t g = 0; g < group_views_.size(); ++g) {
-    views[g] = group_views_[g].data();
-    nviews[g] = group_views_[g].size();
-  }
   KeyTable* const tables = keys_.data();
   std::uint32_t ids[kBatchRows];
-  for (std::uint32_t r = 0; r < rows; ++r) {
-    if (r + kAhead < rows) tables[group(r + kAhead)].prefetch(b.hash[r + kAhead]);
-    const std::uint8_t g = group(r);
-    ids[r] = tables[g].intern(b.hash[r], b.key(r));
-    for (std::size_t i = 0; i < nviews[g]; ++i) views[g][i]->prefetch(ids[r]);
-  }
+  std::int64_t wms[kBatchRows];
   std::int64_t wm = watermark_;
   std::int64_t ch = channel;
   for (std::uint32_t r = 0; r < rows; ++r) {
+    if (r + kAhead < rows) tables[group(r + kAhead)].prefetch(b.hash[r + kAhead]);
+    ids[r] = tables[group(r)].intern(b.hash[r], b.key(r));
     ch = std::max(ch, b.wm[r]);
     wm = std::max(wm, std::min(base, ch));
-    const std::uint8_t g = group(r);
-    for (std::size_t i = 0; i < nviews[g]; ++i) {
-      if (!views[g][i]->add(ids[r], b, r, wm)) count_late(views[g][i]);
-    }
+    wms[r] = wm;
   }
   channel = ch;
   watermark_ = wm;
+  for (std::size_t g = 0; g < group_views_.size(); ++g) {
+    if (kOneGroup && g != b.group[0]) continue;
+    const BatchRows batch_rows{b, ids, wms, 0, rows, kOneGroup ? -1 : static_cast<int>(g)};
+    for (const std::size_t v : group_views_[g]) count_late(v, views_[v]->apply(batch_rows));
+  }
 }
 
 // A row of a key group with few keys on this shard (event types, say):
@@ -346,10 +347,11 @@ void Shard::apply_rows(const RouteBatch& b, std::int64_t base, std::int64_t& cha
 void Shard::apply_row(std::size_t g, std::uint64_t hash, std::string_view key, std::int64_t ts, const double* columns,
                       std::int64_t row_wm) {
   flush_local(g);
+  refresh_channels();
   watermark_ = std::max(watermark_, std::min({row_wm, channels_min_, pending_min(g)}));
   const std::uint32_t key_id = keys_[g].intern(hash, key);
-  for (TumblingView* view : group_views_[g]) {
-    if (!view->add(key_id, ts, columns, watermark_)) count_late(view);
+  for (std::size_t i = 0; i < direct_views_[g].size(); ++i) {
+    if (!direct_views_[g][i]->add(key_id, ts, columns, watermark_)) count_late(group_views_[g][i], 1);
   }
   ShardCounters::add(counters_.rows_applied, 1);
   publish_newest_windows(g);
@@ -358,9 +360,9 @@ void Shard::apply_row(std::size_t g, std::uint64_t hash, std::string_view key, s
 // VIEW_TOP's default window is the newest with rows, read by the query
 // server from these counters; stored only when it moves.
 void Shard::publish_newest_windows(std::size_t g) noexcept {
-  for (const TumblingView* view : group_views_[g]) {
-    auto& counter = counters_.newest_window[static_cast<std::size_t>(view - views_.data())];
-    const std::int64_t newest = view->newest_start();
+  for (const std::size_t v : group_views_[g]) {
+    auto& counter = counters_.newest_window[v];
+    const std::int64_t newest = views_[v]->newest_start();
     if (newest != counter.load(std::memory_order_relaxed)) counter.store(newest, std::memory_order_relaxed);
   }
 }
@@ -394,6 +396,7 @@ bool Shard::drain_rings() {
       any = true;
     }
   }
+  if (any) channels_min_ = channels_min(shards_);  // stamps moved; a drained idle channel no longer counts
   return any;
 }
 
@@ -420,13 +423,13 @@ void Shard::execute(QueryTask& task) {
       const KeyTable& keys = keys_[static_cast<std::size_t>(view.key_group)];
       const std::uint32_t id = keys.find(task.hash, task.key);
       if (id != KeyTable::kMissing) {
-        views_[static_cast<std::size_t>(task.view)].collect(id, task.key, task.from_ms, task.to_ms, watermark_, task.rows);
+        views_[static_cast<std::size_t>(task.view)]->collect(id, task.key, task.from_ms, task.to_ms, watermark_, task.rows);
       }
       break;
     }
     case QueryTask::Kind::view_top: {
       const auto& view = config_.views[static_cast<std::size_t>(task.view)];
-      views_[static_cast<std::size_t>(task.view)].top(task.window_start, task.k, task.by,
+      views_[static_cast<std::size_t>(task.view)]->top(task.window_start, task.k, task.by,
                                                        keys_[static_cast<std::size_t>(view.key_group)], watermark_,
                                                        task.rows);
       break;
@@ -582,21 +585,21 @@ void Shard::maintenance(std::int64_t now_ms) {
   // Retention, once a second (it visits every key): windows past it go, and
   // then keys with no window left in any view of their group.
   if (++maintenance_ticks_ % kEvictEveryTicks == 0 && watermark_ != INT64_MIN) {
-    for (auto& v : views_) v.evict(watermark_, config_.window_retention_ms);
+    for (auto& v : views_) v->evict(watermark_, config_.window_retention_ms);
     for (std::size_t g = 0; g < keys_.size(); ++g) {
       const auto& group_views = config_.key_groups[g].views;
       for (std::uint32_t id = 0; id < keys_[g].id_limit(); ++id) {
         if (!keys_[g].alive(id)) continue;
         bool idle = true;
-        for (const int v : group_views) idle = idle && views_[static_cast<std::size_t>(v)].key_idle(id);
+        for (const int v : group_views) idle = idle && views_[static_cast<std::size_t>(v)]->key_idle(id);
         if (!idle) continue;
         keys_[g].erase(id);
-        for (const int v : group_views) views_[static_cast<std::size_t>(v)].reset_key(id);
+        for (const int v : group_views) views_[static_cast<std::size_t>(v)]->reset_key(id);
       }
     }
   }
   std::uint64_t windows = 0;
-  for (const auto& v : views_) windows += v.window_count();
+  for (const auto& v : views_) windows += v->window_count();
   std::uint64_t keys = 0;
   for (const auto& k : keys_) keys += k.size();
   counters_.windows.store(windows, std::memory_order_relaxed);

@@ -137,9 +137,7 @@ class Shard final : public io::LineSink {
   void apply(const RouteBatch& batch, std::uint32_t source_shard);
   template <bool kOneGroup>
   void apply_rows(const RouteBatch& batch, std::int64_t base, std::int64_t& channel);
-  void count_late(const TumblingView* view) noexcept {
-    ShardCounters::add(counters_.late[static_cast<std::size_t>(view - views_.data())], 1);
-  }
+  void count_late(std::size_t view, std::uint64_t n) noexcept { ShardCounters::add(counters_.late[view], n); }
   // Applies the rows waiting in the local batch of key group g, if any.
   void flush_local(std::size_t g);
   void apply_row(std::size_t group, std::uint64_t hash, std::string_view key, std::int64_t ts, const double* columns,
@@ -150,6 +148,7 @@ class Shard final : public io::LineSink {
   void set_active(bool active) noexcept;
   std::int64_t own_progress() noexcept;
   std::int64_t channels_min(std::uint32_t except) const noexcept;
+  void refresh_channels() noexcept;
   std::int64_t pending_min(std::size_t except_group) const noexcept;
   std::int64_t self_bound() noexcept;
   void send_watermarks();
@@ -178,8 +177,12 @@ class Shard final : public io::LineSink {
 
   // State.
   std::vector<KeyTable> keys_;  // by key group
-  std::vector<TumblingView> views_;
-  std::vector<std::vector<TumblingView*>> group_views_;  // by key group: the views keyed by it
+  std::vector<std::unique_ptr<View>> views_;
+  std::vector<std::vector<std::size_t>> group_views_;  // by key group: the views keyed by it
+  // By key group: its views when they are all tumbling, for the per-row
+  // path of groups with few keys (a direct call, no virtual one per row);
+  // empty when any view of the group is of another kind.
+  std::vector<std::vector<TumblingView*>> direct_views_;
   // Event time (docs/engine.md, "Event time"). inputs_: this shard's own
   // inputs, each with its newest stamp. stamp_: the input watermark the
   // rows carry, never decreasing. chan_wm_[s]: how far shard s's inputs
@@ -192,6 +195,7 @@ class Shard final : public io::LineSink {
   std::vector<std::int64_t> chan_wm_;
   std::vector<std::int64_t> wm_sent_;
   std::int64_t channels_min_ = INT64_MIN;
+  std::uint64_t activity_seen_ = UINT64_MAX;  // Engine::activity_epoch() when channels_min_ was computed
   std::int64_t watermark_ = INT64_MIN;
   std::unordered_map<std::uint64_t, std::uint32_t> producers_;  // PUBLISH producer id -> input
   // Whether an input of ours is active: set when one opens or delivers,

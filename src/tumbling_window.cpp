@@ -7,7 +7,7 @@
 namespace spate::engine {
 
 TumblingView::TumblingView(const ViewConfig& config, std::int64_t allowed_lateness_ms)
-    : config_(config), window_ms_(config.window_ms), lateness_ms_(allowed_lateness_ms) {
+    : View(config), window_ms_(config.window_ms), lateness_ms_(allowed_lateness_ms) {
   for (const auto& agg : config_.aggregates) {
     if (agg.column < 0) continue;
     const auto c = static_cast<std::uint8_t>(agg.column);
@@ -18,6 +18,29 @@ TumblingView::TumblingView(const ViewConfig& config, std::int64_t allowed_latene
   }
   words_ = 2 + 3 * ncolumns_;
   record_words_ = words_ + 2;
+}
+
+// Two passes: the first prefetches every row's window (the key ids are
+// known), the second folds the rows into them, by then in cache (512 rows:
+// 20 KiB of 40-byte windows). A row-at-a-time loop waited for each miss.
+std::uint64_t TumblingView::apply(const BatchRows& rows) {
+  const RouteBatch& b = rows.batch;
+  std::uint64_t late = 0;
+  if (rows.group < 0) {
+    for (std::uint32_t r = rows.begin; r < rows.end; ++r) prefetch(rows.key_ids[r]);
+    for (std::uint32_t r = rows.begin; r < rows.end; ++r) {
+      if (!add(rows.key_ids[r], b, r, rows.watermarks[r])) ++late;
+    }
+  } else {
+    const auto g = static_cast<std::uint8_t>(rows.group);
+    for (std::uint32_t r = rows.begin; r < rows.end; ++r) {
+      if (b.group[r] == g) prefetch(rows.key_ids[r]);
+    }
+    for (std::uint32_t r = rows.begin; r < rows.end; ++r) {
+      if (b.group[r] == g && !add(rows.key_ids[r], b, r, rows.watermarks[r])) ++late;
+    }
+  }
+  return late;
 }
 
 void TumblingView::grow(std::uint32_t keys) {
@@ -139,18 +162,18 @@ const WindowWord* TumblingView::find(std::uint32_t key_id, std::int64_t start) c
   return found;
 }
 
-double TumblingView::value_of(const WindowWord* w, int aggregate) const noexcept {
+AggValue TumblingView::value_of(const WindowWord* w, int aggregate) const noexcept {
   const AggregateConfig& agg = config_.aggregates[static_cast<std::size_t>(aggregate)];
-  if (agg.kind == AggKind::count) return static_cast<double>(w[1].u);
+  if (agg.kind == AggKind::count) return AggValue::count(w[1].u);
   const WindowWord* c = w + 2 + 3 * slot_of_[agg.column];
   switch (agg.kind) {
-    case AggKind::sum: return c[0].d;
-    case AggKind::min: return c[1].d;
-    case AggKind::max: return c[2].d;
-    case AggKind::avg: return w[1].u == 0 ? 0.0 : c[0].d / static_cast<double>(w[1].u);
+    case AggKind::sum: return AggValue::real(c[0].d);
+    case AggKind::min: return AggValue::real(c[1].d);
+    case AggKind::max: return AggValue::real(c[2].d);
+    case AggKind::avg: return AggValue::real(w[1].u == 0 ? 0.0 : c[0].d / static_cast<double>(w[1].u));
     case AggKind::count: break;
   }
-  return 0;
+  return AggValue::real(0);
 }
 
 ViewRow TumblingView::to_row(std::string_view key, const WindowWord* w, std::int64_t watermark) const {
@@ -189,7 +212,7 @@ void TumblingView::top(std::int64_t window_start, std::uint32_t k, int by, const
   };
   std::vector<Candidate> candidates;
   for (std::uint32_t id = 0; id < keys_; ++id) {
-    if (const WindowWord* w = find(id, window_start)) candidates.push_back({value_of(w, by), id, w});
+    if (const WindowWord* w = find(id, window_start)) candidates.push_back({value_of(w, by).as_double(), id, w});
   }
   const auto better = [&](const Candidate& a, const Candidate& b) {
     if (a.value != b.value) return a.value > b.value;

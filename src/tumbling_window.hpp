@@ -11,6 +11,7 @@
 #include "src/config.hpp"
 #include "src/key_table.hpp"
 #include "src/route_batch.hpp"
+#include "src/view.hpp"
 
 namespace spate::engine {
 
@@ -24,24 +25,17 @@ union WindowWord {
   double d;
 };
 
-// One window of one key as a query sees it: aggregates in the view's order.
-struct ViewRow {
-  std::string key;
-  std::int64_t window_start = 0;
-  std::int64_t window_end = 0;
-  bool closed = false;
-  std::vector<double> values;
-};
-
 inline std::int64_t window_start_of(std::int64_t ts, std::int64_t window_ms) noexcept {
   std::int64_t q = ts / window_ms;
   if (ts % window_ms != 0 && ts < 0) --q;  // floor, not truncation
   return q * window_ms;
 }
 
-class TumblingView {
+class TumblingView final : public View {
  public:
   TumblingView(const ViewConfig& config, std::int64_t allowed_lateness_ms);
+
+  std::uint64_t apply(const BatchRows& rows) override;
 
   // Folds row r of batch b into key_id's window. Returns false, changing
   // nothing, when that window closed: watermark >= window end + lateness.
@@ -57,24 +51,22 @@ class TumblingView {
     if (key_id < keys_) __builtin_prefetch(&hot_[static_cast<std::size_t>(key_id) * words_]);
   }
 
-  // Windows of one key overlapping [from, to), oldest first.
   void collect(std::uint32_t key_id, std::string_view key, std::int64_t from, std::int64_t to,
-               std::int64_t watermark, std::vector<ViewRow>& out) const;
-  // This shard's best k keys of the window starting at window_start by aggregate `by`.
+               std::int64_t watermark, std::vector<ViewRow>& out) const override;
   void top(std::int64_t window_start, std::uint32_t k, int by, const KeyTable& keys, std::int64_t watermark,
-           std::vector<ViewRow>& out) const;
+           std::vector<ViewRow>& out) const override;
   // Drops windows that closed more than retention_ms (event time) ago.
-  void evict(std::int64_t watermark, std::int64_t retention_ms);
+  void evict(std::int64_t watermark, std::int64_t retention_ms) override;
 
   // True when key_id holds no window any more: its newest was evicted and
   // its older ones are in dropped chunks.
-  bool key_idle(std::uint32_t key_id) const noexcept {
+  bool key_idle(std::uint32_t key_id) const noexcept override {
     if (key_id >= keys_) return true;
     if (hot_[static_cast<std::size_t>(key_id) * words_ + 1].u != 0) return false;
     return head_[key_id] == kNoRecord || head_[key_id] < first_chunk_ * kChunkRecords;
   }
   // Forgets key_id's state so the id can serve another key.
-  void reset_key(std::uint32_t key_id) noexcept {
+  void reset_key(std::uint32_t key_id) noexcept override {
     if (key_id >= keys_) return;
     hot_[static_cast<std::size_t>(key_id) * words_ + 1].u = 0;
     head_[key_id] = kNoRecord;
@@ -82,11 +74,9 @@ class TumblingView {
     recent_[2 * static_cast<std::size_t>(key_id) + 1] = kNoRecord;
   }
 
-  std::uint64_t window_count() const noexcept { return windows_; }
+  std::uint64_t window_count() const noexcept override { return windows_; }
   std::int64_t window_ms() const noexcept { return window_ms_; }
-  // The start of the newest window any row went into (INT64_MIN: none yet).
-  std::int64_t newest_start() const noexcept { return newest_start_; }
-  const ViewConfig& config() const noexcept { return config_; }
+  std::int64_t newest_start() const noexcept override { return newest_start_; }
 
  private:
   template <typename Column>
@@ -125,10 +115,9 @@ class TumblingView {
   void for_each_older(std::uint32_t key_id, F&& f) const;  // f(index, record) over the key's chain until it returns true
   void init(WindowWord* w, std::int64_t start) const noexcept;
   const WindowWord* find(std::uint32_t key_id, std::int64_t start) const noexcept;
-  double value_of(const WindowWord* w, int aggregate) const noexcept;
+  AggValue value_of(const WindowWord* w, int aggregate) const noexcept;
   ViewRow to_row(std::string_view key, const WindowWord* w, std::int64_t watermark) const;
 
-  ViewConfig config_;
   std::int64_t window_ms_;
   std::int64_t lateness_ms_;
   std::uint8_t columns_[kMaxColumns] = {};   // slot -> batch column

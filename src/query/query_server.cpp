@@ -649,7 +649,8 @@ void QueryServer::finish(Pending& p) {
     if (p.op == Op::view_top) {
       const int by = p.by;
       std::sort(p.rows.begin(), p.rows.end(), [by](const engine::ViewRow& a, const engine::ViewRow& b) {
-        const double va = a.values[static_cast<std::size_t>(by)], vb = b.values[static_cast<std::size_t>(by)];
+        const double va = a.values[static_cast<std::size_t>(by)].as_double();
+        const double vb = b.values[static_cast<std::size_t>(by)].as_double();
         if (va != vb) return va > vb;
         return a.key < b.key;
       });
@@ -673,10 +674,10 @@ void QueryServer::finish(Pending& p) {
       for (std::size_t a = 0; a < view.aggregates.size(); ++a) {
         const auto am = w.begin_nested(Tag::agg);
         w.bytes(Tag::name, view.aggregates[a].label);
-        if (view.aggregates[a].kind == engine::AggKind::count) {
-          w.u64(Tag::value_u64, static_cast<std::uint64_t>(row.values[a]));
+        if (row.values[a].integral) {
+          w.u64(Tag::value_u64, row.values[a].u);
         } else {
-          w.f64(Tag::value_f64, row.values[a]);
+          w.f64(Tag::value_f64, row.values[a].d);
         }
         w.end_nested(am);
       }

@@ -12,6 +12,12 @@ using namespace spate::engine;
 
 namespace {
 
+std::vector<double> doubles(const std::vector<AggValue>& values) {
+  std::vector<double> out;
+  for (const AggValue& v : values) out.push_back(v.as_double());
+  return out;
+}
+
 struct Fixture {
   Config config = default_config();
   TumblingView view{config.views[0], config.allowed_lateness_ms};  // per_user_1m
@@ -48,9 +54,11 @@ TEST_CASE("tumbling window: count, sum, min, max and avg per key and window") {
   REQUIRE(rows.size() == 2);
   CHECK(rows[0].window_start == 0);
   CHECK(rows[0].window_end == 60000);
-  CHECK(rows[0].values == std::vector<double>{3, 6.0, -1.0, 5.0, 2.0});
+  CHECK(doubles(rows[0].values) == std::vector<double>{3, 6.0, -1.0, 5.0, 2.0});
+  CHECK((rows[0].values[0].integral && rows[0].values[0].u == 3));  // a count stays an integer
+  CHECK_FALSE(rows[0].values[1].integral);
   CHECK(rows[1].window_start == 60000);
-  CHECK(rows[1].values == std::vector<double>{1, 7.0, 7.0, 7.0, 7.0});
+  CHECK(doubles(rows[1].values) == std::vector<double>{1, 7.0, 7.0, 7.0, 7.0});
   CHECK_FALSE(rows[0].closed);  // 60000 + 5000 lateness not reached
   rows.clear();
   f.view.collect(0, "a", 60000, 120000, 65000, rows);  // only the second window overlaps
@@ -69,7 +77,7 @@ TEST_CASE("tumbling window: an event for a window closed past the allowed latene
   std::vector<ViewRow> rows;
   f.view.collect(0, "a", INT64_MIN, INT64_MAX, 65000, rows);
   REQUIRE(rows.size() == 1);
-  CHECK(rows[0].values[0] == 1);
+  CHECK(rows[0].values[0].as_double() == 1);
 }
 
 TEST_CASE("tumbling window: top-k orders by the aggregate, ties by key") {
@@ -117,14 +125,14 @@ TEST_CASE("tumbling window: thousands of closed windows per key stay queryable a
   bool ordered = true;
   for (std::int64_t w = 0; w < kWindows; ++w) {
     ordered = ordered && rows[static_cast<std::size_t>(w)].window_start == w * 60000 &&
-              rows[static_cast<std::size_t>(w)].values[1] == static_cast<double>(w);
+              rows[static_cast<std::size_t>(w)].values[1].as_double() == static_cast<double>(w);
   }
   CHECK(ordered);
   rows.clear();
   f.view.collect(1, "b", last - 60000, INT64_MAX, last, rows);
   REQUIRE(rows.size() == 2);
   CHECK(rows[0].window_start == last - 60000);
-  CHECK(rows[0].values[1] == 7.0);
+  CHECK(rows[0].values[1].as_double() == 7.0);
   CHECK(rows[1].window_start == last);
   CHECK(f.view.window_count() == static_cast<std::uint64_t>(kWindows + kWindows / 3 + 2));
   // Evict up to about window 6000: the first chunk (4096 records, all older) goes; the rest stays.
@@ -165,7 +173,7 @@ TEST_CASE("tumbling window: rows in random window order land exactly, and each k
     for (std::size_t w = 0; w < rows.size(); ++w) {
       const auto& e = expected[{key, static_cast<std::int64_t>(w) * 60000}];
       exact = exact && rows[w].window_start == static_cast<std::int64_t>(w) * 60000 &&
-              rows[w].values[0] == static_cast<double>(e.first) && rows[w].values[1] == e.second;
+              rows[w].values[0].as_double() == static_cast<double>(e.first) && rows[w].values[1].as_double() == e.second;
     }
     CHECK(exact);
   }

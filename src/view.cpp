@@ -1,0 +1,12 @@
+// The view factory; see view.hpp.
+#include "src/view.hpp"
+
+#include "src/tumbling_window.hpp"
+
+namespace spate::engine {
+
+std::unique_ptr<View> make_view(const ViewConfig& config, std::int64_t allowed_lateness_ms) {
+  return std::make_unique<TumblingView>(config, allowed_lateness_ms);
+}
+
+}  // namespace spate::engine

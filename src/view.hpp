@@ -1,0 +1,82 @@
+// A materialized view on one shard, behind the interface the shard loop
+// applies batches through: per-key state for one key group, folded a batch
+// at a time, with typed results a query merges across shards. A new kind of
+// view (hopping, session, distinct) is a new implementation and a line in
+// make_view.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "src/config.hpp"
+#include "src/key_table.hpp"
+#include "src/route_batch.hpp"
+
+namespace spate::engine {
+
+// One aggregate's result: counts stay integers, the rest are doubles.
+struct AggValue {
+  bool integral = false;
+  std::uint64_t u = 0;
+  double d = 0;
+  static AggValue count(std::uint64_t n) noexcept { return {true, n, static_cast<double>(n)}; }
+  static AggValue real(double v) noexcept { return {false, 0, v}; }
+  double as_double() const noexcept { return integral ? static_cast<double>(u) : d; }
+};
+
+// One window of one key as a query sees it: aggregates in the view's order.
+struct ViewRow {
+  std::string key;
+  std::int64_t window_start = 0;
+  std::int64_t window_end = 0;
+  bool closed = false;
+  std::vector<AggValue> values;
+};
+
+// The rows of a batch a view folds: the key id of each row (interned by the
+// shard) and the watermark as it stood before each row.
+struct BatchRows {
+  const RouteBatch& batch;
+  const std::uint32_t* key_ids;
+  const std::int64_t* watermarks;
+  std::uint32_t begin;
+  std::uint32_t end;
+  int group;  // fold only rows of this key group; -1 when every row is of it
+};
+
+class View {
+ public:
+  virtual ~View() = default;
+  const ViewConfig& config() const noexcept { return config_; }
+
+  // Folds the rows; returns how many were late (their window closed before
+  // them: refused, not merged).
+  virtual std::uint64_t apply(const BatchRows& rows) = 0;
+
+  // Windows of one key overlapping [from, to), oldest first.
+  virtual void collect(std::uint32_t key_id, std::string_view key, std::int64_t from, std::int64_t to,
+                       std::int64_t watermark, std::vector<ViewRow>& out) const = 0;
+  // This shard's best k keys of the window starting at window_start by aggregate `by`.
+  virtual void top(std::int64_t window_start, std::uint32_t k, int by, const KeyTable& keys, std::int64_t watermark,
+                   std::vector<ViewRow>& out) const = 0;
+  // Drops state older than retention_ms (event time) behind the watermark.
+  virtual void evict(std::int64_t watermark, std::int64_t retention_ms) = 0;
+  // True when key_id holds no state any more; reset_key then frees its id.
+  virtual bool key_idle(std::uint32_t key_id) const noexcept = 0;
+  virtual void reset_key(std::uint32_t key_id) noexcept = 0;
+
+  virtual std::uint64_t window_count() const noexcept = 0;
+  // The start of the newest window any row went into (INT64_MIN: none yet).
+  virtual std::int64_t newest_start() const noexcept = 0;
+
+ protected:
+  explicit View(const ViewConfig& config) : config_(config) {}
+  ViewConfig config_;
+};
+
+std::unique_ptr<View> make_view(const ViewConfig& config, std::int64_t allowed_lateness_ms);
+
+}  // namespace spate::engine
