@@ -42,9 +42,9 @@
 #include <simdjson.h>
 
 #include "io/file/cpu_affinity.hpp"
-#include "src/config.hpp"
-#include "src/engine.hpp"
-#include "src/event_parser.hpp"
+#include "config/config.hpp"
+#include "engine/engine.hpp"
+#include "engine/event_parser.hpp"
 #include "src/query/client.hpp"
 
 extern char** environ;

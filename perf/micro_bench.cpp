@@ -24,12 +24,12 @@
 #include "io/file/cpu_affinity.hpp"
 #include "kernels/find_byte.hpp"
 #include "kernels/hash.hpp"
-#include "src/config.hpp"
-#include "src/event_parser.hpp"
-#include "src/key_table.hpp"
-#include "src/route_batch.hpp"
-#include "src/spsc_ring.hpp"
-#include "src/tumbling_window.hpp"
+#include "config/config.hpp"
+#include "engine/event_parser.hpp"
+#include "engine/key_table.hpp"
+#include "engine/route_batch.hpp"
+#include "engine/spsc_ring.hpp"
+#include "engine/tumbling_window.hpp"
 
 namespace {
 

@@ -14,9 +14,9 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include "src/config.hpp"
-#include "src/engine.hpp"
-#include "src/query/query_server.hpp"
+#include "config/config.hpp"
+#include "engine/engine.hpp"
+#include "query/query_server.hpp"
 
 namespace {
 

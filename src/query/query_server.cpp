@@ -1,5 +1,5 @@
 // The query server; see query_server.hpp and docs/protocol.md.
-#include "src/query/query_server.hpp"
+#include "query/query_server.hpp"
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>

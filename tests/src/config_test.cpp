@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "src/config.hpp"
+#include "config/config.hpp"
 
 using namespace spate::engine;
 

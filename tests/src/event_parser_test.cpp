@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "src/event_parser.hpp"
+#include "engine/event_parser.hpp"
 
 using namespace spate::engine;
 

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "src/key_table.hpp"
+#include "engine/key_table.hpp"
 
 using spate::engine::KeyTable;
 

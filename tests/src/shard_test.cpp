@@ -12,9 +12,9 @@
 #include <string>
 #include <thread>
 
-#include "src/engine.hpp"
+#include "engine/engine.hpp"
 #include "src/query/client.hpp"
-#include "src/query/query_server.hpp"
+#include "query/query_server.hpp"
 
 using namespace spate::engine;
 

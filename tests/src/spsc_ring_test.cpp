@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <thread>
 
-#include "src/spsc_ring.hpp"
+#include "engine/spsc_ring.hpp"
 
 using spate::engine::SpscRing;
 

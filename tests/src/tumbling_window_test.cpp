@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "src/tumbling_window.hpp"
+#include "engine/tumbling_window.hpp"
 
 using namespace spate::engine;
 

@@ -7,8 +7,8 @@
 #include <string_view>
 
 #include "kernels/small_bytes.hpp"
-#include "src/assert.hpp"
-#include "src/config.hpp"
+#include "kernels/assert.hpp"
+#include "config/config.hpp"
 
 namespace spate::engine {
 

@@ -11,9 +11,9 @@
 #include <string_view>
 #include <vector>
 
-#include "src/config.hpp"
-#include "src/key_table.hpp"
-#include "src/route_batch.hpp"
+#include "config/config.hpp"
+#include "engine/key_table.hpp"
+#include "engine/route_batch.hpp"
 
 namespace spate::engine {
 

@@ -1,5 +1,5 @@
 // Field extraction with simdjson On-Demand; see event_parser.hpp.
-#include "src/event_parser.hpp"
+#include "engine/event_parser.hpp"
 
 #include <algorithm>
 #include <bit>

@@ -1,5 +1,5 @@
 // The shard run loop; see shard.hpp.
-#include "src/shard.hpp"
+#include "engine/shard.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -11,8 +11,8 @@
 #include "io/net/udp_source.hpp"
 #include "kernels/find_byte.hpp"
 #include "kernels/hash.hpp"
-#include "src/assert.hpp"
-#include "src/engine.hpp"
+#include "kernels/assert.hpp"
+#include "engine/engine.hpp"
 
 namespace spate::engine {
 namespace {

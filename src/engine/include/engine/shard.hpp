@@ -16,14 +16,14 @@
 #include "io/file/poller.hpp"
 #include "io/file/source.hpp"
 #include "io/net/tcp_source.hpp"
-#include "src/config.hpp"
-#include "src/event_parser.hpp"
-#include "src/input_clock.hpp"
-#include "src/key_table.hpp"
-#include "src/query_task.hpp"
-#include "src/route_batch.hpp"
-#include "src/spsc_ring.hpp"
-#include "src/tumbling_window.hpp"
+#include "config/config.hpp"
+#include "engine/event_parser.hpp"
+#include "engine/input_clock.hpp"
+#include "engine/key_table.hpp"
+#include "engine/query_task.hpp"
+#include "engine/route_batch.hpp"
+#include "engine/spsc_ring.hpp"
+#include "engine/tumbling_window.hpp"
 
 namespace spate::engine {
 

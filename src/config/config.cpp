@@ -1,5 +1,5 @@
 // TOML configuration parsing and validation; see config.hpp.
-#include "src/config.hpp"
+#include "config/config.hpp"
 
 #include <fstream>
 #include <initializer_list>

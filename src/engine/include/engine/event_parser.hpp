@@ -11,7 +11,7 @@
 #include <simdjson.h>
 
 #include "kernels/small_bytes.hpp"
-#include "src/config.hpp"
+#include "config/config.hpp"
 
 namespace spate::engine {
 

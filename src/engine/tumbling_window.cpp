@@ -1,5 +1,5 @@
 // Tumbling windows; see tumbling_window.hpp.
-#include "src/tumbling_window.hpp"
+#include "engine/tumbling_window.hpp"
 
 #include <algorithm>
 #include <limits>

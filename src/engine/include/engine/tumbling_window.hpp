@@ -8,10 +8,10 @@
 #include <string_view>
 #include <vector>
 
-#include "src/config.hpp"
-#include "src/key_table.hpp"
-#include "src/route_batch.hpp"
-#include "src/view.hpp"
+#include "config/config.hpp"
+#include "engine/key_table.hpp"
+#include "engine/route_batch.hpp"
+#include "engine/view.hpp"
 
 namespace spate::engine {
 

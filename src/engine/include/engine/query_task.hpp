@@ -7,9 +7,9 @@
 #include <utility>
 #include <vector>
 
-#include "src/route_batch.hpp"
-#include "src/spsc_ring.hpp"
-#include "src/view.hpp"
+#include "engine/route_batch.hpp"
+#include "engine/spsc_ring.hpp"
+#include "engine/view.hpp"
 
 namespace spate::engine {
 

@@ -11,8 +11,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "src/config.hpp"
-#include "src/engine.hpp"
+#include "config/config.hpp"
+#include "engine/engine.hpp"
 #include "src/query/protocol.hpp"
 
 namespace spate::query {

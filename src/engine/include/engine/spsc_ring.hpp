@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "src/assert.hpp"
+#include "kernels/assert.hpp"
 
 namespace spate::engine {
 

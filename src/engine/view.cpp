@@ -1,7 +1,7 @@
 // The view factory; see view.hpp.
-#include "src/view.hpp"
+#include "engine/view.hpp"
 
-#include "src/tumbling_window.hpp"
+#include "engine/tumbling_window.hpp"
 
 namespace spate::engine {
 

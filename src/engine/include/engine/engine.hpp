@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "kernels/hash.hpp"
-#include "src/config.hpp"
-#include "src/shard.hpp"
+#include "config/config.hpp"
+#include "engine/shard.hpp"
 
 namespace spate::engine {
 

@@ -1,5 +1,5 @@
 // Per-input event time; see input_clock.hpp.
-#include "src/input_clock.hpp"
+#include "engine/input_clock.hpp"
 
 #include <algorithm>
 

@@ -1,5 +1,5 @@
 // The shard set; see engine.hpp.
-#include "src/engine.hpp"
+#include "engine/engine.hpp"
 
 #include <fcntl.h>
 #include <sys/eventfd.h>
@@ -15,7 +15,7 @@
 #include "io/file/cpu_affinity.hpp"
 #include "io/net/socket.hpp"
 #include "kernels/hash.hpp"
-#include "src/assert.hpp"
+#include "kernels/assert.hpp"
 
 namespace spate::engine {
 namespace {
