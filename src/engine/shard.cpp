@@ -47,6 +47,7 @@ Shard::Shard(std::uint32_t id, Engine& engine)
   counters_.newest_window = std::make_unique<std::atomic<std::int64_t>[]>(config_.views.size());
   for (std::size_t v = 0; v < config_.views.size(); ++v) counters_.newest_window[v].store(INT64_MIN);
   for (const auto& v : config_.views) views_.push_back(make_view(v, config_.allowed_lateness_ms));
+  newest_seen_.assign(views_.size(), INT64_MIN);
   for (const auto& group : config_.key_groups) {
     local_.push_back(std::make_unique<RouteBatch>());
     auto& views = group_views_.emplace_back();
@@ -266,17 +267,6 @@ std::int64_t Shard::channels_min(std::uint32_t except) const noexcept {
   return w;
 }
 
-// The lowest stamp among this shard's own rows still waiting in a local
-// batch of another key group: the watermark must not pass them before they
-// are applied. Stamps only grow, so a batch's first row has its lowest.
-std::int64_t Shard::pending_min(std::size_t except_group) const noexcept {
-  std::int64_t w = InputClock::kNone;
-  for (std::size_t g = 0; g < local_.size(); ++g) {
-    if (g != except_group && local_[g]->rows != 0) w = std::min(w, local_[g]->wm[0]);
-  }
-  return w;
-}
-
 // What this shard's own inputs allow while a batch from another shard is
 // applied: its pending rows, or else its inputs' progress.
 std::int64_t Shard::self_bound() noexcept {
@@ -301,12 +291,7 @@ void Shard::apply(const RouteBatch& b, std::uint32_t source_shard) {
     chan_wm_[source_shard] = std::max(channel, b.watermark);
   }
   ShardCounters::add(counters_.rows_applied, b.rows);
-  for (std::size_t v = 0; v < views_.size(); ++v) {
-    const std::int64_t newest = views_[v]->newest_start();
-    if (newest != counters_.newest_window[v].load(std::memory_order_relaxed)) {
-      counters_.newest_window[v].store(newest, std::memory_order_relaxed);
-    }
-  }
+  for (std::size_t v = 0; v < views_.size(); ++v) publish_newest_window(v, views_[v]->newest_start());
 }
 
 // The keys are interned first, each key-table slot prefetched a few rows
@@ -351,20 +336,12 @@ void Shard::apply_row(std::size_t g, std::uint64_t hash, std::string_view key, s
   watermark_ = std::max(watermark_, std::min({row_wm, channels_min_, pending_min(g)}));
   const std::uint32_t key_id = keys_[g].intern(hash, key);
   for (std::size_t i = 0; i < direct_views_[g].size(); ++i) {
-    if (!direct_views_[g][i]->add(key_id, ts, columns, watermark_)) count_late(group_views_[g][i], 1);
+    TumblingView& view = *direct_views_[g][i];
+    const std::size_t v = group_views_[g][i];
+    if (!view.add(key_id, ts, columns, watermark_)) count_late(v, 1);
+    publish_newest_window(v, view.newest_start());
   }
   ShardCounters::add(counters_.rows_applied, 1);
-  publish_newest_windows(g);
-}
-
-// VIEW_TOP's default window is the newest with rows, read by the query
-// server from these counters; stored only when it moves.
-void Shard::publish_newest_windows(std::size_t g) noexcept {
-  for (const std::size_t v : group_views_[g]) {
-    auto& counter = counters_.newest_window[v];
-    const std::int64_t newest = views_[v]->newest_start();
-    if (newest != counter.load(std::memory_order_relaxed)) counter.store(newest, std::memory_order_relaxed);
-  }
 }
 
 // Tells every other shard how far our inputs have come even when no rows
