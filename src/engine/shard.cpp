@@ -40,6 +40,7 @@ Shard::Shard(std::uint32_t id, Engine& engine)
       config_(engine.config()),
       shards_(engine.shard_count()),
       parser_(config_),
+      time_(id, engine),
       keys_(config_.key_groups.size()),
       requests_(4096),
       responses_(4096) {
@@ -59,8 +60,6 @@ Shard::Shard(std::uint32_t id, Engine& engine)
     if (std::find(direct.begin(), direct.end(), nullptr) != direct.end()) direct.clear();
   }
   open_.assign(shards_, nullptr);
-  chan_wm_.assign(shards_, INT64_MIN);
-  channels_min_ = shards_ == 1 ? InputClock::kNone : INT64_MIN;
   wm_sent_.assign(shards_, INT64_MIN);
   out_rings_.assign(shards_, nullptr);
   in_rings_.assign(shards_, nullptr);
@@ -108,15 +107,14 @@ void Shard::wake() noexcept { poller_.wake(); }
 // ---------------------------------------------------------------- sources
 
 std::uint32_t Shard::open_input(SourceKind kind) {
-  if (!active_local_) set_active(true);
-  const std::uint32_t input = inputs_.open();
+  const std::uint32_t input = time_.open_input();
   if (input_kind_.size() <= input) input_kind_.resize(input + 1);
   input_kind_[input] = kind;
   return input;
 }
 
 void Shard::close_input(std::uint32_t input) {
-  inputs_.close(input);
+  time_.close_input(input);
   if (input_kind_[input] == SourceKind::tcp) counters_.tcp_connections.fetch_sub(1, std::memory_order_relaxed);
 }
 
@@ -153,10 +151,7 @@ void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_en
   }
   ShardCounters::add(counters_.events_in[s], 1);
   // The input watermark as it stood before this event travels with its rows.
-  const std::int64_t before = inputs_.observe(from.input, ev.ts_ms);
-  if (before != InputClock::kNone && before > stamp_) stamp_ = before;
-  const std::int64_t row_wm = stamp_;
-  if (!active_local_) set_active(true);
+  const std::int64_t row_wm = time_.stamp(from.input, ev.ts_ms);
   const std::size_t ncols = config_.columns.size();
   const std::size_t groups = keys_.size();
   for (std::size_t g = 0; g < groups; ++g) {
@@ -211,7 +206,7 @@ void Shard::flush(std::uint32_t dst) {
   RouteBatch* b = open_[dst];
   if (b == nullptr || b->rows == 0) return;
   ShardCounters::add(counters_.routed_out, b->rows);
-  b->watermark = own_progress();
+  b->watermark = time_.progress();
   wm_sent_[dst] = b->watermark;
   open_[dst] = nullptr;
   out_rings_[dst]->publish();
@@ -229,52 +224,6 @@ void Shard::flush_all() {
   for (std::uint32_t d = 0; d < shards_; ++d) flush(d);
 }
 
-// ---------------------------------------------------------------- event time
-
-void Shard::set_active(bool active) noexcept {
-  active_local_ = active;
-  active_.store(active, std::memory_order_release);
-  engine_.activity_changed();
-}
-
-// channels_min_ serves the per-row path. Channel stamps only move when we
-// apply a batch (which refreshes it); which channels count moves when a
-// shard turns active or idle, which the engine's epoch tells in one load.
-void Shard::refresh_channels() noexcept {
-  const std::uint64_t epoch = engine_.activity_epoch();
-  if (epoch == activity_seen_) return;
-  activity_seen_ = epoch;
-  channels_min_ = channels_min(shards_);
-}
-
-// How far this shard's inputs have come, as a claim for rows not yet
-// parsed: the rows' stamp, raised to the inputs' minimum (INT64_MIN: none).
-std::int64_t Shard::own_progress() noexcept {
-  const std::int64_t w = inputs_.watermark();
-  if (w != InputClock::kNone && w > stamp_) stamp_ = w;
-  return stamp_;
-}
-
-// The minimum over the other shards whose rows may still come (active, or
-// with batches in their ring) of what they told us, leaving `except` out;
-// kNone when no channel holds event time back.
-std::int64_t Shard::channels_min(std::uint32_t except) const noexcept {
-  std::int64_t w = InputClock::kNone;
-  for (std::uint32_t src = 0; src < shards_; ++src) {
-    if (in_rings_[src] == nullptr || src == except) continue;
-    if (engine_.shard(src).active() || in_rings_[src]->depth() > 0) w = std::min(w, chan_wm_[src]);
-  }
-  return w;
-}
-
-// What this shard's own inputs allow while a batch from another shard is
-// applied: its pending rows, or else its inputs' progress.
-std::int64_t Shard::self_bound() noexcept {
-  const std::int64_t pending = pending_min(local_.size());
-  if (pending != InputClock::kNone) return pending;
-  return inputs_.watermark() == InputClock::kNone ? InputClock::kNone : own_progress();
-}
-
 // ---------------------------------------------------------------- applying
 
 void Shard::apply(const RouteBatch& b, std::uint32_t source_shard) {
@@ -282,13 +231,14 @@ void Shard::apply(const RouteBatch& b, std::uint32_t source_shard) {
   // minimum of `base` (everything but this batch's own channel) and the
   // stamp the row carries for its channel.
   if (source_shard == id_) {  // a local batch: one key group
-    refresh_channels();
     std::int64_t channel = INT64_MIN;
-    apply_rows<true>(b, std::min(channels_min_, pending_min(b.group[0])), channel);
+    apply_rows<true>(b, std::min(time_.channels_min_cached(), pending_min(b.group[0])), channel);
   } else {
-    std::int64_t channel = chan_wm_[source_shard];
-    apply_rows<false>(b, std::min(channels_min(source_shard), self_bound()), channel);
-    chan_wm_[source_shard] = std::max(channel, b.watermark);
+    std::int64_t channel = time_.channel(source_shard);
+    const std::int64_t base =
+        std::min(time_.channels_min(source_shard), time_.self_bound(pending_min(local_.size())));
+    apply_rows<false>(b, base, channel);
+    time_.advance_channel(source_shard, std::max(channel, b.watermark));
   }
   ShardCounters::add(counters_.rows_applied, b.rows);
   for (std::size_t v = 0; v < views_.size(); ++v) publish_newest_window(v, views_[v]->newest_start());
@@ -306,7 +256,7 @@ void Shard::apply_rows(const RouteBatch& b, std::int64_t base, std::int64_t& cha
   KeyTable* const tables = keys_.data();
   std::uint32_t ids[kBatchRows];
   std::int64_t wms[kBatchRows];
-  std::int64_t wm = watermark_;
+  std::int64_t wm = time_.watermark();
   std::int64_t ch = channel;
   for (std::uint32_t r = 0; r < rows; ++r) {
     if (r + kAhead < rows) tables[group(r + kAhead)].prefetch(b.hash[r + kAhead]);
@@ -316,7 +266,7 @@ void Shard::apply_rows(const RouteBatch& b, std::int64_t base, std::int64_t& cha
     wms[r] = wm;
   }
   channel = ch;
-  watermark_ = wm;
+  time_.advance(wm);
   for (std::size_t g = 0; g < group_views_.size(); ++g) {
     if (kOneGroup && g != b.group[0]) continue;
     const BatchRows batch_rows{b, ids, wms, 0, rows, kOneGroup ? -1 : static_cast<int>(g)};
@@ -332,13 +282,12 @@ void Shard::apply_rows(const RouteBatch& b, std::int64_t base, std::int64_t& cha
 void Shard::apply_row(std::size_t g, std::uint64_t hash, std::string_view key, std::int64_t ts, const double* columns,
                       std::int64_t row_wm) {
   flush_local(g);
-  refresh_channels();
-  watermark_ = std::max(watermark_, std::min({row_wm, channels_min_, pending_min(g)}));
+  const std::int64_t wm = time_.advance(std::min({row_wm, time_.channels_min_cached(), pending_min(g)}));
   const std::uint32_t key_id = keys_[g].intern(hash, key);
   for (std::size_t i = 0; i < direct_views_[g].size(); ++i) {
     TumblingView& view = *direct_views_[g][i];
     const std::size_t v = group_views_[g][i];
-    if (!view.add(key_id, ts, columns, watermark_)) count_late(v, 1);
+    if (!view.add(key_id, ts, columns, wm)) count_late(v, 1);
     publish_newest_window(v, view.newest_start());
   }
   ShardCounters::add(counters_.rows_applied, 1);
@@ -347,8 +296,8 @@ void Shard::apply_row(std::size_t g, std::uint64_t hash, std::string_view key, s
 // Tells every other shard how far our inputs have come even when no rows
 // go its way, so its watermark does not wait on us.
 void Shard::send_watermarks() {
-  if (!active_local_) return;
-  const std::int64_t progress = own_progress();
+  if (!time_.active_local()) return;
+  const std::int64_t progress = time_.progress();
   for (std::uint32_t dst = 0; dst < shards_; ++dst) {
     if (out_rings_[dst] == nullptr || open_[dst] != nullptr || wm_sent_[dst] >= progress) continue;
     RouteBatch* b = out_rings_[dst]->claim();
@@ -373,7 +322,7 @@ bool Shard::drain_rings() {
       any = true;
     }
   }
-  if (any) channels_min_ = channels_min(shards_);  // stamps moved; a drained idle channel no longer counts
+  if (any) time_.recompute_channels();  // stamps moved; a drained idle channel no longer counts
   return any;
 }
 
@@ -400,14 +349,14 @@ void Shard::execute(QueryTask& task) {
       const KeyTable& keys = keys_[static_cast<std::size_t>(view.key_group)];
       const std::uint32_t id = keys.find(task.hash, task.key);
       if (id != KeyTable::kMissing) {
-        views_[static_cast<std::size_t>(task.view)]->collect(id, task.key, task.from_ms, task.to_ms, watermark_, task.rows);
+        views_[static_cast<std::size_t>(task.view)]->collect(id, task.key, task.from_ms, task.to_ms, time_.watermark(), task.rows);
       }
       break;
     }
     case QueryTask::Kind::view_top: {
       const auto& view = config_.views[static_cast<std::size_t>(task.view)];
       views_[static_cast<std::size_t>(task.view)]->top(task.window_start, task.k, task.by,
-                                                       keys_[static_cast<std::size_t>(view.key_group)], watermark_,
+                                                       keys_[static_cast<std::size_t>(view.key_group)], time_.watermark(),
                                                        task.rows);
       break;
     }
@@ -528,41 +477,23 @@ void Shard::drain_inputs_for_stop() {
 void Shard::maintenance(std::int64_t now_ms) {
   // Idleness: inputs that delivered nothing for idle_timeout_ms stop
   // holding back our watermark and, once none is left, the shards we feed.
-  inputs_.tick(now_ms, config_.idle_timeout_ms);
+  time_.tick(now_ms, config_.idle_timeout_ms, pending_min(local_.size()));
   // A producer is an input while it publishes; once idle it leaves, so
   // producer ids cannot pile up.
   for (auto it = producers_.begin(); it != producers_.end();) {
-    if (inputs_.is_active(it->second)) {
+    if (time_.input_active(it->second)) {
       ++it;
     } else {
-      inputs_.close(it->second);
+      time_.close_input(it->second);
       it = producers_.erase(it);
     }
   }
-  const bool active = inputs_.active_count() > 0;
-  if (active != active_local_) set_active(active);
   send_watermarks();
-  channels_min_ = channels_min(shards_);
-  const std::int64_t bound = std::min(channels_min_, self_bound());
-  if (bound != InputClock::kNone && bound > watermark_) watermark_ = bound;
-  // When every input here and upstream is idle, nothing holds event time
-  // back: it catches up to the most advanced shard and to the newest event
-  // seen. It never moves with the wall clock, so an in-order stream that
-  // resumes after a pause finds its windows open; the last windows close
-  // when newer events arrive, as in Flink.
-  bool all_idle = !active_local_;
-  for (std::uint32_t src = 0; src < shards_; ++src) {
-    if (in_rings_[src] != nullptr && (engine_.shard(src).active() || in_rings_[src]->depth() > 0)) all_idle = false;
-  }
-  if (all_idle) {
-    std::int64_t w = std::max(engine_.max_watermark(), inputs_.newest());
-    for (const std::int64_t f : chan_wm_) w = std::max(w, f);
-    if (w > watermark_) watermark_ = w;
-  }
   // Retention, once a second (it visits every key): windows past it go, and
   // then keys with no window left in any view of their group.
-  if (++maintenance_ticks_ % kEvictEveryTicks == 0 && watermark_ != INT64_MIN) {
-    for (auto& v : views_) v->evict(watermark_, config_.window_retention_ms);
+  const std::int64_t watermark = time_.watermark();
+  if (++maintenance_ticks_ % kEvictEveryTicks == 0 && watermark != INT64_MIN) {
+    for (auto& v : views_) v->evict(watermark, config_.window_retention_ms);
     for (std::size_t g = 0; g < keys_.size(); ++g) {
       const auto& group_views = config_.key_groups[g].views;
       for (std::uint32_t id = 0; id < keys_[g].id_limit(); ++id) {
@@ -581,9 +512,9 @@ void Shard::maintenance(std::int64_t now_ms) {
   for (const auto& k : keys_) keys += k.size();
   counters_.windows.store(windows, std::memory_order_relaxed);
   counters_.keys.store(keys, std::memory_order_relaxed);
-  counters_.inputs_open.store(inputs_.open_count(), std::memory_order_relaxed);
-  counters_.inputs_active.store(inputs_.active_count(), std::memory_order_relaxed);
-  counters_.watermark_ms.store(watermark_, std::memory_order_relaxed);
+  counters_.inputs_open.store(time_.inputs_open(), std::memory_order_relaxed);
+  counters_.inputs_active.store(time_.inputs_active(), std::memory_order_relaxed);
+  counters_.watermark_ms.store(watermark, std::memory_order_relaxed);
 }
 
 void Shard::run() {
@@ -622,7 +553,7 @@ void Shard::run() {
       // Every producer has flushed for the last time: one final drain.
       drain_rings();
       serve_requests();
-      counters_.watermark_ms.store(watermark_, std::memory_order_relaxed);
+      counters_.watermark_ms.store(time_.watermark(), std::memory_order_relaxed);
       return;
     }
     if (busy) continue;

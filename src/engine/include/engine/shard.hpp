@@ -19,7 +19,7 @@
 #include "io/net/tcp_source.hpp"
 #include "config/config.hpp"
 #include "engine/event_parser.hpp"
-#include "engine/input_clock.hpp"
+#include "engine/event_time.hpp"
 #include "engine/key_table.hpp"
 #include "engine/query_task.hpp"
 #include "engine/route_batch.hpp"
@@ -104,7 +104,7 @@ class Shard final : public io::LineSink {
 
   // True while one of this shard's own inputs holds event time back (open
   // and not idle); consumers ignore the watermark of an inactive producer.
-  bool active() const noexcept { return active_.load(std::memory_order_acquire); }
+  bool active() const noexcept { return time_.active(); }
 
  private:
   // io::LineSink: what the sources call.
@@ -153,23 +153,17 @@ class Shard final : public io::LineSink {
     counters_.newest_window[view].store(newest, std::memory_order_relaxed);
   }
 
-  // Event time.
-  void set_active(bool active) noexcept;
-  std::int64_t own_progress() noexcept;
-  std::int64_t channels_min(std::uint32_t except) const noexcept;
-  void refresh_channels() noexcept;
   // The lowest stamp among this shard's own rows still waiting in a local
   // batch of another key group: the watermark must not pass them before
   // they are applied. Stamps only grow, so a batch's first row has its
   // lowest. Inline: it runs per row on the few-keys path.
   std::int64_t pending_min(std::size_t except_group) const noexcept {
-    std::int64_t w = InputClock::kNone;
+    std::int64_t w = EventTime::kNone;
     for (std::size_t g = 0; g < local_.size(); ++g) {
       if (g != except_group && local_[g]->rows != 0) w = std::min(w, local_[g]->wm[0]);
     }
     return w;
   }
-  std::int64_t self_bound() noexcept;
   void send_watermarks();
   bool drain_rings();
   bool serve_requests();
@@ -203,26 +197,9 @@ class Shard final : public io::LineSink {
   // empty when any view of the group is of another kind.
   std::vector<std::vector<TumblingView*>> direct_views_;
   std::vector<std::int64_t> newest_seen_;  // by view: what counters_.newest_window holds
-  // Event time (docs/engine.md, "Event time"). inputs_: this shard's own
-  // inputs, each with its newest stamp. stamp_: the input watermark the
-  // rows carry, never decreasing. chan_wm_[s]: how far shard s's inputs
-  // have come, as its rows and batches said in band; channels_min_ caches
-  // the min over active channels. watermark_: the shard's watermark, never
-  // decreasing, advanced row by row as rows are applied; a row whose window
-  // closed (end + lateness <= it) before the row is late.
-  InputClock inputs_;
-  std::int64_t stamp_ = INT64_MIN;
-  std::vector<std::int64_t> chan_wm_;
-  std::vector<std::int64_t> wm_sent_;
-  std::int64_t channels_min_ = INT64_MIN;
-  std::uint64_t activity_seen_ = UINT64_MAX;  // Engine::activity_epoch() when channels_min_ was computed
-  std::int64_t watermark_ = INT64_MIN;
+  EventTime time_;
+  std::vector<std::int64_t> wm_sent_;  // by destination: the progress last sent
   std::unordered_map<std::uint64_t, std::uint32_t> producers_;  // PUBLISH producer id -> input
-  // Whether an input of ours is active: set when one opens or delivers,
-  // cleared by maintenance once none is. A shard with no input never holds
-  // another back; one whose file stripes are not read yet does.
-  bool active_local_ = false;
-  std::atomic<bool> active_{false};
   std::int64_t next_maintenance_ms_ = 0;
   std::uint64_t maintenance_ticks_ = 0;
 

@@ -1,0 +1,71 @@
+// A shard's event time; see event_time.hpp.
+#include "engine/event_time.hpp"
+
+#include "engine/engine.hpp"
+
+namespace spate::engine {
+
+EventTime::EventTime(std::uint32_t self, Engine& engine)
+    : self_(self),
+      shards_(engine.shard_count()),
+      engine_(engine),
+      channel_(shards_, INT64_MIN),
+      channels_min_(shards_ == 1 ? kNone : INT64_MIN) {}
+
+std::uint32_t EventTime::open_input() {
+  if (!active_local_) set_active(true);
+  return inputs_.open();
+}
+
+void EventTime::set_active(bool active) noexcept {
+  active_local_ = active;
+  active_.store(active, std::memory_order_release);
+  engine_.activity_changed();
+}
+
+std::uint64_t EventTime::engine_activity() const noexcept { return engine_.activity_epoch(); }
+
+std::int64_t EventTime::progress() noexcept {
+  const std::int64_t w = inputs_.watermark();
+  if (w != kNone && w > stamp_) stamp_ = w;
+  return stamp_;
+}
+
+std::int64_t EventTime::self_bound(std::int64_t pending) noexcept {
+  if (pending != kNone) return pending;
+  return inputs_.watermark() == kNone ? kNone : progress();
+}
+
+std::int64_t EventTime::channels_min(std::uint32_t except) const noexcept {
+  std::int64_t w = kNone;
+  for (std::uint32_t src = 0; src < shards_; ++src) {
+    if (src == self_ || src == except) continue;
+    if (engine_.shard(src).active() || engine_.ring(src, self_).depth() > 0) w = std::min(w, channel_[src]);
+  }
+  return w;
+}
+
+void EventTime::recompute_channels() noexcept {
+  activity_seen_ = engine_activity();
+  channels_min_ = channels_min(shards_);
+}
+
+void EventTime::tick(std::int64_t now_ms, std::int64_t idle_ms, std::int64_t pending) {
+  inputs_.tick(now_ms, idle_ms);
+  const bool active = inputs_.active_count() > 0;
+  if (active != active_local_) set_active(active);
+  recompute_channels();
+  advance(std::min(channels_min_, self_bound(pending)));
+  // When every input here and upstream is idle, nothing holds event time
+  // back: it catches up to the most advanced shard and to the newest event
+  // seen. It never moves with the wall clock, so an in-order stream that
+  // resumes after a pause finds its windows open; the last windows close
+  // when newer events arrive, as in Flink.
+  if (!active_local_ && channels_min(shards_) == kNone) {
+    std::int64_t w = std::max(engine_.max_watermark(), inputs_.newest());
+    for (const std::int64_t c : channel_) w = std::max(w, c);
+    advance(w);
+  }
+}
+
+}  // namespace spate::engine

@@ -1,0 +1,92 @@
+// A shard's event time: the watermark of each of its own inputs, what the
+// other shards' rows said in band of theirs, and the shard's watermark that
+// every row is judged against as it stood before that row. docs/engine.md,
+// "Event time", tells the rules.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "engine/input_clock.hpp"
+
+namespace spate::engine {
+
+class Engine;
+
+class EventTime {
+ public:
+  static constexpr std::int64_t kNone = InputClock::kNone;  // a bound that holds nothing back
+
+  EventTime(std::uint32_t self, Engine& engine);
+
+  // Inputs. An open input holds event time back (and makes this shard a
+  // channel others wait for) until it closes or idles.
+  std::uint32_t open_input();
+  void close_input(std::uint32_t input) noexcept { inputs_.close(input); }
+  bool input_active(std::uint32_t input) const noexcept { return inputs_.is_active(input); }
+  // Records an event of `input` and returns the stamp its rows carry: this
+  // shard's input watermark as it stood before the event, never decreasing
+  // (INT64_MIN: no claim yet).
+  std::int64_t stamp(std::uint32_t input, std::int64_t ts) noexcept {
+    const std::int64_t before = inputs_.observe(input, ts);
+    if (before != kNone && before > stamp_) stamp_ = before;
+    if (!active_local_) set_active(true);
+    return stamp_;
+  }
+  // How far this shard's inputs have come, as a claim for rows not yet
+  // parsed (INT64_MIN: none); sent to other shards with batches.
+  std::int64_t progress() noexcept;
+  // What this shard's own inputs allow while another shard's batch is
+  // applied: `pending` (its rows not applied yet) or else its progress.
+  std::int64_t self_bound(std::int64_t pending) noexcept;
+  bool active() const noexcept { return active_.load(std::memory_order_acquire); }
+  bool active_local() const noexcept { return active_local_; }
+
+  // Channels: the other shards that send us rows.
+  std::int64_t channel(std::uint32_t src) const noexcept { return channel_[src]; }
+  void advance_channel(std::uint32_t src, std::int64_t wm) noexcept { channel_[src] = std::max(channel_[src], wm); }
+  // The minimum over the channels whose rows may still come (active, or
+  // with batches in their ring), leaving `except` out; kNone when none.
+  std::int64_t channels_min(std::uint32_t except) const noexcept;
+  // The same over every channel, cached for the per-row path: refreshed
+  // after batches are applied and, in one load, when any shard turns
+  // active or idle.
+  std::int64_t channels_min_cached() noexcept {
+    if (engine_activity() != activity_seen_) recompute_channels();
+    return channels_min_;
+  }
+  void recompute_channels() noexcept;
+
+  // The watermark: advanced to `bound` (never backwards, never by kNone).
+  std::int64_t watermark() const noexcept { return watermark_; }
+  std::int64_t advance(std::int64_t bound) noexcept {
+    if (bound != kNone && bound > watermark_) watermark_ = bound;
+    return watermark_;
+  }
+
+  // Maintenance: idles silent inputs, updates this shard's activity, and
+  // moves the watermark to what nothing holds back any more.
+  void tick(std::int64_t now_ms, std::int64_t idle_ms, std::int64_t pending);
+  std::uint32_t inputs_open() const noexcept { return inputs_.open_count(); }
+  std::uint32_t inputs_active() const noexcept { return inputs_.active_count(); }
+
+ private:
+  void set_active(bool active) noexcept;
+  std::uint64_t engine_activity() const noexcept;
+
+  const std::uint32_t self_;
+  const std::uint32_t shards_;
+  Engine& engine_;
+  InputClock inputs_;
+  std::int64_t stamp_ = INT64_MIN;
+  std::vector<std::int64_t> channel_;  // by source shard: its stamps, as its rows and batches said
+  std::int64_t channels_min_;
+  std::uint64_t activity_seen_ = UINT64_MAX;
+  std::int64_t watermark_ = INT64_MIN;
+  bool active_local_ = false;
+  std::atomic<bool> active_{false};
+};
+
+}  // namespace spate::engine
