@@ -9,6 +9,7 @@ EventTime::EventTime(std::uint32_t self, Engine& engine)
     : self_(self),
       shards_(engine.shard_count()),
       engine_(engine),
+      activity_(&engine.activity_epoch_counter()),
       channel_(shards_, INT64_MIN),
       channels_min_(shards_ == 1 ? kNone : INT64_MIN) {}
 
@@ -22,8 +23,6 @@ void EventTime::set_active(bool active) noexcept {
   active_.store(active, std::memory_order_release);
   engine_.activity_changed();
 }
-
-std::uint64_t EventTime::engine_activity() const noexcept { return engine_.activity_epoch(); }
 
 std::int64_t EventTime::progress() noexcept {
   const std::int64_t w = inputs_.watermark();
@@ -46,7 +45,7 @@ std::int64_t EventTime::channels_min(std::uint32_t except) const noexcept {
 }
 
 void EventTime::recompute_channels() noexcept {
-  activity_seen_ = engine_activity();
+  activity_seen_ = activity_->load(std::memory_order_acquire);
   channels_min_ = channels_min(shards_);
 }
 

@@ -48,16 +48,16 @@ void InputClock::tick(std::int64_t now_ms, std::int64_t idle_ms) noexcept {
   if (changed) recompute();
 }
 
-std::uint32_t InputClock::active_count() const noexcept {
-  return static_cast<std::uint32_t>(std::count_if(inputs_.begin(), inputs_.end(), [](const Input& in) { return in.active; }));
-}
-
 void InputClock::recompute() noexcept {
   std::int64_t m = kNone;
+  std::uint32_t active = 0;
   for (const Input& in : inputs_) {
-    if (in.active && in.newest < m) m = in.newest;
+    if (!in.active) continue;
+    ++active;
+    if (in.newest < m) m = in.newest;
   }
   min_ = m;
+  active_ = active;
 }
 
 }  // namespace spate::engine

@@ -72,7 +72,7 @@ class Engine {
   // Bumped whenever a shard becomes active or inactive, so that shards
   // caching which channels hold their watermark back know to look again.
   void activity_changed() noexcept { activity_epoch_.fetch_add(1, std::memory_order_acq_rel); }
-  std::uint64_t activity_epoch() const noexcept { return activity_epoch_.load(std::memory_order_acquire); }
+  const std::atomic<std::uint64_t>& activity_epoch_counter() const noexcept { return activity_epoch_; }
 
   // The highest watermark any shard has reached (idle shards catch up to it).
   std::int64_t max_watermark() const noexcept;

@@ -54,7 +54,7 @@ class EventTime {
   // after batches are applied and, in one load, when any shard turns
   // active or idle.
   std::int64_t channels_min_cached() noexcept {
-    if (engine_activity() != activity_seen_) recompute_channels();
+    if (activity_->load(std::memory_order_acquire) != activity_seen_) recompute_channels();
     return channels_min_;
   }
   void recompute_channels() noexcept;
@@ -74,11 +74,11 @@ class EventTime {
 
  private:
   void set_active(bool active) noexcept;
-  std::uint64_t engine_activity() const noexcept;
 
   const std::uint32_t self_;
   const std::uint32_t shards_;
   Engine& engine_;
+  const std::atomic<std::uint64_t>* activity_;  // Engine::activity_epoch_counter(), loaded inline per row
   InputClock inputs_;
   std::int64_t stamp_ = INT64_MIN;
   std::vector<std::int64_t> channel_;  // by source shard: its stamps, as its rows and batches said

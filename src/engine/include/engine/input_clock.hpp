@@ -42,7 +42,10 @@ class InputClock {
       // per event amortized.
       const bool held_min = in.newest == min_;
       in.newest = ts;
-      if (held_min) recompute();
+      if (held_min) {
+        if (active_ == 1) min_ = ts;  // the only input: no walk (15 instructions an event)
+        else recompute();
+      }
     }
     return before;
   }
@@ -59,7 +62,7 @@ class InputClock {
   bool is_open(std::uint32_t input) const noexcept { return input < inputs_.size() && inputs_[input].open; }
   bool is_active(std::uint32_t input) const noexcept { return inputs_[input].active; }
   std::uint32_t open_count() const noexcept { return open_; }
-  std::uint32_t active_count() const noexcept;
+  std::uint32_t active_count() const noexcept { return active_; }
 
  private:
   struct Input {
@@ -76,6 +79,7 @@ class InputClock {
   std::int64_t min_ = kNone;
   std::int64_t newest_ = INT64_MIN;
   std::uint32_t open_ = 0;
+  std::uint32_t active_ = 0;  // inputs counted in the minimum
 };
 
 }  // namespace spate::engine
