@@ -22,7 +22,12 @@ constexpr std::uint32_t kDirectKeys = 64;
 // What one source may read per loop pass (a file reads this much at once).
 constexpr std::size_t kPollBudgetBytes = 1 << 20;
 constexpr std::int64_t kMaintenanceEveryMs = 100;
-constexpr std::uint64_t kEvictEveryTicks = 10;
+// Keys the retention sweep visits per maintenance tick (100 ms): a million
+// keys are swept in about 6 s, and no tick stalls the loop for long.
+constexpr std::uint32_t kRetentionKeysPerTick = 16384;
+// VIEW_TOP visits every key of a view: it ranks this many keys per loop
+// pass, so ingest and other queries go on while a large view is ranked.
+constexpr std::uint32_t kTopKeysPerSlice = 16384;
 constexpr std::int64_t kStopDrainBudgetMs = 2000;
 
 bool all_whitespace(const char* p, std::size_t n) {
@@ -40,25 +45,12 @@ Shard::Shard(std::uint32_t id, Engine& engine)
       config_(engine.config()),
       shards_(engine.shard_count()),
       parser_(config_),
+      counters_(config_.views.size()),
+      views_(config_, counters_.late.get(), counters_.newest_window.get()),
       time_(id, engine),
-      keys_(config_.key_groups.size()),
       requests_(4096),
       responses_(4096) {
-  counters_.late = std::make_unique<std::atomic<std::uint64_t>[]>(config_.views.size());
-  counters_.newest_window = std::make_unique<std::atomic<std::int64_t>[]>(config_.views.size());
-  for (std::size_t v = 0; v < config_.views.size(); ++v) counters_.newest_window[v].store(INT64_MIN);
-  for (const auto& v : config_.views) views_.push_back(make_view(v, config_.allowed_lateness_ms));
-  newest_seen_.assign(views_.size(), INT64_MIN);
-  for (const auto& group : config_.key_groups) {
-    local_.push_back(std::make_unique<RouteBatch>());
-    auto& views = group_views_.emplace_back();
-    auto& direct = direct_views_.emplace_back();
-    for (const int v : group.views) {
-      views.push_back(static_cast<std::size_t>(v));
-      direct.push_back(dynamic_cast<TumblingView*>(views_[static_cast<std::size_t>(v)].get()));
-    }
-    if (std::find(direct.begin(), direct.end(), nullptr) != direct.end()) direct.clear();
-  }
+  for (std::size_t g = 0; g < config_.key_groups.size(); ++g) local_.push_back(std::make_unique<RouteBatch>());
   open_.assign(shards_, nullptr);
   wm_sent_.assign(shards_, INT64_MIN);
   out_rings_.assign(shards_, nullptr);
@@ -153,12 +145,12 @@ void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_en
   // The input watermark as it stood before this event travels with its rows.
   const std::int64_t row_wm = time_.stamp(from.input, ev.ts_ms);
   const std::size_t ncols = config_.columns.size();
-  const std::size_t groups = keys_.size();
+  const std::size_t groups = views_.groups();
   for (std::size_t g = 0; g < groups; ++g) {
     const std::string_view key = ev.keys[g];
     const std::uint64_t h = kernels::hash_key(key);
     const std::uint32_t dst = engine_.owner_of(h);
-    if (dst == id_ && keys_[g].size() <= kDirectKeys && !direct_views_[g].empty()) {
+    if (dst == id_ && views_.keys_in(g) <= kDirectKeys && views_.has_row_path(g)) {
       apply_row(g, h, key, ev.ts_ms, ev.columns, row_wm);
       continue;
     }
@@ -241,37 +233,25 @@ void Shard::apply(const RouteBatch& b, std::uint32_t source_shard) {
     time_.advance_channel(source_shard, std::max(channel, b.watermark));
   }
   ShardCounters::add(counters_.rows_applied, b.rows);
-  for (std::size_t v = 0; v < views_.size(); ++v) publish_newest_window(v, views_[v]->newest_start());
 }
 
-// The keys are interned first, each key-table slot prefetched a few rows
-// ahead, and the watermark advanced row by row; then each view folds the
-// rows of its key group. kOneGroup (a local batch) makes the group a
-// constant of the loop.
+// The watermark advances row by row (each row is judged against it as it
+// stood before the row); then the views fold the batch. kOneGroup (a local
+// batch) makes the group a constant of the loops.
 template <bool kOneGroup>
 void Shard::apply_rows(const RouteBatch& b, std::int64_t base, std::int64_t& channel) {
-  constexpr std::uint32_t kAhead = 8;
-  const std::uint32_t rows = b.rows;
-  const auto group = [&b](std::uint32_t r) { return kOneGroup ? b.group[0] : b.group[r]; };
-  KeyTable* const tables = keys_.data();
   std::uint32_t ids[kBatchRows];
   std::int64_t wms[kBatchRows];
   std::int64_t wm = time_.watermark();
   std::int64_t ch = channel;
-  for (std::uint32_t r = 0; r < rows; ++r) {
-    if (r + kAhead < rows) tables[group(r + kAhead)].prefetch(b.hash[r + kAhead]);
-    ids[r] = tables[group(r)].intern(b.hash[r], b.key(r));
+  for (std::uint32_t r = 0; r < b.rows; ++r) {
     ch = std::max(ch, b.wm[r]);
     wm = std::max(wm, std::min(base, ch));
     wms[r] = wm;
   }
   channel = ch;
   time_.advance(wm);
-  for (std::size_t g = 0; g < group_views_.size(); ++g) {
-    if (kOneGroup && g != b.group[0]) continue;
-    const BatchRows batch_rows{b, ids, wms, 0, rows, kOneGroup ? -1 : static_cast<int>(g)};
-    for (const std::size_t v : group_views_[g]) count_late(v, views_[v]->apply(batch_rows));
-  }
+  views_.apply<kOneGroup>(b, ids, wms);
 }
 
 // A row of a key group with few keys on this shard (event types, say):
@@ -283,13 +263,7 @@ void Shard::apply_row(std::size_t g, std::uint64_t hash, std::string_view key, s
                       std::int64_t row_wm) {
   flush_local(g);
   const std::int64_t wm = time_.advance(std::min({row_wm, time_.channels_min_cached(), pending_min(g)}));
-  const std::uint32_t key_id = keys_[g].intern(hash, key);
-  for (std::size_t i = 0; i < direct_views_[g].size(); ++i) {
-    TumblingView& view = *direct_views_[g][i];
-    const std::size_t v = group_views_[g][i];
-    if (!view.add(key_id, ts, columns, wm)) count_late(v, 1);
-    publish_newest_window(v, view.newest_start());
-  }
+  views_.apply_row(g, hash, key, ts, columns, wm);
   ShardCounters::add(counters_.rows_applied, 1);
 }
 
@@ -328,38 +302,41 @@ bool Shard::drain_rings() {
 
 bool Shard::serve_requests() {
   bool any = false;
+  if (!in_progress_.empty()) {
+    QueryTask* task = in_progress_.front();
+    if (execute(*task)) {
+      in_progress_.erase(in_progress_.begin());
+      respond(task);
+    }
+    any = true;
+  }
   while (QueryTask** slot = requests_.front()) {
     QueryTask* task = *slot;
     requests_.pop();
-    execute(*task);
-    QueryTask** out = responses_.claim();
-    SPATE_ASSERT(out != nullptr, "the server keeps no more tasks in flight per shard than the response ring holds");
-    *out = task;
-    responses_.publish();
-    engine_.notify_response();
+    if (execute(*task)) respond(task);
+    else in_progress_.push_back(task);
     any = true;
   }
   return any;
 }
 
-void Shard::execute(QueryTask& task) {
+void Shard::respond(QueryTask* task) {
+  QueryTask** out = responses_.claim();
+  SPATE_ASSERT(out != nullptr, "the server keeps no more tasks in flight per shard than the response ring holds");
+  *out = task;
+  responses_.publish();
+  engine_.notify_response();
+}
+
+bool Shard::execute(QueryTask& task) {
   switch (task.kind) {
-    case QueryTask::Kind::view_get: {
-      const auto& view = config_.views[static_cast<std::size_t>(task.view)];
-      const KeyTable& keys = keys_[static_cast<std::size_t>(view.key_group)];
-      const std::uint32_t id = keys.find(task.hash, task.key);
-      if (id != KeyTable::kMissing) {
-        views_[static_cast<std::size_t>(task.view)]->collect(id, task.key, task.from_ms, task.to_ms, time_.watermark(), task.rows);
-      }
-      break;
-    }
-    case QueryTask::Kind::view_top: {
-      const auto& view = config_.views[static_cast<std::size_t>(task.view)];
-      views_[static_cast<std::size_t>(task.view)]->top(task.window_start, task.k, task.by,
-                                                       keys_[static_cast<std::size_t>(view.key_group)], time_.watermark(),
-                                                       task.rows);
-      break;
-    }
+    case QueryTask::Kind::view_get:
+      views_.collect(task.view, task.hash, task.key, task.from_ms, task.to_ms, time_.watermark(), task.rows);
+      return true;
+    case QueryTask::Kind::view_top:
+      task.next_key = views_.top_slice(task.view, task.window_start, task.k, task.by, time_.watermark(), task.next_key,
+                                       kTopKeysPerSlice, task.rows);
+      return task.next_key == 0;
     case QueryTask::Kind::publish: {
       const auto s = static_cast<std::size_t>(SourceKind::publish);
       const std::uint64_t in0 = counters_.events(s);
@@ -377,9 +354,10 @@ void Shard::execute(QueryTask& task) {
       for (std::uint32_t d = 0; d < shards_; ++d) {
         if (out_rings_[d] != nullptr) task.waits.emplace_back(out_rings_[d], out_rings_[d]->pushed());
       }
-      break;
+      return true;
     }
   }
+  return true;
 }
 
 // ---------------------------------------------------------------- inputs
@@ -489,29 +467,12 @@ void Shard::maintenance(std::int64_t now_ms) {
     }
   }
   send_watermarks();
-  // Retention, once a second (it visits every key): windows past it go, and
-  // then keys with no window left in any view of their group.
+  // Retention, a slice of keys per tick: windows past it go, and then keys
+  // with no window left in any view of their group.
   const std::int64_t watermark = time_.watermark();
-  if (++maintenance_ticks_ % kEvictEveryTicks == 0 && watermark != INT64_MIN) {
-    for (auto& v : views_) v->evict(watermark, config_.window_retention_ms);
-    for (std::size_t g = 0; g < keys_.size(); ++g) {
-      const auto& group_views = config_.key_groups[g].views;
-      for (std::uint32_t id = 0; id < keys_[g].id_limit(); ++id) {
-        if (!keys_[g].alive(id)) continue;
-        bool idle = true;
-        for (const int v : group_views) idle = idle && views_[static_cast<std::size_t>(v)]->key_idle(id);
-        if (!idle) continue;
-        keys_[g].erase(id);
-        for (const int v : group_views) views_[static_cast<std::size_t>(v)]->reset_key(id);
-      }
-    }
-  }
-  std::uint64_t windows = 0;
-  for (const auto& v : views_) windows += v->window_count();
-  std::uint64_t keys = 0;
-  for (const auto& k : keys_) keys += k.size();
-  counters_.windows.store(windows, std::memory_order_relaxed);
-  counters_.keys.store(keys, std::memory_order_relaxed);
+  views_.retention_step(watermark, config_.window_retention_ms, kRetentionKeysPerTick);
+  counters_.windows.store(views_.window_count(), std::memory_order_relaxed);
+  counters_.keys.store(views_.key_count(), std::memory_order_relaxed);
   counters_.inputs_open.store(time_.inputs_open(), std::memory_order_relaxed);
   counters_.inputs_active.store(time_.inputs_active(), std::memory_order_relaxed);
   counters_.watermark_ms.store(watermark, std::memory_order_relaxed);
@@ -552,7 +513,8 @@ void Shard::run() {
     if (stopping && engine_.all_inputs_finished()) {
       // Every producer has flushed for the last time: one final drain.
       drain_rings();
-      serve_requests();
+      while (serve_requests()) {
+      }
       counters_.watermark_ms.store(time_.watermark(), std::memory_order_relaxed);
       return;
     }

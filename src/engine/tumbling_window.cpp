@@ -204,14 +204,15 @@ void TumblingView::collect(std::uint32_t key_id, std::string_view key, std::int6
 }
 
 void TumblingView::top(std::int64_t window_start, std::uint32_t k, int by, const KeyTable& keys,
-                       std::int64_t watermark, std::vector<ViewRow>& out) const {
+                       std::int64_t watermark, std::uint32_t begin, std::uint32_t end, std::vector<ViewRow>& out) const {
   struct Candidate {
     double value;
     std::uint32_t key_id;
     const WindowWord* window;
   };
   std::vector<Candidate> candidates;
-  for (std::uint32_t id = 0; id < keys_; ++id) {
+  end = std::min(end, keys_);
+  for (std::uint32_t id = begin; id < end; ++id) {
     if (const WindowWord* w = find(id, window_start)) candidates.push_back({value_of(w, by).as_double(), id, w});
   }
   const auto better = [&](const Candidate& a, const Candidate& b) {
@@ -223,8 +224,12 @@ void TumblingView::top(std::int64_t window_start, std::uint32_t k, int by, const
   for (std::size_t i = 0; i < n; ++i) out.push_back(to_row(keys.key(candidates[i].key_id), candidates[i].window, watermark));
 }
 
-void TumblingView::evict(std::int64_t watermark, std::int64_t retention_ms) {
-  const std::int64_t horizon = watermark - lateness_ms_ - retention_ms - window_ms_;
+std::int64_t TumblingView::horizon(std::int64_t watermark, std::int64_t retention_ms) const noexcept {
+  return watermark - lateness_ms_ - retention_ms - window_ms_;
+}
+
+void TumblingView::evict_chunks(std::int64_t watermark, std::int64_t retention_ms) {
+  const std::int64_t horizon = this->horizon(watermark, retention_ms);
   // Whole chunks whose newest window is past the horizon; a chunk holding
   // one younger window waits for it, so retention is a lower bound.
   while (!chunks_.empty() && chunk_max_start_.front() < horizon) {
@@ -236,7 +241,13 @@ void TumblingView::evict(std::int64_t watermark, std::int64_t retention_ms) {
     chunk_max_start_.erase(chunk_max_start_.begin());
     ++first_chunk_;
   }
-  for (std::uint32_t id = 0; id < keys_; ++id) {
+}
+
+void TumblingView::evict_keys(std::int64_t watermark, std::int64_t retention_ms, std::uint32_t begin,
+                              std::uint32_t end) {
+  const std::int64_t horizon = this->horizon(watermark, retention_ms);
+  end = std::min(end, keys_);
+  for (std::uint32_t id = begin; id < end; ++id) {
     WindowWord* hot = &hot_[static_cast<std::size_t>(id) * words_];
     if (hot[1].u != 0 && hot[0].i < horizon) {
       hot[1].u = 0;

@@ -28,6 +28,7 @@ struct QueryTask {
   std::uint32_t k = 10;
   int by = 0;
   std::vector<ViewRow> rows;
+  std::uint32_t next_key = 0;  // view_top: where the next slice starts
 
   // publish: NDJSON with kPadding readable bytes past payload_len
   std::vector<char> payload;

@@ -24,7 +24,7 @@
 #include "engine/query_task.hpp"
 #include "engine/route_batch.hpp"
 #include "engine/spsc_ring.hpp"
-#include "engine/tumbling_window.hpp"
+#include "engine/view_set.hpp"
 
 namespace spate::engine {
 
@@ -33,6 +33,11 @@ class Engine;
 // Counters owned by one shard. Only the shard writes them (plain load+store,
 // no locked instruction on the hot path); anyone may read them.
 struct ShardCounters {
+  explicit ShardCounters(std::size_t views)
+      : late(std::make_unique<std::atomic<std::uint64_t>[]>(views)),
+        newest_window(std::make_unique<std::atomic<std::int64_t>[]>(views)) {
+    for (std::size_t v = 0; v < views; ++v) newest_window[v].store(INT64_MIN);
+  }
   std::atomic<std::uint64_t> events_in[kSourceKinds] = {};
   std::atomic<std::uint64_t> errors[kSourceKinds][kRejectReasons] = {};
   // Connections placed on this shard, for the accept balancing: written by
@@ -138,20 +143,10 @@ class Shard final : public io::LineSink {
   void apply(const RouteBatch& batch, std::uint32_t source_shard);
   template <bool kOneGroup>
   void apply_rows(const RouteBatch& batch, std::int64_t base, std::int64_t& channel);
-  void count_late(std::size_t view, std::uint64_t n) noexcept { ShardCounters::add(counters_.late[view], n); }
   // Applies the rows waiting in the local batch of key group g, if any.
   void flush_local(std::size_t g);
   void apply_row(std::size_t group, std::uint64_t hash, std::string_view key, std::int64_t ts, const double* columns,
                  std::int64_t row_wm);
-  // VIEW_TOP's default window is the newest with rows, read by the query
-  // server from counters_.newest_window; stored only when it moves (a
-  // plain compare per row: loading the atomic and an out-of-line call per
-  // row cost 37 instructions an event under callgrind).
-  void publish_newest_window(std::size_t view, std::int64_t newest) noexcept {
-    if (newest == newest_seen_[view]) return;
-    newest_seen_[view] = newest;
-    counters_.newest_window[view].store(newest, std::memory_order_relaxed);
-  }
 
   // The lowest stamp among this shard's own rows still waiting in a local
   // batch of another key group: the watermark must not pass them before
@@ -167,7 +162,9 @@ class Shard final : public io::LineSink {
   void send_watermarks();
   bool drain_rings();
   bool serve_requests();
-  void execute(QueryTask& task);
+  // Runs a query task, or its next slice (VIEW_TOP); true when it is done.
+  bool execute(QueryTask& task);
+  void respond(QueryTask* task);
   void maintenance(std::int64_t now_ms);
 
   const std::uint32_t id_;
@@ -189,23 +186,16 @@ class Shard final : public io::LineSink {
   std::vector<SpscRing<RouteBatch>*> in_rings_;   // by source; nullptr for self
 
   // State.
-  std::vector<KeyTable> keys_;  // by key group
-  std::vector<std::unique_ptr<View>> views_;
-  std::vector<std::vector<std::size_t>> group_views_;  // by key group: the views keyed by it
-  // By key group: its views when they are all tumbling, for the per-row
-  // path of groups with few keys (a direct call, no virtual one per row);
-  // empty when any view of the group is of another kind.
-  std::vector<std::vector<TumblingView*>> direct_views_;
-  std::vector<std::int64_t> newest_seen_;  // by view: what counters_.newest_window holds
+  ViewSet views_;
   EventTime time_;
   std::vector<std::int64_t> wm_sent_;  // by destination: the progress last sent
   std::unordered_map<std::uint64_t, std::uint32_t> producers_;  // PUBLISH producer id -> input
   std::int64_t next_maintenance_ms_ = 0;
-  std::uint64_t maintenance_ticks_ = 0;
 
   // Queries.
   SpscRing<QueryTask*> requests_;
   SpscRing<QueryTask*> responses_;
+  std::vector<QueryTask*> in_progress_;  // VIEW_TOP tasks answered a slice per loop pass
 
   // Inputs.
   io::Poller poller_;

@@ -53,10 +53,12 @@ class TumblingView final : public View {
 
   void collect(std::uint32_t key_id, std::string_view key, std::int64_t from, std::int64_t to,
                std::int64_t watermark, std::vector<ViewRow>& out) const override;
+  using View::top;
   void top(std::int64_t window_start, std::uint32_t k, int by, const KeyTable& keys, std::int64_t watermark,
-           std::vector<ViewRow>& out) const override;
+           std::uint32_t begin, std::uint32_t end, std::vector<ViewRow>& out) const override;
   // Drops windows that closed more than retention_ms (event time) ago.
-  void evict(std::int64_t watermark, std::int64_t retention_ms) override;
+  void evict_chunks(std::int64_t watermark, std::int64_t retention_ms) override;
+  void evict_keys(std::int64_t watermark, std::int64_t retention_ms, std::uint32_t begin, std::uint32_t end) override;
 
   // True when key_id holds no window any more: its newest was evicted and
   // its older ones are in dropped chunks.
@@ -105,6 +107,7 @@ class TumblingView final : public View {
     return true;
   }
   void grow(std::uint32_t keys);
+  std::int64_t horizon(std::int64_t watermark, std::int64_t retention_ms) const noexcept;
   WindowWord* window_for(std::uint32_t key_id, std::int64_t start);
   // A new record at the log's end for key_id's window at start, not yet
   // linked into the key's chain; its index.

@@ -59,11 +59,24 @@ class View {
   // Windows of one key overlapping [from, to), oldest first.
   virtual void collect(std::uint32_t key_id, std::string_view key, std::int64_t from, std::int64_t to,
                        std::int64_t watermark, std::vector<ViewRow>& out) const = 0;
-  // This shard's best k keys of the window starting at window_start by aggregate `by`.
+  // The best k keys among ids [begin, end) of the window starting at
+  // window_start by aggregate `by`, appended to out (best first).
   virtual void top(std::int64_t window_start, std::uint32_t k, int by, const KeyTable& keys, std::int64_t watermark,
-                   std::vector<ViewRow>& out) const = 0;
-  // Drops state older than retention_ms (event time) behind the watermark.
-  virtual void evict(std::int64_t watermark, std::int64_t retention_ms) = 0;
+                   std::uint32_t begin, std::uint32_t end, std::vector<ViewRow>& out) const = 0;
+  void top(std::int64_t window_start, std::uint32_t k, int by, const KeyTable& keys, std::int64_t watermark,
+           std::vector<ViewRow>& out) const {
+    top(window_start, k, by, keys, watermark, 0, UINT32_MAX, out);
+  }
+  // Drops state older than retention_ms (event time) behind the watermark:
+  // the shared part in one go, per-key state for ids [begin, end), so a
+  // sweep over a large view can be spread over many loop passes.
+  virtual void evict_chunks(std::int64_t watermark, std::int64_t retention_ms) = 0;
+  virtual void evict_keys(std::int64_t watermark, std::int64_t retention_ms, std::uint32_t begin,
+                          std::uint32_t end) = 0;
+  void evict(std::int64_t watermark, std::int64_t retention_ms) {
+    evict_chunks(watermark, retention_ms);
+    evict_keys(watermark, retention_ms, 0, UINT32_MAX);
+  }
   // True when key_id holds no state any more; reset_key then frees its id.
   virtual bool key_idle(std::uint32_t key_id) const noexcept = 0;
   virtual void reset_key(std::uint32_t key_id) noexcept = 0;

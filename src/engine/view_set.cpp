@@ -1,0 +1,88 @@
+// A shard's views and key tables; see view_set.hpp.
+#include "engine/view_set.hpp"
+
+#include <algorithm>
+
+namespace spate::engine {
+
+ViewSet::ViewSet(const Config& config, std::atomic<std::uint64_t>* late, std::atomic<std::int64_t>* newest_window)
+    : config_(config), keys_(config.key_groups.size()), late_(late), newest_window_(newest_window) {
+  for (const auto& v : config.views) views_.push_back(make_view(v, config.allowed_lateness_ms));
+  newest_seen_.assign(views_.size(), INT64_MIN);
+  for (const auto& group : config.key_groups) {
+    auto& views = group_views_.emplace_back();
+    auto& direct = direct_.emplace_back();
+    for (const int v : group.views) {
+      views.push_back(static_cast<std::size_t>(v));
+      direct.push_back(dynamic_cast<TumblingView*>(views_[static_cast<std::size_t>(v)].get()));
+    }
+    if (std::find(direct.begin(), direct.end(), nullptr) != direct.end()) direct.clear();
+  }
+}
+
+void ViewSet::collect(int view, std::uint64_t hash, std::string_view key, std::int64_t from, std::int64_t to,
+                      std::int64_t watermark, std::vector<ViewRow>& out) const {
+  const auto v = static_cast<std::size_t>(view);
+  const KeyTable& keys = keys_[static_cast<std::size_t>(config_.views[v].key_group)];
+  const std::uint32_t id = keys.find(hash, key);
+  if (id != KeyTable::kMissing) views_[v]->collect(id, key, from, to, watermark, out);
+}
+
+std::uint32_t ViewSet::top_slice(int view, std::int64_t window_start, std::uint32_t k, int by,
+                                 std::int64_t watermark, std::uint32_t begin, std::uint32_t budget,
+                                 std::vector<ViewRow>& out) const {
+  const auto v = static_cast<std::size_t>(view);
+  const KeyTable& keys = keys_[static_cast<std::size_t>(config_.views[v].key_group)];
+  const std::uint32_t limit = keys.id_limit();
+  const std::uint32_t end = limit - begin <= budget ? limit : begin + budget;
+  views_[v]->top(window_start, k, by, keys, watermark, begin, end, out);
+  // Merge this slice's best with the earlier slices'.
+  const auto better = [by](const ViewRow& a, const ViewRow& b) {
+    const double va = a.values[static_cast<std::size_t>(by)].as_double();
+    const double vb = b.values[static_cast<std::size_t>(by)].as_double();
+    if (va != vb) return va > vb;
+    return a.key < b.key;
+  };
+  std::sort(out.begin(), out.end(), better);
+  if (out.size() > k) out.resize(k);
+  return end == limit ? 0 : end;
+}
+
+void ViewSet::retention_step(std::int64_t watermark, std::int64_t retention_ms, std::uint32_t budget) {
+  if (watermark == INT64_MIN || keys_.empty()) return;
+  const std::size_t g = sweep_group_;
+  KeyTable& keys = keys_[g];
+  const auto& views = group_views_[g];
+  if (sweep_key_ == 0) {
+    for (const std::size_t v : views) views_[v]->evict_chunks(watermark, retention_ms);
+  }
+  const std::uint32_t limit = keys.id_limit();
+  const std::uint32_t end = limit - sweep_key_ <= budget ? limit : sweep_key_ + budget;
+  for (const std::size_t v : views) views_[v]->evict_keys(watermark, retention_ms, sweep_key_, end);
+  for (std::uint32_t id = sweep_key_; id < end; ++id) {
+    if (!keys.alive(id)) continue;
+    const bool idle = std::all_of(views.begin(), views.end(), [&](std::size_t v) { return views_[v]->key_idle(id); });
+    if (!idle) continue;
+    keys.erase(id);
+    for (const std::size_t v : views) views_[v]->reset_key(id);
+  }
+  sweep_key_ = end;
+  if (end == limit) {  // this group is done: the next one, from its first key
+    sweep_key_ = 0;
+    sweep_group_ = (g + 1) % keys_.size();
+  }
+}
+
+std::uint64_t ViewSet::window_count() const noexcept {
+  std::uint64_t n = 0;
+  for (const auto& v : views_) n += v->window_count();
+  return n;
+}
+
+std::uint64_t ViewSet::key_count() const noexcept {
+  std::uint64_t n = 0;
+  for (const auto& k : keys_) n += k.size();
+  return n;
+}
+
+}  // namespace spate::engine
