@@ -45,7 +45,8 @@
 #include "config/config.hpp"
 #include "engine/engine.hpp"
 #include "engine/event_parser.hpp"
-#include "src/query/client.hpp"
+#include "client/client.hpp"
+#include "client/connect.hpp"
 
 extern char** environ;
 
@@ -492,14 +493,9 @@ int stop_daemon(Daemon& d) {
 }
 
 int connect_loopback(std::uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd < 0 || ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
-    fail(fmt::format("cannot connect to 127.0.0.1:{}: {}", port, std::strerror(errno)));
-  }
+  std::string error;
+  const int fd = spate::query::connect_socket("127.0.0.1", port, SOCK_STREAM, 10000, error);
+  if (fd < 0) fail(fmt::format("cannot connect to 127.0.0.1:{}: {}", port, error));
   return fd;
 }
 

@@ -26,12 +26,12 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include "src/query/client.hpp"
-#include "tools/gen/event.hpp"
-#include "tools/gen/expect.hpp"
-#include "tools/gen/generator.hpp"
-#include "tools/gen/options.hpp"
-#include "tools/gen/sinks.hpp"
+#include "client/client.hpp"
+#include "gen/event.hpp"
+#include "gen/expect.hpp"
+#include "gen/generator.hpp"
+#include "gen/options.hpp"
+#include "gen/sinks.hpp"
 
 namespace spate::gen {
 namespace {

@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-#include "src/query/client.hpp"
+#include "client/client.hpp"
 
 namespace {
 

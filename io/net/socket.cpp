@@ -86,25 +86,4 @@ std::uint16_t local_port(int fd) {
   return ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
 }
 
-void set_nonblocking(int fd) {
-  const int flags = fcntl(fd, F_GETFL, 0);
-  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) fail("fcntl O_NONBLOCK");
-}
-
-int connect_tcp(const std::string& host, std::uint16_t port) {
-  socklen_t len = 0;
-  const sockaddr_storage addr = resolve(host, port, SOCK_STREAM, len);
-  const int fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) fail("socket");
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), len) != 0) {
-    const int err = errno;
-    ::close(fd);
-    errno = err;
-    fail("connect " + host + ":" + std::to_string(port));
-  }
-  const int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  return fd;
-}
-
 }  // namespace spate::io

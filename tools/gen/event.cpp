@@ -1,6 +1,6 @@
 // The clickstream event of spate-gen: the fmt-built objects of hostile lines, and amounts as an
 // engine reads them.
-#include "tools/gen/event.hpp"
+#include "gen/event.hpp"
 
 #include <cstdlib>
 #include <iterator>

@@ -1,6 +1,6 @@
 // The expected-results oracle of spate-gen: window rows found off the hot path, and the
 // NDJSON writer (summary line, then views sorted by name, rows by key and window).
-#include "tools/gen/expect.hpp"
+#include "gen/expect.hpp"
 
 #include <cerrno>
 #include <cstdio>

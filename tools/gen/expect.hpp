@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "tools/gen/event.hpp"
-#include "tools/gen/rng.hpp"
+#include "gen/event.hpp"
+#include "gen/rng.hpp"
 
 namespace spate::gen {
 

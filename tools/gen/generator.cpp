@@ -1,6 +1,6 @@
 // The generator model of spate-gen: set-up from the options, and the hostile lines (malformed
 // JSON, missing fields, wrong types, bad timestamps, oversized lines).
-#include "tools/gen/generator.hpp"
+#include "gen/generator.hpp"
 
 #include <cstring>
 

@@ -10,10 +10,10 @@
 #include <string>
 #include <string_view>
 
-#include "tools/gen/event.hpp"
-#include "tools/gen/expect.hpp"
-#include "tools/gen/options.hpp"
-#include "tools/gen/rng.hpp"
+#include "gen/event.hpp"
+#include "gen/expect.hpp"
+#include "gen/options.hpp"
+#include "gen/rng.hpp"
 
 namespace spate::gen {
 

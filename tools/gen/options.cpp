@@ -1,5 +1,5 @@
 // spate-gen's option parsers: HOST:PORT endpoints and the --types list.
-#include "tools/gen/options.hpp"
+#include "gen/options.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -8,7 +8,7 @@
 
 #include <fmt/format.h>
 
-#include "tools/gen/event.hpp"
+#include "gen/event.hpp"
 
 namespace spate::gen {
 

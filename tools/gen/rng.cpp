@@ -1,6 +1,6 @@
 // Deterministic randomness for spate-gen: the parts run once at start-up (probability scaling,
 // the weighted table's thresholds, zipf weights from a libm-free log and exp).
-#include "tools/gen/rng.hpp"
+#include "gen/rng.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,6 +1,8 @@
 // The output side of spate-gen: the file, TCP, UDP and PUBLISH sinks, and the output threads'
 // loop that feeds a sink from its queue.
-#include "tools/gen/sinks.hpp"
+#include "gen/sinks.hpp"
+
+#include "client/connect.hpp"
 
 #include <netdb.h>
 #include <poll.h>
@@ -26,29 +28,9 @@ namespace spate::gen {
 std::string errno_text(int err) { return std::strerror(err); }
 
 int connect_to(const Endpoint& ep, int socktype, const char* option) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = socktype;
-  hints.ai_flags = AI_NUMERICSERV;
-  addrinfo* res = nullptr;
-  const std::string port = std::to_string(ep.port);
-  const int rc = ::getaddrinfo(ep.host.c_str(), port.c_str(), &hints, &res);
-  if (rc != 0) throw std::runtime_error(fmt::format("{} {}: {}", option, ep.text, ::gai_strerror(rc)));
-  int last_err = 0;
-  int fd = -1;
-  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-    fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) {
-      last_err = errno;
-      continue;
-    }
-    if (::connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) break;
-    last_err = errno;
-    ::close(fd);
-    fd = -1;
-  }
-  ::freeaddrinfo(res);
-  if (fd < 0) throw std::runtime_error(fmt::format("{} {}: cannot connect: {}", option, ep.text, errno_text(last_err)));
+  std::string error;
+  const int fd = query::connect_socket(ep.host, ep.port, socktype, 10000, error);
+  if (fd < 0) throw std::runtime_error(fmt::format("{} {}: cannot connect: {}", option, ep.text, error));
   return fd;
 }
 

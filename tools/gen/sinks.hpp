@@ -15,8 +15,8 @@
 #include <string>
 #include <utility>
 
-#include "src/query/client.hpp"
-#include "tools/gen/options.hpp"
+#include "client/client.hpp"
+#include "gen/options.hpp"
 
 namespace spate::gen {
 

@@ -13,7 +13,7 @@
 
 #include "config/config.hpp"
 #include "engine/engine.hpp"
-#include "src/query/protocol.hpp"
+#include "client/protocol.hpp"
 
 namespace spate::query {
 

@@ -18,9 +18,4 @@ int bind_udp(const std::string& host, std::uint16_t port, bool reuse_port, int r
 // The local port a socket is bound to.
 std::uint16_t local_port(int fd);
 
-void set_nonblocking(int fd);
-
-// A connected, blocking TCP socket with TCP_NODELAY; throws on failure.
-int connect_tcp(const std::string& host, std::uint16_t port);
-
 }  // namespace spate::io

@@ -1,5 +1,5 @@
 // Query protocol v1 codec; see protocol.hpp and docs/protocol.md.
-#include "src/query/protocol.hpp"
+#include "client/protocol.hpp"
 
 #include <cstring>
 

@@ -1,6 +1,8 @@
 // C++ client for the query protocol (docs/protocol.md): a blocking TCP socket,
 // the HELLO handshake, request/reply matching by id, and decoding of replies.
-#include "src/query/client.hpp"
+#include "client/client.hpp"
+
+#include "client/connect.hpp"
 
 #include <fcntl.h>
 #include <netdb.h>
@@ -256,61 +258,10 @@ void Client::fail(const std::string& message) {
 }
 
 void Client::connect_to(const std::string& host, std::uint16_t port, int timeout_ms) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* list = nullptr;
-  const std::string service = std::to_string(port);
-  if (int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &list); rc != 0) {
-    throw ClientError(Status::internal, "resolve " + host + ": " + ::gai_strerror(rc));
-  }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  std::string last_error = "no address";
-  for (addrinfo* ai = list; ai != nullptr && fd_ < 0; ai = ai->ai_next) {
-    int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) {
-      last_error = errno_text(errno);
-      continue;
-    }
-    int err = 0;
-    if (::connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-      err = errno;
-      if (err == EINPROGRESS) {
-        // Non-blocking connect bounded by the timeout, then read its outcome.
-        pollfd p{fd, POLLOUT, 0};
-        int rc;
-        do {
-          int wait_ms = -1;
-          if (timeout_ms > 0) {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-            wait_ms = left.count() > 0 ? static_cast<int>(left.count()) : 0;
-          }
-          rc = ::poll(&p, 1, wait_ms);
-        } while (rc < 0 && errno == EINTR);
-        if (rc == 0) {
-          err = ETIMEDOUT;
-        } else if (rc < 0) {
-          err = errno;
-        } else {
-          socklen_t len = sizeof(err);
-          if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-        }
-      }
-    }
-    if (err != 0) {
-      last_error = errno_text(err);
-      ::close(fd);
-      continue;
-    }
-    fd_ = fd;
-  }
-  ::freeaddrinfo(list);
-  if (fd_ < 0) throw ClientError(Status::internal, "connect to " + peer_ + ": " + last_error);
-
+  std::string error;
+  fd_ = connect_socket(host, port, SOCK_STREAM, timeout_ms, error);
+  if (fd_ < 0) throw ClientError(Status::internal, "connect to " + peer_ + ": " + error);
   // Blocking from here on, with the timeout applied to every send and receive.
-  ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) & ~O_NONBLOCK);
-  int one = 1;
-  ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   if (timeout_ms > 0) {
     timeval tv{};
     tv.tv_sec = timeout_ms / 1000;

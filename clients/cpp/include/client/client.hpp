@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-#include "src/query/protocol.hpp"
+#include "client/protocol.hpp"
 
 namespace spate::query {
 
