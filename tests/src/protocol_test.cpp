@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "src/query/protocol.hpp"
+#include "client/protocol.hpp"
 
 namespace {
 

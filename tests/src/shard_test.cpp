@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "engine/engine.hpp"
-#include "src/query/client.hpp"
+#include "client/client.hpp"
 #include "query/query_server.hpp"
 
 using namespace spate::engine;
