@@ -182,8 +182,11 @@ RouteBatch* Shard::batch_for(std::uint32_t dst, std::uint8_t group, std::size_t 
   // Claim a slot; while the destination is full, keep applying what others
   // send us so two shards waiting on each other still make progress. Not
   // reading our inputs meanwhile is the backpressure: TCP senders slow down.
-  while ((b = out_rings_[dst]->claim()) == nullptr) {
-    if (!drain_rings()) std::this_thread::yield();
+  if ((b = out_rings_[dst]->claim()) == nullptr) {
+    ShardCounters::add(counters_.ring_full_waits, 1);
+    while ((b = out_rings_[dst]->claim()) == nullptr) {
+      if (!drain_rings()) std::this_thread::yield();
+    }
   }
   b->clear();
   open_[dst] = b;

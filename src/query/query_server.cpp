@@ -388,6 +388,7 @@ void QueryServer::handle_stats(Connection& c, const FrameHeader& h) {
     counter("routed_in", load(k.routed_in));
     counter("rows_applied", load(k.rows_applied));
     counter("ring_depth", engine_.ring_depth_into(s));
+    counter("ring_full_waits", load(k.ring_full_waits));
     counter("keys", load(k.keys));
     counter("windows", load(k.windows));
     const std::int64_t wm = k.watermark_ms.load(std::memory_order_relaxed);

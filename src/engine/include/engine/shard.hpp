@@ -45,6 +45,7 @@ struct ShardCounters {
   std::atomic<std::uint64_t> tcp_connections{0};
   std::atomic<std::uint64_t> routed_out{0};
   std::atomic<std::uint64_t> routed_in{0};
+  std::atomic<std::uint64_t> ring_full_waits{0};  // times a batch waited for room in a full ring (ring_slots)
   std::atomic<std::uint64_t> rows_applied{0};
   std::atomic<std::uint64_t> keys{0};
   std::atomic<std::uint64_t> windows{0};
