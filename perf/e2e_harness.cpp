@@ -442,6 +442,8 @@ std::optional<std::uint16_t> port_after(std::string_view line, std::string_view 
 }
 
 // Port 0 lets the daemon bind free ports; its ready line says which.
+std::string g_spated_config;  // --spated-config: a pipeline file for the daemon
+
 Daemon start_daemon(const fs::path& spated, std::uint32_t shards, std::uint16_t port_base, const fs::path& dir) {
   static int started = 0;  // each daemon run gets its own data directory and log
   ++started;
@@ -452,10 +454,15 @@ Daemon start_daemon(const fs::path& spated, std::uint32_t shards, std::uint16_t 
   int out[2];
   if (::pipe2(out, O_CLOEXEC) != 0) fail(fmt::format("pipe: {}", std::strerror(errno)));
   const int log_fd = open_log(d.log);
-  d.pid = spawn({spated.string(), "--shards", std::to_string(shards), "--tcp-addr", "127.0.0.1:" + tcp_port,
-                 "--udp-addr", "off", "--query-addr", "127.0.0.1:" + query_port, "--data-dir",
-                 (dir / fmt::format("spated-data-{}", started)).string()},
-                out[1], log_fd);
+  std::vector<std::string> args = {spated.string(), "--shards", std::to_string(shards), "--tcp-addr",
+                                   "127.0.0.1:" + tcp_port, "--udp-addr", "off", "--query-addr",
+                                   "127.0.0.1:" + query_port, "--data-dir",
+                                   (dir / fmt::format("spated-data-{}", started)).string()};
+  if (!g_spated_config.empty()) {
+    args.push_back("--config");
+    args.push_back(g_spated_config);
+  }
+  d.pid = spawn(args, out[1], log_fd);
   ::close(out[1]);
   ::close(log_fd);
   d.stdout_fd = out[0];
@@ -874,6 +881,8 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1.0, 3600.0));
   app.add_flag("--keep-temp", g_keep_tmp, "keep the temporary directory (input, logs)");
+  app.add_option("--spated-config", g_spated_config, "pipeline file for spated (its views must be the default ones)")
+      ->check(CLI::ExistingFile);
   app.add_flag("--enforce-targets", o.enforce, "exit 3 when a project target is missed");
   CLI11_PARSE(app, argc, argv);
 

@@ -20,4 +20,9 @@ std::int64_t monotonic_ms() noexcept {
       .count();
 }
 
+std::int64_t monotonic_us() noexcept {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace spate::io

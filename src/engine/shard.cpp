@@ -217,6 +217,23 @@ void Shard::flush_local(std::size_t g) {
 
 void Shard::flush_all() {
   for (std::uint32_t d = 0; d < shards_; ++d) flush(d);
+  pending_since_us_ = 0;
+}
+
+// Batches leave when full, when the loop is about to sleep, or once their
+// oldest row has waited ring_flush_us (0: at the end of every loop pass).
+void Shard::flush_if_due(bool busy) {
+  if (!busy || config_.ring_flush_us == 0) {
+    flush_all();
+    return;
+  }
+  bool pending = false;
+  for (std::uint32_t d = 0; d < shards_ && !pending; ++d) pending = open_[d] != nullptr && open_[d]->rows != 0;
+  for (std::size_t g = 0; g < local_.size() && !pending; ++g) pending = local_[g]->rows != 0;
+  if (!pending) return;
+  const std::int64_t now = io::monotonic_us();
+  if (pending_since_us_ == 0) pending_since_us_ = now;
+  else if (now - pending_since_us_ >= config_.ring_flush_us) flush_all();
 }
 
 // ---------------------------------------------------------------- applying
@@ -490,7 +507,7 @@ void Shard::run() {
     busy |= serve_requests();
     if (!stopping) busy |= adopt_handoffs();
     if (!stopping) busy |= poll_sources();
-    flush_all();
+    flush_if_due(busy);
     const std::int64_t now = io::monotonic_ms();
     if (now >= next_maintenance_ms_) {
       maintenance(now);

@@ -139,6 +139,7 @@ class Shard final : public io::LineSink {
   RouteBatch* batch_for(std::uint32_t dst, std::uint8_t group, std::size_t key_size);
   void flush(std::uint32_t dst);
   void flush_all();
+  void flush_if_due(bool busy);
 
   // Applying.
   void apply(const RouteBatch& batch, std::uint32_t source_shard);
@@ -185,6 +186,7 @@ class Shard final : public io::LineSink {
   std::vector<std::unique_ptr<RouteBatch>> local_;  // by key group
   std::vector<SpscRing<RouteBatch>*> out_rings_;  // by destination; nullptr for self
   std::vector<SpscRing<RouteBatch>*> in_rings_;   // by source; nullptr for self
+  std::int64_t pending_since_us_ = 0;              // when rows were first seen waiting in open batches (0: none)
 
   // State.
   ViewSet views_;

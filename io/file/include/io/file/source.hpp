@@ -88,5 +88,6 @@ class Source {
 
 // The monotonic clock in milliseconds, as the loops and deadlines use it.
 std::int64_t monotonic_ms() noexcept;
+std::int64_t monotonic_us() noexcept;
 
 }  // namespace spate::io
