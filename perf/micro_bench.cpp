@@ -36,7 +36,8 @@ namespace {
 namespace od = simdjson::ondemand;
 using spate::engine::Config;
 using spate::engine::EventParser;
-using spate::engine::kBatchRows;
+using spate::engine::kDefaultBatchRows;
+constexpr std::uint32_t kBatchRows = kDefaultBatchRows;
 using spate::engine::KeyTable;
 using spate::engine::kPadding;
 using spate::engine::ParsedEvent;
@@ -446,6 +447,7 @@ struct BatchSource {
 void BM_SpscRingSingleThread(benchmark::State& state) {
   const BatchSource source;
   SpscRing<RouteBatch> ring(static_cast<std::size_t>(state.range(0)));
+  ring.for_each_slot([](RouteBatch& b) { b.allocate(kBatchRows); });
   std::uint64_t produced = 0, consumed = 0;
   auto round = [&](std::int64_t ts0) {
     for (std::int64_t t = ts0; RouteBatch* b = ring.claim(); t += kBatchRows) {
@@ -485,6 +487,7 @@ void BM_SpscRingTwoThreads(benchmark::State& state) {
   spate::io::pin_current_thread(cpus[0]);
   const BatchSource source;
   SpscRing<RouteBatch> ring(static_cast<std::size_t>(state.range(0)));
+  ring.for_each_slot([](RouteBatch& b) { b.allocate(kBatchRows); });
   std::atomic<bool> done{false};
   std::uint64_t consumed = 0;
   std::thread consumer([&] {
@@ -533,7 +536,7 @@ struct WindowInput {
     Rng rng{keys};
     std::int64_t ts = first_ts;
     for (std::size_t i = 0; i < kWindowBatches; ++i) {
-      auto b = std::make_unique<RouteBatch>();
+      auto b = std::make_unique<RouteBatch>(kBatchRows);
       std::vector<std::uint32_t> row_ids;
       for (std::uint32_t r = 0; r < kBatchRows; ++r) {
         const std::uint32_t id = zipf(rng);

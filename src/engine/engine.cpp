@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <latch>
+#include <memory>
 #include <stdexcept>
 #include <system_error>
 
@@ -150,9 +152,14 @@ void Engine::start() {
     }
   }
   const std::vector<int> cpus = io::allowed_cpus();
+  // Every shard allocates the batches it reads on its own thread, then all
+  // wait until every ring is ready before any shard sends.
+  auto prepared = std::make_shared<std::latch>(shard_count_);
   for (std::uint32_t i = 0; i < shard_count_; ++i) {
-    threads_.emplace_back([this, i, cpu = cpus[i % cpus.size()]] {
+    threads_.emplace_back([this, i, cpu = cpus[i % cpus.size()], prepared] {
       io::pin_current_thread(cpu);
+      shards_[i]->prepare();
+      prepared->arrive_and_wait();
       shards_[i]->run();
     });
   }

@@ -96,6 +96,17 @@ void Shard::add_stdin() { add_source(io::FileSource::standard_input(poller_, con
 
 void Shard::wake() noexcept { poller_.wake(); }
 
+// The memory of the batches this shard reads (its inbound rings' slots, its
+// local batches) is allocated here, on the shard's own thread, so that on a
+// NUMA machine the pages land on its node (first touch).
+void Shard::prepare() {
+  const std::uint32_t rows = config_.ring_batch_rows;
+  for (auto& b : local_) b->allocate(rows);
+  for (SpscRing<RouteBatch>* ring : in_rings_) {
+    if (ring != nullptr) ring->for_each_slot([rows](RouteBatch& b) { b.allocate(rows); });
+  }
+}
+
 // ---------------------------------------------------------------- sources
 
 std::uint32_t Shard::open_input(SourceKind kind) {
@@ -260,8 +271,8 @@ void Shard::apply(const RouteBatch& b, std::uint32_t source_shard) {
 // batch) makes the group a constant of the loops.
 template <bool kOneGroup>
 void Shard::apply_rows(const RouteBatch& b, std::int64_t base, std::int64_t& channel) {
-  std::uint32_t ids[kBatchRows];
-  std::int64_t wms[kBatchRows];
+  std::uint32_t ids[kMaxBatchRows];
+  std::int64_t wms[kMaxBatchRows];
   std::int64_t wm = time_.watermark();
   std::int64_t ch = channel;
   for (std::uint32_t r = 0; r < b.rows; ++r) {

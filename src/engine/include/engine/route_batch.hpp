@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string_view>
 
 #include "kernels/small_bytes.hpp"
@@ -12,8 +13,12 @@
 
 namespace spate::engine {
 
-inline constexpr std::uint32_t kBatchRows = 512;
-inline constexpr std::uint32_t kBatchKeyBytes = 16384;
+// Rows per batch: ring_batch_rows, within these bounds. Key bytes per batch
+// are kKeyBytesPerRow times that (a batch of long keys fills by bytes first).
+inline constexpr std::uint32_t kDefaultBatchRows = 512;
+inline constexpr std::uint32_t kMinBatchRows = 16;
+inline constexpr std::uint32_t kMaxBatchRows = 4096;
+inline constexpr std::uint32_t kKeyBytesPerRow = 32;
 
 struct RouteBatch {
   std::uint32_t rows = 0;  // 0: a watermark-only batch
@@ -21,20 +26,31 @@ struct RouteBatch {
   // inputs had come after the last row (INT64_MIN: no claim).
   std::int64_t watermark = INT64_MIN;
   std::uint32_t key_bytes = 0;
-  std::int64_t ts[kBatchRows];
+  std::uint32_t capacity = 0;      // rows
+  std::uint32_t key_capacity = 0;  // bytes
+  // Columns, each `capacity` long, in one allocation made by allocate().
+  std::int64_t* ts = nullptr;
   // Per row, the sender's input watermark as it stood before that row:
   // event time travels in band with the rows, so the receiver judges each
   // row against exactly what the sender knew then (never decreasing).
-  std::int64_t wm[kBatchRows];
-  std::uint64_t hash[kBatchRows];
-  std::uint32_t key_off[kBatchRows];
-  std::uint16_t key_len[kBatchRows];
-  std::uint8_t group[kBatchRows];
-  double columns[kMaxColumns][kBatchRows];
-  char keys[kBatchKeyBytes];
+  std::int64_t* wm = nullptr;
+  std::uint64_t* hash = nullptr;
+  std::uint32_t* key_off = nullptr;
+  std::uint16_t* key_len = nullptr;
+  std::uint8_t* group = nullptr;
+  double* columns[kMaxColumns] = {};
+  char* keys = nullptr;
+
+  RouteBatch() = default;  // no memory: allocate() before use
+  explicit RouteBatch(std::uint32_t capacity_rows) { allocate(capacity_rows); }
+  // Sized for capacity_rows rows. Called by the thread that will read the
+  // batch (a ring's consumer), so its pages land on that thread's node.
+  void allocate(std::uint32_t capacity_rows);
+  // Bytes one batch of that many rows takes.
+  static std::size_t bytes_for(std::uint32_t capacity_rows) noexcept;
 
   bool has_room(std::size_t key_size) const noexcept {
-    return rows < kBatchRows && key_bytes + key_size <= kBatchKeyBytes;
+    return rows < capacity && key_bytes + key_size <= key_capacity;
   }
   void clear() noexcept {
     rows = 0;
@@ -54,6 +70,9 @@ struct RouteBatch {
     for (std::size_t c = 0; c < ncols; ++c) columns[c][r] = cols[c];
   }
   std::string_view key(std::uint32_t r) const noexcept { return {keys + key_off[r], key_len[r]}; }
+
+ private:
+  std::unique_ptr<std::byte[]> memory_;
 };
 
 }  // namespace spate::engine

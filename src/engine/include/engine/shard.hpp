@@ -93,6 +93,8 @@ class Shard final : public io::LineSink {
   void add_buffer(const char* data, const std::vector<io::FileStripe>& stripes);
   void add_stdin();
 
+  // On the shard's thread, before any shard runs: allocates what it reads.
+  void prepare();
   // The thread body: returns after Engine::stop() once everything received is applied.
   void run();
 

@@ -26,6 +26,11 @@ class SpscRing {
   SpscRing& operator=(const SpscRing&) = delete;
 
   std::size_t capacity() const noexcept { return capacity_; }
+  // Set-up only, before either side uses the ring: f(slot) for every slot.
+  template <typename F>
+  void for_each_slot(F&& f) {
+    for (std::size_t i = 0; i < capacity_; ++i) f(slots_[i]);
+  }
 
   // Producer: the next free slot, or nullptr when the ring is full.
   T* claim() noexcept {
