@@ -621,6 +621,69 @@ double run_tcp(const Input& in, const fs::path& spated, std::uint32_t shards, st
   return seconds;
 }
 
+// Query latency under load: the input sent `passes` times at full speed over
+// `connections` loopback connections while two clients ask VIEW_TOP of the
+// per-user view back to back and a third PINGs once a millisecond. Prints
+// the PING latency percentiles: a shard ranking a large view must not hold
+// the others' answers back (VIEW_TOP runs a slice of keys per loop pass).
+void run_query_latency(const Input& in, std::uint64_t good_events, const fs::path& spated, std::uint32_t shards,
+                       std::uint32_t connections, std::uint16_t port_base, std::uint32_t passes) {
+  Daemon d = start_daemon(spated, shards, port_base, g_tmp);
+  {
+    std::vector<std::string_view> stripes;
+    const auto one_pass = line_stripes(in);
+    for (std::uint32_t p = 0; p < passes; ++p) stripes.insert(stripes.end(), one_pass.begin(), one_pass.end());
+    std::atomic<std::size_t> next{0};
+    std::atomic<bool> done{false};
+    std::atomic<std::uint64_t> tops{0};
+    std::vector<double> ping_us;
+    std::vector<int> fds;
+    for (std::uint32_t i = 0; i < connections; ++i) fds.push_back(connect_loopback(d.tcp_port));
+    std::vector<std::thread> senders, queries;
+    const auto t0 = Clock::now();
+    for (std::uint32_t i = 0; i < connections; ++i) {
+      senders.emplace_back([&, i] {
+        send_stripes(fds[i], stripes, next);
+        ::shutdown(fds[i], SHUT_WR);
+      });
+    }
+    for (int i = 0; i < 2; ++i) {
+      queries.emplace_back([&] {
+        spate::query::Client c("127.0.0.1", d.query_port);
+        while (!done.load()) {
+          c.view_top("per_user_1m", std::nullopt, 10);
+          tops.fetch_add(1);
+        }
+      });
+    }
+    queries.emplace_back([&] {
+      spate::query::Client c("127.0.0.1", d.query_port);
+      while (!done.load()) {
+        const auto p0 = Clock::now();
+        c.ping();
+        ping_us.push_back(seconds_since(p0) * 1e6);
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    });
+    for (auto& t : senders) t.join();
+    const double seconds = seconds_since(t0);
+    done.store(true);
+    for (auto& t : queries) t.join();
+    for (const int fd : fds) ::close(fd);
+    std::sort(ping_us.begin(), ping_us.end());
+    const auto pct = [&](double q) {
+      return ping_us.empty() ? 0.0 : ping_us[std::min(ping_us.size() - 1, static_cast<std::size_t>(q * ping_us.size()))];
+    };
+    fmt::print("{{\"name\":\"ping_under_ingest_and_view_top\",\"events_sent\":{},\"seconds\":{:.3f},\"view_tops\":{},"
+               "\"pings\":{},\"ping_p50_us\":{:.0f},\"ping_p99_us\":{:.0f},\"ping_max_us\":{:.0f},\"shards\":{}}}\n",
+               good_events * passes, seconds, tops.load(), ping_us.size(), pct(0.5), pct(0.99),
+               ping_us.empty() ? 0.0 : ping_us.back(), shards);
+    fmt::print(stderr, "ping under ingest and VIEW_TOP: {} pings, p50 {:.0f} us, p99 {:.0f} us, max {:.0f} us; {} VIEW_TOPs in {:.2f} s\n",
+               ping_us.size(), pct(0.5), pct(0.99), ping_us.empty() ? 0.0 : ping_us.back(), tops.load(), seconds);
+  }
+  stop_daemon(d);
+}
+
 // The ceiling for (c) on this machine: the same bytes over the same number
 // of loopback connections into receivers that only read and discard them.
 double run_loopback_copy(const Input& in, std::uint32_t connections) {
@@ -694,6 +757,7 @@ struct Options {
   std::uint16_t port_base = 0;
   double timeout_s = 120;
   bool skip_tcp = false, skip_in_process = false, enforce = false, profile = false;
+  std::uint32_t query_latency_passes = 0;
 };
 
 // Runs every measurement; returns false when a project target is missed.
@@ -735,6 +799,10 @@ bool run_all(const Options& o) {
   fmt::print(stderr, "load average before: {}\n", load_average());
   if (good == 0) fail("the input holds no good event");
 
+  if (o.query_latency_passes != 0) {
+    run_query_latency(in, good, spated, n, c, o.port_base, o.query_latency_passes);
+    return true;
+  }
   if (o.profile) {
     // Only the pipeline, for a profiler: nothing else in the process competes for the samples.
     for (std::uint32_t r = 0; r < o.repeat; ++r) {
@@ -881,6 +949,9 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1.0, 3600.0));
   app.add_flag("--keep-temp", g_keep_tmp, "keep the temporary directory (input, logs)");
+  app.add_option("--query-latency", o.query_latency_passes,
+                 "only this: PING latency while the input is sent N times and two clients ask VIEW_TOP back to back")
+      ->check(CLI::Range(1, 1000));
   app.add_option("--spated-config", g_spated_config, "pipeline file for spated (its views must be the default ones)")
       ->check(CLI::ExistingFile);
   app.add_flag("--enforce-targets", o.enforce, "exit 3 when a project target is missed");

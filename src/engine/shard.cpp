@@ -196,7 +196,10 @@ RouteBatch* Shard::batch_for(std::uint32_t dst, std::uint8_t group, std::size_t 
   if ((b = out_rings_[dst]->claim()) == nullptr) {
     ShardCounters::add(counters_.ring_full_waits, 1);
     while ((b = out_rings_[dst]->claim()) == nullptr) {
-      if (!drain_rings()) std::this_thread::yield();
+      // Queries are answered meanwhile; a PUBLISH waits (it would ingest
+      // in the middle of this line's rows).
+      const bool any = drain_rings() | serve_requests(false);
+      if (!any) std::this_thread::yield();
     }
   }
   b->clear();
@@ -331,7 +334,7 @@ bool Shard::drain_rings() {
   return any;
 }
 
-bool Shard::serve_requests() {
+bool Shard::serve_requests(bool may_ingest) {
   bool any = false;
   if (!in_progress_.empty()) {
     QueryTask* task = in_progress_.front();
@@ -343,6 +346,7 @@ bool Shard::serve_requests() {
   }
   while (QueryTask** slot = requests_.front()) {
     QueryTask* task = *slot;
+    if (!may_ingest && task->kind == QueryTask::Kind::publish) break;
     requests_.pop();
     if (execute(*task)) respond(task);
     else in_progress_.push_back(task);

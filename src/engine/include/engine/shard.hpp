@@ -165,7 +165,8 @@ class Shard final : public io::LineSink {
   }
   void send_watermarks();
   bool drain_rings();
-  bool serve_requests();
+  // Answers queued queries; a PUBLISH only when may_ingest.
+  bool serve_requests(bool may_ingest = true);
   // Runs a query task, or its next slice (VIEW_TOP); true when it is done.
   bool execute(QueryTask& task);
   void respond(QueryTask* task);
