@@ -48,17 +48,12 @@ Shard::Shard(std::uint32_t id, Engine& engine)
       counters_(config_.views.size()),
       views_(config_, counters_.late.get(), counters_.newest_window.get()),
       time_(id, engine),
+      router_(id, engine, config_, time_, counters_, *this),
       requests_(4096),
       responses_(4096) {
-  for (std::size_t g = 0; g < config_.key_groups.size(); ++g) local_.push_back(std::make_unique<RouteBatch>());
-  open_.assign(shards_, nullptr);
-  wm_sent_.assign(shards_, INT64_MIN);
-  out_rings_.assign(shards_, nullptr);
   in_rings_.assign(shards_, nullptr);
   for (std::uint32_t other = 0; other < shards_; ++other) {
-    if (other == id_) continue;
-    out_rings_[other] = &engine.ring(id_, other);
-    in_rings_[other] = &engine.ring(other, id_);
+    if (other != id_) in_rings_[other] = &engine.ring(other, id_);
   }
 }
 
@@ -101,7 +96,7 @@ void Shard::wake() noexcept { poller_.wake(); }
 // NUMA machine the pages land on its node (first touch).
 void Shard::prepare() {
   const std::uint32_t rows = config_.ring_batch_rows;
-  for (auto& b : local_) b->allocate(rows);
+  router_.prepare();
   for (SpscRing<RouteBatch>* ring : in_rings_) {
     if (ring != nullptr) ring->for_each_slot([rows](RouteBatch& b) { b.allocate(rows); });
   }
@@ -155,7 +150,6 @@ void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_en
   ShardCounters::add(counters_.events_in[s], 1);
   // The input watermark as it stood before this event travels with its rows.
   const std::int64_t row_wm = time_.stamp(from.input, ev.ts_ms);
-  const std::size_t ncols = config_.columns.size();
   const std::size_t groups = views_.groups();
   for (std::size_t g = 0; g < groups; ++g) {
     const std::string_view key = ev.keys[g];
@@ -165,9 +159,7 @@ void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_en
       apply_row(g, h, key, ev.ts_ms, ev.columns, row_wm);
       continue;
     }
-    RouteBatch* b = dst == id_ ? local_[g].get() : open_[dst];
-    if (b == nullptr || !b->has_room(key.size())) b = batch_for(dst, static_cast<std::uint8_t>(g), key.size());
-    b->append(static_cast<std::uint8_t>(g), h, ev.ts_ms, row_wm, key, ev.columns, ncols);
+    router_.append(dst, static_cast<std::uint8_t>(g), h, ev.ts_ms, row_wm, key, ev.columns);
   }
 }
 
@@ -182,75 +174,13 @@ void Shard::ingest_chunk(const char* data, std::size_t len, From from) {
   }
 }
 
-RouteBatch* Shard::batch_for(std::uint32_t dst, std::uint8_t group, std::size_t key_size) {
-  if (dst == id_) {
-    if (!local_[group]->has_room(key_size)) flush_local(group);
-    return local_[group].get();
-  }
-  RouteBatch* b = open_[dst];
-  if (b != nullptr && b->has_room(key_size)) return b;
-  if (b != nullptr) flush(dst);
-  // Claim a slot; while the destination is full, keep applying what others
-  // send us so two shards waiting on each other still make progress. Not
-  // reading our inputs meanwhile is the backpressure: TCP senders slow down.
-  if ((b = out_rings_[dst]->claim()) == nullptr) {
-    ShardCounters::add(counters_.ring_full_waits, 1);
-    while ((b = out_rings_[dst]->claim()) == nullptr) {
-      // Queries are answered meanwhile; a PUBLISH waits (it would ingest
-      // in the middle of this line's rows).
-      const bool any = drain_rings() | serve_requests(false);
-      if (!any) std::this_thread::yield();
-    }
-  }
-  b->clear();
-  open_[dst] = b;
-  return b;
-}
-
-void Shard::flush(std::uint32_t dst) {
-  if (dst == id_) {
-    for (std::size_t g = 0; g < local_.size(); ++g) flush_local(g);
-    return;
-  }
-  RouteBatch* b = open_[dst];
-  if (b == nullptr || b->rows == 0) return;
-  ShardCounters::add(counters_.routed_out, b->rows);
-  b->watermark = time_.progress();
-  wm_sent_[dst] = b->watermark;
-  open_[dst] = nullptr;
-  out_rings_[dst]->publish();
-  engine_.shard(dst).wake();
-}
-
-void Shard::flush_local(std::size_t g) {
-  RouteBatch& b = *local_[g];
-  if (b.rows == 0) return;
-  apply(b, id_);
-  b.clear();
-}
-
-void Shard::flush_all() {
-  for (std::uint32_t d = 0; d < shards_; ++d) flush(d);
-  pending_since_us_ = 0;
-}
-
-// Batches leave when full, when the loop is about to sleep, or once their
-// oldest row has waited ring_flush_us (0: at the end of every loop pass).
-void Shard::flush_if_due(bool busy) {
-  if (!busy || config_.ring_flush_us == 0) {
-    flush_all();
-    return;
-  }
-  bool pending = false;
-  for (std::uint32_t d = 0; d < shards_ && !pending; ++d) pending = open_[d] != nullptr && open_[d]->rows != 0;
-  for (std::size_t g = 0; g < local_.size() && !pending; ++g) pending = local_[g]->rows != 0;
-  if (!pending) return;
-  const std::int64_t now = io::monotonic_us();
-  if (pending_since_us_ == 0) pending_since_us_ = now;
-  else if (now - pending_since_us_ >= config_.ring_flush_us) flush_all();
-}
-
 // ---------------------------------------------------------------- applying
+
+void Shard::apply_local(const RouteBatch& batch) { apply(batch, id_); }
+
+// Queries are answered meanwhile; a PUBLISH waits (it would ingest in the
+// middle of the line whose rows are being routed).
+bool Shard::work_while_waiting() { return drain_rings() | serve_requests(false); }
 
 void Shard::apply(const RouteBatch& b, std::uint32_t source_shard) {
   // Each row is judged against the watermark as it stood before it: the
@@ -258,11 +188,11 @@ void Shard::apply(const RouteBatch& b, std::uint32_t source_shard) {
   // stamp the row carries for its channel.
   if (source_shard == id_) {  // a local batch: one key group
     std::int64_t channel = INT64_MIN;
-    apply_rows<true>(b, std::min(time_.channels_min_cached(), pending_min(b.group[0])), channel);
+    apply_rows<true>(b, std::min(time_.channels_min_cached(), router_.pending_min(b.group[0])), channel);
   } else {
     std::int64_t channel = time_.channel(source_shard);
     const std::int64_t base =
-        std::min(time_.channels_min(source_shard), time_.self_bound(pending_min(local_.size())));
+        std::min(time_.channels_min(source_shard), time_.self_bound(router_.pending_min()));
     apply_rows<false>(b, base, channel);
     time_.advance_channel(source_shard, std::max(channel, b.watermark));
   }
@@ -295,27 +225,10 @@ void Shard::apply_rows(const RouteBatch& b, std::int64_t base, std::int64_t& cha
 // every window sees its rows in arrival order.
 void Shard::apply_row(std::size_t g, std::uint64_t hash, std::string_view key, std::int64_t ts, const double* columns,
                       std::int64_t row_wm) {
-  flush_local(g);
-  const std::int64_t wm = time_.advance(std::min({row_wm, time_.channels_min_cached(), pending_min(g)}));
+  router_.flush_local(g);
+  const std::int64_t wm = time_.advance(std::min({row_wm, time_.channels_min_cached(), router_.pending_min(g)}));
   views_.apply_row(g, hash, key, ts, columns, wm);
   ShardCounters::add(counters_.rows_applied, 1);
-}
-
-// Tells every other shard how far our inputs have come even when no rows
-// go its way, so its watermark does not wait on us.
-void Shard::send_watermarks() {
-  if (!time_.active_local()) return;
-  const std::int64_t progress = time_.progress();
-  for (std::uint32_t dst = 0; dst < shards_; ++dst) {
-    if (out_rings_[dst] == nullptr || open_[dst] != nullptr || wm_sent_[dst] >= progress) continue;
-    RouteBatch* b = out_rings_[dst]->claim();
-    if (b == nullptr) continue;  // full: the rows in it carry watermarks anyway
-    b->clear();
-    b->watermark = progress;
-    wm_sent_[dst] = progress;
-    out_rings_[dst]->publish();
-    engine_.shard(dst).wake();
-  }
 }
 
 bool Shard::drain_rings() {
@@ -383,11 +296,11 @@ bool Shard::execute(QueryTask& task) {
         io::SourceCounters::add(publish_.inputs, 1);
       }
       ingest_chunk(task.payload.data(), task.payload_len, {SourceKind::publish, producer->second});
-      flush_all();
+      router_.flush_all();
       task.accepted = counters_.events(s) - in0;
       task.rejected = counters_.rejected(s) - rej0;
       for (std::uint32_t d = 0; d < shards_; ++d) {
-        if (out_rings_[d] != nullptr) task.waits.emplace_back(out_rings_[d], out_rings_[d]->pushed());
+        if (const auto* ring = router_.ring_to(d)) task.waits.emplace_back(ring, ring->pushed());
       }
       return true;
     }
@@ -467,7 +380,7 @@ bool Shard::poll_sources() {
       return source->kind() != SourceKind::file || source->finished();
     });
     if (done) {
-      flush_all();
+      router_.flush_all();
       counters_.file_stripe.store(UINT64_MAX, std::memory_order_relaxed);
       files_done_.store(true, std::memory_order_release);
       for (std::uint32_t s = 0; s < shards_; ++s) {
@@ -482,7 +395,7 @@ void Shard::drain_inputs_for_stop() {
   adopt_handoffs();
   const std::int64_t deadline = io::monotonic_ms() + kStopDrainBudgetMs;
   for (auto& source : sources_) source->drain(*this, deadline);
-  flush_all();
+  router_.flush_all();
 }
 
 // ---------------------------------------------------------------- loop
@@ -490,7 +403,7 @@ void Shard::drain_inputs_for_stop() {
 void Shard::maintenance(std::int64_t now_ms) {
   // Idleness: inputs that delivered nothing for idle_timeout_ms stop
   // holding back our watermark and, once none is left, the shards we feed.
-  time_.tick(now_ms, config_.idle_timeout_ms, pending_min(local_.size()));
+  time_.tick(now_ms, config_.idle_timeout_ms, router_.pending_min());
   // A producer is an input while it publishes; once idle it leaves, so
   // producer ids cannot pile up.
   for (auto it = producers_.begin(); it != producers_.end();) {
@@ -501,7 +414,7 @@ void Shard::maintenance(std::int64_t now_ms) {
       it = producers_.erase(it);
     }
   }
-  send_watermarks();
+  router_.send_watermarks();
   // Retention, a slice of keys per tick: windows past it go, and then keys
   // with no window left in any view of their group.
   const std::int64_t watermark = time_.watermark();
@@ -522,7 +435,7 @@ void Shard::run() {
     busy |= serve_requests();
     if (!stopping) busy |= adopt_handoffs();
     if (!stopping) busy |= poll_sources();
-    flush_if_due(busy);
+    router_.flush_if_due(busy);
     const std::int64_t now = io::monotonic_ms();
     if (now >= next_maintenance_ms_) {
       maintenance(now);

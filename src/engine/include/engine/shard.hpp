@@ -23,6 +23,7 @@
 #include "engine/key_table.hpp"
 #include "engine/query_task.hpp"
 #include "engine/route_batch.hpp"
+#include "engine/router.hpp"
 #include "engine/spsc_ring.hpp"
 #include "engine/view_set.hpp"
 
@@ -77,7 +78,7 @@ struct ShardCounters {
   }
 };
 
-class Shard final : public io::LineSink {
+class Shard final : public io::LineSink, private Router::Host {
  public:
   Shard(std::uint32_t id, Engine& engine);
   ~Shard() override;
@@ -138,32 +139,15 @@ class Shard final : public io::LineSink {
   void reject(SourceKind source, Reject reason) noexcept {
     ShardCounters::add(counters_.errors[static_cast<std::size_t>(source)][static_cast<std::size_t>(reason)], 1);
   }
-  RouteBatch* batch_for(std::uint32_t dst, std::uint8_t group, std::size_t key_size);
-  void flush(std::uint32_t dst);
-  void flush_all();
-  void flush_if_due(bool busy);
-
-  // Applying.
+  // Applying. Router::Host: what the router calls.
+  void apply_local(const RouteBatch& batch) override;
+  bool work_while_waiting() override;
   void apply(const RouteBatch& batch, std::uint32_t source_shard);
   template <bool kOneGroup>
   void apply_rows(const RouteBatch& batch, std::int64_t base, std::int64_t& channel);
-  // Applies the rows waiting in the local batch of key group g, if any.
-  void flush_local(std::size_t g);
   void apply_row(std::size_t group, std::uint64_t hash, std::string_view key, std::int64_t ts, const double* columns,
                  std::int64_t row_wm);
 
-  // The lowest stamp among this shard's own rows still waiting in a local
-  // batch of another key group: the watermark must not pass them before
-  // they are applied. Stamps only grow, so a batch's first row has its
-  // lowest. Inline: it runs per row on the few-keys path.
-  std::int64_t pending_min(std::size_t except_group) const noexcept {
-    std::int64_t w = EventTime::kNone;
-    for (std::size_t g = 0; g < local_.size(); ++g) {
-      if (g != except_group && local_[g]->rows != 0) w = std::min(w, local_[g]->wm[0]);
-    }
-    return w;
-  }
-  void send_watermarks();
   bool drain_rings();
   // Answers queued queries; a PUBLISH only when may_ingest.
   bool serve_requests(bool may_ingest = true);
@@ -180,21 +164,12 @@ class Shard final : public io::LineSink {
   ParsedEvent parsed_;  // the line being ingested
   ShardCounters counters_;
 
-  // Routing: the slot being filled for each destination (nullptr: none
-  // claimed yet). Rows that stay on this shard go to local_ instead of a
-  // ring, one batch per key group, so that applying one touches one key
-  // table and one set of views (a shared batch interleaves the groups row
-  // by row).
-  std::vector<RouteBatch*> open_;
-  std::vector<std::unique_ptr<RouteBatch>> local_;  // by key group
-  std::vector<SpscRing<RouteBatch>*> out_rings_;  // by destination; nullptr for self
   std::vector<SpscRing<RouteBatch>*> in_rings_;   // by source; nullptr for self
-  std::int64_t pending_since_us_ = 0;              // when rows were first seen waiting in open batches (0: none)
 
   // State.
   ViewSet views_;
   EventTime time_;
-  std::vector<std::int64_t> wm_sent_;  // by destination: the progress last sent
+  Router router_;
   std::unordered_map<std::uint64_t, std::uint32_t> producers_;  // PUBLISH producer id -> input
   std::int64_t next_maintenance_ms_ = 0;
 
