@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "io/file/source.hpp"
 #include "io/net/socket.hpp"
 #include "kernels/hash.hpp"
 
@@ -131,6 +132,29 @@ void QueryServer::run() {
     collect_responses();
     check_publishes();
     resume_reading();
+    if (const std::int64_t now = io::monotonic_ms(); now >= next_dedup_sweep_ms_) {
+      expire_producers(now);
+      next_dedup_sweep_ms_ = now + 1000;
+    }
+  }
+}
+
+// Once a second: producers unseen for publish_dedup_ttl_ms are forgotten,
+// so the table follows the live producers (a resend after that is applied
+// again, as Kafka forgets an idle producer id).
+void QueryServer::expire_producers(std::int64_t now_ms) {
+  const std::int64_t ttl = engine_.config().publish_dedup_ttl_ms;
+  for (auto it = producer_sequences_.begin(); it != producer_sequences_.end();) {
+    if (now_ms - it->second.last_seen_ms < ttl) {
+      ++it;
+      continue;
+    }
+    const std::uint32_t shard =
+        engine_.owner_of(kernels::hash_key(reinterpret_cast<const char*>(&it->first), sizeof(it->first)));
+    engine::ShardCounters& k = engine_.shard(shard).counters();
+    k.publish_producers.fetch_sub(1, std::memory_order_relaxed);
+    k.publish_producers_expired.fetch_add(1, std::memory_order_relaxed);
+    it = producer_sequences_.erase(it);
   }
 }
 
@@ -389,6 +413,8 @@ void QueryServer::handle_stats(Connection& c, const FrameHeader& h) {
     counter("rows_applied", load(k.rows_applied));
     counter("ring_depth", engine_.ring_depth_into(s));
     counter("ring_full_waits", load(k.ring_full_waits));
+    counter("publish.producers", load(k.publish_producers));
+    counter("publish.producers_expired", load(k.publish_producers_expired));
     counter("keys", load(k.keys));
     counter("windows", load(k.windows));
     const std::int64_t wm = k.watermark_ms.load(std::memory_order_relaxed);
@@ -551,8 +577,9 @@ void QueryServer::handle_publish(Connection& c, const FrameHeader& h, std::strin
   // in the order they were sent (like a Kafka partition); producers spread.
   const std::uint32_t shard = engine_.owner_of(kernels::hash_key(reinterpret_cast<const char*>(&producer), sizeof(producer)));
   if (sequence != 0) {
-    auto& highest = producer_sequences_[producer];
-    if (sequence <= highest) {
+    const auto known = producer_sequences_.find(producer);
+    if (known != producer_sequences_.end() && sequence <= known->second.sequence) {
+      known->second.last_seen_ms = io::monotonic_ms();
       std::string out;
       const auto mark = begin_frame(out, Op::publish, Status::ok, h.request_id);
       FieldWriter w(out);
@@ -570,7 +597,11 @@ void QueryServer::handle_publish(Connection& c, const FrameHeader& h, std::strin
     c.stalled = true;
     return;
   }
-  if (sequence != 0) producer_sequences_[producer] = sequence;
+  if (sequence != 0) {
+    auto [state, added] = producer_sequences_.try_emplace(producer);
+    state->second = {sequence, io::monotonic_ms()};
+    if (added) engine_.shard(shard).counters().publish_producers.fetch_add(1, std::memory_order_relaxed);
+  }
   auto* task = new QueryTask;
   task->kind = QueryTask::Kind::publish;
   task->ticket = next_ticket_++;

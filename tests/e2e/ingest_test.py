@@ -3,6 +3,7 @@ real spated, every key's windows compared exactly with spate-gen --expect."""
 
 import os
 import tempfile
+import time
 import unittest
 
 import spate_client
@@ -86,6 +87,22 @@ class IngestTest(E2ETest):
         c = self.daemon.counters()
         self.assertEqual(c["late.per_user_1m"], summary["late"] + 1)
         self.assertEqual(c["publish.errors.malformed_json"], 1)
+
+    def test_publish_dedup_forgets_a_producer_unseen_for_its_ttl(self):
+        self.daemon.stop()
+        self.daemon = Daemon(config="idle_timeout_ms = 300\npublish_dedup_ttl_ms = 1000\n")
+        line = b'{"id":"p1","ts":1764000000000,"user":"u1","type":"click","amount":1.00}\n'
+        self.assertEqual(self.daemon.client.publish(5, 1, line), {"accepted": 1, "rejected": 0, "duplicate": False})
+        self.assertEqual(self.daemon.client.publish(5, 1, line), {"accepted": 0, "rejected": 0, "duplicate": True})
+        self.assertEqual(self.daemon.counters()["publish.producers"], 1)
+        deadline = time.time() + 10
+        while self.daemon.counters()["publish.producers_expired"] == 0 and time.time() < deadline:
+            time.sleep(0.1)
+        c = self.daemon.counters()
+        self.assertEqual((c["publish.producers"], c["publish.producers_expired"]), (0, 1))
+        # Forgotten: the same sequence is applied again (at least once, as Kafka after producer id expiry).
+        self.assertEqual(self.daemon.client.publish(5, 1, line), {"accepted": 1, "rejected": 0, "duplicate": False})
+
 
 if __name__ == "__main__":
     unittest.main()

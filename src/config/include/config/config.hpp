@@ -77,6 +77,7 @@ struct Config {
   std::int64_t window_retention_ms = 3600000;  // closed windows stay queryable this long (event time)
   std::uint32_t max_line_bytes = 65536;
   std::uint32_t ring_slots = 32;  // batches per shard-to-shard ring
+  std::int64_t publish_dedup_ttl_ms = 86400000;  // a PUBLISH producer's last sequence is forgotten after this long unseen
   std::uint32_t ring_batch_rows = 512;  // rows per batch (a ring slot)
   std::int64_t ring_flush_us = 200;  // a partly filled batch leaves after this long (0: every loop pass)
 

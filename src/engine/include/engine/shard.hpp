@@ -46,7 +46,10 @@ struct ShardCounters {
   std::atomic<std::uint64_t> tcp_connections{0};
   std::atomic<std::uint64_t> routed_out{0};
   std::atomic<std::uint64_t> routed_in{0};
-  std::atomic<std::uint64_t> ring_full_waits{0};  // times a batch waited for room in a full ring (ring_slots)
+  std::atomic<std::uint64_t> ring_full_waits{0};
+  // Written by the query server, for the producers whose PUBLISHes go to this shard.
+  std::atomic<std::uint64_t> publish_producers{0};          // gauge: producers whose last sequence is remembered
+  std::atomic<std::uint64_t> publish_producers_expired{0};  // forgotten after publish_dedup_ttl_ms unseen  // times a batch waited for room in a full ring (ring_slots)
   std::atomic<std::uint64_t> rows_applied{0};
   std::atomic<std::uint64_t> keys{0};
   std::atomic<std::uint64_t> windows{0};

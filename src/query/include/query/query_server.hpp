@@ -68,7 +68,15 @@ class QueryServer {
   std::vector<std::uint64_t> waiting_publishes_;
   std::uint64_t next_ticket_ = 1;
   std::vector<std::uint32_t> inflight_per_shard_;
-  std::unordered_map<std::uint64_t, std::uint64_t> producer_sequences_;
+  // PUBLISH dedup: per producer, the highest sequence applied and when it
+  // was last seen (monotonic ms); forgotten after publish_dedup_ttl_ms.
+  struct ProducerState {
+    std::uint64_t sequence = 0;
+    std::int64_t last_seen_ms = 0;
+  };
+  std::unordered_map<std::uint64_t, ProducerState> producer_sequences_;
+  std::int64_t next_dedup_sweep_ms_ = 0;
+  void expire_producers(std::int64_t now_ms);
 };
 
 }  // namespace spate::query
