@@ -43,7 +43,13 @@ std::uint64_t TumblingView::apply(const BatchRows& rows) {
   return late;
 }
 
-void TumblingView::grow(std::uint32_t keys) {
+// Grows by half at least: a key id past the arrays' end (a new key) then
+// costs a resize once in a while instead of every time, and ids not used yet
+// are in range for prefetch. With 1 M keys, growing to exactly the new id
+// showed as 1% of a 1-shard profile (perf record), now gone; the ratio to
+// the raw parse did not move beyond the noise (0.41-0.45 either way).
+void TumblingView::grow(std::uint32_t needed) {
+  const std::uint32_t keys = std::max<std::uint32_t>({needed, keys_ + keys_ / 2, 1024});
   hot_.resize(static_cast<std::size_t>(keys) * words_, WindowWord{0});
   head_.resize(keys, kNoRecord);
   recent_.resize(2 * static_cast<std::size_t>(keys), kNoRecord);

@@ -47,8 +47,13 @@ class TumblingView final : public View {
     return add(key_id, ts, watermark, [columns](std::uint8_t c) { return columns[c]; });
   }
 
+  // The key's newest window, and the head of its older ones: a row that
+  // opens a new window (most rows of rare keys) links the old one there.
   void prefetch(std::uint32_t key_id) const noexcept {
-    if (key_id < keys_) __builtin_prefetch(&hot_[static_cast<std::size_t>(key_id) * words_]);
+    if (key_id < keys_) {
+      __builtin_prefetch(&hot_[static_cast<std::size_t>(key_id) * words_]);
+      __builtin_prefetch(&head_[key_id]);
+    }
   }
 
   void collect(std::uint32_t key_id, std::string_view key, std::int64_t from, std::int64_t to,
