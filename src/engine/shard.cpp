@@ -51,6 +51,9 @@ Shard::Shard(std::uint32_t id, Engine& engine)
       router_(id, engine, config_, time_, counters_, *this),
       requests_(4096),
       responses_(4096) {
+  auto publish = std::make_unique<PublishSource>();
+  publish_ = publish.get();
+  add_source(std::move(publish));
   in_rings_.assign(shards_, nullptr);
   for (std::uint32_t other = 0; other < shards_; ++other) {
     if (other != id_) in_rings_[other] = &engine.ring(other, id_);
@@ -125,7 +128,6 @@ io::SourceTotals Shard::source_totals(SourceKind kind) const noexcept {
   for (const auto& source : sources_) {
     if (source->kind() == kind) t.add(source->counters());
   }
-  if (kind == SourceKind::publish) t.add(publish_);
   return t;
 }
 
@@ -289,13 +291,7 @@ bool Shard::execute(QueryTask& task) {
       const auto s = static_cast<std::size_t>(SourceKind::publish);
       const std::uint64_t in0 = counters_.events(s);
       const std::uint64_t rej0 = counters_.rejected(s);
-      io::SourceCounters::add(publish_.bytes_in, task.payload_len);
-      auto [producer, joined] = producers_.try_emplace(task.producer, 0);
-      if (joined) {
-        producer->second = open_input(SourceKind::publish);
-        io::SourceCounters::add(publish_.inputs, 1);
-      }
-      ingest_chunk(task.payload.data(), task.payload_len, {SourceKind::publish, producer->second});
+      publish_->deliver(task.producer, task.sequence, task.payload.data(), task.payload_len, *this);
       router_.flush_all();
       task.accepted = counters_.events(s) - in0;
       task.rejected = counters_.rejected(s) - rej0;
@@ -404,16 +400,8 @@ void Shard::maintenance(std::int64_t now_ms) {
   // Idleness: inputs that delivered nothing for idle_timeout_ms stop
   // holding back our watermark and, once none is left, the shards we feed.
   time_.tick(now_ms, config_.idle_timeout_ms, router_.pending_min());
-  // A producer is an input while it publishes; once idle it leaves, so
-  // producer ids cannot pile up.
-  for (auto it = producers_.begin(); it != producers_.end();) {
-    if (time_.input_active(it->second)) {
-      ++it;
-    } else {
-      time_.close_input(it->second);
-      it = producers_.erase(it);
-    }
-  }
+  // A producer is an input while it publishes; once idle it leaves.
+  publish_->expire([this](std::uint32_t input) { return time_.input_active(input); }, *this);
   router_.send_watermarks();
   // Retention, a slice of keys per tick: windows past it go, and then keys
   // with no window left in any view of their group.

@@ -609,6 +609,7 @@ void QueryServer::handle_publish(Connection& c, const FrameHeader& h, std::strin
   std::copy(payload.begin(), payload.end(), task->payload.begin());
   task->payload_len = payload.size();
   task->producer = producer;
+  task->sequence = sequence;
   submit(shard, task);  // has_capacity said it fits
   auto pending = std::make_unique<Pending>();
   pending->fd = c.fd;

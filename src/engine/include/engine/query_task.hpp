@@ -34,6 +34,7 @@ struct QueryTask {
   std::vector<char> payload;
   std::size_t payload_len = 0;
   std::uint64_t producer = 0;  // the PUBLISH producer id: one input of the shard's event time
+  std::uint64_t sequence = 0;  // its batch sequence: the position of these lines
   std::uint64_t accepted = 0;
   std::uint64_t rejected = 0;
   // The publish is applied everywhere once each ring has popped this many batches.

@@ -23,6 +23,7 @@
 #include "engine/key_table.hpp"
 #include "engine/query_task.hpp"
 #include "engine/route_batch.hpp"
+#include "engine/publish_source.hpp"
 #include "engine/router.hpp"
 #include "engine/spsc_ring.hpp"
 #include "engine/view_set.hpp"
@@ -46,10 +47,10 @@ struct ShardCounters {
   std::atomic<std::uint64_t> tcp_connections{0};
   std::atomic<std::uint64_t> routed_out{0};
   std::atomic<std::uint64_t> routed_in{0};
-  std::atomic<std::uint64_t> ring_full_waits{0};
+  std::atomic<std::uint64_t> ring_full_waits{0};  // times a batch waited for room in a full ring (ring_slots)
   // Written by the query server, for the producers whose PUBLISHes go to this shard.
   std::atomic<std::uint64_t> publish_producers{0};          // gauge: producers whose last sequence is remembered
-  std::atomic<std::uint64_t> publish_producers_expired{0};  // forgotten after publish_dedup_ttl_ms unseen  // times a batch waited for room in a full ring (ring_slots)
+  std::atomic<std::uint64_t> publish_producers_expired{0};  // forgotten after publish_dedup_ttl_ms unseen
   std::atomic<std::uint64_t> rows_applied{0};
   std::atomic<std::uint64_t> keys{0};
   std::atomic<std::uint64_t> windows{0};
@@ -173,7 +174,6 @@ class Shard final : public io::LineSink, private Router::Host {
   ViewSet views_;
   EventTime time_;
   Router router_;
-  std::unordered_map<std::uint64_t, std::uint32_t> producers_;  // PUBLISH producer id -> input
   std::int64_t next_maintenance_ms_ = 0;
 
   // Queries.
@@ -185,7 +185,7 @@ class Shard final : public io::LineSink, private Router::Host {
   io::Poller poller_;
   std::vector<std::unique_ptr<io::Source>> sources_;
   io::TcpSource* tcp_ = nullptr;  // where handed-over connections go
-  io::SourceCounters publish_;    // PUBLISH hand-offs, which arrive as query tasks
+  PublishSource* publish_ = nullptr;  // PUBLISH hand-offs, which arrive as query tasks
   std::vector<SourceKind> input_kind_;  // by input
   std::atomic<bool> files_done_{true};
 };

@@ -1,0 +1,28 @@
+// PUBLISH batches as a source; see publish_source.hpp.
+#include "engine/publish_source.hpp"
+
+namespace spate::engine {
+
+void PublishSource::deliver(std::uint64_t producer, std::uint64_t sequence, const char* data, std::size_t size,
+                            io::LineSink& sink) {
+  io::SourceCounters::add(counters().bytes_in, size);
+  auto [it, joined] = producers_.try_emplace(producer, 0);
+  if (joined) {
+    it->second = sink.open_input(io::SourceKind::publish);
+    io::SourceCounters::add(counters().inputs, 1);
+  }
+  sink.lines(it->second, data, size, sequence);
+}
+
+void PublishSource::expire(const std::function<bool(std::uint32_t)>& active, io::LineSink& sink) {
+  for (auto it = producers_.begin(); it != producers_.end();) {
+    if (active(it->second)) {
+      ++it;
+    } else {
+      sink.close_input(it->second);
+      it = producers_.erase(it);
+    }
+  }
+}
+
+}  // namespace spate::engine
