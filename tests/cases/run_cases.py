@@ -19,32 +19,23 @@
 Each case runs through every source kind it names with every shard count and
 must give the same answers. Adding a case needs no code.
 
-    python3 run_cases.py [CASE ...]     (SPATE_BUILD_DIR names the build)
+    python3 run_cases.py [CASE ...]
+    (SPATE_BUILD_DIR names the build; PYTHONPATH holds clients/python and tests/e2e)
 """
 
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 import tomllib
 
-import spate_client
+from spate_e2e import Daemon
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BUILD_DIR = os.environ.get("SPATE_BUILD_DIR", os.path.join(HERE, "..", "..", "build"))
-SPATED = os.path.join(BUILD_DIR, "src", "spated")
 ALL_SOURCES = ["file", "tcp", "udp", "publish"]
 IDLE_TIMEOUT_MS = 200
-
-
-def free_port(kind=socket.SOCK_STREAM):
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def read_input(path):
@@ -73,68 +64,34 @@ def segments(items):
     return [(data, pause) for data, pause in out if data or pause]
 
 
-class Daemon:
-    def __init__(self, case_dir, source, shards, inputs, tmp):
-        config_text = open(os.path.join(case_dir, "config.toml")).read()
-        if "idle_timeout_ms" not in config_text:
-            config_text = "idle_timeout_ms = %d\n" % IDLE_TIMEOUT_MS + config_text
-        self.views = tomllib.loads(config_text).get("view", [])
-        config = os.path.join(tmp, "spate.toml")
-        with open(config, "w") as f:
-            f.write(config_text)
-        self.query_port = free_port()
-        self.tcp_port = free_port() if source == "tcp" else None
-        self.udp_port = free_port(socket.SOCK_DGRAM) if source == "udp" else None
-        args = [SPATED, "--config", config, "--shards", str(shards), "--data-dir", os.path.join(tmp, "data"),
-                "--query-addr", "127.0.0.1:%d" % self.query_port,
-                "--tcp-addr", "127.0.0.1:%d" % self.tcp_port if self.tcp_port else "off",
-                "--udp-addr", "127.0.0.1:%d" % self.udp_port if self.udp_port else "off"]
-        if source == "file":
-            for i, items in enumerate(inputs):
-                path = os.path.join(tmp, "input-%d.ndjson" % i)
-                with open(path, "wb") as f:
-                    f.write(b"".join(v for k, v in items if k == "line"))
-                args += ["--ingest", path]
-        self.log = open(os.path.join(tmp, "spated.log"), "w+")
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True)
-        line = self.proc.stdout.readline()
-        if not line.startswith("spated ready"):
-            self.proc.kill()
-            raise RuntimeError("spated did not start: %r; log: %s" % (line, self.read_log()))
-        self.client = spate_client.Client("127.0.0.1", self.query_port, timeout=30)
+def start(case_dir, source, shards, inputs, tmp):
+    """spated on free ports with the case's config and only the source under
+    test (file inputs are written without their pause lines)."""
+    config_text = open(os.path.join(case_dir, "config.toml")).read()
+    if "idle_timeout_ms" not in config_text:
+        config_text = "idle_timeout_ms = %d\n" % IDLE_TIMEOUT_MS + config_text
+    extra = []
+    if source == "file":
+        for i, items in enumerate(inputs):
+            path = os.path.join(tmp, "input-%d.ndjson" % i)
+            with open(path, "wb") as f:
+                f.write(b"".join(v for k, v in items if k == "line"))
+            extra += ["--ingest", path]
+    daemon = Daemon(shards=shards, config=config_text, extra_args=extra, tcp=source == "tcp", udp=source == "udp",
+                    idle_first=source != "file")
+    daemon.views = tomllib.loads(config_text).get("view", [])
+    return daemon
 
-    def read_log(self):
-        self.log.seek(0)
-        return self.log.read()
 
-    def counters(self):
-        total = {}
-        for shard in self.client.stats():
-            for name, value in shard["counters"].items():
-                total[name] = total.get(name, 0) + value
-        return total
-
-    def wait(self, predicate, what, timeout=20):
-        deadline = time.time() + timeout
-        while True:
-            c = self.counters()
-            if predicate(c):
-                return c
-            if time.time() > deadline:
-                raise AssertionError("%s: not reached in %d s; counters %r" % (what, timeout, c))
-            time.sleep(0.02)
-
-    def stop(self):
-        self.client.close()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(30)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self.proc.stdout.close()
-            self.log.close()
-        return code
+def wait(daemon, predicate, what, timeout=20):
+    deadline = time.time() + timeout
+    while True:
+        c = daemon.counters()
+        if predicate(c):
+            return c
+        if time.time() > deadline:
+            raise AssertionError("%s: not reached in %d s; counters %r" % (what, timeout, c))
+        time.sleep(0.02)
 
 
 def feed(daemon, source, inputs):
@@ -181,7 +138,7 @@ def feed(daemon, source, inputs):
 def check(daemon, expected, source, groups):
     failures = []
     want_events = expected["counters"]["events_in"]
-    c = daemon.wait(lambda c: c["events_in"] == want_events and c["rows_applied"] == groups * want_events
+    c = wait(daemon, lambda c: c["events_in"] == want_events and c["rows_applied"] == groups * want_events
                     and c["ring_depth"] == 0, "every event applied")
     for name, value in expected["counters"].items():
         if c.get(name) != value:
@@ -196,7 +153,7 @@ def check(daemon, expected, source, groups):
                     view, key, want, [(r["window_start"], {k: v for k, v in r.items() if k not in ("key", "window_end", "closed", "window_start")}) for r in got[key]]))
     if "windows" in expected:
         try:
-            daemon.wait(lambda c: c["windows"] == expected["windows"], "window count", timeout=3)
+            wait(daemon, lambda c: c["windows"] == expected["windows"], "window count", timeout=3)
         except AssertionError as e:
             failures.append(str(e))
     for view, top in expected.get("top", {}).items():
@@ -219,18 +176,17 @@ def run_case(name):
     for source in meta.get("sources", ALL_SOURCES):
         for shards in meta.get("shards", [1, 2, 3]):
             with tempfile.TemporaryDirectory(prefix="spate-case-") as tmp:
-                daemon = Daemon(case_dir, source, shards, inputs, tmp)
+                daemon = start(case_dir, source, shards, inputs, tmp)
                 try:
                     groups = len({v["key"] for v in daemon.views}) or 2
-                    if source != "file":
-                        daemon.wait(lambda c: c["active"] == 0, "idle before feeding")
                     feed(daemon, source, inputs)
                     failures = check(daemon, expected, source, groups)
                 except Exception as e:  # a timeout or a protocol error is this run's failure
                     failures = ["%s: %s" % (type(e).__name__, e)]
+                log = daemon.read_log()
                 code = daemon.stop()
                 if code != 0:
-                    failures.append("spated exited %d; log: %s" % (code, daemon.read_log()[-2000:]))
+                    failures.append("spated exited %d; log: %s" % (code, log[-2000:]))
             results.append((source, shards, failures))
             print("%-4s %s %-8s %d shard%s%s" % ("ok" if not failures else "FAIL", name, source, shards,
                   "" if shards == 1 else "s", "".join("\n    " + f for f in failures)), flush=True)

@@ -34,11 +34,13 @@ def free_port(kind=socket.SOCK_STREAM):
 class Daemon:
     """spated on free ports; stop() sends SIGTERM and returns the exit code."""
 
-    def __init__(self, shards=2, config=TEST_CONFIG, extra_args=()):
+    def __init__(self, shards=2, config=TEST_CONFIG, extra_args=(), tcp=True, udp=True, idle_first=True):
+        """tcp/udp: open those sources on free ports (else off); idle_first:
+        return once every shard is idle, so that lateness is exact."""
         self.dir = tempfile.TemporaryDirectory(prefix="spate-e2e-")
         self.query_port = free_port()
-        self.tcp_port = free_port()
-        self.udp_port = free_port(socket.SOCK_DGRAM)
+        self.tcp_port = free_port() if tcp else None
+        self.udp_port = free_port(socket.SOCK_DGRAM) if udp else None
         config_path = os.path.join(self.dir.name, "spate.toml")
         with open(config_path, "w") as f:
             f.write(config)
@@ -47,15 +49,16 @@ class Daemon:
             [SPATED, "--config", config_path, "--shards", str(shards),
              "--data-dir", os.path.join(self.dir.name, "data"),
              "--query-addr", "127.0.0.1:%d" % self.query_port,
-             "--tcp-addr", "127.0.0.1:%d" % self.tcp_port,
-             "--udp-addr", "127.0.0.1:%d" % self.udp_port, *extra_args],
+             "--tcp-addr", "127.0.0.1:%d" % self.tcp_port if tcp else "off",
+             "--udp-addr", "127.0.0.1:%d" % self.udp_port if udp else "off", *extra_args],
             stdout=subprocess.PIPE, stderr=self.log, text=True)
         line = self.proc.stdout.readline()
         if not line.startswith("spated ready"):
             self.proc.kill()
             raise RuntimeError("spated did not start: %r; log: %s" % (line, self.read_log()))
         self.client = spate_client.Client("127.0.0.1", self.query_port, timeout=60)
-        self.wait_idle()
+        if idle_first:
+            self.wait_idle()
 
     def wait_idle(self, timeout=10):
         """Every shard starts active and holds the watermark back until it has
