@@ -20,25 +20,22 @@ TumblingView::TumblingView(const ViewConfig& config, std::int64_t allowed_latene
   record_words_ = words_ + 2;
 }
 
-// Two passes: the first prefetches every row's window (the key ids are
-// known), the second folds the rows into them, by then in cache (512 rows:
-// 20 KiB of 40-byte windows). A row-at-a-time loop waited for each miss.
+// Each row's window is prefetched 16 rows before it is folded (the key ids
+// are known). Prefetching the whole batch first (512 rows) and then folding
+// read 0.40-0.41 of the raw parse at 1 M users against 0.40-0.45 for this,
+// and 0.53 against 0.54 at 10 k users, in alternating runs.
 std::uint64_t TumblingView::apply(const BatchRows& rows) {
+  constexpr std::uint32_t kAhead = 16;
   const RouteBatch& b = rows.batch;
   std::uint64_t late = 0;
-  if (rows.group < 0) {
-    for (std::uint32_t r = rows.begin; r < rows.end; ++r) prefetch(rows.key_ids[r]);
-    for (std::uint32_t r = rows.begin; r < rows.end; ++r) {
-      if (!add(rows.key_ids[r], b, r, rows.watermarks[r])) ++late;
-    }
-  } else {
-    const auto g = static_cast<std::uint8_t>(rows.group);
-    for (std::uint32_t r = rows.begin; r < rows.end; ++r) {
-      if (b.group[r] == g) prefetch(rows.key_ids[r]);
-    }
-    for (std::uint32_t r = rows.begin; r < rows.end; ++r) {
-      if (b.group[r] == g && !add(rows.key_ids[r], b, r, rows.watermarks[r])) ++late;
-    }
+  const auto ours = [&](std::uint32_t r) { return rows.group < 0 || b.group[r] == rows.group; };
+  const std::uint32_t first = std::min(rows.end, rows.begin + kAhead);
+  for (std::uint32_t r = rows.begin; r < first; ++r) {
+    if (ours(r)) prefetch(rows.key_ids[r]);
+  }
+  for (std::uint32_t r = rows.begin; r < rows.end; ++r) {
+    if (r + kAhead < rows.end && ours(r + kAhead)) prefetch(rows.key_ids[r + kAhead]);
+    if (ours(r) && !add(rows.key_ids[r], b, r, rows.watermarks[r])) ++late;
   }
   return late;
 }
