@@ -447,7 +447,7 @@ struct BatchSource {
 void BM_SpscRingSingleThread(benchmark::State& state) {
   const BatchSource source;
   SpscRing<RouteBatch> ring(static_cast<std::size_t>(state.range(0)));
-  ring.for_each_slot([](RouteBatch& b) { b.allocate(kBatchRows); });
+  ring.for_each_slot([](RouteBatch& b) { b.allocate(kBatchRows, spate::engine::kMaxColumns); });
   std::uint64_t produced = 0, consumed = 0;
   auto round = [&](std::int64_t ts0) {
     for (std::int64_t t = ts0; RouteBatch* b = ring.claim(); t += kBatchRows) {
@@ -487,7 +487,7 @@ void BM_SpscRingTwoThreads(benchmark::State& state) {
   spate::io::pin_current_thread(cpus[0]);
   const BatchSource source;
   SpscRing<RouteBatch> ring(static_cast<std::size_t>(state.range(0)));
-  ring.for_each_slot([](RouteBatch& b) { b.allocate(kBatchRows); });
+  ring.for_each_slot([](RouteBatch& b) { b.allocate(kBatchRows, spate::engine::kMaxColumns); });
   std::atomic<bool> done{false};
   std::uint64_t consumed = 0;
   std::thread consumer([&] {
@@ -536,7 +536,7 @@ struct WindowInput {
     Rng rng{keys};
     std::int64_t ts = first_ts;
     for (std::size_t i = 0; i < kWindowBatches; ++i) {
-      auto b = std::make_unique<RouteBatch>(kBatchRows);
+      auto b = std::make_unique<RouteBatch>(kBatchRows, spate::engine::kMaxColumns);
       std::vector<std::uint32_t> row_ids;
       for (std::uint32_t r = 0; r < kBatchRows; ++r) {
         const std::uint32_t id = zipf(rng);

@@ -271,6 +271,11 @@ void finalize(Config& config, std::vector<ConfigError>& errors) {
     return false;
   };
   if (config.ts_field.empty()) errors.push_back({0, "schema.timestamp must name a field"});
+  if (config.fields.size() > kMaxSchemaFields) {
+    errors.push_back({0, fmt::format("[schema].fields declares {} fields; at most {} are supported (other fields of "
+                                     "an event need no declaration: they are skipped)",
+                                     config.fields.size(), kMaxSchemaFields)});
+  }
   if (config.views.empty()) errors.push_back({0, "at least one [[view]] is required"});
   for (std::size_t v = 0; v < config.views.size(); ++v) {
     auto& view = config.views[v];

@@ -5,6 +5,7 @@
 #include <bit>
 #include <cstring>
 
+#include "kernels/assert.hpp"
 #include "kernels/rfc3339.hpp"
 #include "kernels/small_bytes.hpp"
 
@@ -54,7 +55,9 @@ EventParser::EventParser(const Config& config) {
     std::memcpy(&w.head, quoted.data(), m);
     w.head_mask = m == sizeof(w.head) ? ~0ull : (1ull << (8 * m)) - 1;
   }
-  required_mask_ = (1u << wanted_.size()) - 1;
+  // One bit per wanted field: finalize() allows at most 64 (kMaxSchemaFields + id + ts).
+  SPATE_ASSERT(wanted_.size() <= 64, "at most 64 wanted fields");
+  required_mask_ = wanted_.size() == 64 ? ~0ull : (1ull << wanted_.size()) - 1;
 }
 
 // Inlined into parse(): passing the value object to an out-of-line function
@@ -129,8 +132,8 @@ Reject EventParser::parse(const char* line, std::size_t len, std::size_t capacit
   // Loop invariants in locals: stores into `out` could alias the members.
   const Wanted* const wanted = wanted_.data();
   const std::size_t n = wanted_.size();
-  const std::uint32_t all = required_mask_;
-  std::uint32_t seen = 0;
+  const std::uint64_t all = required_mask_;
+  std::uint64_t seen = 0;
   std::size_t next = 0;  // the wanted field expected next
   Reject first_error = Reject::none;
   for (auto field_result : obj) {
@@ -154,7 +157,7 @@ Reject EventParser::parse(const char* line, std::size_t len, std::size_t capacit
       while (i < n && !matches(wanted[i], raw, head)) ++i;
       if (i == n) continue;
     }
-    const std::uint32_t bit = 1u << i;
+    const std::uint64_t bit = 1ull << i;
     if ((seen & bit) != 0) continue;  // a repeated name: the first one counts
     seen |= bit;
     next = i + 1 == n ? 0 : i + 1;

@@ -14,17 +14,18 @@ std::uint32_t key_bytes_for(std::uint32_t rows) noexcept {
 }
 }  // namespace
 
-std::size_t RouteBatch::bytes_for(std::uint32_t n) noexcept {
+std::size_t RouteBatch::bytes_for(std::uint32_t n, std::size_t ncolumns) noexcept {
   return align_up(n * sizeof(std::int64_t)) * 3 +              // ts, wm, hash
          align_up(n * sizeof(std::uint32_t)) +                 // key_off
          align_up(n * sizeof(std::uint16_t)) +                 // key_len
          align_up(n) +                                         // group
-         align_up(n * sizeof(double)) * kMaxColumns +          // columns
+         align_up(n * sizeof(double)) * ncolumns +             // columns
          align_up(key_bytes_for(n)) + kAlign;                // keys, and room to align the start
 }
 
-void RouteBatch::allocate(std::uint32_t n) {
-  memory_ = std::make_unique<std::byte[]>(bytes_for(n));  // zeroed: the pages are touched here
+void RouteBatch::allocate(std::uint32_t n, std::size_t ncolumns) {
+  SPATE_ASSERT(ncolumns <= kMaxColumns, "finalize() allows at most kMaxColumns columns");
+  memory_ = std::make_unique<std::byte[]>(bytes_for(n, ncolumns));  // zeroed: the pages are touched here
   auto p = reinterpret_cast<std::uintptr_t>(memory_.get());
   p = (p + kAlign - 1) & ~(std::uintptr_t{kAlign} - 1);
   const auto take = [&p](std::size_t bytes) {
@@ -38,7 +39,9 @@ void RouteBatch::allocate(std::uint32_t n) {
   key_off = static_cast<std::uint32_t*>(take(n * sizeof(std::uint32_t)));
   key_len = static_cast<std::uint16_t*>(take(n * sizeof(std::uint16_t)));
   group = static_cast<std::uint8_t*>(take(n));
-  for (auto& c : columns) c = static_cast<double*>(take(n * sizeof(double)));
+  for (std::size_t c = 0; c < kMaxColumns; ++c) {
+    columns[c] = c < ncolumns ? static_cast<double*>(take(n * sizeof(double))) : nullptr;
+  }
   keys = static_cast<char*>(take(key_bytes_for(n)));
   capacity = n;
   key_capacity = key_bytes_for(n);

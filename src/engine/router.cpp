@@ -28,7 +28,7 @@ Router::Router(std::uint32_t self, Engine& engine, const Config& config, EventTi
 }
 
 void Router::prepare() {
-  for (auto& b : local_) b->allocate(config_.ring_batch_rows);
+  for (auto& b : local_) b->allocate(config_.ring_batch_rows, ncolumns_);
 }
 
 RouteBatch* Router::batch_for(std::uint32_t dst, std::uint8_t group, std::size_t key_size) {

@@ -99,9 +99,10 @@ void Shard::wake() noexcept { poller_.wake(); }
 // NUMA machine the pages land on its node (first touch).
 void Shard::prepare() {
   const std::uint32_t rows = config_.ring_batch_rows;
+  const std::size_t ncolumns = config_.columns.size();
   router_.prepare();
   for (SpscRing<RouteBatch>* ring : in_rings_) {
-    if (ring != nullptr) ring->for_each_slot([rows](RouteBatch& b) { b.allocate(rows); });
+    if (ring != nullptr) ring->for_each_slot([rows, ncolumns](RouteBatch& b) { b.allocate(rows, ncolumns); });
   }
 }
 

@@ -93,3 +93,30 @@ TEST_CASE("config: a TOML syntax error names its line") {
   REQUIRE(r.errors.size() == 1);
   CHECK(r.errors[0].line == 2);
 }
+
+TEST_CASE("config: limits are checked when the file is loaded, each with a clear error") {
+  std::string fields;
+  for (int i = 0; i < 63; ++i) fields += std::string(i == 0 ? "" : ", ") + "f" + std::to_string(i) + " = \"string\"";
+  const auto many_fields = parse_config("[schema]\nfields = { user = \"string\", " + fields +
+                                            " }\n[[view]]\nname = \"v\"\nkey = \"user\"\naggregates = [\"count\"]\n",
+                                        "t.toml");
+  REQUIRE_FALSE(many_fields.ok());
+  CHECK(many_fields.errors[0].message.find("at most 62") != std::string::npos);
+
+  std::string numbers, aggregates;
+  for (int i = 0; i < 17; ++i) {
+    numbers += ", n" + std::to_string(i) + " = \"number\"";
+    aggregates += std::string(i == 0 ? "" : ", ") + "\"sum(n" + std::to_string(i) + ")\"";
+  }
+  const auto many_columns = parse_config("[schema]\nfields = { user = \"string\"" + numbers +
+                                             " }\n[[view]]\nname = \"v\"\nkey = \"user\"\naggregates = [" + aggregates +
+                                             "]\n",
+                                         "t.toml");
+  REQUIRE_FALSE(many_columns.ok());
+  CHECK(many_columns.errors[0].message.find("at most 16 numeric fields") != std::string::npos);
+
+  const auto bad_ring = parse_config("ring_batch_rows = 8\nring_flush_us = -1\n", "t.toml");
+  REQUIRE(bad_ring.errors.size() == 2);
+  CHECK(bad_ring.errors[0].line == 1);
+  CHECK(bad_ring.errors[1].line == 2);
+}

@@ -103,3 +103,39 @@ TEST_CASE("event parser: each kind of bad line gets its own reason") {
   CHECK(parse(p, R"({"id":"e1","ts":5,"user":"u",)" + good_tail, ev) == Reject::none);
   CHECK(ev.ts_ms == 5);
 }
+
+TEST_CASE("event parser: a schema at every limit (62 fields, 16 number columns, 8 view keys) parses exactly") {
+  // 8 string keys k0..k7, 16 numbers n0..n15, 38 more string fields s0..s37.
+  std::string fields, views, line = R"({"id":"e","ts":5)";
+  for (int i = 0; i < 8; ++i) {
+    fields += "k" + std::to_string(i) + " = \"string\", ";
+    line += ",\"k" + std::to_string(i) + "\":\"key" + std::to_string(i) + "\"";
+  }
+  for (int i = 0; i < 16; ++i) {
+    fields += "n" + std::to_string(i) + " = \"number\", ";
+    line += ",\"n" + std::to_string(i) + "\":" + std::to_string(i * 10);
+  }
+  for (int i = 0; i < 38; ++i) {
+    fields += "s" + std::to_string(i) + " = \"string\"" + (i + 1 < 38 ? ", " : "");
+    line += ",\"s" + std::to_string(i) + "\":\"x\"";
+  }
+  line += "}";
+  for (int i = 0; i < 8; ++i) {
+    views += "[[view]]\nname = \"v" + std::to_string(i) + "\"\nkey = \"k" + std::to_string(i) + "\"\naggregates = [";
+    for (int c = 0; c < 16; ++c) views += std::string(c == 0 ? "" : ", ") + "\"sum(n" + std::to_string(c) + ")\"";
+    views += "]\n";
+  }
+  const auto r = parse_config("[schema]\nfields = { " + fields + " }\n" + views, "t.toml");
+  REQUIRE(r.ok());
+  REQUIRE(r.config.columns.size() == 16);
+  REQUIRE(r.config.key_groups.size() == 8);
+  EventParser p(r.config);
+  ParsedEvent ev;
+  REQUIRE(parse(p, line, ev) == Reject::none);
+  CHECK(ev.ts_ms == 5);
+  for (int i = 0; i < 8; ++i) CHECK(ev.keys[i] == "key" + std::to_string(i));
+  for (int c = 0; c < 16; ++c) CHECK(ev.columns[c] == c * 10.0);
+  // The last declared field is as required as the first (a 32-bit mask lost it).
+  const std::string without_last = line.substr(0, line.rfind(",\"s37\"")) + "}";
+  CHECK(parse(p, without_last, ev) == Reject::missing_field);
+}

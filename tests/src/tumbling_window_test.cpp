@@ -21,7 +21,7 @@ std::vector<double> doubles(const std::vector<AggValue>& values) {
 struct Fixture {
   Config config = default_config();
   TumblingView view{config.views[0], config.allowed_lateness_ms};  // per_user_1m
-  RouteBatch batch{kDefaultBatchRows};
+  RouteBatch batch{kDefaultBatchRows, kMaxColumns};
   KeyTable keys;
 
   bool add(std::string_view key, std::int64_t ts, double amount, std::int64_t watermark) {

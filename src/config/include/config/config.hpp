@@ -12,8 +12,10 @@
 
 namespace spate::engine {
 
-inline constexpr std::size_t kMaxColumns = 4;    // numeric fields aggregated
-inline constexpr std::size_t kMaxKeyGroups = 4;  // distinct view keys
+// Limits checked when the configuration is loaded (docs/configuration.md).
+inline constexpr std::size_t kMaxColumns = 16;       // numeric fields aggregated
+inline constexpr std::size_t kMaxKeyGroups = 8;      // distinct view keys
+inline constexpr std::size_t kMaxSchemaFields = 62;  // [schema].fields, besides the id and timestamp
 inline constexpr std::size_t kMaxKeyBytes = 1024;
 
 using io::kSourceKinds;

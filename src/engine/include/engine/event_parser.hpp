@@ -65,7 +65,7 @@ class EventParser {
 
   simdjson::ondemand::parser parser_;
   std::vector<Wanted> wanted_;
-  std::uint32_t required_mask_ = 0;
+  std::uint64_t required_mask_ = 0;
 };
 
 }  // namespace spate::engine

@@ -38,16 +38,17 @@ struct RouteBatch {
   std::uint32_t* key_off = nullptr;
   std::uint16_t* key_len = nullptr;
   std::uint8_t* group = nullptr;
-  double* columns[kMaxColumns] = {};
+  double* columns[kMaxColumns] = {};  // the first ncolumns are allocated
   char* keys = nullptr;
 
   RouteBatch() = default;  // no memory: allocate() before use
-  explicit RouteBatch(std::uint32_t capacity_rows) { allocate(capacity_rows); }
-  // Sized for capacity_rows rows. Called by the thread that will read the
-  // batch (a ring's consumer), so its pages land on that thread's node.
-  void allocate(std::uint32_t capacity_rows);
-  // Bytes one batch of that many rows takes.
-  static std::size_t bytes_for(std::uint32_t capacity_rows) noexcept;
+  RouteBatch(std::uint32_t capacity_rows, std::size_t ncolumns) { allocate(capacity_rows, ncolumns); }
+  // Sized for capacity_rows rows of ncolumns number columns. Called by the
+  // thread that will read the batch (a ring's consumer), so its pages land
+  // on that thread's node.
+  void allocate(std::uint32_t capacity_rows, std::size_t ncolumns);
+  // Bytes one such batch takes.
+  static std::size_t bytes_for(std::uint32_t capacity_rows, std::size_t ncolumns) noexcept;
 
   bool has_room(std::size_t key_size) const noexcept {
     return rows < capacity && key_bytes + key_size <= key_capacity;
