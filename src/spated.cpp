@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <memory>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -116,15 +117,19 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   const auto started = std::chrono::steady_clock::now();
-  spate::engine::Engine engine(config);
-  spate::query::QueryServer server(engine, config.query);
+  std::unique_ptr<spate::engine::Engine> engine_ptr;
+  std::unique_ptr<spate::query::QueryServer> server_ptr;
   try {
-    engine.start();
-    server.start();
+    engine_ptr = std::make_unique<spate::engine::Engine>(config);
+    server_ptr = std::make_unique<spate::query::QueryServer>(*engine_ptr, config.query);
+    engine_ptr->start();
+    server_ptr->start();
   } catch (const std::exception& e) {
     fmt::print(stderr, "spated: cannot start: {}\n", e.what());
     return 1;
   }
+  spate::engine::Engine& engine = *engine_ptr;
+  spate::query::QueryServer& server = *server_ptr;
   std::string sources;
   for (std::size_t i = 0; i < config.sources.size(); ++i) {
     const auto& s = config.sources[i];

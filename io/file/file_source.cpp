@@ -76,6 +76,10 @@ bool FileSource::poll(LineSink& sink, std::size_t budget) {
     ++next_;
     return true;
   }
+  if (started_ != next_) {  // positions are offsets in the file: a stripe starts where it lies
+    buffer_->restart_at(s.begin);
+    started_ = next_;
+  }
   const std::size_t want = static_cast<std::size_t>(
       std::min<std::uint64_t>({buffer_->room(), std::max<std::size_t>(budget, 1), s.end - s.begin}));
   const ssize_t n = want == 0 ? 0 : ::pread(fd_, buffer_->write_ptr(), want, static_cast<off_t>(s.begin));

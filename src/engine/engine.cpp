@@ -7,12 +7,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <latch>
 #include <memory>
 #include <stdexcept>
 #include <system_error>
+
+#include <fmt/format.h>
 
 #include "io/file/cpu_affinity.hpp"
 #include "io/net/socket.hpp"
@@ -64,6 +67,16 @@ Engine::Engine(Config config) : config_(std::move(config)) {
   const std::vector<int> cpus = io::allowed_cpus();
   shard_count_ = config_.shards != 0 ? config_.shards : static_cast<std::uint32_t>(cpus.size());
   SPATE_ASSERT(shard_count_ >= 1 && !config_.key_groups.empty(), "a finalized config with at least one view");
+  // Refuse rings that cannot fit, with the reason, before allocating any.
+  const auto pages = ::sysconf(_SC_PHYS_PAGES);
+  const auto page = ::sysconf(_SC_PAGE_SIZE);
+  if (pages > 0 && page > 0 && ring_memory_bytes() > static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page) / 2) {
+    throw std::runtime_error(fmt::format(
+        "the shard-to-shard rings would take {:.1f} GiB ({} shards x {} rings x {} slots of {} rows), more than half "
+        "of this machine's memory: lower ring_slots or ring_batch_rows (docs/configuration.md)",
+        static_cast<double>(ring_memory_bytes()) / (1u << 30), shard_count_, shard_count_ - 1,
+        std::bit_ceil(std::max<std::uint32_t>(config_.ring_slots, 2)), config_.ring_batch_rows));
+  }
   rings_.resize(static_cast<std::size_t>(shard_count_) * shard_count_);
   handoffs_.resize(rings_.size());
   for (std::uint32_t s = 0; s < shard_count_; ++s) {
@@ -84,6 +97,12 @@ std::size_t Engine::ring_depth_into(std::uint32_t dst) const noexcept {
     if (s != dst) depth += rings_[s * shard_count_ + dst]->depth();
   }
   return depth;
+}
+
+std::uint64_t Engine::ring_memory_bytes() const noexcept {
+  const std::uint64_t rings = static_cast<std::uint64_t>(shard_count_) * (shard_count_ - 1);
+  return rings * std::bit_ceil(std::max<std::uint64_t>(config_.ring_slots, 2)) *
+         (sizeof(RouteBatch) + RouteBatch::bytes_for(config_.ring_batch_rows, config_.columns.size()));
 }
 
 void Engine::start() {
@@ -198,9 +217,10 @@ bool Engine::quiescent() const noexcept {
 }
 
 void Engine::notify_response() noexcept {
-  if (response_fd_ < 0) return;
+  const int fd = response_fd_.load(std::memory_order_acquire);
+  if (fd < 0) return;
   const std::uint64_t one = 1;
-  [[maybe_unused]] auto n = ::write(response_fd_, &one, sizeof(one));
+  [[maybe_unused]] auto n = ::write(fd, &one, sizeof(one));
 }
 
 std::int64_t Engine::max_watermark() const noexcept {

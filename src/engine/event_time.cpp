@@ -49,8 +49,8 @@ void EventTime::recompute_channels() noexcept {
   channels_min_ = channels_min(shards_);
 }
 
-void EventTime::tick(std::int64_t now_ms, std::int64_t idle_ms, std::int64_t pending) {
-  inputs_.tick(now_ms, idle_ms);
+void EventTime::tick(std::int64_t now_ms, std::int64_t idle_ms, std::int64_t pending, bool stalled) {
+  inputs_.tick(now_ms, idle_ms, stalled);
   const bool active = inputs_.active_count() > 0;
   if (active != active_local_) set_active(active);
   recompute_channels();
@@ -63,7 +63,7 @@ void EventTime::tick(std::int64_t now_ms, std::int64_t idle_ms, std::int64_t pen
   if (!active_local_ && channels_min(shards_) == kNone) {
     std::int64_t w = std::max(engine_.max_watermark(), inputs_.newest());
     for (const std::int64_t c : channel_) w = std::max(w, c);
-    advance(w);
+    advance(std::min(w, pending));  // never past our own rows not applied yet
   }
 }
 

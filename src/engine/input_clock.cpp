@@ -33,11 +33,11 @@ void InputClock::close(std::uint32_t input) noexcept {
   if (was_active) recompute();
 }
 
-void InputClock::tick(std::int64_t now_ms, std::int64_t idle_ms) noexcept {
+void InputClock::tick(std::int64_t now_ms, std::int64_t idle_ms, bool stalled) noexcept {
   bool changed = false;
   for (Input& in : inputs_) {
     if (!in.open) continue;
-    if (in.fresh) {
+    if (in.fresh || stalled) {
       in.fresh = false;
       in.last_event_ms = now_ms;
     } else if (in.active && now_ms - in.last_event_ms >= idle_ms) {

@@ -3,7 +3,7 @@
 
 namespace spate::engine {
 
-void PublishSource::deliver(std::uint64_t producer, std::uint64_t sequence, const char* data, std::size_t size,
+bool PublishSource::deliver(std::uint64_t producer, std::uint64_t sequence, const char* data, std::size_t size,
                             io::LineSink& sink) {
   io::SourceCounters::add(counters().bytes_in, size);
   auto [it, joined] = producers_.try_emplace(producer, 0);
@@ -12,6 +12,14 @@ void PublishSource::deliver(std::uint64_t producer, std::uint64_t sequence, cons
     io::SourceCounters::add(counters().inputs, 1);
   }
   sink.lines(it->second, data, size, sequence);
+  return joined;
+}
+
+void PublishSource::leave(std::uint64_t producer, io::LineSink& sink) {
+  const auto it = producers_.find(producer);
+  if (it == producers_.end()) return;
+  sink.close_input(it->second);
+  producers_.erase(it);
 }
 
 void PublishSource::expire(const std::function<bool(std::uint32_t)>& active, io::LineSink& sink) {

@@ -292,9 +292,12 @@ bool Shard::execute(QueryTask& task) {
       const auto s = static_cast<std::size_t>(SourceKind::publish);
       const std::uint64_t in0 = counters_.events(s);
       const std::uint64_t rej0 = counters_.rejected(s);
-      publish_->deliver(task.producer, task.sequence, task.payload.data(), task.payload_len, *this);
+      const bool joined = publish_->deliver(task.producer, task.sequence, task.payload.data(), task.payload_len, *this);
       router_.flush_all();
       task.accepted = counters_.events(s) - in0;
+      // An input holds event time back from its opening; a producer whose
+      // first batch held no good event would hold it for nothing.
+      if (joined && task.accepted == 0) publish_->leave(task.producer, *this);
       task.rejected = counters_.rejected(s) - rej0;
       for (std::uint32_t d = 0; d < shards_; ++d) {
         if (const auto* ring = router_.ring_to(d)) task.waits.emplace_back(ring, ring->pushed());
@@ -390,17 +393,26 @@ bool Shard::poll_sources() {
 
 void Shard::drain_inputs_for_stop() {
   adopt_handoffs();
-  const std::int64_t deadline = io::monotonic_ms() + kStopDrainBudgetMs;
-  for (auto& source : sources_) source->drain(*this, deadline);
+  // Each source has its own budget: one TCP client that keeps sending must
+  // not use up the time the UDP socket's received datagrams need.
+  for (auto& source : sources_) source->drain(*this, io::monotonic_ms() + kStopDrainBudgetMs);
   router_.flush_all();
 }
 
 // ---------------------------------------------------------------- loop
 
 void Shard::maintenance(std::int64_t now_ms) {
+  // Rows still in batches are sent and applied first: once this shard
+  // turns inactive, the shards it feeds stop waiting for it, and its own
+  // watermark may catch up, so no row of ours may be left behind.
+  router_.flush_all();
   // Idleness: inputs that delivered nothing for idle_timeout_ms stop
   // holding back our watermark and, once none is left, the shards we feed.
-  time_.tick(now_ms, config_.idle_timeout_ms, router_.pending_min());
+  // A tick long overdue (the loop waited on a full ring) is no evidence of
+  // silence: the inputs were not read, so their clocks restart instead.
+  const bool stalled = last_tick_ms_ != 0 && now_ms - last_tick_ms_ > 2 * kMaintenanceEveryMs;
+  last_tick_ms_ = now_ms;
+  time_.tick(now_ms, config_.idle_timeout_ms, router_.pending_min(), stalled);
   // A producer is an input while it publishes; once idle it leaves.
   publish_->expire([this](std::uint32_t input) { return time_.input_active(input); }, *this);
   router_.send_watermarks();

@@ -49,6 +49,17 @@ class CliTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0)
         self.assertTrue(r.stdout.startswith("spated "))
 
+    def test_rings_too_large_for_the_machine_are_refused_with_the_reason(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = os.path.join(tmp, "big.toml")
+            with open(cfg, "w") as f:
+                f.write("ring_slots = 65536\n")
+            r = self.run_cmd(SPATED, "--config", cfg, "--shards", "64", "--tcp-addr", "off", "--udp-addr", "off",
+                             "--query-addr", "127.0.0.1:0", "--data-dir", os.path.join(tmp, "data"))
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("shard-to-shard rings would take", r.stderr)
+            self.assertIn("lower ring_slots or ring_batch_rows", r.stderr)
+
     def test_spate_query_prints_json_named_as_in_the_config(self):
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "in.ndjson")

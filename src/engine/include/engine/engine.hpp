@@ -44,6 +44,9 @@ class Engine {
   // Accepted TCP connections handed from the accepting shard to the least loaded one.
   SpscRing<int>& handoff(std::uint32_t src, std::uint32_t dst) noexcept { return *handoffs_[src * shard_count() + dst]; }
   std::size_t ring_depth_into(std::uint32_t dst) const noexcept;
+  // What the shard-to-shard rings take once every shard has allocated its
+  // inbound slots (ring_slots rounded up to a power of two).
+  std::uint64_t ring_memory_bytes() const noexcept;
 
   // The port each configured tcp/udp source is bound to (useful with port 0).
   std::uint16_t bound_port(std::size_t source_index) const noexcept { return bound_ports_[source_index]; }
@@ -66,7 +69,7 @@ class Engine {
   }
 
   // Called by shards after pushing a response; the query server sets it.
-  void set_response_notifier(int eventfd) noexcept { response_fd_ = eventfd; }
+  void set_response_notifier(int eventfd) noexcept { response_fd_.store(eventfd, std::memory_order_release); }
   void notify_response() noexcept;
 
   // Bumped whenever a shard becomes active or inactive, so that shards
@@ -90,7 +93,7 @@ class Engine {
   std::atomic<std::uint32_t> inputs_finished_{0};
   std::atomic<std::uint32_t> handoffs_closed_{0};
   std::atomic<std::uint64_t> activity_epoch_{0};
-  int response_fd_ = -1;
+  std::atomic<int> response_fd_{-1};
   bool started_ = false;
 };
 

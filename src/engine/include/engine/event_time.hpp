@@ -66,9 +66,11 @@ class EventTime {
     return watermark_;
   }
 
-  // Maintenance: idles silent inputs, updates this shard's activity, and
-  // moves the watermark to what nothing holds back any more.
-  void tick(std::int64_t now_ms, std::int64_t idle_ms, std::int64_t pending);
+  // Maintenance: idles silent inputs (unless the loop `stalled`: then no
+  // input was read and their clocks restart), updates this shard's
+  // activity, and moves the watermark to what nothing holds back any more
+  // (never past `pending`, its own rows not applied yet).
+  void tick(std::int64_t now_ms, std::int64_t idle_ms, std::int64_t pending, bool stalled);
   std::uint32_t inputs_open() const noexcept { return inputs_.open_count(); }
   std::uint32_t inputs_active() const noexcept { return inputs_.active_count(); }
 

@@ -56,8 +56,9 @@ class InputClock {
   std::int64_t newest() const noexcept { return newest_; }
 
   // Called every maintenance tick: an input that delivered nothing for
-  // idle_ms stops holding the watermark back until its next event.
-  void tick(std::int64_t now_ms, std::int64_t idle_ms) noexcept;
+  // idle_ms stops holding the watermark back until its next event. After a
+  // stall (nothing was read) every input's silence counts from now.
+  void tick(std::int64_t now_ms, std::int64_t idle_ms, bool stalled = false) noexcept;
 
   bool is_open(std::uint32_t input) const noexcept { return input < inputs_.size() && inputs_[input].open; }
   bool is_active(std::uint32_t input) const noexcept { return inputs_[input].active; }

@@ -20,9 +20,13 @@ class PublishSource final : public io::Source {
   void drain(io::LineSink&, std::int64_t) override {}  // a batch is delivered whole when it arrives
 
   // One batch of `producer`: `size` bytes of NDJSON with the sink's padding
-  // readable after them; `sequence` is its position.
-  void deliver(std::uint64_t producer, std::uint64_t sequence, const char* data, std::size_t size,
+  // readable after them; `sequence` is its position. Returns true when the
+  // producer joined with this batch.
+  bool deliver(std::uint64_t producer, std::uint64_t sequence, const char* data, std::size_t size,
                io::LineSink& sink);
+  // The producer leaves (a first batch with no good event: a producer joins
+  // with its first event, since a PUBLISH has no bytes still in flight).
+  void leave(std::uint64_t producer, io::LineSink& sink);
   // Producers whose input is no longer active (active(input) false) leave.
   void expire(const std::function<bool(std::uint32_t)>& active, io::LineSink& sink);
 

@@ -174,6 +174,7 @@ class Shard final : public io::LineSink, private Router::Host {
   EventTime time_;
   Router router_;
   std::int64_t next_maintenance_ms_ = 0;
+  std::int64_t last_tick_ms_ = 0;
 
   // Queries.
   SpscRing<QueryTask*> requests_;

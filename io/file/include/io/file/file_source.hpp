@@ -57,6 +57,7 @@ class FileSource final : public Source {
   std::unique_ptr<LineBuffer> buffer_;
   std::vector<FileStripe> stripes_;
   std::size_t next_ = 0;  // the stripe being read
+  std::size_t started_ = SIZE_MAX;  // the stripe whose reading began
   std::function<bool(std::uint64_t)> may_read_;
   std::uint32_t input_ = 0;
   bool finished_ = false;

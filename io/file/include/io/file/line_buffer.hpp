@@ -24,6 +24,9 @@ class LineBuffer {
   // (at eof the partial last line too) and keeps the rest.
   void commit(std::size_t n, bool eof, LineSink& sink, std::uint32_t input, SourceCounters& counters);
   std::size_t pending() const noexcept { return used_; }
+  // The next bytes written start at `position` of the stream (a file's next
+  // stripe); nothing may be pending.
+  void restart_at(std::uint64_t position) noexcept { position_ = position; }
 
  private:
   std::size_t capacity_;
