@@ -88,6 +88,16 @@ class IngestTest(E2ETest):
         self.assertEqual(c["late.per_user_1m"], summary["late"] + 1)
         self.assertEqual(c["publish.errors.malformed_json"], 1)
 
+    def test_a_producer_whose_first_publish_holds_no_good_event_holds_nothing_back(self):
+        before = self.daemon.counters()
+        reply = self.daemon.client.publish(77, 1, b'{"broken\n{"id":"x"}\n')
+        self.assertEqual(reply, {"accepted": 0, "rejected": 2, "duplicate": False})
+        time.sleep(0.3)  # the gauges move at the next maintenance tick
+        c = self.daemon.counters()
+        self.assertEqual(c["publish.inputs"], before["publish.inputs"] + 1)
+        self.assertEqual(c["inputs_open"], before["inputs_open"])  # it left at once
+        self.assertEqual(c["active"], 0)
+
     def test_publish_dedup_forgets_a_producer_unseen_for_its_ttl(self):
         self.daemon.stop()
         self.daemon = Daemon(config="idle_timeout_ms = 300\npublish_dedup_ttl_ms = 1000\n")
