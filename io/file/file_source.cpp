@@ -68,7 +68,10 @@ bool FileSource::poll(LineSink& sink, std::size_t budget) {
     return true;
   }
   FileStripe& s = stripes_[next_];
-  if (may_read_ && !may_read_(s.index)) return false;
+  if (may_read_ && !may_read_(s.index)) {
+    sink.held_back(input_);
+    return false;
+  }
   if (memory_ != nullptr) {
     // A buffer stripe (at most 1 MiB of whole lines) goes over in one piece.
     SourceCounters::add(counters().bytes_in, s.end - s.begin);

@@ -26,6 +26,8 @@ class EventTime {
   std::uint32_t open_input();
   void close_input(std::uint32_t input) noexcept { inputs_.close(input); }
   bool input_active(std::uint32_t input) const noexcept { return inputs_.is_active(input); }
+  // The input has data it was not allowed to deliver yet: not silent.
+  void held_back(std::uint32_t input) noexcept { inputs_.touch(input); }
   // Records an event of `input` and returns the stamp its rows carry: this
   // shard's input watermark as it stood before the event, never decreasing
   // (INT64_MIN: no claim yet).

@@ -60,6 +60,9 @@ class InputClock {
   // stall (nothing was read) every input's silence counts from now.
   void tick(std::int64_t now_ms, std::int64_t idle_ms, bool stalled = false) noexcept;
 
+  // The input is alive without an event (held back by the engine): its
+  // silence counts from the next tick.
+  void touch(std::uint32_t input) noexcept { inputs_[input].fresh = true; }
   bool is_open(std::uint32_t input) const noexcept { return input < inputs_.size() && inputs_[input].open; }
   bool is_active(std::uint32_t input) const noexcept { return inputs_[input].active; }
   std::uint32_t open_count() const noexcept { return open_; }

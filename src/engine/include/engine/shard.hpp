@@ -123,6 +123,7 @@ class Shard final : public io::LineSink, private Router::Host {
   std::uint32_t open_input(SourceKind kind) override;
   void close_input(std::uint32_t input) override;
   void lines(std::uint32_t input, const char* data, std::size_t size, std::uint64_t position) override;
+  void held_back(std::uint32_t input) override { time_.held_back(input); }
 
   // Input.
   bool poll_sources();

@@ -53,6 +53,9 @@ class LineSink {
   // input's stream. At least `padding` (the source's constructor argument)
   // readable bytes follow them.
   virtual void lines(std::uint32_t input, const char* data, std::size_t size, std::uint64_t position) = 0;
+  // The input has data but was held back (a file stripe waiting for the
+  // other shards): it is not silent, so it must not go idle.
+  virtual void held_back(std::uint32_t input) = 0;
 };
 
 class Source {
