@@ -90,7 +90,9 @@ class EventTime {
   std::uint64_t activity_seen_ = UINT64_MAX;
   std::int64_t watermark_ = INT64_MIN;
   bool active_local_ = false;
-  std::atomic<bool> active_{false};
+  // Read by the other shards: on its own cache line, away from the fields
+  // written per row.
+  alignas(64) std::atomic<bool> active_{false};
 };
 
 }  // namespace spate::engine
