@@ -56,10 +56,6 @@ void FileSource::attach(LineSink& sink) {
   SourceCounters::add(counters().inputs, 1);
 }
 
-std::uint64_t FileSource::current_stripe() const noexcept {
-  return finished_ || is_stdin_ || next_ >= stripes_.size() ? UINT64_MAX : stripes_[next_].index;
-}
-
 bool FileSource::poll(LineSink& sink, std::size_t budget) {
   if (finished_ || paused()) return false;
   if (is_stdin_) return poller_ == nullptr && read_stdin(sink);  // a polled stdin reads in ready()

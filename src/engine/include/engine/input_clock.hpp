@@ -63,7 +63,6 @@ class InputClock {
   // The input is alive without an event (held back by the engine): its
   // silence counts from the next tick.
   void touch(std::uint32_t input) noexcept { inputs_[input].fresh = true; }
-  bool is_open(std::uint32_t input) const noexcept { return input < inputs_.size() && inputs_[input].open; }
   bool is_active(std::uint32_t input) const noexcept { return inputs_[input].active; }
   std::uint32_t open_count() const noexcept { return open_; }
   std::uint32_t active_count() const noexcept { return active_; }

@@ -42,8 +42,6 @@ class FileSource final : public Source {
   void ready(std::uint64_t token, LineSink& sink) override;
   bool finished() const noexcept override { return finished_; }
   void drain(LineSink& sink, std::int64_t deadline_ms) override;
-  // The stripe being read (UINT64_MAX when none, or stdin).
-  std::uint64_t current_stripe() const noexcept;
 
  private:
   FileSource() = default;

@@ -23,7 +23,6 @@ class LineBuffer {
   // n bytes were written at write_ptr(): hands the whole lines to the sink
   // (at eof the partial last line too) and keeps the rest.
   void commit(std::size_t n, bool eof, LineSink& sink, std::uint32_t input, SourceCounters& counters);
-  std::size_t pending() const noexcept { return used_; }
   // The next bytes written start at `position` of the stream (a file's next
   // stripe); nothing may be pending.
   void restart_at(std::uint64_t position) noexcept { position_ = position; }
