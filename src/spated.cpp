@@ -151,7 +151,7 @@ int main(int argc, char** argv) {
   std::uint64_t events = 0, errors = 0;
   for (std::uint32_t s = 0; s < engine.shard_count(); ++s) {
     events += engine.shard(s).counters().events();
-    errors += engine.shard(s).counters().rejected();
+    errors += engine.shard(s).rejected();
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   rusage usage{};

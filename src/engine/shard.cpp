@@ -132,6 +132,21 @@ io::SourceTotals Shard::source_totals(SourceKind kind) const noexcept {
   return t;
 }
 
+std::uint64_t Shard::rejected(SourceKind kind, Reject reason) const noexcept {
+  std::uint64_t n = counters_.errors[static_cast<std::size_t>(kind)][static_cast<std::size_t>(reason)].load(
+      std::memory_order_relaxed);
+  if (reason == Reject::oversized_line) n += source_totals(kind).oversized_lines;
+  return n;
+}
+
+std::uint64_t Shard::rejected() const noexcept {
+  std::uint64_t n = 0;
+  for (std::size_t k = 0; k < kSourceKinds; ++k) {
+    for (std::size_t r = 1; r < kRejectReasons; ++r) n += rejected(static_cast<SourceKind>(k), static_cast<Reject>(r));
+  }
+  return n;
+}
+
 // ---------------------------------------------------------------- parsing
 
 void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_end, From from) {

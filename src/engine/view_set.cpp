@@ -36,15 +36,7 @@ std::uint32_t ViewSet::top_slice(int view, std::int64_t window_start, std::uint3
   const std::uint32_t limit = keys.id_limit();
   const std::uint32_t end = limit - begin <= budget ? limit : begin + budget;
   views_[v]->top(window_start, k, by, keys, watermark, begin, end, out);
-  // Merge this slice's best with the earlier slices'.
-  const auto better = [by](const ViewRow& a, const ViewRow& b) {
-    const double va = a.values[static_cast<std::size_t>(by)].as_double();
-    const double vb = b.values[static_cast<std::size_t>(by)].as_double();
-    if (va != vb) return va > vb;
-    return a.key < b.key;
-  };
-  std::sort(out.begin(), out.end(), better);
-  if (out.size() > k) out.resize(k);
+  keep_top(out, k, by);  // this slice's best merged with the earlier slices'
   return end == limit ? 0 : end;
 }
 

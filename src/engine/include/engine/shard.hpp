@@ -110,6 +110,11 @@ class Shard final : public io::LineSink, private Router::Host {
   bool files_done() const noexcept { return files_done_.load(std::memory_order_acquire); }
   // Counters of this shard's sources of one kind, summed; any thread.
   io::SourceTotals source_totals(SourceKind kind) const noexcept;
+  // Lines rejected from sources of one kind for one reason: by the parser,
+  // and (oversized lines cut across reads) by the sources themselves.
+  std::uint64_t rejected(SourceKind kind, Reject reason) const noexcept;
+  // Every line rejected, any source and reason.
+  std::uint64_t rejected() const noexcept;
 
   // Wakes the shard if it sleeps; call after pushing to one of its rings.
   void wake() noexcept;

@@ -36,6 +36,10 @@ struct ViewRow {
   std::vector<AggValue> values;
 };
 
+// VIEW_TOP's order: by aggregate `by`, highest first, ties by key. Keeps the
+// best k of rows (each shard's slices, then the server's merge of shards).
+void keep_top(std::vector<ViewRow>& rows, std::uint32_t k, int by);
+
 // The rows of a batch a view folds: the key id of each row (interned by the
 // shard) and the watermark as it stood before each row.
 struct BatchRows {
