@@ -14,6 +14,7 @@
 #include "config/config.hpp"
 #include "engine/engine.hpp"
 #include "client/protocol.hpp"
+#include "query/publish_dedup.hpp"
 
 namespace spate::query {
 
@@ -29,8 +30,35 @@ class QueryServer {
   std::uint16_t port() const noexcept { return port_; }
 
  private:
-  struct Connection;
-  struct Pending;
+  struct Connection {
+    int fd = -1;
+    std::uint64_t id = 0;
+    bool hello_done = false;
+    bool closing = false;   // stop answering; shut down writing once wbuf is flushed
+    bool draining = false;  // write side shut: discard input until the client closes
+    bool reading = true;
+    bool want_write = false;
+    bool stalled = false;  // a PUBLISH waits for room in its shard's queue
+    std::uint32_t inflight = 0;
+    std::string rbuf;
+    std::string wbuf;
+  };
+
+  struct Pending {
+    int fd = -1;
+    std::uint64_t connection_id = 0;
+    std::uint32_t request_id = 0;
+    Op op{};
+    int view = -1;
+    std::uint32_t k = 0;
+    int by = 0;
+    std::int64_t window_start = 0;
+    std::uint32_t remaining = 0;  // shard tasks still out
+    bool overloaded = false;      // a shard could not be asked: the answer is OVERLOADED
+    std::vector<engine::ViewRow> rows;
+    std::unique_ptr<engine::QueryTask> publish;  // a publish waiting for its rows to be applied
+  };
+
 
   void run();
   void accept_all();
@@ -68,15 +96,8 @@ class QueryServer {
   std::vector<std::uint64_t> waiting_publishes_;
   std::uint64_t next_ticket_ = 1;
   std::vector<std::uint32_t> inflight_per_shard_;
-  // PUBLISH dedup: per producer, the highest sequence applied and when it
-  // was last seen (monotonic ms); forgotten after publish_dedup_ttl_ms.
-  struct ProducerState {
-    std::uint64_t sequence = 0;
-    std::int64_t last_seen_ms = 0;
-  };
-  std::unordered_map<std::uint64_t, ProducerState> producer_sequences_;
+  PublishDedup dedup_;
   std::int64_t next_dedup_sweep_ms_ = 0;
-  void expire_producers(std::int64_t now_ms);
 };
 
 }  // namespace spate::query

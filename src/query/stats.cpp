@@ -1,0 +1,65 @@
+// STATS counters; see stats.hpp and docs/protocol.md.
+#include "query/stats.hpp"
+
+#include <string>
+
+namespace spate::query {
+
+void write_stats(const engine::Engine& engine, FieldWriter& w) {
+  const auto& config = engine.config();
+  const auto load = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  for (std::uint32_t s = 0; s < engine.shard_count(); ++s) {
+    const engine::Shard& shard = engine.shard(s);
+    const engine::ShardCounters& k = shard.counters();
+    const auto shard_mark = w.begin_nested(Tag::shard);
+    w.u64(Tag::shard_id, s);
+    const auto counter = [&](std::string_view name, std::uint64_t value) {
+      const auto m = w.begin_nested(Tag::counter);
+      w.bytes(Tag::name, name);
+      w.u64(Tag::value_u64, value);
+      w.end_nested(m);
+    };
+    io::SourceTotals by_kind[engine::kSourceKinds];
+    std::uint64_t bytes = 0, late = 0;
+    for (std::size_t src = 0; src < engine::kSourceKinds; ++src) {
+      by_kind[src] = shard.source_totals(static_cast<engine::SourceKind>(src));
+      bytes += by_kind[src].bytes_in;
+    }
+    for (std::size_t v = 0; v < config.views.size(); ++v) late += load(k.late[v]);
+    counter("events_in", k.events());
+    counter("bytes_in", bytes);
+    counter("errors", shard.rejected());
+    counter("late_events", late);
+    counter("routed_out", load(k.routed_out));
+    counter("routed_in", load(k.routed_in));
+    counter("rows_applied", load(k.rows_applied));
+    counter("ring_depth", engine.ring_depth_into(s));
+    counter("ring_full_waits", load(k.ring_full_waits));
+    counter("publish.producers", load(k.publish_producers));
+    counter("publish.producers_expired", load(k.publish_producers_expired));
+    counter("keys", load(k.keys));
+    counter("windows", load(k.windows));
+    const std::int64_t wm = k.watermark_ms.load(std::memory_order_relaxed);
+    counter("watermark_ms", wm == INT64_MIN ? 0 : static_cast<std::uint64_t>(wm));
+    counter("active", shard.active() ? 1 : 0);
+    counter("inputs_open", load(k.inputs_open));
+    counter("inputs_active", load(k.inputs_active));
+    counter("tcp.connections", by_kind[static_cast<std::size_t>(engine::SourceKind::tcp)].connections);
+    counter("udp.drops", by_kind[static_cast<std::size_t>(engine::SourceKind::udp)].drops);
+    for (std::size_t v = 0; v < config.views.size(); ++v) counter("late." + config.views[v].name, load(k.late[v]));
+    for (std::size_t src = 0; src < engine::kSourceKinds; ++src) {
+      const auto kind = static_cast<engine::SourceKind>(src);
+      const std::string prefix = engine::source_kind_name(kind);
+      counter(prefix + ".events_in", load(k.events_in[src]));
+      counter(prefix + ".bytes_in", by_kind[src].bytes_in);
+      counter(prefix + ".inputs", by_kind[src].inputs);
+      for (std::size_t r = 1; r < engine::kRejectReasons; ++r) {
+        const auto reason = static_cast<engine::Reject>(r);
+        counter(prefix + ".errors." + engine::reject_name(reason), shard.rejected(kind, reason));
+      }
+    }
+    w.end_nested(shard_mark);
+  }
+}
+
+}  // namespace spate::query
