@@ -574,7 +574,7 @@ void check_key0(const TumblingView& view, const WindowInput& in) {
   view.collect(0, "u1", INT64_MIN, INT64_MAX, INT64_MIN, rows);
   const auto [count, sum] = in.reference(1);
   require(rows.size() == 1 && count > 0, "the top key has exactly one window");
-  require(rows[0].values[0].as_double() == count && rows[0].values[1].as_double() == sum, "count and sum(amount) of the top key are exact");
+  require(rows[0].value(0).as_double() == count && rows[0].value(1).as_double() == sum, "count and sum(amount) of the top key are exact");
 }
 
 // TumblingView::add alone (key ids given), per_user_1m: count, sum, min, max, avg.

@@ -165,18 +165,16 @@ const WindowWord* TumblingView::find(std::uint32_t key_id, std::int64_t start) c
   return found;
 }
 
-AggValue TumblingView::value_of(const WindowWord* w, int aggregate) const noexcept {
+AggState TumblingView::state_of(const WindowWord* w, int aggregate) const noexcept {
   const AggregateConfig& agg = config_.aggregates[static_cast<std::size_t>(aggregate)];
-  if (agg.kind == AggKind::count) return AggValue::count(w[1].u);
-  const WindowWord* c = w + 2 + 3 * slot_of_[agg.column];
-  switch (agg.kind) {
-    case AggKind::sum: return AggValue::real(c[0].d);
-    case AggKind::min: return AggValue::real(c[1].d);
-    case AggKind::max: return AggValue::real(c[2].d);
-    case AggKind::avg: return AggValue::real(w[1].u == 0 ? 0.0 : c[0].d / static_cast<double>(w[1].u));
-    case AggKind::count: break;
+  AggState state{agg.kind, w[1].u};
+  if (agg.column >= 0) {
+    const WindowWord* c = w + 2 + 3 * slot_of_[agg.column];
+    state.sum = c[0].d;
+    state.min = c[1].d;
+    state.max = c[2].d;
   }
-  return AggValue::real(0);
+  return state;
 }
 
 ViewRow TumblingView::to_row(std::string_view key, const WindowWord* w, std::int64_t watermark) const {
@@ -185,8 +183,8 @@ ViewRow TumblingView::to_row(std::string_view key, const WindowWord* w, std::int
   row.window_start = w[0].i;
   row.window_end = w[0].i + window_ms_;
   row.closed = row.window_end + lateness_ms_ <= watermark;
-  row.values.reserve(config_.aggregates.size());
-  for (std::size_t a = 0; a < config_.aggregates.size(); ++a) row.values.push_back(value_of(w, static_cast<int>(a)));
+  row.aggs.reserve(config_.aggregates.size());
+  for (std::size_t a = 0; a < config_.aggregates.size(); ++a) row.aggs.push_back(state_of(w, static_cast<int>(a)));
   return row;
 }
 
@@ -216,7 +214,7 @@ void TumblingView::top(std::int64_t window_start, std::uint32_t k, int by, const
   std::vector<Candidate> candidates;
   end = std::min(end, keys_);
   for (std::uint32_t id = begin; id < end; ++id) {
-    if (const WindowWord* w = find(id, window_start)) candidates.push_back({value_of(w, by).as_double(), id, w});
+    if (const WindowWord* w = find(id, window_start)) candidates.push_back({state_of(w, by).value().as_double(), id, w});
   }
   const auto better = [&](const Candidate& a, const Candidate& b) {
     if (a.value != b.value) return a.value > b.value;

@@ -252,7 +252,11 @@ void QueryServer::finish(Pending& p) {
     return;
   } else {
     const auto& view = config.views[static_cast<std::size_t>(p.view)];
-    if (p.op == Op::view_top) engine::keep_top(p.rows, p.k, p.by);  // each shard's best, merged
+    // Each shard's part of a window merged (a key's rows live on one shard
+    // today, so parts meet only when state is spread wider), then for
+    // VIEW_TOP each shard's best merged into the best k.
+    engine::merge_rows(p.rows);
+    if (p.op == Op::view_top) engine::keep_top(p.rows, p.k, p.by);
     const auto mark = begin_frame(out, p.op, Status::ok, p.request_id);
     FieldWriter w(out);
     if (p.op == Op::view_top && p.window_start != INT64_MIN) w.i64(Tag::window_start, p.window_start);
@@ -271,10 +275,11 @@ void QueryServer::finish(Pending& p) {
       for (std::size_t a = 0; a < view.aggregates.size(); ++a) {
         const auto am = w.begin_nested(Tag::agg);
         w.bytes(Tag::name, view.aggregates[a].label);
-        if (row.values[a].integral) {
-          w.u64(Tag::value_u64, row.values[a].u);
+        const engine::AggValue value = row.value(a);
+        if (value.integral) {
+          w.u64(Tag::value_u64, value.u);
         } else {
-          w.f64(Tag::value_f64, row.values[a].d);
+          w.f64(Tag::value_f64, value.d);
         }
         w.end_nested(am);
       }

@@ -12,9 +12,9 @@ using namespace spate::engine;
 
 namespace {
 
-std::vector<double> doubles(const std::vector<AggValue>& values) {
+std::vector<double> doubles(const ViewRow& row) {
   std::vector<double> out;
-  for (const AggValue& v : values) out.push_back(v.as_double());
+  for (const AggState& a : row.aggs) out.push_back(a.value().as_double());
   return out;
 }
 
@@ -54,11 +54,11 @@ TEST_CASE("tumbling window: count, sum, min, max and avg per key and window") {
   REQUIRE(rows.size() == 2);
   CHECK(rows[0].window_start == 0);
   CHECK(rows[0].window_end == 60000);
-  CHECK(doubles(rows[0].values) == std::vector<double>{3, 6.0, -1.0, 5.0, 2.0});
-  CHECK((rows[0].values[0].integral && rows[0].values[0].u == 3));  // a count stays an integer
-  CHECK_FALSE(rows[0].values[1].integral);
+  CHECK(doubles(rows[0]) == std::vector<double>{3, 6.0, -1.0, 5.0, 2.0});
+  CHECK((rows[0].value(0).integral && rows[0].value(0).u == 3));  // a count stays an integer
+  CHECK_FALSE(rows[0].value(1).integral);
   CHECK(rows[1].window_start == 60000);
-  CHECK(doubles(rows[1].values) == std::vector<double>{1, 7.0, 7.0, 7.0, 7.0});
+  CHECK(doubles(rows[1]) == std::vector<double>{1, 7.0, 7.0, 7.0, 7.0});
   CHECK_FALSE(rows[0].closed);  // 60000 + 5000 lateness not reached
   rows.clear();
   f.view.collect(0, "a", 60000, 120000, 65000, rows);  // only the second window overlaps
@@ -77,7 +77,7 @@ TEST_CASE("tumbling window: an event for a window closed past the allowed latene
   std::vector<ViewRow> rows;
   f.view.collect(0, "a", INT64_MIN, INT64_MAX, 65000, rows);
   REQUIRE(rows.size() == 1);
-  CHECK(rows[0].values[0].as_double() == 1);
+  CHECK(rows[0].value(0).as_double() == 1);
 }
 
 TEST_CASE("tumbling window: top-k orders by the aggregate, ties by key") {
@@ -125,14 +125,14 @@ TEST_CASE("tumbling window: thousands of closed windows per key stay queryable a
   bool ordered = true;
   for (std::int64_t w = 0; w < kWindows; ++w) {
     ordered = ordered && rows[static_cast<std::size_t>(w)].window_start == w * 60000 &&
-              rows[static_cast<std::size_t>(w)].values[1].as_double() == static_cast<double>(w);
+              rows[static_cast<std::size_t>(w)].value(1).as_double() == static_cast<double>(w);
   }
   CHECK(ordered);
   rows.clear();
   f.view.collect(1, "b", last - 60000, INT64_MAX, last, rows);
   REQUIRE(rows.size() == 2);
   CHECK(rows[0].window_start == last - 60000);
-  CHECK(rows[0].values[1].as_double() == 7.0);
+  CHECK(rows[0].value(1).as_double() == 7.0);
   CHECK(rows[1].window_start == last);
   CHECK(f.view.window_count() == static_cast<std::uint64_t>(kWindows + kWindows / 3 + 2));
   // Evict up to about window 6000: the first chunk (4096 records, all older) goes; the rest stays.
@@ -173,9 +173,45 @@ TEST_CASE("tumbling window: rows in random window order land exactly, and each k
     for (std::size_t w = 0; w < rows.size(); ++w) {
       const auto& e = expected[{key, static_cast<std::int64_t>(w) * 60000}];
       exact = exact && rows[w].window_start == static_cast<std::int64_t>(w) * 60000 &&
-              rows[w].values[0].as_double() == static_cast<double>(e.first) && rows[w].values[1].as_double() == e.second;
+              rows[w].value(0).as_double() == static_cast<double>(e.first) && rows[w].value(1).as_double() == e.second;
     }
     CHECK(exact);
   }
   CHECK(f.view.window_count() == 120);
+}
+
+TEST_CASE("tumbling window: partial states of two parts merge into the state of the whole") {
+  // Rows of three keys over two windows, dealt round-robin to two views (as
+  // two shards would hold them); the merged rows equal one view of them all.
+  Fixture whole, part[2];
+  const char* keys[] = {"a", "b", "c"};
+  for (int i = 0; i < 60; ++i) {
+    const std::string_view key = keys[i % 3];
+    const std::int64_t ts = 1000 + 2000 * i;  // 1000 .. 119000: two windows
+    const double amount = (i * 37) % 11 - 3.5;
+    whole.add(key, ts, amount, ts);
+    part[i % 2].add(key, ts, amount, ts);
+  }
+  const auto rows_of = [](Fixture& f) {
+    std::vector<ViewRow> rows;
+    for (std::string_view key : {"a", "b", "c"}) {
+      const std::uint32_t id = f.keys.find(std::hash<std::string_view>{}(key), key);
+      f.view.collect(id, key, INT64_MIN, INT64_MAX, 119000, rows);
+    }
+    return rows;
+  };
+  std::vector<ViewRow> merged = rows_of(part[0]);
+  for (ViewRow& row : rows_of(part[1])) merged.push_back(std::move(row));
+  REQUIRE(merged.size() == 12);  // each part holds every key and window
+  merge_rows(merged);
+  const std::vector<ViewRow> expected = rows_of(whole);
+  REQUIRE(merged.size() == expected.size());
+  REQUIRE(expected.size() == 6);
+  for (std::size_t r = 0; r < expected.size(); ++r) {
+    CHECK(merged[r].key == expected[r].key);
+    CHECK(merged[r].window_start == expected[r].window_start);
+    CHECK(merged[r].closed == expected[r].closed);
+    CHECK((merged[r].value(0).integral && merged[r].value(0).u == expected[r].value(0).u));
+    CHECK(doubles(merged[r]) == doubles(expected[r]));  // the average of all, not of the two averages
+  }
 }

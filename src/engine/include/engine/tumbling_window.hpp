@@ -123,7 +123,7 @@ class TumblingView final : public View {
   void for_each_older(std::uint32_t key_id, F&& f) const;  // f(index, record) over the key's chain until it returns true
   void init(WindowWord* w, std::int64_t start) const noexcept;
   const WindowWord* find(std::uint32_t key_id, std::int64_t start) const noexcept;
-  AggValue value_of(const WindowWord* w, int aggregate) const noexcept;
+  AggState state_of(const WindowWord* w, int aggregate) const noexcept;
   ViewRow to_row(std::string_view key, const WindowWord* w, std::int64_t watermark) const;
 
   std::int64_t window_ms_;

@@ -5,7 +5,9 @@
 // make_view.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -27,14 +29,51 @@ struct AggValue {
   double as_double() const noexcept { return integral ? static_cast<double>(u) : d; }
 };
 
-// One window of one key as a query sees it: aggregates in the view's order.
+// One aggregate's partial state for one key and window: what any part of
+// the rows folds to, so that the states of two parts (two shards, two
+// sketches, a checkpoint and what came after it) merge into the state of
+// all of them. An average is kept as its sum and count, never as an average
+// of averages.
+struct AggState {
+  AggKind kind = AggKind::count;
+  std::uint64_t count = 0;
+  double sum = 0;
+  double min = std::numeric_limits<double>::infinity();
+  double max = -std::numeric_limits<double>::infinity();
+
+  void merge(const AggState& other) noexcept {
+    count += other.count;
+    sum += other.sum;
+    min = std::min(min, other.min);
+    max = std::max(max, other.max);
+  }
+  AggValue value() const noexcept {
+    switch (kind) {
+      case AggKind::count: return AggValue::count(count);
+      case AggKind::sum: return AggValue::real(sum);
+      case AggKind::min: return AggValue::real(min);
+      case AggKind::max: return AggValue::real(max);
+      case AggKind::avg: return AggValue::real(count == 0 ? 0.0 : sum / static_cast<double>(count));
+    }
+    return AggValue::real(0);
+  }
+};
+
+// One window of one key as a query sees it: each aggregate's state, in the
+// view's order.
 struct ViewRow {
   std::string key;
   std::int64_t window_start = 0;
   std::int64_t window_end = 0;
   bool closed = false;
-  std::vector<AggValue> values;
+  std::vector<AggState> aggs;
+  AggValue value(std::size_t aggregate) const noexcept { return aggs[aggregate].value(); }
 };
+
+// Merges rows of the same key and window (from different parts of the
+// state) into one, in place; the rest keep their order. A merged window is
+// closed only when every part says so.
+void merge_rows(std::vector<ViewRow>& rows);
 
 // VIEW_TOP's order: by aggregate `by`, highest first, ties by key. Keeps the
 // best k of rows (each shard's slices, then the server's merge of shards).
