@@ -29,6 +29,12 @@ void write_stats(const engine::Engine& engine, FieldWriter& w) {
     counter("events_in", k.events());
     counter("bytes_in", bytes);
     counter("errors", shard.rejected());
+    for (std::size_t r = 1; r < engine::kRejectReasons; ++r) {  // by reason, over every source kind
+      const auto reason = static_cast<engine::Reject>(r);
+      std::uint64_t n = 0;
+      for (std::size_t src = 0; src < engine::kSourceKinds; ++src) n += shard.rejected(static_cast<engine::SourceKind>(src), reason);
+      counter(std::string("errors.") + engine::reject_name(reason), n);
+    }
     counter("late_events", late);
     counter("routed_out", load(k.routed_out));
     counter("routed_in", load(k.routed_in));

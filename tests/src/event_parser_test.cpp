@@ -139,3 +139,69 @@ TEST_CASE("event parser: a schema at every limit (62 fields, 16 number columns, 
   const std::string without_last = line.substr(0, line.rfind(",\"s37\"")) + "}";
   CHECK(parse(p, without_last, ev) == Reject::missing_field);
 }
+
+TEST_CASE("event parser: a line is accepted only if every byte is JSON, read or not") {
+  const Config config = default_config();
+  EventParser p(config);
+  ParsedEvent ev;
+  const std::string head = R"({"id":"e1","ts":1764000000123,"user":"u42","type":"click","amount":12.5)";
+  // Each of these is invalid in a part the schema does not read (a field
+  // it does not know, a nested value, a key), or in a read field whose type
+  // is wrong as well.
+  const char* bad_tails[] = {
+      R"(,"x":tru})", R"(,"x":nul})", R"(,"x":falsey})", R"(,"x":01})", R"(,"x":1.})", R"(,"x":-})",
+      R"(,"x":.5})", R"(,"x":1e})", R"(,"x":1e+})", R"(,"x":+1})", R"(,"x":0x10})", R"(,"x":NaN})",
+      R"(,"x":Infinity})", R"(,"x":"a\qb"})", R"(,"x":"\u12G4"})", R"(,"x":"\u12"})",
+      "\x2c\"x\":\"a\tb\"}", "\x2c\"x\":\"a\x01\"}", R"(,"x":[1,]})", R"(,"x":[1 2]})", R"(,"x":[,1]})",
+      R"(,"x":{"a":1,}})", R"(,"x":{"a" 1}})", R"(,"x":{"a":}})", R"(,"x":{1:2}})", R"(,"x":{"a":[tru]}})",
+      R"(,"x":[{"b":01}]})", R"(,"x\q":1})", R"(,"x":1 2})", R"(,"x":"a" "b"})", R"(,"x":'a'})",
+      R"(,"x":1,})", R"(,,"x":1})", R"(,"x"})", R"(})" "x", R"(} {})",
+  };
+  for (const char* tail : bad_tails) {
+    CAPTURE(tail);
+    CHECK(parse(p, head + tail, ev) == Reject::malformed_json);
+  }
+  // Unread values of the wrong type and bad JSON: malformed wins.
+  CHECK(parse(p, R"({"id":tru,"ts":1764000000123,"user":"u42","type":"click","amount":12.5})", ev) == Reject::malformed_json);
+  CHECK(parse(p, R"({"id":"e1","ts":1764000000123,"user":[01],"type":"click","amount":12.5})", ev) == Reject::malformed_json);
+  CHECK(parse(p, R"({"id":"e1","ts":1764000000123,"user":"u42","type":"click","amount":"\x"})", ev) == Reject::malformed_json);
+  CHECK(parse(p, R"({"id":"e1","ts":nul,"user":"u42","type":"click","amount":12.5})", ev) == Reject::malformed_json);
+  // ...and valid JSON of the wrong type stays wrong_type.
+  CHECK(parse(p, R"({"id":"e1","ts":1764000000123,"user":[1],"type":"click","amount":12.5})", ev) == Reject::wrong_type);
+  CHECK(parse(p, R"({"id":null,"ts":1764000000123,"user":"u42","type":"click","amount":12.5})", ev) == Reject::wrong_type);
+  // A repeated name counts once, but its repeat must be JSON too.
+  CHECK(parse(p, head + R"(,"user":tru})", ev) == Reject::malformed_json);
+
+  // Odd but valid: every atom, escapes, nesting, whitespace everywhere.
+  const char* good_tails[] = {
+      R"(,"x":true,"y":false,"z":null})", R"(,"x":-0,"y":0.5e-7,"z":1E+30,"w":-12.25e3})",
+      R"(,"x":"\"\\\/\b\f\n\r\t\u00e9\uD83D\uDE00"})", R"(,"x":[],"y":{},"z":[[[]]],"w":{"a":{"b":[1,{"c":null}]}}})",
+      " , \"x\" : [ 1 , \"a\" , { \"k\" : false } ] , \"\\u0041\" : 1 \t}", R"(,"é€😀":"ünïcödé"})",
+  };
+  for (const char* tail : good_tails) {
+    CAPTURE(tail);
+    CHECK(parse(p, head + tail, ev) == Reject::none);
+  }
+}
+
+TEST_CASE("event parser: any nesting a line can hold is checked without running out of stack") {
+  const Config config = default_config();
+  EventParser p(config);
+  ParsedEvent ev;
+  const std::string head = R"({"id":"e1","ts":1764000000123,"user":"u42","type":"click","amount":12.5,"x":)";
+  CHECK(parse(p, head + std::string(100, '[') + std::string(100, ']') + "}", ev) == Reject::none);
+  CHECK(parse(p, head + std::string(60000, '[') + std::string(60000, ']') + "}", ev) == Reject::none);
+  CHECK(parse(p, head + std::string(60000, '[') + "01" + std::string(60000, ']') + "}", ev) == Reject::malformed_json);
+  CHECK(parse(p, head + std::string(60000, '[') + std::string(59999, ']') + "}", ev) == Reject::malformed_json);
+}
+
+TEST_CASE("event parser: escapes are checked in every string of the line, keys and read values too") {
+  const Config config = default_config();
+  EventParser p(config);
+  ParsedEvent ev;
+  CHECK(parse(p, R"({"id":"e\\q","ts":1,"user":"u\\1","type":"click","amount":1,"x\\y":"\\\""})", ev) == Reject::none);
+  CHECK(ev.keys[0] == "u\\1");
+  CHECK(parse(p, R"({"id":"e\q","ts":1,"user":"u1","type":"click","amount":1})", ev) == Reject::malformed_json);
+  CHECK(parse(p, R"({"id":"e","ts":1,"user":"u\q","type":"click","amount":1})", ev) == Reject::malformed_json);
+  CHECK(parse(p, R"({"id":"e","ts":1,"user":"u","type":"click","amount":1,"k\q":1})", ev) == Reject::malformed_json);
+}

@@ -62,10 +62,16 @@ class EventParser {
            (raw[w.name.size()] == '"' && kernels::equal_bytes(raw, w.name.data(), w.name.size()));
   }
   Reject field_value(const Wanted& w, simdjson::ondemand::value& value, ParsedEvent& out) noexcept;
+  // Strict JSON for what On-Demand skips unchecked: a value nothing reads
+  // (nested ones too), and a field whose name matches nothing.
+  Reject check_value(simdjson::ondemand::value& value) noexcept;
+  Reject check_value(simdjson::ondemand::value& value, simdjson::ondemand::json_type type) noexcept;
+  bool skip_field(simdjson::ondemand::field& field) noexcept;  // checks the value of a field nothing reads
 
   simdjson::ondemand::parser parser_;
   std::vector<Wanted> wanted_;
   std::uint64_t required_mask_ = 0;
+  const char* line_end_ = nullptr;  // of the line being parsed
 };
 
 }  // namespace spate::engine
