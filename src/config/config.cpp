@@ -355,13 +355,14 @@ ConfigResult parse_config(std::string_view text, std::string_view source_name) {
     return result;
   }
   check.known_keys(root, "the top level",
-                   {"shards", "data_dir", "allowed_lateness_ms", "idle_timeout_ms", "window_retention_ms",
+                   {"shards", "data_dir", "allowed_lateness_ms", "idle_timeout_ms", "window_retention_ms", "max_future_ms",
                     "max_line_bytes", "ring_slots", "ring_batch_rows", "publish_dedup_ttl_ms", "ring_flush_us", "query", "source", "schema", "view"});
   check.integer(root, "shards", config.shards, 1, 1024);
   check.string(root, "data_dir", config.data_dir);
   check.integer(root, "allowed_lateness_ms", config.allowed_lateness_ms, 0, std::int64_t{30} * 86400000);
   check.integer(root, "idle_timeout_ms", config.idle_timeout_ms, 1, 3600000);
   check.integer(root, "window_retention_ms", config.window_retention_ms, 0, std::int64_t{366} * 86400000);
+  check.integer(root, "max_future_ms", config.max_future_ms, 1000, std::int64_t{3660} * 86400000);
   check.integer(root, "max_line_bytes", config.max_line_bytes, 64, 16 << 20);
   check.integer(root, "ring_slots", config.ring_slots, 2, 65536);
   check.integer(root, "ring_batch_rows", config.ring_batch_rows, 16, 4096);

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstring>
 
 #include "kernels/assert.hpp"
@@ -23,6 +24,7 @@ const char* reject_name(Reject reason) noexcept {
     case Reject::bad_timestamp: return "bad_timestamp";
     case Reject::oversized_line: return "oversized_line";
     case Reject::key_too_long: return "key_too_long";
+    case Reject::future_timestamp: return "future_timestamp";
   }
   return "unknown";
 }
@@ -109,8 +111,10 @@ EventParser::EventParser(const Config& config) {
   };
   switch (w.role) {
     case Role::ts: {
+      // Times RFC 3339 cannot write are refused, whichever way they come.
       std::int64_t ms;
       if (value.get_int64().get(ms) == simdjson::SUCCESS) {
+        if (ms < kernels::kRfc3339MinMs || ms > kernels::kRfc3339MaxMs) return Reject::bad_timestamp;
         out.ts_ms = ms;
         return Reject::none;
       }
@@ -119,15 +123,18 @@ EventParser::EventParser(const Config& config) {
       if (type == od::json_type::number) {
         double d;
         if (value.get_double().get(d) != simdjson::SUCCESS) return Reject::malformed_json;
-        if (!(d > -9.2e18 && d < 9.2e18)) return Reject::bad_timestamp;
-        out.ts_ms = static_cast<std::int64_t>(d);
+        if (!(d >= static_cast<double>(kernels::kRfc3339MinMs) && d < static_cast<double>(kernels::kRfc3339MaxMs) + 1)) {
+          return Reject::bad_timestamp;
+        }
+        out.ts_ms = static_cast<std::int64_t>(std::floor(d));  // a fraction floors, before 1970 too
         return Reject::none;
       }
       if (type != od::json_type::string) return Reject::wrong_type;
       std::string_view s;
       if (value.get_string().get(s) != simdjson::SUCCESS) return Reject::malformed_json;
       const auto parsed = kernels::parse_rfc3339_ms(s);
-      if (!parsed) return Reject::bad_timestamp;
+      // An offset can carry the first or last day past the range.
+      if (!parsed || *parsed < kernels::kRfc3339MinMs || *parsed > kernels::kRfc3339MaxMs) return Reject::bad_timestamp;
       out.ts_ms = *parsed;
       return Reject::none;
     }

@@ -51,6 +51,7 @@ Shard::Shard(std::uint32_t id, Engine& engine)
       router_(id, engine, config_, time_, counters_, *this),
       requests_(4096),
       responses_(4096) {
+  future_limit_ms_ = io::wall_ms() + config_.max_future_ms;
   auto publish = std::make_unique<PublishSource>();
   publish_ = publish.get();
   add_source(std::move(publish));
@@ -163,6 +164,10 @@ void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_en
   if (r != Reject::none) {
     if (r == Reject::malformed_json && all_whitespace(line, len)) return;
     reject(source, r);
+    return;
+  }
+  if (ev.ts_ms > future_limit_ms_) {  // it would close every window before its time
+    reject(source, Reject::future_timestamp);
     return;
   }
   ShardCounters::add(counters_.events_in[s], 1);
@@ -447,6 +452,7 @@ void Shard::run() {
   bool inputs_drained = false;
   while (true) {
     bool busy = false;
+    future_limit_ms_ = io::wall_ms() + config_.max_future_ms;
     busy |= drain_rings();
     busy |= serve_requests();
     if (!stopping) busy |= adopt_handoffs();

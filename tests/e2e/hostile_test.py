@@ -9,6 +9,7 @@ import time
 import unittest
 
 import spate_client
+import spate_e2e
 from spate_e2e import Daemon, E2ETest, generate
 
 GOOD = '{"id":"g%d","ts":%d,"user":"h%d","type":"hostile","amount":%d.25}'
@@ -76,6 +77,25 @@ class HostileTest(E2ETest):
         self.assertEqual(c["errors"], 161)
         total = sum(r["count"] for k in range(5) for r in self.daemon.client.view_get("per_user_1m", "h%d" % k))
         self.assertEqual(total, len(bad) * 20 + 1 + 10)
+        self.assertEqual(self.daemon.stop(), 0)
+
+    def test_event_time_ahead_of_the_wall_clock_is_refused_and_moves_nothing(self):
+        self.daemon.stop()
+        self.daemon = Daemon(config=spate_e2e.TEST_CONFIG + "max_future_ms = 600000\n")
+        now = int(time.time() * 1000)
+        line = '{"id":"f%d","ts":%d,"user":"f","type":"future","amount":1}'
+        stream = "\n".join([
+            line % (0, now - 3600000),       # an hour old: accepted
+            line % (1, now + 3600000),       # an hour ahead, past max_future_ms: refused
+            line % (2, now - 3600000 + 1),   # not late: the refused event moved no watermark
+            line % (3, now + 60000),         # a minute ahead: accepted
+        ]) + "\n"
+        with socket.create_connection(("127.0.0.1", self.daemon.tcp_port)) as s:
+            s.sendall(stream.encode())
+        c = self.daemon.wait_applied(3)
+        self.assertEqual(c["tcp.errors.future_timestamp"], 1)
+        self.assertEqual(c["errors"], 1)
+        self.assertEqual(c["late_events"], 0)
         self.assertEqual(self.daemon.stop(), 0)
 
     def test_hostile_query_frames_get_status_codes_and_the_server_stays_up(self):

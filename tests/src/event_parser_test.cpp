@@ -205,3 +205,31 @@ TEST_CASE("event parser: escapes are checked in every string of the line, keys a
   CHECK(parse(p, R"({"id":"e","ts":1,"user":"u\q","type":"click","amount":1})", ev) == Reject::malformed_json);
   CHECK(parse(p, R"({"id":"e","ts":1,"user":"u","type":"click","amount":1,"k\q":1})", ev) == Reject::malformed_json);
 }
+
+TEST_CASE("event parser: event time is held to what RFC 3339 can write, and fractions floor") {
+  const Config config = default_config();
+  EventParser p(config);
+  ParsedEvent ev;
+  const auto with_ts = [&](const std::string& ts) {
+    return parse(p, R"({"id":"e","ts":)" + ts + R"(,"user":"u","type":"t","amount":1})", ev);
+  };
+  CHECK(with_ts("253402300799999") == Reject::none);  // 9999-12-31T23:59:59.999Z
+  CHECK(with_ts("253402300800000") == Reject::bad_timestamp);
+  CHECK(with_ts("-62167219200000") == Reject::none);  // 0000-01-01T00:00:00Z
+  CHECK(ev.ts_ms == -62167219200000);
+  CHECK(with_ts("-62167219200001") == Reject::bad_timestamp);
+  CHECK(with_ts("9223372036854775807") == Reject::bad_timestamp);
+  CHECK(with_ts("-9223372036854775808") == Reject::bad_timestamp);
+  CHECK(with_ts("18446744073709551615") == Reject::bad_timestamp);
+  CHECK(with_ts("1e300") == Reject::bad_timestamp);
+  CHECK(with_ts("-1e300") == Reject::bad_timestamp);
+  CHECK(with_ts("2.534023007999995e14") == Reject::none);
+  CHECK(with_ts("-0.5") == Reject::none);
+  CHECK(ev.ts_ms == -1);  // floors, before 1970 too
+  CHECK(with_ts("1000.9") == Reject::none);
+  CHECK(ev.ts_ms == 1000);
+  CHECK(with_ts(R"("0000-01-01T00:00:00+01:00")") == Reject::bad_timestamp);  // an offset past the first day
+  CHECK(with_ts(R"("9999-12-31T23:59:59.999-01:00")") == Reject::bad_timestamp);
+  CHECK(with_ts(R"("9999-12-31T23:59:59.999Z")") == Reject::none);
+  CHECK(ev.ts_ms == 253402300799999);
+}

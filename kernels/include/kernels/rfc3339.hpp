@@ -14,6 +14,12 @@ namespace spate::kernels {
 // truncated. Returns nullopt for anything else, including out-of-range fields.
 std::optional<std::int64_t> parse_rfc3339_ms(std::string_view text) noexcept;
 
+// The instants RFC 3339 can write: 0000-01-01T00:00:00.000Z to
+// 9999-12-31T23:59:59.999Z. Event times are held to this range, so that sums
+// of an event time and a configured duration never overflow.
+inline constexpr std::int64_t kRfc3339MinMs = -62167219200000;
+inline constexpr std::int64_t kRfc3339MaxMs = 253402300799999;
+
 // Writes "YYYY-MM-DDTHH:MM:SS.mmmZ" (24 bytes) into out; returns the length.
 std::size_t format_rfc3339_ms(std::int64_t epoch_ms, char* out) noexcept;
 

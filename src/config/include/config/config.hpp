@@ -76,7 +76,10 @@ struct Config {
   std::vector<ViewConfig> views;
   std::int64_t allowed_lateness_ms = 5000;
   std::int64_t idle_timeout_ms = 2000;
-  std::int64_t window_retention_ms = 3600000;  // closed windows stay queryable this long (event time)
+  std::int64_t window_retention_ms = 3600000;
+  // Events dated further ahead of the wall clock are refused as
+  // future_timestamp: one bad clock must not close every window.
+  std::int64_t max_future_ms = 3600000;  // closed windows stay queryable this long (event time)
   std::uint32_t max_line_bytes = 65536;
   std::uint32_t ring_slots = 32;  // batches per shard-to-shard ring
   std::int64_t publish_dedup_ttl_ms = 86400000;  // a PUBLISH producer's last sequence is forgotten after this long unseen

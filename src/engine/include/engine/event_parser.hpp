@@ -24,8 +24,9 @@ enum class Reject : std::uint8_t {
   bad_timestamp,
   oversized_line,
   key_too_long,
+  future_timestamp,  // further ahead of the wall clock than max_future_ms (judged by the shard)
 };
-inline constexpr std::size_t kRejectReasons = 7;
+inline constexpr std::size_t kRejectReasons = 8;
 const char* reject_name(Reject reason) noexcept;
 
 // Input buffers must have this many readable bytes past the data they hold.

@@ -181,6 +181,9 @@ class Shard final : public io::LineSink, private Router::Host {
   Router router_;
   std::int64_t next_maintenance_ms_ = 0;
   std::int64_t last_tick_ms_ = 0;
+  // Events stamped after this are future_timestamp: the wall clock plus
+  // max_future_ms, read once per loop pass.
+  std::int64_t future_limit_ms_ = 0;
 
   // Queries.
   SpscRing<QueryTask*> requests_;

@@ -92,5 +92,7 @@ class Source {
 // The monotonic clock in milliseconds, as the loops and deadlines use it.
 std::int64_t monotonic_ms() noexcept;
 std::int64_t monotonic_us() noexcept;
+// The wall clock in milliseconds since 1970 (event time's scale).
+std::int64_t wall_ms() noexcept;
 
 }  // namespace spate::io
