@@ -76,8 +76,10 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (!check_file.empty()) {
-    const auto result = spate::engine::load_config_file(check_file);
-    if (!result.ok()) return report_errors(check_file, result.errors);
+    auto result = spate::engine::load_config_file(check_file);
+    for (auto& e : spate::engine::check_file_sources(result.config)) result.errors.push_back(std::move(e));
+    spate::engine::sort_by_line(result.errors);
+    if (!result.errors.empty()) return report_errors(check_file, result.errors);
     fmt::print("{}: ok ({} sources, {} views)\n", check_file, result.config.sources.size(), result.config.views.size());
     return 0;
   }

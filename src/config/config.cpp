@@ -1,6 +1,14 @@
 // TOML configuration parsing and validation; see config.hpp.
 #include "config/config.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
 #include <fstream>
 #include <initializer_list>
 #include <sstream>
@@ -106,6 +114,7 @@ void parse_sources(const toml::node& node, Checker& check, Config& config) {
     }
     check.known_keys(*t, "[[source]]", {"type", "listen", "path"});
     SourceConfig source;
+    source.line = static_cast<int>(item.source().begin.line);
     std::string type;
     if (!check.string(*t, "type", type)) {
       check.error(item, "[[source]] needs type = \"tcp\" | \"udp\" | \"file\"");
@@ -131,10 +140,48 @@ void parse_sources(const toml::node& node, Checker& check, Config& config) {
   }
 }
 
+// A name as the error messages show it: in quotes, with what cannot be
+// printed escaped.
+std::string quoted(std::string_view name) {
+  std::string out = "\"";
+  for (const char c : name.substr(0, 200)) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
+    } else {
+      out += c;
+    }
+  }
+  return out + (name.size() > 200 ? "...\"" : "\"");
+}
+
+// Field names are matched against an event's raw key bytes: a quote, a
+// backslash or a control character could only appear escaped there, so a
+// name holding one could never match.
+bool check_field_name(Checker& check, const toml::node& where, std::string_view what, std::string_view name) {
+  std::string why;
+  if (name.empty()) why = "is empty";
+  if (name.size() > kMaxFieldNameBytes) why = fmt::format("is longer than {} bytes", kMaxFieldNameBytes);
+  for (const char c : name) {
+    if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) {
+      why = "holds a quote, a backslash or a control character, which an event could only carry escaped";
+    }
+  }
+  if (why.empty()) return true;
+  check.error(where, fmt::format("{} {} {}", what, quoted(name), why));
+  return false;
+}
+
 void parse_schema(const toml::table& t, Checker& check, Config& config) {
   check.known_keys(t, "[schema]", {"id", "timestamp", "fields"});
-  check.string(t, "id", config.id_field);
-  check.string(t, "timestamp", config.ts_field);
+  if (check.string(t, "id", config.id_field) && !config.id_field.empty()) {
+    check_field_name(check, *t.get("id"), "schema.id", config.id_field);
+  }
+  if (check.string(t, "timestamp", config.ts_field)) {
+    check_field_name(check, *t.get("timestamp"), "schema.timestamp", config.ts_field);
+  }
   const toml::node* fields = t.get("fields");
   if (fields == nullptr) return;
   const toml::table* ft = fields->as_table();
@@ -146,6 +193,8 @@ void parse_schema(const toml::table& t, Checker& check, Config& config) {
   for (auto&& [key, value] : *ft) {
     FieldConfig f;
     f.name = std::string(key.str());
+    f.line = static_cast<int>(key.source().begin.line);
+    if (!check_field_name(check, value, "field", f.name)) continue;
     const auto* type = value.as_string();
     if (type != nullptr && type->get() == "string") {
       f.type = FieldType::string;
@@ -272,7 +321,7 @@ void finalize(Config& config, std::vector<ConfigError>& errors) {
   };
   if (config.ts_field.empty()) errors.push_back({0, "schema.timestamp must name a field"});
   if (config.fields.size() > kMaxSchemaFields) {
-    errors.push_back({0, fmt::format("[schema].fields declares {} fields; at most {} are supported (other fields of "
+    errors.push_back({config.fields[kMaxSchemaFields].line, fmt::format("[schema].fields declares {} fields; at most {} are supported (other fields of "
                                      "an event need no declaration: they are skipped)",
                                      config.fields.size(), kMaxSchemaFields)});
   }
@@ -337,7 +386,7 @@ void finalize(Config& config, std::vector<ConfigError>& errors) {
   }
   for (const auto& f : config.fields) {
     if (f.name == config.id_field || f.name == config.ts_field) {
-      errors.push_back({0, fmt::format("field '{}' is already the schema's id or timestamp", f.name)});
+      errors.push_back({f.line, fmt::format("field '{}' is already the schema's id or timestamp", f.name)});
     }
   }
 }
@@ -389,7 +438,32 @@ ConfigResult parse_config(std::string_view text, std::string_view source_name) {
   }
   if (const toml::node* v = root.get("view")) parse_views(*v, check, config);
   finalize(config, result.errors);
+  sort_by_line(result.errors);
   return result;
+}
+
+void sort_by_line(std::vector<ConfigError>& errors) {
+  std::stable_sort(errors.begin(), errors.end(), [](const ConfigError& a, const ConfigError& b) {
+    return (a.line == 0 ? INT_MAX : a.line) < (b.line == 0 ? INT_MAX : b.line);
+  });
+}
+
+std::vector<ConfigError> check_file_sources(const Config& config) {
+  std::vector<ConfigError> errors;
+  for (const SourceConfig& s : config.sources) {
+    if (s.kind != SourceKind::file || s.path == "-") continue;
+    struct stat st {};
+    const int fd = ::open(s.path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      errors.push_back({s.line, fmt::format("file source {}: cannot be read: {}", quoted(s.path), std::strerror(errno))});
+      continue;
+    }
+    if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+      errors.push_back({s.line, fmt::format("file source {}: is a directory", quoted(s.path))});
+    }
+    ::close(fd);
+  }
+  return errors;
 }
 
 ConfigResult load_config_file(const std::string& path) {

@@ -134,6 +134,10 @@ void Engine::start() {
         if (probe < 0 || ::fstat(probe, &st) != 0) {
           throw std::system_error(errno, std::generic_category(), "cannot open input file '" + source.path + "'");
         }
+        if (S_ISDIR(st.st_mode)) {
+          ::close(probe);
+          throw std::system_error(EISDIR, std::generic_category(), "cannot read input file '" + source.path + "'");
+        }
         const auto size = static_cast<std::uint64_t>(st.st_size);
         std::vector<std::vector<io::FileStripe>> stripes(shard_count_);
         deal_stripes(

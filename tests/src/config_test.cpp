@@ -1,6 +1,7 @@
 // Configuration parsing: defaults, a full file, and errors with their lines.
 #include <doctest/doctest.h>
 
+#include <climits>
 #include <string>
 
 #include "config/config.hpp"
@@ -119,4 +120,67 @@ TEST_CASE("config: limits are checked when the file is loaded, each with a clear
   REQUIRE(bad_ring.errors.size() == 2);
   CHECK(bad_ring.errors[0].line == 1);
   CHECK(bad_ring.errors[1].line == 2);
+}
+
+TEST_CASE("config: field names an event could only carry escaped are refused, naming the value") {
+  const auto r = parse_config(R"toml(
+[schema]
+id = "i\"d"
+timestamp = ""
+fields = { user = "string", "a\\b" = "number", "tab\there" = "string", "" = "string" }
+[[view]]
+name = "v"
+key = "user"
+aggregates = ["count"]
+)toml",
+                              "names.toml");
+  REQUIRE_FALSE(r.ok());
+  auto has = [&](int line, const std::string& text) {
+    for (const auto& e : r.errors) {
+      if (e.line == line && e.message.find(text) != std::string::npos) return true;
+    }
+    return false;
+  };
+  CHECK(has(3, R"(schema.id "i\"d" holds a quote)"));
+  CHECK(has(4, R"(schema.timestamp "" is empty)"));
+  CHECK(has(5, R"(field "a\\b" holds a quote, a backslash)"));
+  CHECK(has(5, R"(field "tab\x09here" holds)"));
+  CHECK(has(5, R"(field "" is empty)"));
+  const auto long_name = parse_config("[schema]\nfields = { user = \"string\", " + std::string(300, 'n') +
+                                          " = \"string\" }\n[[view]]\nname = \"v\"\nkey = \"user\"\naggregates = [\"count\"]\n",
+                                      "long.toml");
+  REQUIRE_FALSE(long_name.ok());
+  CHECK(long_name.errors[0].message.find("is longer than 256 bytes") != std::string::npos);
+}
+
+TEST_CASE("config: errors come sorted by line, the ones tied to no line last") {
+  const auto r = parse_config(R"toml(
+[[view]]
+name = "v"
+key = "nope"
+aggregates = ["count"]
+[schema]
+fields = { user = "string", "q\"" = "string" }
+shards = 0
+)toml",
+                              "order.toml");
+  REQUIRE(r.errors.size() >= 2);
+  for (std::size_t i = 1; i < r.errors.size(); ++i) {
+    const int a = r.errors[i - 1].line == 0 ? INT_MAX : r.errors[i - 1].line;
+    const int b = r.errors[i].line == 0 ? INT_MAX : r.errors[i].line;
+    CHECK(a <= b);
+  }
+  CHECK(r.errors.front().line == 2);  // the view's key error, found last, comes first
+}
+
+TEST_CASE("config: file sources must be readable files") {
+  Config config = default_config();
+  config.sources = {{SourceKind::file, {}, "/nonexistent/spate/input.ndjson", 7}, {SourceKind::file, {}, ".", 9},
+                    {SourceKind::file, {}, "-", 11}};
+  const auto errors = check_file_sources(config);
+  REQUIRE(errors.size() == 2);
+  CHECK(errors[0].line == 7);
+  CHECK(errors[0].message.find("\"/nonexistent/spate/input.ndjson\": cannot be read: No such file") != std::string::npos);
+  CHECK(errors[1].line == 9);
+  CHECK(errors[1].message.find("is a directory") != std::string::npos);
 }

@@ -17,6 +17,7 @@ inline constexpr std::size_t kMaxColumns = 16;       // numeric fields aggregate
 inline constexpr std::size_t kMaxKeyGroups = 8;      // distinct view keys
 inline constexpr std::size_t kMaxSchemaFields = 62;  // [schema].fields, besides the id and timestamp
 inline constexpr std::size_t kMaxKeyBytes = 1024;
+inline constexpr std::size_t kMaxFieldNameBytes = 256;
 
 using io::kSourceKinds;
 using io::source_kind_name;
@@ -32,6 +33,7 @@ struct SourceConfig {
   SourceKind kind = SourceKind::tcp;
   Endpoint listen;   // tcp, udp
   std::string path;  // file: a path or "-" for stdin
+  int line = 0;      // where it is declared, for error messages
 };
 
 enum class FieldType : std::uint8_t { string, number };
@@ -39,6 +41,7 @@ enum class FieldType : std::uint8_t { string, number };
 struct FieldConfig {
   std::string name;
   FieldType type = FieldType::string;
+  int line = 0;  // where it is declared, for error messages
 };
 
 enum class AggKind : std::uint8_t { count, sum, min, max, avg };
@@ -111,6 +114,11 @@ Config default_config();
 // Parses and validates TOML text. Every problem is reported, each with its line.
 ConfigResult parse_config(std::string_view toml_text, std::string_view source_name);
 ConfigResult load_config_file(const std::string& path);
+// Each file source (other than stdin) can be opened for reading and is not
+// a directory: what --check-config and the start add to the file's checks.
+std::vector<ConfigError> check_file_sources(const Config& config);
+// In file order, errors tied to no line last (parse_config's order).
+void sort_by_line(std::vector<ConfigError>& errors);
 
 // Resolves columns and key groups and checks cross-references; appends errors.
 void finalize(Config& config, std::vector<ConfigError>& errors);
