@@ -169,6 +169,16 @@ void QueryServer::on_writable(Connection& c) {
 }
 
 void QueryServer::reply_error(Connection& c, Op op, std::uint32_t request_id, Status status, std::string_view message) {
+  // An error text echoes what the client sent (a view name can be as long
+  // as a frame): cut, on a UTF-8 boundary, so every reply fits MAX_FRAME.
+  constexpr std::size_t kMaxErrorBytes = 1024;
+  std::string cut;
+  if (message.size() > kMaxErrorBytes) {
+    std::size_t n = kMaxErrorBytes;
+    while (n > 0 && (static_cast<unsigned char>(message[n]) & 0xC0) == 0x80) --n;  // not inside a character
+    cut = std::string(message.substr(0, n)) + "...";
+    message = cut;
+  }
   std::string out;
   const auto mark = begin_frame(out, op, status, request_id);
   FieldWriter(out).bytes(Tag::error, message);

@@ -154,6 +154,14 @@ class HostileTest(E2ETest):
         with self.assertRaises(spate_client.SpateError) as e:
             c.view_get("per_user_1m", "k" * 5000)
         self.assertEqual(e.exception.status_code, spate_client.Status.BAD_REQUEST)
+        # An error that echoes a name as long as a frame allows still fits in
+        # one: the echo is cut (on a character boundary: é is two bytes).
+        long_name = "é" * ((16 << 20) // 2 - 64)
+        with self.assertRaises(spate_client.SpateError) as e:
+            c.view_get(long_name, "k")
+        self.assertEqual(e.exception.status_code, spate_client.Status.UNKNOWN_VIEW)
+        self.assertLess(len(str(e.exception).encode()), 2048)
+        self.assertTrue(str(e.exception).rstrip("'").endswith("é..."), str(e.exception)[-20:])
         self.assertGreaterEqual(c.ping(), 0)
         self.assertEqual(self.daemon.stop(), 0)
 
