@@ -103,6 +103,12 @@ int main(int argc, char** argv) {
   }
   for (const auto& f : ingest) config.sources.push_back({SourceKind::file, {}, f});
 
+  // Every connection is a descriptor: take as many as the hard limit allows.
+  if (rlimit nofile{}; ::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &nofile);
+  }
+
   std::error_code ec;
   std::filesystem::create_directories(config.data_dir, ec);
   if (ec) {

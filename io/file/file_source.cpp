@@ -81,7 +81,7 @@ bool FileSource::poll(LineSink& sink, std::size_t budget) {
   }
   const std::size_t want = static_cast<std::size_t>(
       std::min<std::uint64_t>({buffer_->room(), std::max<std::size_t>(budget, 1), s.end - s.begin}));
-  const ssize_t n = want == 0 ? 0 : ::pread(fd_, buffer_->write_ptr(), want, static_cast<off_t>(s.begin));
+  const ssize_t n = want == 0 ? 0 : ::pread(fd_, buffer_->prepare(), want, static_cast<off_t>(s.begin));
   if (n < 0 && errno == EINTR) return true;
   const bool stripe_end = n <= 0;  // a stripe ends at a line start: the rest is whole lines
   if (!stripe_end) {
@@ -98,7 +98,7 @@ void FileSource::ready(std::uint64_t, LineSink& sink) {
 }
 
 bool FileSource::read_stdin(LineSink& sink) {
-  const ssize_t n = ::read(fd_, buffer_->write_ptr(), std::min(buffer_->room(), kChunkBytes));
+  const ssize_t n = ::read(fd_, buffer_->prepare(), std::min(buffer_->room(), kChunkBytes));
   if (n < 0 && (errno == EINTR || errno == EAGAIN)) return false;
   if (n > 0) {
     SourceCounters::add(counters().bytes_in, static_cast<std::uint64_t>(n));

@@ -112,7 +112,7 @@ void parse_sources(const toml::node& node, Checker& check, Config& config) {
       check.error(item, "each [[source]] must be a table");
       continue;
     }
-    check.known_keys(*t, "[[source]]", {"type", "listen", "path"});
+    check.known_keys(*t, "[[source]]", {"type", "listen", "path", "max_connections", "max_idle_ms"});
     SourceConfig source;
     source.line = static_cast<int>(item.source().begin.line);
     std::string type;
@@ -122,6 +122,12 @@ void parse_sources(const toml::node& node, Checker& check, Config& config) {
     }
     if (type == "tcp" || type == "udp") {
       source.kind = type == "tcp" ? SourceKind::tcp : SourceKind::udp;
+      if (type == "tcp") {
+        check.integer(*t, "max_connections", source.max_connections, 1, 1000000);
+        check.integer(*t, "max_idle_ms", source.max_idle_ms, 0, std::int64_t{7} * 86400000);
+      } else if (t->get("max_connections") != nullptr || t->get("max_idle_ms") != nullptr) {
+        check.error(item, "max_connections and max_idle_ms are for tcp sources");
+      }
       if (!check.endpoint(*t, "listen", source.listen) && t->get("listen") == nullptr) {
         check.error(item, fmt::format("{} source needs listen = \"HOST:PORT\"", type));
         continue;

@@ -83,7 +83,7 @@ Engine::Engine(Config config) : config_(std::move(config)) {
     for (std::uint32_t d = 0; d < shard_count_; ++d) {
       if (s == d) continue;
       rings_[s * shard_count_ + d] = std::make_unique<SpscRing<RouteBatch>>(config_.ring_slots);
-      handoffs_[s * shard_count_ + d] = std::make_unique<SpscRing<int>>(64);
+      handoffs_[s * shard_count_ + d] = std::make_unique<SpscRing<HandedConnection>>(64);
     }
   }
   for (std::uint32_t i = 0; i < shard_count_; ++i) shards_.push_back(std::make_unique<Shard>(i, *this));
@@ -115,8 +115,10 @@ void Engine::start() {
         for (std::uint32_t i = 0; i < shard_count_; ++i) {
           int fd;
           if (source.kind == SourceKind::tcp) {
+            if (i == 0) tcp_open_.push_back(std::make_unique<std::atomic<std::uint32_t>>(0));
             fd = io::listen_tcp(source.listen.host, port, true);
-            shards_[i]->add_tcp_listener(fd);
+            shards_[i]->add_tcp_listener(fd, static_cast<std::uint32_t>(tcp_open_.size() - 1),
+                                         {source.max_connections, source.max_idle_ms, tcp_open_.back().get()});
           } else {
             fd = io::bind_udp(source.listen.host, port, true, kUdpReceiveBufferBytes);
             shards_[i]->add_udp_socket(fd);

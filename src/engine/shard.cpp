@@ -22,6 +22,9 @@ constexpr std::uint32_t kDirectKeys = 64;
 // What one source may read per loop pass (a file reads this much at once).
 constexpr std::size_t kPollBudgetBytes = 1 << 20;
 constexpr std::int64_t kMaintenanceEveryMs = 100;
+// One read of a TCP connection: the shard's arena holds this beside a
+// partial line of up to max_line_bytes.
+constexpr std::size_t kTcpReadBytes = 256 * 1024;
 // Keys the retention sweep visits per maintenance tick (100 ms): a million
 // keys are swept in about 6 s, and no tick stalls the loop for long.
 constexpr std::uint32_t kRetentionKeysPerTick = 16384;
@@ -69,10 +72,13 @@ void Shard::add_source(std::unique_ptr<io::Source> source) {
   sources_.push_back(std::move(source));
 }
 
-void Shard::add_tcp_listener(int fd) {
-  auto tcp = std::make_unique<io::TcpSource>(fd, poller_, config_.max_line_bytes, kPadding,
-                                             [this](int conn, bool may_move) { return hand_off(conn, may_move); });
-  if (tcp_ == nullptr) tcp_ = tcp.get();
+void Shard::add_tcp_listener(int fd, std::uint32_t listener, io::TcpLimits limits) {
+  if (!tcp_arena_) tcp_arena_ = std::make_unique<io::ReadArena>(kTcpReadBytes, config_.max_line_bytes, kPadding);
+  auto tcp = std::make_unique<io::TcpSource>(
+      fd, poller_, *tcp_arena_, config_.max_line_bytes, limits,
+      [this, listener](int conn, bool may_move) { return hand_off(conn, listener, may_move); });
+  if (tcp_.size() <= listener) tcp_.resize(listener + 1, nullptr);
+  tcp_[listener] = tcp.get();
   add_source(std::move(tcp));
 }
 
@@ -333,7 +339,7 @@ bool Shard::execute(QueryTask& task) {
 // The kernel spreads connections over the SO_REUSEPORT listeners by a hash
 // of the address pair, so two connections often land on one shard while the
 // other idles. Each accepted connection goes to the shard with the fewest.
-bool Shard::hand_off(int fd, bool may_move) {
+bool Shard::hand_off(int fd, std::uint32_t listener, bool may_move) {
   std::uint32_t target = id_;
   if (may_move) {
     std::uint64_t fewest = counters_.tcp_connections.load(std::memory_order_relaxed);
@@ -346,8 +352,8 @@ bool Shard::hand_off(int fd, bool may_move) {
     }
   }
   if (target != id_) {
-    if (int* slot = engine_.handoff(id_, target).claim()) {
-      *slot = fd;
+    if (HandedConnection* slot = engine_.handoff(id_, target).claim()) {
+      *slot = {fd, listener};
       engine_.shard(target).counters().tcp_connections.fetch_add(1, std::memory_order_relaxed);
       engine_.handoff(id_, target).publish();
       engine_.shard(target).wake();
@@ -362,10 +368,11 @@ bool Shard::adopt_handoffs() {
   bool any = false;
   for (std::uint32_t src = 0; src < shards_; ++src) {
     if (src == id_) continue;
-    SpscRing<int>& ring = engine_.handoff(src, id_);
-    while (int* fd = ring.front()) {
-      SPATE_ASSERT(tcp_ != nullptr, "connections are handed only to shards that listen");
-      tcp_->adopt(*fd, *this);
+    SpscRing<HandedConnection>& ring = engine_.handoff(src, id_);
+    while (HandedConnection* handed = ring.front()) {
+      SPATE_ASSERT(handed->listener < tcp_.size() && tcp_[handed->listener] != nullptr,
+                   "every shard listens on every TCP listener");
+      tcp_[handed->listener]->adopt(handed->fd, *this);
       ring.pop();
       any = true;
     }

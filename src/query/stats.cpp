@@ -50,7 +50,11 @@ void write_stats(const engine::Engine& engine, FieldWriter& w) {
     counter("active", shard.active() ? 1 : 0);
     counter("inputs_open", load(k.inputs_open));
     counter("inputs_active", load(k.inputs_active));
-    counter("tcp.connections", by_kind[static_cast<std::size_t>(engine::SourceKind::tcp)].connections);
+    const io::SourceTotals& tcp = by_kind[static_cast<std::size_t>(engine::SourceKind::tcp)];
+    counter("tcp.connections", tcp.connections);
+    counter("tcp.connections_refused", tcp.refused);
+    counter("tcp.idle_closed", tcp.idle_closed);
+    counter("tcp.accept_pauses", tcp.accept_pauses);
     counter("udp.drops", by_kind[static_cast<std::size_t>(engine::SourceKind::udp)].drops);
     for (std::size_t v = 0; v < config.views.size(); ++v) counter("late." + config.views[v].name, load(k.late[v]));
     for (std::size_t src = 0; src < engine::kSourceKinds; ++src) {

@@ -4,6 +4,7 @@ and compare the daemon's views with it exactly."""
 
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -34,9 +35,11 @@ def free_port(kind=socket.SOCK_STREAM):
 class Daemon:
     """spated on free ports; stop() sends SIGTERM and returns the exit code."""
 
-    def __init__(self, shards=2, config=TEST_CONFIG, extra_args=(), tcp=True, udp=True, idle_first=True):
+    def __init__(self, shards=2, config=TEST_CONFIG, extra_args=(), tcp=True, udp=True, idle_first=True,
+                 max_descriptors=None):
         """tcp/udp: open those sources on free ports (else off); idle_first:
-        return once every shard is idle, so that lateness is exact."""
+        return once every shard is idle, so that lateness is exact;
+        max_descriptors: spated's RLIMIT_NOFILE (soft and hard)."""
         self.dir = tempfile.TemporaryDirectory(prefix="spate-e2e-")
         self.query_port = free_port()
         self.tcp_port = free_port() if tcp else None
@@ -51,7 +54,9 @@ class Daemon:
              "--query-addr", "127.0.0.1:%d" % self.query_port,
              "--tcp-addr", "127.0.0.1:%d" % self.tcp_port if tcp else "off",
              "--udp-addr", "127.0.0.1:%d" % self.udp_port if udp else "off", *extra_args],
-            stdout=subprocess.PIPE, stderr=self.log, text=True)
+            stdout=subprocess.PIPE, stderr=self.log, text=True,
+            preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (max_descriptors, max_descriptors)))
+            if max_descriptors else None)
         line = self.proc.stdout.readline()
         if not line.startswith("spated ready"):
             self.proc.kill()

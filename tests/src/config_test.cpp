@@ -175,8 +175,12 @@ shards = 0
 
 TEST_CASE("config: file sources must be readable files") {
   Config config = default_config();
-  config.sources = {{SourceKind::file, {}, "/nonexistent/spate/input.ndjson", 7}, {SourceKind::file, {}, ".", 9},
-                    {SourceKind::file, {}, "-", 11}};
+  const auto file = [](std::string path, int line) {
+    SourceConfig s{SourceKind::file, {}, std::move(path)};
+    s.line = line;
+    return s;
+  };
+  config.sources = {file("/nonexistent/spate/input.ndjson", 7), file(".", 9), file("-", 11)};
   const auto errors = check_file_sources(config);
   REQUIRE(errors.size() == 2);
   CHECK(errors[0].line == 7);

@@ -33,6 +33,8 @@ struct SourceConfig {
   SourceKind kind = SourceKind::tcp;
   Endpoint listen;   // tcp, udp
   std::string path;  // file: a path or "-" for stdin
+  std::uint32_t max_connections = 10000;  // tcp: more are accepted and closed at once
+  std::int64_t max_idle_ms = 600000;      // tcp: a connection silent this long is closed (0: never)
   int line = 0;      // where it is declared, for error messages
 };
 

@@ -15,6 +15,13 @@
 
 namespace spate::engine {
 
+// A TCP connection on its way to another shard, and the listener it came
+// through (whose limits it counts against).
+struct HandedConnection {
+  int fd = -1;
+  std::uint32_t listener = 0;
+};
+
 class Engine {
  public:
   explicit Engine(Config config);
@@ -42,7 +49,9 @@ class Engine {
 
   SpscRing<RouteBatch>& ring(std::uint32_t src, std::uint32_t dst) noexcept { return *rings_[src * shard_count() + dst]; }
   // Accepted TCP connections handed from the accepting shard to the least loaded one.
-  SpscRing<int>& handoff(std::uint32_t src, std::uint32_t dst) noexcept { return *handoffs_[src * shard_count() + dst]; }
+  SpscRing<HandedConnection>& handoff(std::uint32_t src, std::uint32_t dst) noexcept {
+    return *handoffs_[src * shard_count() + dst];
+  }
   std::size_t ring_depth_into(std::uint32_t dst) const noexcept;
   // What the shard-to-shard rings take once every shard has allocated its
   // inbound slots (ring_slots rounded up to a power of two).
@@ -85,7 +94,9 @@ class Engine {
   std::uint32_t shard_count_ = 0;
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<std::unique_ptr<SpscRing<RouteBatch>>> rings_;
-  std::vector<std::unique_ptr<SpscRing<int>>> handoffs_;
+  std::vector<std::unique_ptr<SpscRing<HandedConnection>>> handoffs_;
+  // Per TCP listener (in config order): its connections over all shards.
+  std::vector<std::unique_ptr<std::atomic<std::uint32_t>>> tcp_open_;
   std::vector<std::thread> threads_;
   std::vector<std::uint16_t> bound_ports_;
   std::vector<std::string_view> buffers_;

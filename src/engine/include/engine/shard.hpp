@@ -91,7 +91,8 @@ class Shard final : public io::LineSink, private Router::Host {
   // Start-up (before run): the sources this shard polls. A new source kind
   // is a new io::Source and an add_source call; the loop does not change.
   void add_source(std::unique_ptr<io::Source> source);
-  void add_tcp_listener(int fd);
+  // The shard's socket of TCP listener number `listener` (in config order).
+  void add_tcp_listener(int fd, std::uint32_t listener, io::TcpLimits limits);
   void add_udp_socket(int fd);
   void add_file(int fd, const std::vector<io::FileStripe>& stripes);  // takes the descriptor
   void add_buffer(const char* data, const std::vector<io::FileStripe>& stripes);
@@ -132,7 +133,7 @@ class Shard final : public io::LineSink, private Router::Host {
 
   // Input.
   bool poll_sources();
-  bool hand_off(int fd, bool may_move);
+  bool hand_off(int fd, std::uint32_t listener, bool may_move);
   bool adopt_handoffs();
   bool may_read_stripe(std::uint64_t stripe);
   void drain_inputs_for_stop();
@@ -193,7 +194,10 @@ class Shard final : public io::LineSink, private Router::Host {
   // Inputs.
   io::Poller poller_;
   std::vector<std::unique_ptr<io::Source>> sources_;
-  io::TcpSource* tcp_ = nullptr;  // where handed-over connections go
+  std::vector<io::TcpSource*> tcp_;  // by listener: where its connections, handed over too, go
+  // What every TCP connection of the shard reads into, one at a time: an
+  // idle connection keeps only its partial line (docs/engine.md).
+  std::unique_ptr<io::ReadArena> tcp_arena_;
   PublishSource* publish_ = nullptr;  // PUBLISH hand-offs, which arrive as query tasks
   std::vector<SourceKind> input_kind_;  // by input
   std::atomic<bool> files_done_{true};

@@ -22,6 +22,9 @@ struct SourceCounters {
   std::atomic<std::uint64_t> drops{0};            // UDP: datagrams the kernel dropped (SO_RXQ_OVFL)
   std::atomic<std::uint64_t> connections{0};      // TCP: connections open now
   std::atomic<std::uint64_t> inputs{0};           // inputs opened since start
+  std::atomic<std::uint64_t> refused{0};          // TCP: connections closed at once, over max_connections
+  std::atomic<std::uint64_t> idle_closed{0};      // TCP: connections closed after max_idle_ms silent
+  std::atomic<std::uint64_t> accept_pauses{0};    // TCP: times the listener rested, out of descriptors
 
   static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept {
     c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
@@ -30,8 +33,12 @@ struct SourceCounters {
 
 // A plain copy of SourceCounters, for sums over sources.
 struct SourceTotals {
-  std::uint64_t bytes_in = 0, oversized_lines = 0, drops = 0, connections = 0, inputs = 0;
+  std::uint64_t bytes_in = 0, oversized_lines = 0, drops = 0, connections = 0, inputs = 0, refused = 0,
+                idle_closed = 0, accept_pauses = 0;
   void add(const SourceCounters& c) noexcept {
+    refused += c.refused.load(std::memory_order_relaxed);
+    idle_closed += c.idle_closed.load(std::memory_order_relaxed);
+    accept_pauses += c.accept_pauses.load(std::memory_order_relaxed);
     bytes_in += c.bytes_in.load(std::memory_order_relaxed);
     oversized_lines += c.oversized_lines.load(std::memory_order_relaxed);
     drops += c.drops.load(std::memory_order_relaxed);
