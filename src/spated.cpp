@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
   }
   if (!data_dir.empty()) config.data_dir = data_dir;
   if (shards != 0) config.shards = shards;
-  if (!query_addr.empty() && !spate::engine::parse_endpoint(query_addr, config.query)) {
+  if (!query_addr.empty() && !spate::engine::parse_endpoint(query_addr, config.query.listen)) {
     fmt::print(stderr, "spated: --query-addr '{}' is not HOST:PORT\n", query_addr);
     return 2;
   }
@@ -144,7 +144,7 @@ int main(int argc, char** argv) {
     if (s.kind == SourceKind::file) sources += fmt::format(" file={}", s.path);
     else sources += fmt::format(" {}={}:{}", spate::engine::source_kind_name(s.kind), s.listen.host, engine.bound_port(i));
   }
-  fmt::print("spated ready: shards={} query={}:{}{}\n", engine.shard_count(), config.query.host, server.port(), sources);
+  fmt::print("spated ready: shards={} query={}:{}{}\n", engine.shard_count(), config.query.listen.host, server.port(), sources);
   std::fflush(stdout);
 
   if (exit_after_ingest) {

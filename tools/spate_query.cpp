@@ -267,6 +267,9 @@ int main(int argc, char** argv) {
   app.add_option("--timeout", timeout_ms, "connect, send and receive timeout in milliseconds")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600 * 1000));
+  std::string token_file;
+  app.add_option("--token-file", token_file, "file whose first line is the server's shared token (auth_token_file)")
+      ->check(CLI::ExistingFile);
 
   auto* ping_cmd = app.add_subcommand("ping", "measure the round-trip time of one PING");
   auto* stats_cmd = app.add_subcommand("stats", "per-shard counters, with totals (watermark_ms: the lowest)");
@@ -292,9 +295,11 @@ int main(int argc, char** argv) {
   top_cmd->add_option("--by", by, "aggregate to rank by")->capture_default_str();
 
   Address addr;
+  std::string token;
   try {
     app.parse(argc, argv);
     addr = parse_address(addr_text);
+    if (!token_file.empty()) token = spate::query::read_auth_token(token_file).value_or("");
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? 0 : kExitUsage;
@@ -309,7 +314,7 @@ int main(int argc, char** argv) {
     return e.status() == Status::internal && std::string_view(e.what()).rfind("INTERNAL: ", 0) != 0;
   };
   try {
-    Client client(addr.host, addr.port, timeout_ms);
+    Client client(addr.host, addr.port, timeout_ms, token);
     if (*ping_cmd) {
       print_ping(client, addr, json);
     } else if (*stats_cmd) {

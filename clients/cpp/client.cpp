@@ -206,11 +206,11 @@ std::uint64_t ShardStats::get(std::string_view name) const {
   return 0;
 }
 
-Client::Client(const std::string& host, std::uint16_t port, int timeout_ms) {
+Client::Client(const std::string& host, std::uint16_t port, int timeout_ms, const std::string& auth_token) {
   peer_ = host + ":" + std::to_string(port);
   connect_to(host, port, timeout_ms);
   try {
-    handshake();
+    handshake(auth_token);
   } catch (...) {
     close_fd();  // no destructor runs for a constructor that throws
     throw;
@@ -271,11 +271,12 @@ void Client::connect_to(const std::string& host, std::uint16_t port, int timeout
   }
 }
 
-void Client::handshake() {
+void Client::handshake(const std::string& auth_token) {
   std::string fields;
   FieldWriter w(fields);
   w.u64(Tag::version, kProtocolVersion);
   w.bytes(Tag::client_name, "spate-client " SPATE_VERSION);
+  if (!auth_token.empty()) w.bytes(Tag::auth_token, auth_token);
   Reply reply = call(Op::hello, fields);
   bool has_version = false;
   FieldReader r(reply.body());

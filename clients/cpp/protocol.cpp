@@ -1,6 +1,8 @@
 // Query protocol v1 codec; see protocol.hpp and docs/protocol.md.
 #include "client/protocol.hpp"
 
+#include <fstream>
+
 #include <cstring>
 
 namespace spate::query {
@@ -26,6 +28,15 @@ void patch_u32(std::string& out, std::size_t at, std::uint32_t v) {
 
 }  // namespace
 
+std::optional<std::string> read_auth_token(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::string token;
+  std::getline(in, token, '\n');
+  if (!token.empty() && token.back() == '\r') token.pop_back();
+  return token;
+}
+
 const char* op_name(Op op) noexcept {
   switch (op) {
     case Op::hello: return "HELLO";
@@ -50,6 +61,7 @@ const char* status_name(Status status) noexcept {
     case Status::overloaded: return "OVERLOADED";
     case Status::internal: return "INTERNAL";
     case Status::unknown_aggregate: return "UNKNOWN_AGGREGATE";
+    case Status::auth_failed: return "AUTH_FAILED";
   }
   return "UNKNOWN_STATUS";
 }

@@ -47,6 +47,7 @@ class Status:
     OVERLOADED = 7
     INTERNAL = 8
     UNKNOWN_AGGREGATE = 9
+    AUTH_FAILED = 10
 
 
 STATUS_NAMES = {v: k for k, v in vars(Status).items() if not k.startswith("_")}
@@ -69,6 +70,7 @@ class Tag:
     SERVER_NAME = 3
     ERROR = 4
     CLIENT_NAME = 5
+    AUTH_TOKEN = 6
     VIEW = 10
     KEY = 11
     FROM_MS = 12
@@ -303,7 +305,7 @@ class Client:
     SpateError for error statuses, ProtocolError for malformed replies and
     OSError (socket.timeout, ConnectionError) for transport failures."""
 
-    def __init__(self, host="127.0.0.1", port=7070, timeout=30.0, client_name="spate-python"):
+    def __init__(self, host="127.0.0.1", port=7070, timeout=30.0, client_name="spate-python", auth_token=None):
         self.server_name = ""
         self.max_frame = DEFAULT_MAX_FRAME
         self._next_id = 1
@@ -311,10 +313,13 @@ class Client:
         self._sock = socket.create_connection((host, port), timeout=timeout)
         try:
             self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            fields = self._call(Op.HELLO, encode_fields([
+            hello = [
                 (Tag.VERSION, WireType.U64, PROTOCOL_VERSION),
                 (Tag.CLIENT_NAME, WireType.BYTES, client_name),
-            ]))
+            ]
+            if auth_token is not None:
+                hello.append((Tag.AUTH_TOKEN, WireType.BYTES, auth_token))
+            fields = self._call(Op.HELLO, encode_fields(hello))
             version = None
             for f in fields:
                 if f[0] == Tag.VERSION:

@@ -425,8 +425,15 @@ ConfigResult parse_config(std::string_view text, std::string_view source_name) {
   check.integer(root, "ring_flush_us", config.ring_flush_us, 0, 1000000);
   if (const toml::node* q = root.get("query")) {
     if (const toml::table* qt = q->as_table()) {
-      check.known_keys(*qt, "[query]", {"listen"});
-      check.endpoint(*qt, "listen", config.query);
+      check.known_keys(*qt, "[query]", {"listen", "max_connections", "handshake_timeout_ms", "frame_timeout_ms",
+                                         "max_reply_bytes", "auth_token_file"});
+      QueryConfig& query = config.query;
+      check.endpoint(*qt, "listen", query.listen);
+      check.integer(*qt, "max_connections", query.max_connections, 1, 1000000);
+      check.integer(*qt, "handshake_timeout_ms", query.handshake_timeout_ms, 100, 3600000);
+      check.integer(*qt, "frame_timeout_ms", query.frame_timeout_ms, 100, 3600000);
+      check.integer(*qt, "max_reply_bytes", query.max_reply_bytes, std::int64_t{1} << 20, std::int64_t{1} << 36);
+      check.string(*qt, "auth_token_file", query.auth_token_file);
     } else {
       check.error(*q, "'query' must be a table");
     }

@@ -18,7 +18,7 @@ void QueryServer::handle_stats(Connection& c, const FrameHeader& h) {
   std::string out;
   const auto mark = begin_frame(out, Op::stats, Status::ok, h.request_id);
   FieldWriter w(out);
-  write_stats(engine_, w);
+  write_stats(engine_, counters_, w);
   finish_frame(out, mark);
   send(c, out);
 }

@@ -6,8 +6,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <cerrno>
+#include <stdexcept>
 #include <system_error>
 
 #include <fmt/format.h>
@@ -22,8 +26,10 @@ using engine::QueryTask;
 namespace {
 
 constexpr std::uint32_t kMaxInflightPerConnection = 1024;
-constexpr std::size_t kMaxUnsentBytes = 64u << 20;  // a client that does not read stops being read
 constexpr std::size_t kReadChunk = 256 * 1024;
+// Out of descriptors, the listener stays readable: polling it would spin.
+constexpr std::int64_t kAcceptPauseMs = 100;
+constexpr std::int64_t kTimeoutSweepEveryMs = 200;
 constexpr std::uint64_t kNotifyTag = UINT64_MAX;
 constexpr std::uint64_t kListenTag = UINT64_MAX - 1;
 
@@ -32,7 +38,7 @@ WireType expected_type(Tag tag) {
   switch (tag) {
     case Tag::version: case Tag::k: case Tag::producer_id: case Tag::sequence: return WireType::u64;
     case Tag::from_ms: case Tag::to_ms: case Tag::window_start: return WireType::i64;
-    case Tag::client_name: case Tag::view: case Tag::key: case Tag::by: case Tag::payload: return WireType::bytes;
+    case Tag::client_name: case Tag::auth_token: case Tag::view: case Tag::key: case Tag::by: case Tag::payload: return WireType::bytes;
     default: return static_cast<WireType>(0);
   }
 }
@@ -40,8 +46,33 @@ WireType expected_type(Tag tag) {
 
 }  // namespace
 
-QueryServer::QueryServer(engine::Engine& engine, const engine::Endpoint& listen)
-    : engine_(engine), listen_(listen), inflight_per_shard_(engine.shard_count(), 0), dedup_(engine) {}
+bool is_loopback(const std::string& host) {
+  if (host == "localhost") return true;
+  in_addr v4{};
+  if (::inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  return ::inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
+QueryServer::QueryServer(engine::Engine& engine, const engine::QueryConfig& config)
+    : engine_(engine), config_(config), inflight_per_shard_(engine.shard_count(), 0), dedup_(engine) {
+  if (!config_.auth_token_file.empty()) {
+    const auto token = read_auth_token(config_.auth_token_file);
+    if (!token) throw std::runtime_error(fmt::format("cannot read auth_token_file '{}'", config_.auth_token_file));
+    auth_token_ = *token;
+    if (auth_token_.size() < 16) {
+      throw std::runtime_error(fmt::format("auth_token_file '{}' holds a token of {} bytes; at least 16 are needed",
+                                           config_.auth_token_file, auth_token_.size()));
+    }
+  } else if (!is_loopback(config_.listen.host)) {
+    // Anyone who reaches the query port can PUBLISH: off loopback, only
+    // with a shared token.
+    throw std::runtime_error(fmt::format(
+        "the query listener {} is not a loopback address: set [query] auth_token_file (docs/protocol.md)",
+        config_.listen.to_string()));
+  }
+  scratch_.resize(kReadChunk);
+}
 
 QueryServer::~QueryServer() {
   stop();
@@ -52,7 +83,7 @@ QueryServer::~QueryServer() {
 }
 
 void QueryServer::start() {
-  listen_fd_ = io::listen_tcp(listen_.host, listen_.port, false);
+  listen_fd_ = io::listen_tcp(config_.listen.host, config_.listen.port, false);
   port_ = io::local_port(listen_fd_);
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   notify_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -102,20 +133,42 @@ void QueryServer::run() {
     collect_responses();
     check_publishes();
     resume_reading();
-    if (const std::int64_t now = io::monotonic_ms(); now >= next_dedup_sweep_ms_) {
+    const std::int64_t now = io::monotonic_ms();
+    if (now >= next_dedup_sweep_ms_) {
       dedup_.expire(now);
       next_dedup_sweep_ms_ = now + 1000;
+    }
+    if (accept_paused_until_ms_ != 0 && now >= accept_paused_until_ms_) {
+      accept_paused_until_ms_ = 0;
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u64 = kListenTag;
+      epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
+    }
+    if (now >= next_timeout_sweep_ms_) {
+      sweep_timeouts(now);
+      next_timeout_sweep_ms_ = now + kTimeoutSweepEveryMs;
     }
   }
 }
 
 void QueryServer::accept_all() {
-  while (true) {
+  while (accept_paused_until_ms_ == 0) {
     const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) pause_accepting(io::monotonic_ms());
+      return;
+    }
+    if (connections_.size() >= config_.max_connections) {
+      ::close(fd);
+      ++counters_.refused;
+      continue;
+    }
     auto c = std::make_unique<Connection>();
     c->fd = fd;
     c->id = next_connection_id_++;
+    c->accepted_ms = io::monotonic_ms();
+    ++counters_.connections;
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = static_cast<std::uint64_t>(fd);
@@ -131,16 +184,50 @@ void QueryServer::update_interest(Connection& c) {
   epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c.fd, &ev);
 }
 
+void QueryServer::pause_accepting(std::int64_t now_ms) {
+  if (accept_paused_until_ms_ != 0) return;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
+  accept_paused_until_ms_ = now_ms + kAcceptPauseMs;
+  ++counters_.accept_pauses;
+}
+
 void QueryServer::close_connection(Connection& c) {
   const int fd = c.fd;
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
   ::close(fd);
   connections_.erase(fd);  // answers still owed to it are dropped by connection id
+  --counters_.connections;
+  if (accept_paused_until_ms_ != 0) accept_paused_until_ms_ = 1;  // a descriptor is free: listen again
 }
 
+// A client that never says HELLO, or leaves a frame half sent, holds a
+// descriptor and a buffer: each gets a deadline.
+void QueryServer::sweep_timeouts(std::int64_t now_ms) {
+  std::vector<int> expired;
+  for (const auto& [fd, c] : connections_) {
+    if (c->closing) continue;
+    if (!c->hello_done && now_ms - c->accepted_ms >= config_.handshake_timeout_ms) {
+      ++counters_.handshake_timeouts;
+      expired.push_back(fd);
+    } else if (c->partial_since_ms != 0 && now_ms - c->partial_since_ms >= config_.frame_timeout_ms) {
+      ++counters_.frame_timeouts;
+      expired.push_back(fd);
+    }
+  }
+  for (const int fd : expired) close_connection(*connections_.at(fd));
+}
+
+// Answers wait in wbuf for a client that reads slowly; past half of
+// max_reply_bytes it is not read (can_read), past all of it (the answers to
+// what was already in flight) it is closed.
 void QueryServer::send(Connection& c, const std::string& frame) {
   c.wbuf.append(frame);
   on_writable(c);
+  const auto it = connections_.find(c.fd);
+  if (it != connections_.end() && it->second.get() == &c && c.wbuf.size() > config_.max_reply_bytes) {
+    ++counters_.slow_clients_closed;
+    close_connection(c);
+  }
 }
 
 void QueryServer::on_writable(Connection& c) {
@@ -154,6 +241,7 @@ void QueryServer::on_writable(Connection& c) {
     close_connection(c);
     return;
   }
+  if (c.wbuf.empty() && c.wbuf.capacity() > kReadChunk) std::string().swap(c.wbuf);  // an idle client keeps none
   if (c.wbuf.empty() && c.closing && !c.draining) {
     // Shut down our side and let the client read the error before the
     // socket goes away (closing with unread input would reset it).
@@ -194,20 +282,30 @@ void QueryServer::on_readable(Connection& c) {
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) close_connection(c);
     return;
   }
+  // Frames are read into the server's scratch buffer and handled there;
+  // only a partial frame is kept in the connection's rbuf (appended to when
+  // the next bytes come), so an idle client holds no read buffer.
+  std::string_view data = c.rbuf;
   if (c.reading) {
-    const std::size_t old = c.rbuf.size();
-    c.rbuf.resize(old + kReadChunk);
-    const ssize_t n = ::recv(fd, c.rbuf.data() + old, kReadChunk, 0);
-    c.rbuf.resize(old + static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
+    const ssize_t n = ::recv(fd, scratch_.data(), scratch_.size(), 0);
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
       close_connection(c);
       return;
     }
+    if (n > 0) {
+      if (c.rbuf.empty()) {
+        data = std::string_view(scratch_.data(), static_cast<std::size_t>(n));
+      } else {
+        c.rbuf.append(scratch_.data(), static_cast<std::size_t>(n));
+        data = c.rbuf;
+      }
+    }
   }
+  const bool in_scratch = data.data() == scratch_.data();
   std::size_t pos = 0;
   while (!c.closing && can_read(c)) {
     FrameHeader h;
-    const std::string_view rest = std::string_view(c.rbuf).substr(pos);
+    const std::string_view rest = data.substr(pos);
     const FrameParse r = peek_frame(rest, kDefaultMaxFrameBytes, h);
     if (r == FrameParse::need_more) break;
     if (r == FrameParse::too_large || r == FrameParse::malformed) {
@@ -228,7 +326,20 @@ void QueryServer::on_readable(Connection& c) {
       break;
     }
   }
-  c.rbuf.erase(0, pos);
+  if (in_scratch) {
+    c.rbuf.assign(data.substr(pos));
+  } else {
+    c.rbuf.erase(0, pos);
+  }
+  if (c.rbuf.empty() && c.rbuf.capacity() > kReadChunk) std::string().swap(c.rbuf);
+  // frame_timeout_ms runs while the first frame held is incomplete (a
+  // whole frame held back by backpressure is the server's doing).
+  FrameHeader held;
+  if (c.rbuf.empty() || peek_frame(c.rbuf, kDefaultMaxFrameBytes, held) != FrameParse::need_more) {
+    c.partial_since_ms = 0;
+  } else if (c.partial_since_ms == 0 || pos > 0) {
+    c.partial_since_ms = io::monotonic_ms();  // this frame began now
+  }
   if (c.closing) {
     c.rbuf.clear();
     on_writable(c);
@@ -309,12 +420,25 @@ bool QueryServer::handle_frame(Connection& c, const FrameHeader& h, std::string_
 void QueryServer::handle_hello(Connection& c, const FrameHeader& h, std::string_view body) {
   std::uint64_t version = 0;
   bool has_version = false;
+  std::string_view token;
+  bool has_token = false;
   FieldReader reader(body);
   while (auto f = reader.next()) {
     if (f->tag == Tag::version && f->type == WireType::u64) {
       version = f->u;
       has_version = true;
+    } else if (f->tag == Tag::auth_token) {
+      token = f->bytes;
+      has_token = true;
     }
+  }
+  if (!auth_token_.empty() && (!has_token || !token_matches(token))) {
+    ++counters_.auth_failures;
+    reply_error(c, h.op, h.request_id, Status::auth_failed,
+                has_token ? "AUTH_TOKEN does not match; the server closes the connection"
+                          : "this server wants AUTH_TOKEN (tag 6) in HELLO; the server closes the connection");
+    c.closing = true;
+    return;
   }
   if (!has_version) {
     reply_error(c, h.op, h.request_id, Status::bad_request, "HELLO needs VERSION (tag 1, u64)");
@@ -341,7 +465,17 @@ void QueryServer::handle_hello(Connection& c, const FrameHeader& h, std::string_
 }
 
 bool QueryServer::can_read(const Connection& c) const noexcept {
-  return c.inflight < kMaxInflightPerConnection && c.wbuf.size() < kMaxUnsentBytes;
+  return c.inflight < kMaxInflightPerConnection && c.wbuf.size() < config_.max_reply_bytes / 2;
+}
+
+bool QueryServer::token_matches(std::string_view token) const noexcept {
+  // Constant time in the token's bytes: no early exit on the first
+  // difference for an attacker to time.
+  unsigned char diff = token.size() == auth_token_.size() ? 0 : 1;
+  for (std::size_t i = 0; i < auth_token_.size(); ++i) {
+    diff |= static_cast<unsigned char>(auth_token_[i] ^ (i < token.size() ? token[i] : 0));
+  }
+  return diff == 0;
 }
 
 void QueryServer::resume_reading() {

@@ -1,11 +1,13 @@
 // STATS counters; see stats.hpp and docs/protocol.md.
 #include "query/stats.hpp"
 
+#include "query/query_server.hpp"
+
 #include <string>
 
 namespace spate::query {
 
-void write_stats(const engine::Engine& engine, FieldWriter& w) {
+void write_stats(const engine::Engine& engine, const ServerCounters& server, FieldWriter& w) {
   const auto& config = engine.config();
   const auto load = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
   for (std::uint32_t s = 0; s < engine.shard_count(); ++s) {
@@ -67,6 +69,15 @@ void write_stats(const engine::Engine& engine, FieldWriter& w) {
         const auto reason = static_cast<engine::Reject>(r);
         counter(prefix + ".errors." + engine::reject_name(reason), shard.rejected(kind, reason));
       }
+    }
+    if (s == 0) {
+      counter("query.connections", server.connections);
+      counter("query.connections_refused", server.refused);
+      counter("query.handshake_timeouts", server.handshake_timeouts);
+      counter("query.frame_timeouts", server.frame_timeouts);
+      counter("query.slow_clients_closed", server.slow_clients_closed);
+      counter("query.accept_pauses", server.accept_pauses);
+      counter("query.auth_failures", server.auth_failures);
     }
     w.end_nested(shard_mark);
   }

@@ -3,9 +3,12 @@ daemon serving everything within it."""
 
 import os
 import socket
+import subprocess
+import tempfile
 import time
 import unittest
 
+import spate_client
 import spate_e2e
 from spate_e2e import Daemon, E2ETest
 
@@ -98,6 +101,87 @@ class LimitsTest(E2ETest):
         for s in conns[open_now:]:
             s.close()
         self.assertEqual(self.daemon.stop(), 0)
+
+    def test_query_clients_are_bounded_in_number_handshake_and_frame_time(self):
+        self.daemon = Daemon(config=spate_e2e.TEST_CONFIG + "[query]\nmax_connections = 4\n"
+                             "handshake_timeout_ms = 300\nframe_timeout_ms = 300\n")
+        port = self.daemon.query_port
+        hello = spate_client.encode_frame(spate_client.Op.HELLO, 1, spate_client.encode_field(
+            spate_client.Tag.VERSION, spate_client.WireType.U64, 1))
+        # The daemon's own client is one; three more fit, two do not.
+        silent = socket.create_connection(("127.0.0.1", port))          # never says HELLO
+        half = socket.create_connection(("127.0.0.1", port))            # HELLO, then half a frame
+        half.sendall(hello)
+        ping = spate_client.encode_frame(spate_client.Op.PING, 2)
+        half.sendall(ping[:5])
+        third = spate_client.Client("127.0.0.1", port)
+        extra = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+        c = wait_for(self.daemon, lambda c: c["query.connections_refused"] == 2, "two refused")
+        for s in extra:
+            self.assertEqual(s.recv(1), b"")
+        # Both timeouts act; the well-behaved clients stay.
+        c = wait_for(self.daemon, lambda c: c["query.handshake_timeouts"] == 1 and c["query.frame_timeouts"] == 1,
+                     "both timeouts")
+        silent.settimeout(5)
+        self.assertEqual(silent.recv(1), b"")
+        half.settimeout(5)
+        reply = b""
+        while True:  # the HELLO answer, then the close
+            chunk = half.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+        self.assertEqual(spate_client.parse_frame(reply)[1], spate_client.Status.OK)
+        self.assertGreaterEqual(third.ping(), 0)
+        self.assertEqual(self.daemon.counters()["query.connections"], 2)
+        for s in extra + [silent, half]:
+            s.close()
+        third.close()
+        self.assertEqual(self.daemon.stop(), 0)
+
+    def test_a_client_that_does_not_read_its_answers_is_closed_past_max_reply_bytes(self):
+        self.daemon = Daemon(config=spate_e2e.TEST_CONFIG + "[query]\nmax_reply_bytes = 1048576\n")
+        lines = "".join(LINE % (i, T0 + i, i) for i in range(20000))
+        with socket.create_connection(("127.0.0.1", self.daemon.tcp_port)) as s:
+            s.sendall(lines.encode())
+        self.daemon.wait_applied(20000)
+        greedy = spate_client.Client("127.0.0.1", self.daemon.query_port)
+        body = spate_client.encode_fields([(spate_client.Tag.VIEW, spate_client.WireType.BYTES, "per_user_1m"),
+                                           (spate_client.Tag.K, spate_client.WireType.U64, 10000),
+                                           (spate_client.Tag.BY, spate_client.WireType.BYTES, "count")])
+        # 64 answers of about 1 MB each in flight, none read.
+        greedy._sock.sendall(b"".join(spate_client.encode_frame(spate_client.Op.VIEW_TOP, 100 + i, body)
+                                      for i in range(64)))
+        wait_for(self.daemon, lambda c: c["query.slow_clients_closed"] == 1, "the greedy client closed", timeout=30)
+        self.assertGreaterEqual(self.daemon.client.ping(), 0)  # the others are served
+        self.assertEqual(len(self.daemon.client.view_top("per_user_1m", k=5)), 5)
+        greedy.close()
+        self.assertEqual(self.daemon.stop(), 0)
+
+    def test_a_query_listener_with_a_token_wants_it_in_hello(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            token_file = os.path.join(tmp, "token")
+            with open(token_file, "w") as f:
+                f.write("s3cret-token-of-enough-bytes\n")
+            self.daemon = Daemon(config=spate_e2e.TEST_CONFIG + '[query]\nauth_token_file = "%s"\n' % token_file,
+                                 auth_token="s3cret-token-of-enough-bytes")
+            port = self.daemon.query_port
+            for token in (None, "s3cret-token-of-enough-byteZ", "s3cret"):
+                with self.assertRaises(spate_client.SpateError) as e:
+                    spate_client.Client("127.0.0.1", port, auth_token=token)
+                self.assertEqual(e.exception.status_code, spate_client.Status.AUTH_FAILED)
+            self.assertEqual(self.daemon.counters()["query.auth_failures"], 3)
+            self.assertGreaterEqual(self.daemon.client.ping(), 0)
+            self.assertEqual(self.daemon.stop(), 0)
+
+    def test_a_query_listener_off_loopback_without_a_token_refuses_to_start(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            proc = subprocess.run([spate_e2e.SPATED, "--query-addr", "0.0.0.0:0", "--tcp-addr", "off",
+                                   "--udp-addr", "off", "--data-dir", os.path.join(tmp, "d")],
+                                  capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("is not a loopback address: set [query] auth_token_file", proc.stderr)
+        self.daemon = Daemon()  # for tearDown
 
     def cpu_seconds(self):
         with open("/proc/%d/stat" % self.daemon.proc.pid) as f:

@@ -36,7 +36,7 @@ class Daemon:
     """spated on free ports; stop() sends SIGTERM and returns the exit code."""
 
     def __init__(self, shards=2, config=TEST_CONFIG, extra_args=(), tcp=True, udp=True, idle_first=True,
-                 max_descriptors=None):
+                 max_descriptors=None, auth_token=None):
         """tcp/udp: open those sources on free ports (else off); idle_first:
         return once every shard is idle, so that lateness is exact;
         max_descriptors: spated's RLIMIT_NOFILE (soft and hard)."""
@@ -61,7 +61,7 @@ class Daemon:
         if not line.startswith("spated ready"):
             self.proc.kill()
             raise RuntimeError("spated did not start: %r; log: %s" % (line, self.read_log()))
-        self.client = spate_client.Client("127.0.0.1", self.query_port, timeout=60)
+        self.client = spate_client.Client("127.0.0.1", self.query_port, timeout=60, auth_token=auth_token)
         if idle_first:
             self.wait_idle()
 

@@ -59,8 +59,9 @@ struct PublishResult {
 
 class Client {
  public:
-  // Connects and performs the HELLO handshake; throws ClientError on failure.
-  Client(const std::string& host, std::uint16_t port, int timeout_ms = 30000);
+  // Connects and performs the HELLO handshake (with the server's shared
+  // token when it wants one); throws ClientError on failure.
+  Client(const std::string& host, std::uint16_t port, int timeout_ms = 30000, const std::string& auth_token = {});
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
@@ -96,7 +97,7 @@ class Client {
   Reply receive();
   Reply call(Op op, const std::string& fields);
   void connect_to(const std::string& host, std::uint16_t port, int timeout_ms);
-  void handshake();
+  void handshake(const std::string& auth_token);
   void write_all(std::string_view data);
   // Throws ClientError for a non-OK reply, closing the connection when the
   // server closes it too.

@@ -42,6 +42,7 @@ enum class Status : std::uint16_t {
   overloaded = 7,
   internal = 8,
   unknown_aggregate = 9,
+  auth_failed = 10,
 };
 
 enum class WireType : std::uint8_t { u64 = 1, i64 = 2, f64 = 3, bytes = 4, nested = 5 };
@@ -52,6 +53,7 @@ enum class Tag : std::uint16_t {
   server_name = 3,
   error = 4,
   client_name = 5,
+  auth_token = 6,
   view = 10,
   key = 11,
   from_ms = 12,
@@ -77,6 +79,10 @@ enum class Tag : std::uint16_t {
   rejected = 44,
   duplicate = 45,
 };
+
+// The shared token in an auth_token_file: its first line, without the line
+// end. nullopt when the file cannot be read.
+std::optional<std::string> read_auth_token(const std::string& path);
 
 const char* op_name(Op op) noexcept;
 const char* status_name(Status status) noexcept;

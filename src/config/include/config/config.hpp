@@ -29,6 +29,16 @@ struct Endpoint {
   std::string to_string() const;
 };
 
+// The query listener and what bounds each of its clients.
+struct QueryConfig {
+  Endpoint listen{"127.0.0.1", 7070};
+  std::uint32_t max_connections = 1000;        // more are accepted and closed at once
+  std::int64_t handshake_timeout_ms = 10000;   // HELLO is due this long after connecting
+  std::int64_t frame_timeout_ms = 30000;       // a frame begun must be whole this long after
+  std::uint64_t max_reply_bytes = 64u << 20;   // answers a client has not read; past it, closed
+  std::string auth_token_file;                 // HELLO must carry its token; required off loopback
+};
+
 struct SourceConfig {
   SourceKind kind = SourceKind::tcp;
   Endpoint listen;   // tcp, udp
@@ -73,7 +83,7 @@ struct KeyGroup {
 struct Config {
   std::uint32_t shards = 0;  // 0: one per CPU of the process's affinity mask
   std::string data_dir = "./spate-data";
-  Endpoint query{"127.0.0.1", 7070};
+  QueryConfig query;
   std::vector<SourceConfig> sources;
   std::string id_field = "id";
   std::string ts_field = "ts";

@@ -18,9 +18,27 @@
 
 namespace spate::query {
 
+// What the server did to its clients, in STATS under query.* (shard 0's
+// block, so that sums over shards stay right). Kept by the server thread,
+// which also answers STATS.
+struct ServerCounters {
+  std::uint64_t connections = 0;  // gauge
+  std::uint64_t refused = 0;
+  std::uint64_t handshake_timeouts = 0;
+  std::uint64_t frame_timeouts = 0;
+  std::uint64_t slow_clients_closed = 0;
+  std::uint64_t accept_pauses = 0;
+  std::uint64_t auth_failures = 0;
+};
+
+// Whether `host` is a loopback address (127.0.0.0/8, ::1, localhost).
+bool is_loopback(const std::string& host);
+
 class QueryServer {
  public:
-  QueryServer(engine::Engine& engine, const engine::Endpoint& listen);
+  // Throws when the listener needs a token it cannot have (off loopback
+  // without auth_token_file, or an unreadable or empty token file).
+  QueryServer(engine::Engine& engine, const engine::QueryConfig& config);
   ~QueryServer();
   QueryServer(const QueryServer&) = delete;
   QueryServer& operator=(const QueryServer&) = delete;
@@ -40,7 +58,9 @@ class QueryServer {
     bool want_write = false;
     bool stalled = false;  // a PUBLISH waits for room in its shard's queue
     std::uint32_t inflight = 0;
-    std::string rbuf;
+    std::int64_t accepted_ms = 0;
+    std::int64_t partial_since_ms = 0;  // when rbuf last began to hold a partial frame; 0: it holds none
+    std::string rbuf;  // only what a read left over: a partial (or stalled) frame
     std::string wbuf;
   };
 
@@ -62,6 +82,9 @@ class QueryServer {
 
   void run();
   void accept_all();
+  void pause_accepting(std::int64_t now_ms);
+  void sweep_timeouts(std::int64_t now_ms);
+  bool token_matches(std::string_view token) const noexcept;
   void on_readable(Connection& c);
   void on_writable(Connection& c);
   bool handle_frame(Connection& c, const FrameHeader& h, std::string_view body);
@@ -82,7 +105,12 @@ class QueryServer {
   void resume_reading();
 
   engine::Engine& engine_;
-  engine::Endpoint listen_;
+  engine::QueryConfig config_;
+  std::string auth_token_;  // empty: no token asked
+  ServerCounters counters_;
+  std::string scratch_;     // every connection reads into this, one at a time
+  std::int64_t accept_paused_until_ms_ = 0;
+  std::int64_t next_timeout_sweep_ms_ = 0;
   std::uint16_t port_ = 0;
   int listen_fd_ = -1;
   int epoll_fd_ = -1;

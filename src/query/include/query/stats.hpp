@@ -6,7 +6,10 @@
 
 namespace spate::query {
 
-// Writes one SHARD (nested) per shard, in shard id order.
-void write_stats(const engine::Engine& engine, FieldWriter& w);
+struct ServerCounters;
+
+// Writes one SHARD (nested) per shard, in shard id order; the query
+// server's own counters go in shard 0's.
+void write_stats(const engine::Engine& engine, const ServerCounters& server, FieldWriter& w);
 
 }  // namespace spate::query
