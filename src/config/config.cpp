@@ -227,7 +227,7 @@ void parse_views(const toml::node& node, Checker& check, Config& config) {
       check.error(item, "each [[view]] must be a table");
       continue;
     }
-    check.known_keys(*t, "[[view]]", {"name", "key", "window", "size_ms", "aggregates"});
+    check.known_keys(*t, "[[view]]", {"name", "key", "window", "size_ms", "aggregates", "max_keys"});
     ViewConfig view;
     const int line = static_cast<int>(item.source().begin.line);
     view.line = line;
@@ -238,6 +238,7 @@ void parse_views(const toml::node& node, Checker& check, Config& config) {
       check.error(*t->get("window"), fmt::format("view '{}': window '{}' is not supported (tumbling)", view.name, window));
     }
     check.integer(*t, "size_ms", view.window_ms, 1, std::int64_t{366} * 86400000);
+    check.integer(*t, "max_keys", view.max_keys, 0, std::int64_t{1} << 40);
     const toml::node* aggs = t->get("aggregates");
     const toml::array* aggs_arr = aggs != nullptr ? aggs->as_array() : nullptr;
     if (aggs_arr == nullptr || aggs_arr->empty()) {
@@ -411,6 +412,7 @@ ConfigResult parse_config(std::string_view text, std::string_view source_name) {
   }
   check.known_keys(root, "the top level",
                    {"shards", "data_dir", "allowed_lateness_ms", "idle_timeout_ms", "window_retention_ms", "max_future_ms",
+                    "max_state_bytes",
                     "max_line_bytes", "ring_slots", "ring_batch_rows", "publish_dedup_ttl_ms", "ring_flush_us", "query", "source", "schema", "view"});
   check.integer(root, "shards", config.shards, 1, 1024);
   check.string(root, "data_dir", config.data_dir);
@@ -419,6 +421,7 @@ ConfigResult parse_config(std::string_view text, std::string_view source_name) {
   check.integer(root, "window_retention_ms", config.window_retention_ms, 0, std::int64_t{366} * 86400000);
   check.integer(root, "max_future_ms", config.max_future_ms, 1000, std::int64_t{3660} * 86400000);
   check.integer(root, "max_line_bytes", config.max_line_bytes, 64, 16 << 20);
+  check.integer(root, "max_state_bytes", config.max_state_bytes, 0, std::int64_t{1} << 50);
   check.integer(root, "ring_slots", config.ring_slots, 2, 65536);
   check.integer(root, "ring_batch_rows", config.ring_batch_rows, 16, 4096);
   check.integer(root, "publish_dedup_ttl_ms", config.publish_dedup_ttl_ms, 1000, std::int64_t{30} * 86400000);

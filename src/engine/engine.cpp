@@ -70,7 +70,9 @@ Engine::Engine(Config config) : config_(std::move(config)) {
   // Refuse rings that cannot fit, with the reason, before allocating any.
   const auto pages = ::sysconf(_SC_PHYS_PAGES);
   const auto page = ::sysconf(_SC_PAGE_SIZE);
-  if (pages > 0 && page > 0 && ring_memory_bytes() > static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page) / 2) {
+  const std::uint64_t memory = pages > 0 && page > 0 ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page) : 0;
+  if (config_.max_state_bytes == 0) config_.max_state_bytes = memory != 0 ? memory / 2 : std::uint64_t{1} << 34;
+  if (memory != 0 && ring_memory_bytes() > memory / 2) {
     throw std::runtime_error(fmt::format(
         "the shard-to-shard rings would take {:.1f} GiB ({} shards x {} rings x {} slots of {} rows), more than half "
         "of this machine's memory: lower ring_slots or ring_batch_rows (docs/configuration.md)",

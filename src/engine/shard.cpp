@@ -49,7 +49,8 @@ Shard::Shard(std::uint32_t id, Engine& engine)
       shards_(engine.shard_count()),
       parser_(config_),
       counters_(config_.views.size()),
-      views_(config_, counters_.late.get(), counters_.newest_window.get()),
+      views_(config_, engine.shard_count(), counters_.late.get(), counters_.key_limit.get(),
+             counters_.newest_window.get()),
       time_(id, engine),
       router_(id, engine, config_, time_, counters_, *this),
       requests_(4096),
@@ -448,10 +449,26 @@ void Shard::maintenance(std::int64_t now_ms) {
   const std::int64_t watermark = time_.watermark();
   views_.retention_step(watermark, config_.window_retention_ms, kRetentionKeysPerTick);
   counters_.windows.store(views_.window_count(), std::memory_order_relaxed);
-  counters_.keys.store(views_.key_count(), std::memory_order_relaxed);
+  const std::uint64_t keys = views_.key_count();
+  counters_.keys.store(keys, std::memory_order_relaxed);
+  set_state_budget(keys);
   counters_.inputs_open.store(time_.inputs_open(), std::memory_order_relaxed);
   counters_.inputs_active.store(time_.inputs_active(), std::memory_order_relaxed);
   counters_.watermark_ms.store(watermark, std::memory_order_relaxed);
+}
+
+// max_state_bytes, this shard's share: the bytes left, at what a key has
+// cost so far (its key-table slot and bytes, its windows; 512 bytes until
+// there are enough keys to tell), is how many new keys may come before the
+// next tick. Measured every tick rather than per key, so the hot path only
+// counts down an allowance on its insert path.
+void Shard::set_state_budget(std::uint64_t keys) {
+  const std::uint64_t bytes = views_.memory_bytes();
+  counters_.state_bytes.store(bytes, std::memory_order_relaxed);
+  const std::uint64_t share = config_.max_state_bytes / shards_;
+  const std::uint64_t per_key = keys >= 1024 ? std::max<std::uint64_t>(bytes / keys, 64) : 512;
+  // Growing a table doubles it: keep the next doubling within the share.
+  views_.set_key_allowance(bytes >= share ? 0 : (share - bytes) / (2 * per_key));
 }
 
 void Shard::run() {

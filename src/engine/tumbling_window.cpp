@@ -28,7 +28,9 @@ std::uint64_t TumblingView::apply(const BatchRows& rows) {
   constexpr std::uint32_t kAhead = 16;
   const RouteBatch& b = rows.batch;
   std::uint64_t late = 0;
-  const auto ours = [&](std::uint32_t r) { return rows.group < 0 || b.group[r] == rows.group; };
+  const auto ours = [&](std::uint32_t r) {
+    return (rows.group < 0 || b.group[r] == rows.group) && rows.key_ids[r] != KeyTable::kMissing;
+  };
   const std::uint32_t first = std::min(rows.end, rows.begin + kAhead);
   for (std::uint32_t r = rows.begin; r < first; ++r) {
     if (ours(r)) prefetch(rows.key_ids[r]);

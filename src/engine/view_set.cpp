@@ -5,8 +5,9 @@
 
 namespace spate::engine {
 
-ViewSet::ViewSet(const Config& config, std::atomic<std::uint64_t>* late, std::atomic<std::int64_t>* newest_window)
-    : config_(config), keys_(config.key_groups.size()), late_(late), newest_window_(newest_window) {
+ViewSet::ViewSet(const Config& config, std::uint32_t shards, std::atomic<std::uint64_t>* late,
+                 std::atomic<std::uint64_t>* key_limit, std::atomic<std::int64_t>* newest_window)
+    : config_(config), keys_(config.key_groups.size()), late_(late), key_limit_(key_limit), newest_window_(newest_window) {
   for (const auto& v : config.views) views_.push_back(make_view(v, config.allowed_lateness_ms));
   newest_seen_.assign(views_.size(), INT64_MIN);
   for (const auto& group : config.key_groups) {
@@ -17,6 +18,14 @@ ViewSet::ViewSet(const Config& config, std::atomic<std::uint64_t>* late, std::at
       direct.push_back(dynamic_cast<TumblingView*>(views_[static_cast<std::size_t>(v)].get()));
     }
     if (std::find(direct.begin(), direct.end(), nullptr) != direct.end()) direct.clear();
+    // A view's max_keys is over all shards; keys spread evenly by hash, so
+    // each shard holds its share (rounded up). A group keeps the smallest.
+    std::uint64_t max_keys = 0;
+    for (const int v : group.views) {
+      const std::uint64_t m = config.views[static_cast<std::size_t>(v)].max_keys;
+      if (m != 0 && (max_keys == 0 || m < max_keys)) max_keys = m;
+    }
+    if (max_keys != 0) keys_[group_views_.size() - 1].set_max_keys((max_keys + shards - 1) / shards);
   }
 }
 
@@ -63,6 +72,25 @@ void ViewSet::retention_step(std::int64_t watermark, std::int64_t retention_ms, 
     sweep_key_ = 0;
     sweep_group_ = (g + 1) % keys_.size();
   }
+}
+
+void ViewSet::count_refused(const RouteBatch& b, const std::uint32_t* ids, bool one_group) noexcept {
+  for (std::uint32_t r = 0; r < b.rows; ++r) {
+    if (ids[r] != KeyTable::kMissing) continue;
+    for (const std::size_t v : group_views_[one_group ? b.group[0] : b.group[r]]) add(key_limit_[v], 1);
+  }
+}
+
+std::uint64_t ViewSet::memory_bytes() const noexcept {
+  std::uint64_t n = 0;
+  for (const auto& k : keys_) n += k.memory_bytes();
+  for (const auto& v : views_) n += v->memory_bytes();
+  return n;
+}
+
+void ViewSet::set_key_allowance(std::uint64_t keys) noexcept {
+  if (keys_.empty()) return;
+  for (auto& k : keys_) k.set_allowance(keys / keys_.size());
 }
 
 std::uint64_t ViewSet::window_count() const noexcept {

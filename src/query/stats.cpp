@@ -59,6 +59,10 @@ void write_stats(const engine::Engine& engine, const ServerCounters& server, Fie
     counter("tcp.accept_pauses", tcp.accept_pauses);
     counter("udp.drops", by_kind[static_cast<std::size_t>(engine::SourceKind::udp)].drops);
     for (std::size_t v = 0; v < config.views.size(); ++v) counter("late." + config.views[v].name, load(k.late[v]));
+    for (std::size_t v = 0; v < config.views.size(); ++v) {
+      counter("key_limit." + config.views[v].name, load(k.key_limit[v]));
+    }
+    counter("state_bytes", load(k.state_bytes));
     for (std::size_t src = 0; src < engine::kSourceKinds; ++src) {
       const auto kind = static_cast<engine::SourceKind>(src);
       const std::string prefix = engine::source_kind_name(kind);

@@ -16,7 +16,7 @@ TEST_CASE("config: the built-in pipeline has two views over two keys and one amo
   CHECK(c.views[1].name == "per_type_10s");
   CHECK(c.key_groups.size() == 2);
   CHECK(c.columns == std::vector<std::string>{"amount"});
-  CHECK(c.query.to_string() == "127.0.0.1:7070");
+  CHECK(c.query.listen.to_string() == "127.0.0.1:7070");
   CHECK(c.sources.size() == 2);
   CHECK(c.allowed_lateness_ms == 5000);
 }
@@ -49,7 +49,7 @@ aggregates = ["count", "sum(price)", "max(qty)"]
   const Config& c = r.config;
   CHECK(c.shards == 3);
   CHECK(c.data_dir == "/var/lib/spate");
-  CHECK(c.query.port == 9000);
+  CHECK(c.query.listen.port == 9000);
   REQUIRE(c.sources.size() == 2);
   CHECK(c.sources[1].kind == SourceKind::file);
   CHECK(c.id_field == "event_id");

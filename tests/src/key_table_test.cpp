@@ -50,3 +50,21 @@ TEST_CASE("key table: erasing most long keys compacts their bytes and keeps the 
   CHECK(intact);
   CHECK(t.size() == 400);
 }
+
+TEST_CASE("key table: at its budget a new key is refused and every known key is still found") {
+  KeyTable t;
+  t.set_max_keys(5);
+  t.set_allowance(3);
+  const auto h = [](int i) { return static_cast<std::uint64_t>(i) * 0x9e3779b97f4a7c15ull; };
+  for (int i = 0; i < 3; ++i) CHECK(t.intern(h(i), "k" + std::to_string(i)) == static_cast<std::uint32_t>(i));
+  CHECK(t.intern(h(3), "k3") == KeyTable::kMissing);  // the allowance is spent
+  CHECK(t.intern(h(1), "k1") == 1);                   // a known key is not a new one
+  t.set_allowance(100);
+  CHECK(t.intern(h(3), "k3") == 3);
+  CHECK(t.intern(h(4), "k4") == 4);
+  CHECK(t.intern(h(5), "k5") == KeyTable::kMissing);  // max_keys
+  CHECK(t.size() == 5);
+  t.erase(0);  // retention frees a place
+  CHECK(t.intern(h(5), "k5") == 0);
+  CHECK(t.find(h(5), "k5") == 0);
+}

@@ -215,3 +215,19 @@ TEST_CASE("tumbling window: partial states of two parts merge into the state of 
     CHECK(doubles(merged[r]) == doubles(expected[r]));  // the average of all, not of the two averages
   }
 }
+
+TEST_CASE("tumbling window: rows whose key the budget refused are skipped") {
+  Fixture f;
+  RouteBatch b{kDefaultBatchRows, kMaxColumns};
+  const double cols[1] = {5.0};
+  for (int i = 0; i < 4; ++i) b.append(0, 1, 1000, INT64_MIN, "k", cols, 1);
+  const std::uint32_t id = f.keys.intern(7, "k");
+  const std::uint32_t ids[4] = {id, KeyTable::kMissing, id, KeyTable::kMissing};
+  const std::int64_t wms[4] = {0, 0, 0, 0};
+  CHECK(f.view.apply(BatchRows{b, ids, wms, 0, 4, -1}) == 0);
+  std::vector<ViewRow> rows;
+  f.view.collect(id, "k", INT64_MIN, INT64_MAX, 0, rows);
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].value(0).u == 2);
+  CHECK(rows[0].value(1).d == 10.0);
+}

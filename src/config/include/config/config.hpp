@@ -72,6 +72,7 @@ struct ViewConfig {
   std::vector<AggregateConfig> aggregates;
   int key_group = -1;  // index into Config::key_groups
   int line = 0;        // where the view is declared, for error messages
+  std::uint64_t max_keys = 0;  // distinct keys held at once, over all shards (0: no limit but max_state_bytes)
 };
 
 // Views sharing a key field: rows are routed once per group.
@@ -94,7 +95,11 @@ struct Config {
   std::int64_t window_retention_ms = 3600000;
   // Events dated further ahead of the wall clock are refused as
   // future_timestamp: one bad clock must not close every window.
-  std::int64_t max_future_ms = 3600000;  // closed windows stay queryable this long (event time)
+  std::int64_t max_future_ms = 3600000;
+  // Key tables and windows of every view, over all shards: at the limit a
+  // new key is refused (key_limit.<view>), known keys keep aggregating.
+  // 0: half of the machine's memory.
+  std::uint64_t max_state_bytes = 0;  // closed windows stay queryable this long (event time)
   std::uint32_t max_line_bytes = 65536;
   std::uint32_t ring_slots = 32;  // batches per shard-to-shard ring
   std::int64_t publish_dedup_ttl_ms = 86400000;  // a PUBLISH producer's last sequence is forgotten after this long unseen

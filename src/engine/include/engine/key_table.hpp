@@ -45,6 +45,19 @@ class KeyTable {
 
   void prefetch(std::uint64_t hash) const noexcept { __builtin_prefetch(&slots_[hash & mask_]); }
 
+  // The state budget: intern() refuses a new key (kMissing) once the table
+  // holds `max_keys`, or once `allowance` more keys were added since it was
+  // set (the shard sets it from the bytes left of max_state_bytes). Known
+  // keys are always found. Checked only on the insert path.
+  void set_max_keys(std::uint64_t max_keys) noexcept { max_keys_ = max_keys; }
+  void set_allowance(std::uint64_t allowance) noexcept { allowance_ = allowance; }
+  // Bytes this table holds (slots, per-key arrays, key bytes).
+  std::uint64_t memory_bytes() const noexcept {
+    return slots_.capacity() * sizeof(Slot) +
+           offsets_.capacity() * (sizeof(std::uint32_t) + sizeof(std::uint16_t) + sizeof(std::uint64_t) + 1) +
+           free_ids_.capacity() * sizeof(std::uint32_t) + bytes_.capacity();
+  }
+
   std::string_view key(std::uint32_t id) const noexcept { return {bytes_.data() + offsets_[id], lengths_[id]}; }
   std::uint32_t size() const noexcept { return count_; }
   // Ids in use lie below this; alive() tells which of them are.
@@ -101,6 +114,8 @@ class KeyTable {
   // Adds `key` at the empty slot where its lookup ended (or, after growing,
   // where a new lookup ends); returns its id.
   [[gnu::noinline]] std::uint32_t insert(std::size_t slot, std::uint64_t hash, std::string_view key) {
+    if (count_ >= max_keys_ || allowance_ == 0) return kMissing;
+    --allowance_;
     if ((count_ + 1) * 4 > slots_.size() * 3) {
       grow();
       slot = hash & mask_;
@@ -172,6 +187,8 @@ class KeyTable {
   std::vector<char> bytes_;
   std::uint64_t dead_bytes_ = 0;
   std::uint32_t count_ = 0;
+  std::uint64_t max_keys_ = UINT32_MAX - 1;  // ids are 32 bits, kMissing excluded
+  std::uint64_t allowance_ = UINT64_MAX;
 };
 
 }  // namespace spate::engine

@@ -36,6 +36,7 @@ class Engine;
 struct ShardCounters {
   explicit ShardCounters(std::size_t views)
       : late(std::make_unique<std::atomic<std::uint64_t>[]>(views)),
+        key_limit(std::make_unique<std::atomic<std::uint64_t>[]>(views)),
         newest_window(std::make_unique<std::atomic<std::int64_t>[]>(views)) {
     for (std::size_t v = 0; v < views; ++v) newest_window[v].store(INT64_MIN);
   }
@@ -58,6 +59,8 @@ struct ShardCounters {
   std::atomic<std::int64_t> watermark_ms{INT64_MIN};
   std::atomic<std::uint64_t> file_stripe{UINT64_MAX};  // the stripe being read; UINT64_MAX: none
   std::unique_ptr<std::atomic<std::uint64_t>[]> late;  // per view
+  std::unique_ptr<std::atomic<std::uint64_t>[]> key_limit;  // per view: rows lost to the state budget
+  std::atomic<std::uint64_t> state_bytes{0};  // gauge: key tables and views
   std::unique_ptr<std::atomic<std::int64_t>[]> newest_window;  // per view: start of the newest window with rows
 
   static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept {
@@ -165,6 +168,7 @@ class Shard final : public io::LineSink, private Router::Host {
   bool execute(QueryTask& task);
   void respond(QueryTask* task);
   void maintenance(std::int64_t now_ms);
+  void set_state_budget(std::uint64_t keys);
 
   const std::uint32_t id_;
   Engine& engine_;

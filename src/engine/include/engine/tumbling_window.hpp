@@ -82,6 +82,10 @@ class TumblingView final : public View {
   }
 
   std::uint64_t window_count() const noexcept override { return windows_; }
+  std::uint64_t memory_bytes() const noexcept override {
+    return hot_.capacity() * sizeof(WindowWord) + (head_.capacity() + recent_.capacity()) * sizeof(std::uint64_t) +
+           chunks_.size() * kChunkRecords * record_words_ * sizeof(WindowWord);
+  }
   std::int64_t window_ms() const noexcept { return window_ms_; }
   std::int64_t newest_start() const noexcept override { return newest_start_; }
 

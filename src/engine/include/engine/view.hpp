@@ -80,7 +80,9 @@ void merge_rows(std::vector<ViewRow>& rows);
 void keep_top(std::vector<ViewRow>& rows, std::uint32_t k, int by);
 
 // The rows of a batch a view folds: the key id of each row (interned by the
-// shard) and the watermark as it stood before each row.
+// shard; KeyTable::kMissing for a row whose new key the state budget
+// refused, which the view skips) and the watermark as it stood before each
+// row.
 struct BatchRows {
   const RouteBatch& batch;
   const std::uint32_t* key_ids;
@@ -125,6 +127,8 @@ class View {
   virtual void reset_key(std::uint32_t key_id) noexcept = 0;
 
   virtual std::uint64_t window_count() const noexcept = 0;
+  // Bytes of state the view holds (for max_state_bytes and STATS).
+  virtual std::uint64_t memory_bytes() const noexcept = 0;
   // The start of the newest window any row went into (INT64_MIN: none yet).
   virtual std::int64_t newest_start() const noexcept = 0;
 

@@ -21,7 +21,9 @@ class ViewSet {
  public:
   // late[v] counts rows refused by view v; newest_window[v] publishes the
   // start of its newest window with rows (VIEW_TOP's default window).
-  ViewSet(const Config& config, std::atomic<std::uint64_t>* late, std::atomic<std::int64_t>* newest_window);
+  // key_limit[v] counts rows view v lost to the state budget (a new key refused).
+  ViewSet(const Config& config, std::uint32_t shards, std::atomic<std::uint64_t>* late,
+          std::atomic<std::uint64_t>* key_limit, std::atomic<std::int64_t>* newest_window);
 
   std::size_t groups() const noexcept { return keys_.size(); }
   std::uint32_t keys_in(std::size_t group) const noexcept { return keys_[group].size(); }
@@ -37,10 +39,13 @@ class ViewSet {
     constexpr std::uint32_t kAhead = 8;
     const std::uint32_t rows = b.rows;
     KeyTable* const tables = keys_.data();
+    std::uint32_t refused = 0;  // rows whose new key the budget refused
     for (std::uint32_t r = 0; r < rows; ++r) {
       if (r + kAhead < rows) tables[kOneGroup ? b.group[0] : b.group[r + kAhead]].prefetch(b.hash[r + kAhead]);
       ids[r] = tables[kOneGroup ? b.group[0] : b.group[r]].intern(b.hash[r], b.key(r));
+      refused += ids[r] == KeyTable::kMissing;
     }
+    if (refused != 0) count_refused(b, ids, kOneGroup);
     for (std::size_t g = 0; g < group_views_.size(); ++g) {
       if (kOneGroup && g != b.group[0]) continue;
       const BatchRows batch_rows{b, ids, wms, 0, rows, kOneGroup ? -1 : static_cast<int>(g)};
@@ -52,6 +57,10 @@ class ViewSet {
   void apply_row(std::size_t group, std::uint64_t hash, std::string_view key, std::int64_t ts, const double* columns,
                  std::int64_t watermark) {
     const std::uint32_t key_id = keys_[group].intern(hash, key);
+    if (key_id == KeyTable::kMissing) {
+      for (const std::size_t v : group_views_[group]) add(key_limit_[v], 1);
+      return;
+    }
     for (std::size_t i = 0; i < direct_[group].size(); ++i) {
       TumblingView& view = *direct_[group][i];
       const std::size_t v = group_views_[group][i];
@@ -76,11 +85,18 @@ class ViewSet {
 
   std::uint64_t window_count() const noexcept;
   std::uint64_t key_count() const noexcept;
+  std::uint64_t memory_bytes() const noexcept;
+  // The state budget for the keys to come: each key table may add about
+  // `keys` more (split evenly over the groups) before the next call.
+  void set_key_allowance(std::uint64_t keys) noexcept;
 
  private:
-  void count_late(std::size_t view, std::uint64_t n) noexcept {
-    late_[view].store(late_[view].load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  static void add(std::atomic<std::uint64_t>& counter, std::uint64_t n) noexcept {
+    counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
+  void count_late(std::size_t view, std::uint64_t n) noexcept { add(late_[view], n); }
+  // Out of line: a batch with refused keys is the rare case.
+  void count_refused(const RouteBatch& b, const std::uint32_t* ids, bool one_group) noexcept;
   // Stored only when it moves: a plain compare per row (loading the atomic
   // and an out-of-line call per row cost 37 instructions an event).
   void publish_newest(std::size_t view, std::int64_t newest) noexcept {
@@ -95,6 +111,7 @@ class ViewSet {
   std::vector<std::vector<std::size_t>> group_views_;  // by key group: the views keyed by it
   std::vector<std::vector<TumblingView*>> direct_;     // by key group: its views if all tumbling, else empty
   std::atomic<std::uint64_t>* late_;
+  std::atomic<std::uint64_t>* key_limit_;
   std::atomic<std::int64_t>* newest_window_;
   std::vector<std::int64_t> newest_seen_;
   // Retention sweep: the group and key id it continues from.
