@@ -447,7 +447,7 @@ void Shard::maintenance(std::int64_t now_ms) {
   // Retention, a slice of keys per tick: windows past it go, and then keys
   // with no window left in any view of their group.
   const std::int64_t watermark = time_.watermark();
-  views_.retention_step(watermark, config_.window_retention_ms, kRetentionKeysPerTick);
+  views_.retention_step(watermark, config_.window_retention_ms, kRetentionKeysPerTick, in_progress_.empty());
   counters_.windows.store(views_.window_count(), std::memory_order_relaxed);
   const std::uint64_t keys = views_.key_count();
   counters_.keys.store(keys, std::memory_order_relaxed);

@@ -55,6 +55,25 @@ void TumblingView::grow(std::uint32_t needed) {
   keys_ = keys;
 }
 
+void TumblingView::remap_keys(const std::vector<std::uint32_t>& remap, std::uint32_t keys) {
+  std::vector<WindowWord> hot(static_cast<std::size_t>(keys) * words_, WindowWord{0});
+  std::vector<std::uint64_t> head(keys, kNoRecord);
+  std::vector<std::uint64_t> recent(2 * static_cast<std::size_t>(keys), kNoRecord);
+  const std::uint32_t limit = std::min<std::uint32_t>(keys_, static_cast<std::uint32_t>(remap.size()));
+  for (std::uint32_t old = 0; old < limit; ++old) {
+    const std::uint32_t id = remap[old];
+    if (id == KeyTable::kMissing) continue;
+    std::copy_n(&hot_[static_cast<std::size_t>(old) * words_], words_, &hot[static_cast<std::size_t>(id) * words_]);
+    head[id] = head_[old];
+    recent[2 * static_cast<std::size_t>(id)] = recent_[2 * static_cast<std::size_t>(old)];
+    recent[2 * static_cast<std::size_t>(id) + 1] = recent_[2 * static_cast<std::size_t>(old) + 1];
+  }
+  hot_.swap(hot);
+  head_.swap(head);
+  recent_.swap(recent);
+  keys_ = keys;
+}
+
 void TumblingView::init(WindowWord* w, std::int64_t start) const noexcept {
   w[0].i = start;
   w[1].u = 0;

@@ -5,6 +5,19 @@
 
 namespace spate::engine {
 
+namespace {
+// Below this many key ids the arrays are small enough to keep.
+constexpr std::uint32_t kRenumberMinIds = 65536;
+
+// Hands freed pages back to the system now instead of after jemalloc's
+// decay (and purges the huge pages it would otherwise keep whole). Weak:
+// a program linked without jemalloc has no mallctl and skips it.
+extern "C" int mallctl(const char*, void*, std::size_t*, void*, std::size_t) __attribute__((weak));
+void purge_freed_memory() {
+  if (mallctl != nullptr) mallctl("arena.4096.purge", nullptr, nullptr, nullptr, 0);  // 4096: every arena
+}
+}  // namespace
+
 ViewSet::ViewSet(const Config& config, std::uint32_t shards, std::atomic<std::uint64_t>* late,
                  std::atomic<std::uint64_t>* key_limit, std::atomic<std::int64_t>* newest_window)
     : config_(config), keys_(config.key_groups.size()), late_(late), key_limit_(key_limit), newest_window_(newest_window) {
@@ -49,7 +62,8 @@ std::uint32_t ViewSet::top_slice(int view, std::int64_t window_start, std::uint3
   return end == limit ? 0 : end;
 }
 
-void ViewSet::retention_step(std::int64_t watermark, std::int64_t retention_ms, std::uint32_t budget) {
+void ViewSet::retention_step(std::int64_t watermark, std::int64_t retention_ms, std::uint32_t budget,
+                             bool may_renumber) {
   if (watermark == INT64_MIN || keys_.empty()) return;
   const std::size_t g = sweep_group_;
   KeyTable& keys = keys_[g];
@@ -68,6 +82,13 @@ void ViewSet::retention_step(std::int64_t watermark, std::int64_t retention_ms, 
     for (const std::size_t v : views) views_[v]->reset_key(id);
   }
   sweep_key_ = end;
+  if (end == limit && may_renumber && limit >= kRenumberMinIds && keys.size() < limit / 4) {
+    // One pass over the group's ids (tens of ms for a million): rare, as
+    // it takes three quarters of the ids to have gone since the last one.
+    const std::vector<std::uint32_t> remap = keys.compact_ids();
+    for (const std::size_t v : views) views_[v]->remap_keys(remap, keys.size());
+    purge_freed_memory();
+  }
   if (end == limit) {  // this group is done: the next one, from its first key
     sweep_key_ = 0;
     sweep_group_ = (g + 1) % keys_.size();

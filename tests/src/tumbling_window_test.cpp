@@ -231,3 +231,47 @@ TEST_CASE("tumbling window: rows whose key the budget refused are skipped") {
   CHECK(rows[0].value(0).u == 2);
   CHECK(rows[0].value(1).d == 10.0);
 }
+
+TEST_CASE("tumbling window: keys renumbered after most were forgotten keep their windows, in less memory") {
+  Fixture f;
+  constexpr int kKeys = 70000;
+  const auto key = [](int i) { return "user-" + std::to_string(i); };
+  const auto hash = [&](int i) { return std::hash<std::string>{}(key(i)); };
+  for (int i = 0; i < kKeys; ++i) {
+    for (int n = 0; n <= i % 3; ++n) {  // key i has 1 + i % 3 rows
+      const double cols[1] = {static_cast<double>(i)};
+      f.batch.clear();
+      f.batch.append(0, 1, 1000, INT64_MIN, key(i), cols, 1);
+      CHECK(f.view.add(f.keys.intern(hash(i), key(i)), f.batch, 0, 1000));
+    }
+  }
+  const std::uint64_t before = f.keys.memory_bytes() + f.view.memory_bytes();
+  for (int i = 0; i < kKeys; ++i) {
+    if (i % 10 == 0) continue;  // one key in ten stays
+    const std::uint32_t id = f.keys.find(hash(i), key(i));
+    f.keys.erase(id);
+    f.view.reset_key(id);
+  }
+  const std::vector<std::uint32_t> remap = f.keys.compact_ids();
+  f.view.remap_keys(remap, f.keys.size());
+  CHECK(f.keys.size() == kKeys / 10);
+  CHECK(f.keys.memory_bytes() + f.view.memory_bytes() < before / 5);
+  for (int i = 0; i < kKeys; ++i) {
+    const std::uint32_t id = f.keys.find(hash(i), key(i));
+    if (i % 10 != 0) {
+      CHECK(id == KeyTable::kMissing);
+      continue;
+    }
+    REQUIRE(id < f.keys.size());
+    CHECK(f.keys.key(id) == key(i));
+    std::vector<ViewRow> rows;
+    f.view.collect(id, key(i), INT64_MIN, INT64_MAX, 1000, rows);
+    REQUIRE(rows.size() == 1);
+    CHECK(rows[0].value(0).u == static_cast<std::uint64_t>(1 + i % 3));
+    CHECK(rows[0].value(1).d == static_cast<double>(i * (1 + i % 3)));
+  }
+  // New keys after the renumbering get fresh ids past the live ones.
+  const std::uint32_t fresh = f.keys.intern(hash(kKeys), key(kKeys));
+  CHECK(fresh == f.keys.size() - 1);
+  CHECK(f.add(key(kKeys), 2000, 1.0, 2000));
+}

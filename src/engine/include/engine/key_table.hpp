@@ -64,6 +64,51 @@ class KeyTable {
   std::uint32_t id_limit() const noexcept { return static_cast<std::uint32_t>(offsets_.size()); }
   bool alive(std::uint32_t id) const noexcept { return alive_[id] != 0; }
 
+  // Renumbers the live keys 0..size()-1 in id order and rebuilds every
+  // array at the size they need, so that memory follows the live keys
+  // after many were forgotten (the arrays only grow otherwise). Returns
+  // the old id -> new id map (kMissing for ids not alive).
+  std::vector<std::uint32_t> compact_ids() {
+    std::vector<std::uint32_t> remap(id_limit(), kMissing);
+    std::vector<std::uint32_t> offsets;
+    std::vector<std::uint16_t> lengths;
+    std::vector<std::uint64_t> hashes;
+    std::vector<char> bytes;
+    offsets.reserve(count_);
+    lengths.reserve(count_);
+    hashes.reserve(count_);
+    bytes.reserve(bytes_.size() - dead_bytes_);
+    for (std::uint32_t id = 0; id < id_limit(); ++id) {
+      if (!alive(id)) continue;
+      remap[id] = static_cast<std::uint32_t>(offsets.size());
+      offsets.push_back(static_cast<std::uint32_t>(bytes.size()));
+      lengths.push_back(lengths_[id]);
+      hashes.push_back(hashes_[id]);
+      bytes.insert(bytes.end(), bytes_.begin() + offsets_[id], bytes_.begin() + offsets_[id] + lengths_[id]);
+    }
+    std::size_t slots = 1024;
+    while (count_ * 4 > slots * 3 / 2) slots *= 2;  // half full at most, so it need not grow again at once
+    std::vector<Slot> table(slots);
+    mask_ = slots - 1;
+    for (const Slot& s : slots_) {
+      if (s.id_plus_one == 0) continue;
+      const std::uint32_t id = remap[s.id_plus_one - 1];
+      std::size_t i = hashes[id] & mask_;
+      while (table[i].id_plus_one != 0) i = (i + 1) & mask_;
+      table[i] = s;
+      table[i].id_plus_one = id + 1;
+    }
+    slots_.swap(table);
+    offsets_.swap(offsets);
+    lengths_.swap(lengths);
+    hashes_.swap(hashes);
+    bytes_.swap(bytes);
+    alive_.assign(count_, 1);
+    std::vector<std::uint32_t>().swap(free_ids_);
+    dead_bytes_ = 0;
+    return remap;
+  }
+
   // Forgets key `id`; a later intern may hand the id to another key.
   void erase(std::uint32_t id) {
     const std::size_t mask = mask_;

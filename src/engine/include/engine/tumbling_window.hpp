@@ -81,6 +81,8 @@ class TumblingView final : public View {
     recent_[2 * static_cast<std::size_t>(key_id) + 1] = kNoRecord;
   }
 
+  void remap_keys(const std::vector<std::uint32_t>& remap, std::uint32_t keys) override;
+
   std::uint64_t window_count() const noexcept override { return windows_; }
   std::uint64_t memory_bytes() const noexcept override {
     return hot_.capacity() * sizeof(WindowWord) + (head_.capacity() + recent_.capacity()) * sizeof(std::uint64_t) +

@@ -125,6 +125,10 @@ class View {
   // True when key_id holds no state any more; reset_key then frees its id.
   virtual bool key_idle(std::uint32_t key_id) const noexcept = 0;
   virtual void reset_key(std::uint32_t key_id) noexcept = 0;
+  // The key table renumbered its keys (KeyTable::compact_ids): per-key
+  // state moves from old id to remap[old] (dropped where kMissing), and
+  // per-key arrays shrink to `keys` ids.
+  virtual void remap_keys(const std::vector<std::uint32_t>& remap, std::uint32_t keys) = 0;
 
   virtual std::uint64_t window_count() const noexcept = 0;
   // Bytes of state the view holds (for max_state_bytes and STATS).

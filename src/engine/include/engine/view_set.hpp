@@ -80,8 +80,11 @@ class ViewSet {
 
   // Retention in slices: each call visits at most `budget` key ids of one
   // group (whole chunks of old windows go at the start of a sweep); keys
-  // with no window left in any view of their group are forgotten.
-  void retention_step(std::int64_t watermark, std::int64_t retention_ms, std::uint32_t budget);
+  // with no window left in any view of their group are forgotten. At the
+  // end of a group's sweep, when fewer than a quarter of its ids are alive,
+  // its keys are renumbered and its arrays shrunk (memory goes back), if
+  // `may_renumber` (no VIEW_TOP is walking key ids in slices).
+  void retention_step(std::int64_t watermark, std::int64_t retention_ms, std::uint32_t budget, bool may_renumber);
 
   std::uint64_t window_count() const noexcept;
   std::uint64_t key_count() const noexcept;
