@@ -232,7 +232,9 @@ void parse_views(const toml::node& node, Checker& check, Config& config) {
     const int line = static_cast<int>(item.source().begin.line);
     view.line = line;
     if (!check.string(*t, "name", view.name) || view.name.empty()) check.error(line, "[[view]] needs a name");
-    if (!check.string(*t, "key", view.key_field)) check.error(line, fmt::format("view '{}' needs key = \"FIELD\"", view.name));
+    if (!check.string(*t, "key", view.key_field) || view.key_field.empty()) {
+      check.error(line, fmt::format("view '{}' needs key = \"FIELD\"", view.name));
+    }
     std::string window = "tumbling";
     if (check.string(*t, "window", window) && window != "tumbling") {
       check.error(*t->get("window"), fmt::format("view '{}': window '{}' is not supported (tumbling)", view.name, window));
@@ -327,6 +329,9 @@ void finalize(Config& config, std::vector<ConfigError>& errors) {
     return false;
   };
   if (config.ts_field.empty()) errors.push_back({0, "schema.timestamp must name a field"});
+  if (config.id_field == config.ts_field) {
+    errors.push_back({0, fmt::format("schema.id and schema.timestamp are both '{}': they must be two fields", config.ts_field)});
+  }
   if (config.fields.size() > kMaxSchemaFields) {
     errors.push_back({config.fields[kMaxSchemaFields].line, fmt::format("[schema].fields declares {} fields; at most {} are supported (other fields of "
                                      "an event need no declaration: they are skipped)",

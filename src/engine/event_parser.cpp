@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 
@@ -63,26 +64,54 @@ EventParser::EventParser(const Config& config) {
   required_mask_ = wanted_.size() == 64 ? ~0ull : (1ull << wanted_.size()) - 1;
 }
 
+// simdjson 3.0 misreads some numbers of more than 19 significant digits
+// (0.95000000000000000000 reads as 0.0277: simdjson issue #2093, fixed in
+// 3.6.3; Debian 12 ships 3.0.1). A number token that long is read again,
+// exactly, with from_chars; shorter ones cannot hit the bug.
+static double exact_double(std::string_view token, double fast) noexcept {
+  const char* end = token.data() + token.size();
+  while (end > token.data() && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' || end[-1] == '\r')) --end;
+  double d;
+  const auto [p, ec] = std::from_chars(token.data(), end, d);
+  return ec == std::errc() && p == end ? d : fast;
+}
+
 // On-Demand skips what it is not asked to read without checking it; these
 // check it, so that a line is accepted only when every byte of it is JSON.
 // Inlined into parse() like field_value (out of line, passing the value
 // object cost a store-forwarding stall per field: the parse ran 3x slower).
+// A value On-Demand was not asked to read is skipped leniently: what follows
+// it is not checked ("a":"b":1 reads as one member). So after such a value
+// the next byte (past whitespace) must end the member: a comma or the
+// event's closing brace.
+[[gnu::always_inline]] inline bool EventParser::ends_member(const char* after) const noexcept {
+  while (after < line_end_ && (*after == ' ' || *after == '\t' || *after == '\n' || *after == '\r')) ++after;
+  return after < line_end_ && (*after == ',' || *after == '}');
+}
+
+// A value from its first byte, nested or not, and what follows it.
+bool EventParser::member_is_json(const char* value) const noexcept {
+  const char* end = kernels::skip_json_value(value, line_end_);
+  return end != nullptr && ends_member(end);
+}
+
 [[gnu::always_inline]] inline Reject EventParser::check_value(od::value& value, od::json_type type) noexcept {
+  const std::string_view token = value.raw_json_token();  // up to the next structural character
   switch (type) {
-    case od::json_type::string:
-      return Reject::none;  // its escapes were checked with the line's
+    case od::json_type::string:  // its escapes were checked with the line's
+      return ends_member(token.data() + token.size()) ? Reject::none : Reject::malformed_json;
     case od::json_type::number:
     case od::json_type::boolean:
     case od::json_type::null:
-      return kernels::valid_json_scalar(value.raw_json_token()) ? Reject::none : Reject::malformed_json;
+      return kernels::valid_json_scalar(token) && ends_member(token.data() + token.size()) ? Reject::none
+                                                                                           : Reject::malformed_json;
     // A nested value (rare) is checked from its first byte by a plain
     // function: On-Demand then skips it. Reading it through the value
     // instead (inline, or a call taking the value) kept the parser's
     // state in memory for every field: the parse ran 1.5x slower.
     case od::json_type::object:
     case od::json_type::array:
-      return kernels::skip_json_value(value.raw_json_token().data(), line_end_) != nullptr ? Reject::none
-                                                                                           : Reject::malformed_json;
+      return member_is_json(token.data()) ? Reject::none : Reject::malformed_json;
   }
   return Reject::malformed_json;
 }
@@ -121,8 +150,10 @@ EventParser::EventParser(const Config& config) {
       od::json_type type;
       if (value.type().get(type) != simdjson::SUCCESS) return Reject::malformed_json;
       if (type == od::json_type::number) {
+        const std::string_view token = value.raw_json_token();
         double d;
         if (value.get_double().get(d) != simdjson::SUCCESS) return Reject::malformed_json;
+        if (token.size() > 19) d = exact_double(token, d);
         if (!(d >= static_cast<double>(kernels::kRfc3339MinMs) && d < static_cast<double>(kernels::kRfc3339MaxMs) + 1)) {
           return Reject::bad_timestamp;
         }
@@ -146,8 +177,10 @@ EventParser::EventParser(const Config& config) {
       return Reject::none;
     }
     case Role::column: {
+      const std::string_view token = value.raw_json_token();
       double d;
       if (const auto e = value.get_double().get(d); e != simdjson::SUCCESS) return failed(e);
+      if (token.size() > 19) [[unlikely]] d = exact_double(token, d);
       out.columns[w.index] = d;
       return Reject::none;
     }
@@ -159,9 +192,7 @@ EventParser::EventParser(const Config& config) {
                              ? type == od::json_type::string || type == od::json_type::number
                              : w.is_string ? type == od::json_type::string : type == od::json_type::number;
       if (!typed) return Reject::wrong_type;
-      // Strings: their escapes were checked with the line's.
-      return type == od::json_type::string || kernels::valid_json_scalar(value.raw_json_token()) ? Reject::none
-                                                                                                : Reject::malformed_json;
+      return check_value(value, type);
     }
   }
   return Reject::none;
@@ -210,7 +241,10 @@ Reject EventParser::parse(const char* line, std::size_t len, std::size_t capacit
       }
     }
     const std::uint64_t bit = 1ull << i;
-    if ((seen & bit) != 0) continue;  // a repeated name: the first one counts
+    if ((seen & bit) != 0) {  // a repeated name: the first one counts; the repeat must be JSON
+      if (!skip_field(field)) return Reject::malformed_json;
+      continue;
+    }
     seen |= bit;
     next = i + 1 == n ? 0 : i + 1;
     od::value value = field.value();
@@ -220,9 +254,7 @@ Reject EventParser::parse(const char* line, std::size_t len, std::size_t capacit
       // A value of the wrong type is that only when it is JSON at all: a
       // plain call from its first byte (the getter that failed left the
       // value where it was), so the hot path keeps the value in registers.
-      if (r == Reject::wrong_type && kernels::skip_json_value(value.raw_json_token().data(), line_end_) == nullptr) {
-        return Reject::malformed_json;
-      }
+      if (r == Reject::wrong_type && !member_is_json(value.raw_json_token().data())) return Reject::malformed_json;
       if (first_error == Reject::none) first_error = r;
     }
   }

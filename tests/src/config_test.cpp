@@ -188,3 +188,14 @@ TEST_CASE("config: file sources must be readable files") {
   CHECK(errors[1].line == 9);
   CHECK(errors[1].message.find("is a directory") != std::string::npos);
 }
+
+TEST_CASE("config: configurations the fuzzer found, each refused with its reason") {
+  const auto empty_key = parse_config("[schema]\nfields = { n1 = \"number\" }\n[[view]]\nname = \"_\"\nkey = \"\"\n"
+                                      "aggregates = [\"max(n1)\"]\n",
+                                      "f.toml");
+  REQUIRE_FALSE(empty_key.ok());
+  CHECK(empty_key.errors[0].message.find("needs key") != std::string::npos);
+  const auto id_is_ts = parse_config("[schema]\nid = \"ts\"\n", "f.toml");
+  REQUIRE_FALSE(id_is_ts.ok());
+  CHECK(id_is_ts.errors[0].message.find("must be two fields") != std::string::npos);
+}

@@ -32,18 +32,32 @@ void wait_until(const std::function<bool()>& done) {
 
 // The engine and query server over one input, started and run until every
 // line is applied; stopped on destruction.
+Config with_file_source(Config config, const std::string& path) {
+  SourceConfig file;
+  file.kind = SourceKind::file;
+  file.path = path;
+  config.sources = {file};
+  return config;
+}
+
+QueryConfig loopback_any_port() {
+  QueryConfig q;
+  q.listen = {"127.0.0.1", 0};
+  return q;
+}
+
 struct Pipeline {
   Engine engine;
   spate::query::QueryServer server;
 
   // Input from a file.
   Pipeline(Config config, const std::string& path)
-      : engine((config.sources = {{SourceKind::file, {}, path}}, std::move(config))), server(engine, {"127.0.0.1", 0}) {
+      : engine(with_file_source(std::move(config), path)), server(engine, loopback_any_port()) {
     run();
   }
   // Input from a caller's buffer, which holds kPadding bytes past `ndjson`.
   Pipeline(Config config, std::string_view ndjson)
-      : engine((config.sources.clear(), std::move(config))), server(engine, {"127.0.0.1", 0}) {
+      : engine((config.sources.clear(), std::move(config))), server(engine, loopback_any_port()) {
     engine.add_buffer_input(ndjson);
     run();
   }

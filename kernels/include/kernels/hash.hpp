@@ -8,7 +8,9 @@
 
 // GCC 12 reports false uninitialized-value warnings inside xxh3's AVX-512 intrinsics.
 #pragma GCC diagnostic push
+#if !defined(__clang__)  // a GCC-only warning
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #define XXH_INLINE_ALL
 #include <xxhash.h>

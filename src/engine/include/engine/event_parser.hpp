@@ -57,10 +57,13 @@ class EventParser {
     std::uint64_t head_mask = 0;  // the bytes of head that count
   };
   // Whether the field name at raw (whose first 8 bytes are head) is w's.
-  static bool matches(const Wanted& w, const char* raw, std::uint64_t head) noexcept {
+  // A name of 8 bytes or more is compared further only within the line: a
+  // name can be longer than the padding past it.
+  bool matches(const Wanted& w, const char* raw, std::uint64_t head) const noexcept {
     if (((head ^ w.head) & w.head_mask) != 0) return false;
     return w.name.size() < sizeof(head) ||
-           (raw[w.name.size()] == '"' && kernels::equal_bytes(raw, w.name.data(), w.name.size()));
+           (w.name.size() < static_cast<std::size_t>(line_end_ - raw) && raw[w.name.size()] == '"' &&
+            kernels::equal_bytes(raw, w.name.data(), w.name.size()));
   }
   Reject field_value(const Wanted& w, simdjson::ondemand::value& value, ParsedEvent& out) noexcept;
   // Strict JSON for what On-Demand skips unchecked: a value nothing reads
@@ -68,6 +71,8 @@ class EventParser {
   Reject check_value(simdjson::ondemand::value& value) noexcept;
   Reject check_value(simdjson::ondemand::value& value, simdjson::ondemand::json_type type) noexcept;
   bool skip_field(simdjson::ondemand::field& field) noexcept;  // checks the value of a field nothing reads
+  bool ends_member(const char* after) const noexcept;
+  bool member_is_json(const char* value) const noexcept;
 
   simdjson::ondemand::parser parser_;
   std::vector<Wanted> wanted_;
