@@ -7,6 +7,7 @@ packages=(
   build-essential g++ meson ninja-build pkg-config python3
   libsimdjson-dev liburing-dev libjemalloc-dev libxxhash-dev
   doctest-dev libbenchmark-dev libtomlplusplus-dev libcli11-dev libfmt-dev
+  clang libclang-rt-14-dev llvm
 )
 
 missing=()

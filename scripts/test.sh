@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Sets up, builds and runs every test (unit and end-to-end).
+# Sets up, builds and runs every test (unit and end-to-end), then all of
+# them again under AddressSanitizer and UBSan (scripts/sanitize.sh) and the
+# libFuzzer targets for FUZZ_SECONDS each (scripts/fuzz.sh, default 30).
+# With arguments (meson test names or options) only those tests run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -17,4 +20,10 @@ for line in open(sys.argv[1]):
     counts[key] += 1
 print("tests: %d passed, %d failed, %d skipped" % (counts["OK"], counts["FAIL"], counts["SKIP"]))
 PY
+if (($# == 0)); then
+  checks=""
+  scripts/sanitize.sh && checks="sanitizers ok" || { status=1; checks="sanitizers FAILED"; }
+  scripts/fuzz.sh "${FUZZ_SECONDS:-30}" && checks="$checks, fuzz ok" || { status=1; checks="$checks, fuzz FAILED"; }
+  echo "checks: $checks"
+fi
 exit $status
