@@ -43,8 +43,10 @@ class EventParser {
   explicit EventParser(const Config& config);
 
   // Parses one line (no trailing newline). `capacity` is the number of bytes
-  // readable from `line`, at least len + kPadding.
-  Reject parse(const char* line, std::size_t len, std::size_t capacity, ParsedEvent& out) noexcept;
+  // readable from `line`, at least len + kPadding. escapes = false promises
+  // the line holds no backslash (the caller scanned for it), which spares
+  // the check of its escapes.
+  Reject parse(const char* line, std::size_t len, std::size_t capacity, ParsedEvent& out, bool escapes = true) noexcept;
 
  private:
   enum class Role : std::uint8_t { id, ts, key, column, other };

@@ -148,7 +148,8 @@ class Shard final : public io::LineSink, private Router::Host {
     std::uint32_t input;
   };
   void ingest_chunk(const char* data, std::size_t len, From from);  // data has kPadding readable
-  void ingest_line(const char* line, std::size_t len, const char* buffer_end, From from);
+  // escapes: the line may hold a backslash (else its escapes need no check).
+  void ingest_line(const char* line, std::size_t len, const char* buffer_end, From from, bool escapes);
   void reject(SourceKind source, Reject reason) noexcept {
     ShardCounters::add(counters_.errors[static_cast<std::size_t>(source)][static_cast<std::size_t>(reason)], 1);
   }
