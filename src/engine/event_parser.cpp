@@ -76,14 +76,15 @@ static double exact_double(std::string_view token, double fast) noexcept {
   return ec == std::errc() && p == end ? d : fast;
 }
 
-// On-Demand skips what it is not asked to read without checking it; these
-// check it, so that a line is accepted only when every byte of it is JSON.
-// Inlined into parse() like field_value (out of line, passing the value
-// object cost a store-forwarding stall per field: the parse ran 3x slower).
-// A value On-Demand was not asked to read is skipped leniently: what follows
-// it is not checked ("a":"b":1 reads as one member). So after such a value
-// the next byte (past whitespace) must end the member: a comma or the
-// event's closing brace.
+// On-Demand skips what it is not asked to read without checking it; the
+// functions below check it, so that a line is accepted only when every byte
+// of it is JSON. They are inlined into parse() like field_value: a call that
+// takes the On-Demand value lets its address escape, and the parser then
+// keeps its iterator in memory for every field.
+//
+// A skipped value is skipped leniently, and what follows it is not checked
+// ("a":"b":1 reads as one member). So after such a value the next byte (past
+// whitespace) must end the member: a comma or the event's closing brace.
 [[gnu::always_inline]] inline bool EventParser::ends_member(const char* after) const noexcept {
   while (after < line_end_ && (*after == ' ' || *after == '\t' || *after == '\n' || *after == '\r')) ++after;
   return after < line_end_ && (*after == ',' || *after == '}');

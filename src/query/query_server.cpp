@@ -30,6 +30,7 @@ constexpr std::size_t kReadChunk = 256 * 1024;
 // Out of descriptors, the listener stays readable: polling it would spin.
 constexpr std::int64_t kAcceptPauseMs = 100;
 constexpr std::int64_t kTimeoutSweepEveryMs = 200;
+constexpr std::int64_t kDrainGraceMs = 2000;  // docs/protocol.md 4.2
 constexpr std::uint64_t kNotifyTag = UINT64_MAX;
 constexpr std::uint64_t kListenTag = UINT64_MAX - 1;
 
@@ -205,6 +206,11 @@ void QueryServer::close_connection(Connection& c) {
 void QueryServer::sweep_timeouts(std::int64_t now_ms) {
   std::vector<int> expired;
   for (const auto& [fd, c] : connections_) {
+    if (c->draining) {
+      // After an error that closes: the client had its grace period to read it.
+      if (now_ms - c->draining_since_ms >= kDrainGraceMs) expired.push_back(fd);
+      continue;
+    }
     if (c->closing) continue;
     if (!c->hello_done && now_ms - c->accepted_ms >= config_.handshake_timeout_ms) {
       ++counters_.handshake_timeouts;
@@ -247,6 +253,7 @@ void QueryServer::on_writable(Connection& c) {
     // socket goes away (closing with unread input would reset it).
     ::shutdown(c.fd, SHUT_WR);
     c.draining = true;
+    c.draining_since_ms = io::monotonic_ms();
     c.reading = true;
   }
   const bool want = !c.wbuf.empty();

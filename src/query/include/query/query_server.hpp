@@ -60,6 +60,7 @@ class QueryServer {
     std::uint32_t inflight = 0;
     std::int64_t accepted_ms = 0;
     std::int64_t partial_since_ms = 0;  // when rbuf last began to hold a partial frame; 0: it holds none
+    std::int64_t draining_since_ms = 0;
     std::string rbuf;  // only what a read left over: a partial (or stalled) frame
     std::string wbuf;
   };
