@@ -64,6 +64,15 @@ EventParser::EventParser(const Config& config) {
   required_mask_ = wanted_.size() == 64 ? ~0ull : (1ull << wanted_.size()) - 1;
 }
 
+// A value's JSON text: On-Demand's token runs up to the next structural
+// character, so whitespace after the value comes with it.
+static std::string_view value_text(std::string_view token) noexcept {
+  while (!token.empty() && (token.back() == ' ' || token.back() == '\t' || token.back() == '\n' || token.back() == '\r')) {
+    token.remove_suffix(1);
+  }
+  return token;
+}
+
 // simdjson 3.0 misreads some numbers of more than 19 significant digits
 // (0.95000000000000000000 reads as 0.0277: simdjson issue #2093, fixed in
 // 3.6.3; Debian 12 ships 3.0.1). A number token that long is read again,
@@ -250,6 +259,10 @@ Reject EventParser::parse(const char* line, std::size_t len, std::size_t capacit
     seen |= bit;
     next = i + 1 == n ? 0 : i + 1;
     od::value value = field.value();
+    if (capture_fields_) {
+      const std::string_view text = value_text(value.raw_json_token());
+      out.fields[i] = {text.data(), text.size()};
+    }
     const Reject r = field_value(wanted[i], value, out);
     if (r != Reject::none) [[unlikely]] {
       if (r == Reject::malformed_json) return r;

@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <cstring>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -273,4 +274,34 @@ aggregates = ["count"]
   std::memcpy(exact.get(), line.data(), line.size());
   std::memset(exact.get() + line.size(), 0, kPadding);
   CHECK(p.parse(exact.get(), line.size(), line.size() + kPadding, ev) == Reject::missing_field);
+}
+
+TEST_CASE("event parser: every schema field comes out as its exact JSON text") {
+  const auto r = parse_config(R"toml(
+[schema]
+fields = { user = "string", type = "string", amount = "number", page = "string", score = "number" }
+[[view]]
+name = "v"
+key = "user"
+aggregates = ["count", "sum(amount)"]
+)toml",
+                              "t.toml");
+  REQUIRE(r.ok());
+  EventParser p(r.config);
+  p.capture_fields(true);
+  ParsedEvent ev;
+  REQUIRE(parse(p, R"({"score": 1.50e2 ,"page":"/a\"b","id":"e\u00e9","ts":"2025-11-24T16:00:00.123Z","user":"u1","type":"t","amount":-0.0,"extra":[1]})", ev) ==
+          Reject::none);
+  std::map<std::string, std::string> text;
+  for (std::size_t i = 0; i < p.field_count(); ++i) text[std::string(p.field_name(i))] = std::string(ev.fields[i].view());
+  CHECK(p.field_count() == 7);
+  CHECK(text["id"] == R"("e\u00e9")");
+  CHECK(text["ts"] == R"("2025-11-24T16:00:00.123Z")");
+  CHECK(text["user"] == R"("u1")");
+  CHECK(text["type"] == R"("t")");
+  CHECK(text["amount"] == "-0.0");
+  CHECK(text["page"] == R"("/a\"b")");
+  CHECK(text["score"] == "1.50e2");
+  CHECK(ev.keys[0] == "u1");  // the typed views of the same fields
+  CHECK(ev.columns[0] == 0.0);
 }
