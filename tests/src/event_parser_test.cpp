@@ -290,8 +290,12 @@ aggregates = ["count", "sum(amount)"]
   EventParser p(r.config);
   p.capture_fields(true);
   ParsedEvent ev;
-  REQUIRE(parse(p, R"({"score": 1.50e2 ,"page":"/a\"b","id":"e\u00e9","ts":"2025-11-24T16:00:00.123Z","user":"u1","type":"t","amount":-0.0,"extra":[1]})", ev) ==
-          Reject::none);
+  // The texts point into the line: it must outlive them (parse() above copies it).
+  std::string line =
+      R"({"score": 1.50e2 ,"page":"/a\"b","id":"e\u00e9","ts":"2025-11-24T16:00:00.123Z","user":"u1","type":"t","amount":-0.0,"extra":[1]})";
+  const std::size_t len = line.size();
+  line.resize(len + kPadding, '\0');
+  REQUIRE(p.parse(line.data(), len, line.size(), ev) == Reject::none);
   std::map<std::string, std::string> text;
   for (std::size_t i = 0; i < p.field_count(); ++i) text[std::string(p.field_name(i))] = std::string(ev.fields[i].view());
   CHECK(p.field_count() == 7);
