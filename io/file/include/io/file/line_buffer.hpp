@@ -51,9 +51,6 @@ class LineBuffer {
   // The next bytes written start at `position` of the stream (a file's next
   // stripe); nothing may be pending.
   void restart_at(std::uint64_t position) noexcept { position_ = position; }
-  // Bytes of a partial line waiting for the rest (a borrowing buffer's
-  // whole memory between reads).
-  std::size_t pending() const noexcept { return arena_ != nullptr ? partial_.size() : used_; }
 
  private:
   ReadArena* arena_ = nullptr;   // borrowing: buf_ is the arena's during a read
