@@ -78,11 +78,10 @@ static std::string_view value_text(std::string_view token) noexcept {
 // 3.6.3; Debian 12 ships 3.0.1). A number token that long is read again,
 // exactly, with from_chars; shorter ones cannot hit the bug.
 static double exact_double(std::string_view token, double fast) noexcept {
-  const char* end = token.data() + token.size();
-  while (end > token.data() && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' || end[-1] == '\r')) --end;
+  const std::string_view text = value_text(token);
   double d;
-  const auto [p, ec] = std::from_chars(token.data(), end, d);
-  return ec == std::errc() && p == end ? d : fast;
+  const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), d);
+  return ec == std::errc() && p == text.data() + text.size() ? d : fast;
 }
 
 // On-Demand skips what it is not asked to read without checking it; the

@@ -98,7 +98,7 @@ void ViewSet::retention_step(std::int64_t watermark, std::int64_t retention_ms, 
 void ViewSet::count_refused(const RouteBatch& b, const std::uint32_t* ids, bool one_group) noexcept {
   for (std::uint32_t r = 0; r < b.rows; ++r) {
     if (ids[r] != KeyTable::kMissing) continue;
-    for (const std::size_t v : group_views_[one_group ? b.group[0] : b.group[r]]) add(key_limit_[v], 1);
+    for (const std::size_t v : group_views_[one_group ? b.group[0] : b.group[r]]) kernels::add_relaxed(key_limit_[v], 1);
   }
 }
 

@@ -17,6 +17,7 @@
 #include "io/file/source.hpp"
 #include "io/net/tcp_source.hpp"
 #include "config/config.hpp"
+#include "kernels/counter.hpp"
 #include "engine/event_parser.hpp"
 #include "engine/event_time.hpp"
 #include "engine/key_table.hpp"
@@ -63,9 +64,7 @@ struct ShardCounters {
   std::atomic<std::uint64_t> state_bytes{0};  // gauge: key tables and views
   std::unique_ptr<std::atomic<std::int64_t>[]> newest_window;  // per view: start of the newest window with rows
 
-  static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept {
-    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-  }
+  static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept { kernels::add_relaxed(c, n); }
   // Sums over sources (and reasons); kSourceKinds means every source.
   std::uint64_t events(std::size_t source = kSourceKinds) const noexcept {
     std::uint64_t n = 0;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "kernels/counter.hpp"
 #include "engine/key_table.hpp"
 #include "engine/route_batch.hpp"
 #include "engine/tumbling_window.hpp"
@@ -58,7 +59,7 @@ class ViewSet {
                  std::int64_t watermark) {
     const std::uint32_t key_id = keys_[group].intern(hash, key);
     if (key_id == KeyTable::kMissing) {
-      for (const std::size_t v : group_views_[group]) add(key_limit_[v], 1);
+      for (const std::size_t v : group_views_[group]) kernels::add_relaxed(key_limit_[v], 1);
       return;
     }
     for (std::size_t i = 0; i < direct_[group].size(); ++i) {
@@ -94,10 +95,7 @@ class ViewSet {
   void set_key_allowance(std::uint64_t keys) noexcept;
 
  private:
-  static void add(std::atomic<std::uint64_t>& counter, std::uint64_t n) noexcept {
-    counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-  }
-  void count_late(std::size_t view, std::uint64_t n) noexcept { add(late_[view], n); }
+  void count_late(std::size_t view, std::uint64_t n) noexcept { kernels::add_relaxed(late_[view], n); }
   // Out of line: a batch with refused keys is the rare case.
   void count_refused(const RouteBatch& b, const std::uint32_t* ids, bool one_group) noexcept;
   // Stored only when it moves: a plain compare per row (loading the atomic

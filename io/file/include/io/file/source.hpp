@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/counter.hpp"
+
 namespace spate::io {
 
 enum class SourceKind : std::uint8_t { tcp, udp, file, publish };
@@ -26,9 +28,7 @@ struct SourceCounters {
   std::atomic<std::uint64_t> idle_closed{0};      // TCP: connections closed after max_idle_ms silent
   std::atomic<std::uint64_t> accept_pauses{0};    // TCP: times the listener rested, out of descriptors
 
-  static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept {
-    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-  }
+  static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept { kernels::add_relaxed(c, n); }
 };
 
 // A plain copy of SourceCounters, for sums over sources.
