@@ -181,12 +181,4 @@ const char* skip_json_value(const char* p, const char* end) noexcept {
   }
 }
 
-bool valid_json_value(std::string_view text) noexcept {
-  const char* const end = text.data() + text.size();
-  const char* p = skip_json_value(text.data(), end);
-  if (p == nullptr) return false;
-  while (p < end && is_space(*p)) ++p;
-  return p == end;
-}
-
 }  // namespace spate::kernels

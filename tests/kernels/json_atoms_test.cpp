@@ -7,6 +7,18 @@
 
 using namespace spate::kernels;
 
+namespace {
+
+// One value and whitespace only.
+bool valid_json_value(std::string_view text) {
+  const char* end = text.data() + text.size();
+  const char* p = skip_json_value(text.data(), end);
+  while (p != nullptr && p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) ++p;
+  return p == end;
+}
+
+}  // namespace
+
 TEST_CASE("json atoms: a special byte is found at every position of the 8-byte steps") {
   for (std::size_t at = 0; at < 24; ++at) {
     for (const char special : {'\x01', '\x1f', '\\'}) {

@@ -31,7 +31,5 @@ bool valid_json_scalar(std::string_view token) noexcept;
 // the thread's stack. Returns the byte after the value, nullptr when it is
 // not valid JSON (or reaches end unfinished).
 const char* skip_json_value(const char* p, const char* end) noexcept;
-// The same for a text that must hold one value and whitespace only.
-bool valid_json_value(std::string_view text) noexcept;
 
 }  // namespace spate::kernels
