@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential g++ meson ninja-build pkg-config python3
-  libsimdjson-dev liburing-dev libjemalloc-dev libxxhash-dev
+  libsimdjson-dev liburing-dev libjemalloc-dev libxxhash-dev liblz4-dev libzstd-dev
   doctest-dev libbenchmark-dev libtomlplusplus-dev libcli11-dev libfmt-dev
   clang libclang-rt-14-dev llvm
 )

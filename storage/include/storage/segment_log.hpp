@@ -1,0 +1,134 @@
+// One shard's hot log: accepted events gathered into blocks, written to the
+// shard's segment files through its own io_uring, and made durable by the
+// durability dial (none, group commit, sync). The loop never waits on the
+// disk: writes and fsyncs complete in the background, and a caller that
+// needs its events durable (a PUBLISH) holds a ticket until durable() passes it.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "kernels/counter.hpp"
+#include "storage/segment_format.hpp"
+
+struct io_uring;
+struct io_uring_sqe;
+
+namespace spate::storage {
+
+enum class Durability : std::uint8_t { none, group, sync };
+const char* durability_name(Durability d) noexcept;
+
+struct LogOptions {
+  std::string dir;  // the shard's own directory
+  std::uint32_t shard = 0;
+  std::uint32_t shards = 1;
+  std::vector<std::string> fields;  // the schema, in column order
+  Durability durability = Durability::group;
+  std::int64_t commit_interval_ms = 5;       // group: fsync this long after the first unsynced event at most
+  std::uint64_t commit_bytes = 4u << 20;     // group: or once this many bytes are unsynced
+  std::uint64_t block_bytes = 256u << 10;    // a block is sealed once its field bytes reach this
+  std::uint64_t segment_bytes = 128u << 20;  // a segment rolls past this size
+  std::int64_t segment_ms = 3600000;         // or this long after it was opened
+  Codec codec = Codec::lz4;
+  int level = 1;
+  std::uint64_t first_sequence = 0;  // the number of the first segment this run writes
+};
+
+// Single writer (the shard), any reader.
+struct LogCounters {
+  std::atomic<std::uint64_t> events{0};
+  std::atomic<std::uint64_t> field_bytes{0};  // the events' field texts, before encoding
+  std::atomic<std::uint64_t> bytes_written{0};
+  std::atomic<std::uint64_t> blocks{0};
+  std::atomic<std::uint64_t> segments{0};
+  std::atomic<std::uint64_t> syncs{0};
+  std::atomic<std::uint64_t> sync_us{0};  // summed time from fsync submission to completion
+  std::atomic<std::uint64_t> write_errors{0};
+  std::atomic<std::uint64_t> queue_full_waits{0};  // times the loop waited for the ring to have room
+  std::atomic<std::uint64_t> bytes_in_flight{0};  // gauge: written, not yet completed
+
+  static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept { kernels::add_relaxed(c, n); }
+};
+
+class SegmentLog {
+ public:
+  // Opens a new segment in options.dir. Completions signal `notify_fd` (an
+  // eventfd the loop polls; -1 for none). Throws std::system_error.
+  SegmentLog(LogOptions options, int notify_fd);
+  ~SegmentLog();
+  SegmentLog(const SegmentLog&) = delete;
+  SegmentLog& operator=(const SegmentLog&) = delete;
+
+  // One accepted event: values[f] is field f's JSON text ({data, size}),
+  // present when bit f of `present` is set.
+  template <typename Text>
+  void append(const Text* values, std::uint64_t present, std::int64_t ts_ms, std::int64_t now_ms) {
+    if (builder_.empty()) block_opened_ms_ = now_ms;
+    builder_.append(values, present, ts_ms);
+  }
+  // Where the events appended last came from (a PUBLISH producer's
+  // sequence); kept in the same block as they are.
+  void add_position(const Position& p) { builder_.add_position(p); }
+  // The end of a source's chunk: the block is sealed here once it is full,
+  // so that a chunk (a PUBLISH batch) never straddles two blocks.
+  void end_chunk(std::int64_t now_ms) {
+    if (builder_.raw_bytes() >= options_.block_bytes) seal(now_ms);
+  }
+  // A ticket for everything appended so far: durable once durable() >=
+  // it. With durability none the ticket is 0 (nothing is waited for).
+  std::uint64_t commit(std::int64_t now_ms);
+  std::uint64_t durable() const noexcept { return synced_; }
+
+  // Reaps completions, and seals, syncs and rolls what is due. True when
+  // anything happened. Call every loop pass.
+  bool poll(std::int64_t now_ms);
+  // When poll() has timed work next (the monotonic clock), INT64_MAX: none.
+  std::int64_t next_deadline_ms() const noexcept;
+  // Seals the segment (footer, fsync) and waits for every write: at stop.
+  void close();
+
+  Durability durability() const noexcept { return options_.durability; }
+  const LogCounters& counters() const noexcept { return counters_; }
+  bool failed() const noexcept { return failed_; }
+
+ private:
+  void seal(std::int64_t now_ms);
+  void sync(std::int64_t now_ms);
+  void write(std::string&& bytes);
+  void open_segment(std::int64_t now_ms);
+  void roll(std::int64_t now_ms);
+  io_uring_sqe* next_sqe();
+  bool reap(bool wait);
+
+  LogOptions options_;
+  LogCounters counters_;
+  BlockBuilder builder_;
+  std::unique_ptr<io_uring> ring_;
+  int dir_fd_ = -1;
+  int fd_ = -1;
+  std::vector<std::pair<int, std::uint64_t>> closing_;  // old segments: closed once this sync is done
+  bool dir_dirty_ = false;                              // a new file's entry is not yet synced
+  std::uint64_t sequence_ = 0;
+  std::uint64_t offset_ = 0;
+  std::vector<BlockInfo> blocks_;
+  std::int64_t segment_opened_ms_ = 0;
+  std::int64_t block_opened_ms_ = 0;
+  std::uint64_t unsynced_bytes_ = 0;
+  std::int64_t unsynced_since_ms_ = 0;
+  std::uint64_t syncs_issued_ = 0;
+  std::uint64_t synced_ = 0;
+  std::uint64_t next_write_id_ = 1;
+  std::unordered_map<std::uint64_t, std::string> writes_;  // in flight, by id
+  std::unordered_map<std::uint64_t, std::int64_t> sync_started_us_;
+  std::vector<std::string> spare_;  // buffers to reuse
+  std::uint32_t in_flight_ = 0;
+  bool failed_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace spate::storage

@@ -1,0 +1,275 @@
+// The shard's hot log through io_uring; see segment_log.hpp.
+//
+// Writes go through the page cache (buffered), each block one
+// IORING_OP_WRITE at its offset; a sync is an IORING_OP_FSYNC (datasync)
+// marked IOSQE_IO_DRAIN, so it starts only once every write before it has
+// completed and then covers them all. Sync tickets complete in order.
+#include "storage/segment_log.hpp"
+
+#include <fcntl.h>
+#include <liburing.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <system_error>
+
+#include <fmt/format.h>
+
+#include "io/file/source.hpp"
+#include "storage/segment_file.hpp"
+
+namespace spate::storage {
+namespace {
+
+constexpr unsigned kRingEntries = 64;
+// user_data: syncs carry this bit and their ticket; writes their id.
+constexpr std::uint64_t kSyncBit = std::uint64_t{1} << 63;
+constexpr std::uint64_t kDirSync = kSyncBit - 1;  // a directory fsync: no ticket of its own
+
+}  // namespace
+
+const char* durability_name(Durability d) noexcept {
+  switch (d) {
+    case Durability::none: return "none";
+    case Durability::group: return "group";
+    case Durability::sync: return "sync";
+  }
+  return "?";
+}
+
+SegmentLog::SegmentLog(LogOptions options, int notify_fd)
+    : options_(std::move(options)), builder_(options_.fields.size()), ring_(std::make_unique<io_uring>()) {
+  if (const int r = io_uring_queue_init(kRingEntries, ring_.get(), 0); r < 0) {
+    ring_.reset();
+    throw std::system_error(-r, std::generic_category(), "io_uring_queue_init");
+  }
+  if (notify_fd >= 0) io_uring_register_eventfd(ring_.get(), notify_fd);
+  dir_fd_ = ::open(options_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd_ < 0) throw std::system_error(errno, std::generic_category(), "cannot open '" + options_.dir + "'");
+  sequence_ = options_.first_sequence;
+  open_segment(io::monotonic_ms());
+}
+
+SegmentLog::~SegmentLog() {
+  close();
+  if (ring_) io_uring_queue_exit(ring_.get());
+  if (dir_fd_ >= 0) ::close(dir_fd_);
+}
+
+void SegmentLog::open_segment(std::int64_t now_ms) {
+  const std::string name = segment_file_name(sequence_);
+  fd_ = ::openat(dir_fd_, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd_ < 0) {
+    throw std::system_error(errno, std::generic_category(), "cannot create segment '" + options_.dir + "/" + name + "'");
+  }
+  SegmentHeader header;
+  header.shard = options_.shard;
+  header.shards = options_.shards;
+  header.created_ms = io::wall_ms();
+  header.sequence = sequence_;
+  header.fields = options_.fields;
+  offset_ = 0;
+  blocks_.clear();
+  segment_opened_ms_ = now_ms;
+  dir_dirty_ = true;
+  write(encode_header(header));
+  LogCounters::add(counters_.segments, 1);
+}
+
+io_uring_sqe* SegmentLog::next_sqe() {
+  io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
+  while (sqe == nullptr) {  // the disk is behind: wait for a completion to make room
+    LogCounters::add(counters_.queue_full_waits, 1);
+    io_uring_submit(ring_.get());
+    reap(true);
+    sqe = io_uring_get_sqe(ring_.get());
+  }
+  return sqe;
+}
+
+void SegmentLog::write(std::string&& bytes) {
+  const std::uint64_t id = next_write_id_++;
+  auto [it, added] = writes_.emplace(id, std::move(bytes));
+  const std::string& buffer = it->second;
+  io_uring_sqe* sqe = next_sqe();
+  io_uring_prep_write(sqe, fd_, buffer.data(), static_cast<unsigned>(buffer.size()), offset_);
+  io_uring_sqe_set_data64(sqe, id);
+  io_uring_submit(ring_.get());
+  ++in_flight_;
+  offset_ += buffer.size();
+  if (unsynced_bytes_ == 0) unsynced_since_ms_ = io::monotonic_ms();
+  unsynced_bytes_ += buffer.size();
+  LogCounters::add(counters_.bytes_written, buffer.size());
+  LogCounters::add(counters_.bytes_in_flight, buffer.size());
+}
+
+void SegmentLog::seal(std::int64_t now_ms) {
+  if (builder_.empty()) return;
+  std::string buffer;
+  if (!spare_.empty()) {
+    buffer = std::move(spare_.back());
+    spare_.pop_back();
+    buffer.clear();
+  }
+  LogCounters::add(counters_.events, builder_.events());
+  LogCounters::add(counters_.field_bytes, builder_.raw_bytes());
+  BlockInfo info = builder_.encode(options_.codec, options_.level, buffer);
+  info.offset = offset_;
+  blocks_.push_back(info);
+  write(std::move(buffer));
+  LogCounters::add(counters_.blocks, 1);
+  if (offset_ >= options_.segment_bytes) roll(now_ms);
+}
+
+void SegmentLog::sync(std::int64_t now_ms) {
+  seal(now_ms);
+  if (dir_dirty_) {  // the new segment's directory entry first
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_fsync(sqe, dir_fd_, 0);
+    sqe->flags |= IOSQE_IO_DRAIN;
+    io_uring_sqe_set_data64(sqe, kSyncBit | kDirSync);
+    ++in_flight_;
+    dir_dirty_ = false;
+  }
+  const std::uint64_t ticket = ++syncs_issued_;
+  io_uring_sqe* sqe = next_sqe();
+  io_uring_prep_fsync(sqe, fd_, IORING_FSYNC_DATASYNC);
+  sqe->flags |= IOSQE_IO_DRAIN;
+  io_uring_sqe_set_data64(sqe, kSyncBit | ticket);
+  io_uring_submit(ring_.get());
+  ++in_flight_;
+  sync_started_us_[ticket] = io::monotonic_us();
+  unsynced_bytes_ = 0;
+  LogCounters::add(counters_.syncs, 1);
+}
+
+void SegmentLog::roll(std::int64_t now_ms) {
+  write(encode_footer(blocks_, offset_));
+  sync(now_ms);  // seals nothing more: the builder was just emptied
+  closing_.emplace_back(fd_, syncs_issued_);
+  ++sequence_;
+  open_segment(now_ms);
+}
+
+std::uint64_t SegmentLog::commit(std::int64_t now_ms) {
+  switch (options_.durability) {
+    case Durability::none:
+      return 0;
+    case Durability::group:
+      return syncs_issued_ + 1;
+    case Durability::sync:
+      sync(now_ms);
+      return syncs_issued_;
+  }
+  return 0;
+}
+
+bool SegmentLog::reap(bool wait) {
+  bool any = false;
+  io_uring_cqe* cqe = nullptr;
+  while (true) {
+    const int r = wait && !any ? io_uring_wait_cqe(ring_.get(), &cqe) : io_uring_peek_cqe(ring_.get(), &cqe);
+    if (r == -EINTR) continue;
+    if (r != 0 || cqe == nullptr) break;
+    const std::uint64_t data = io_uring_cqe_get_data64(cqe);
+    const int res = cqe->res;
+    io_uring_cqe_seen(ring_.get(), cqe);
+    --in_flight_;
+    any = true;
+    if ((data & kSyncBit) != 0) {
+      const std::uint64_t ticket = data & ~kSyncBit;
+      if (res < 0) {
+        if (!failed_) fmt::print(stderr, "spated: shard {}: fsync failed: {}\n", options_.shard, std::strerror(-res));
+        failed_ = true;
+        LogCounters::add(counters_.write_errors, 1);
+      }
+      if (ticket == kDirSync) continue;
+      if (const auto it = sync_started_us_.find(ticket); it != sync_started_us_.end()) {
+        LogCounters::add(counters_.sync_us, static_cast<std::uint64_t>(io::monotonic_us() - it->second));
+        sync_started_us_.erase(it);
+      }
+      // A failed write or sync makes nothing after it durable: tickets stop.
+      if (!failed_) synced_ = std::max(synced_, ticket);
+      continue;
+    }
+    const auto it = writes_.find(data);
+    if (it == writes_.end()) continue;
+    counters_.bytes_in_flight.fetch_sub(it->second.size(), std::memory_order_relaxed);
+    if (res < 0 || static_cast<std::size_t>(res) != it->second.size()) {
+      if (!failed_) {
+        fmt::print(stderr, "spated: shard {}: segment write failed: {}\n", options_.shard,
+                   res < 0 ? std::strerror(-res) : "short write");
+      }
+      failed_ = true;
+      LogCounters::add(counters_.write_errors, 1);
+    }
+    if (spare_.size() < 4) spare_.push_back(std::move(it->second));
+    writes_.erase(it);
+  }
+  // Old segments close once the sync that sealed them is done.
+  while (!closing_.empty() && closing_.front().second <= synced_) {
+    ::close(closing_.front().first);
+    closing_.erase(closing_.begin());
+  }
+  return any;
+}
+
+bool SegmentLog::poll(std::int64_t now_ms) {
+  if (closed_) return false;
+  bool any = in_flight_ > 0 && reap(false);
+  if (!builder_.empty() && now_ms - block_opened_ms_ >= options_.commit_interval_ms) {
+    seal(now_ms);
+    any = true;
+  }
+  const bool pending = unsynced_bytes_ > 0 || !builder_.empty();
+  if (pending) {
+    const std::int64_t since = unsynced_bytes_ > 0 ? unsynced_since_ms_ : block_opened_ms_;
+    bool due = false;
+    switch (options_.durability) {
+      case Durability::none: break;
+      case Durability::group:
+        due = now_ms - since >= options_.commit_interval_ms || unsynced_bytes_ >= options_.commit_bytes;
+        break;
+      case Durability::sync: due = unsynced_bytes_ > 0; break;
+    }
+    if (due) {
+      sync(now_ms);
+      any = true;
+    }
+  }
+  if (now_ms - segment_opened_ms_ >= options_.segment_ms && !blocks_.empty()) {
+    roll(now_ms);
+    any = true;
+  }
+  return any;
+}
+
+std::int64_t SegmentLog::next_deadline_ms() const noexcept {
+  std::int64_t at = INT64_MAX;
+  if (!builder_.empty()) at = block_opened_ms_ + options_.commit_interval_ms;
+  if (unsynced_bytes_ > 0 && options_.durability != Durability::none) {
+    at = std::min(at, unsynced_since_ms_ + options_.commit_interval_ms);
+  }
+  if (!blocks_.empty()) at = std::min(at, segment_opened_ms_ + options_.segment_ms);
+  return at;
+}
+
+void SegmentLog::close() {
+  if (closed_ || !ring_) return;
+  const std::int64_t now = io::monotonic_ms();
+  seal(now);
+  write(encode_footer(blocks_, offset_));
+  sync(now);
+  while (in_flight_ > 0) reap(true);
+  closing_.emplace_back(fd_, 0);
+  for (const auto& [fd, ticket] : closing_) ::close(fd);
+  closing_.clear();
+  fd_ = -1;
+  closed_ = true;
+}
+
+}  // namespace spate::storage
