@@ -131,7 +131,8 @@ int main(int argc, char** argv) {
     engine_ptr = std::make_unique<spate::engine::Engine>(config);
     server_ptr = std::make_unique<spate::query::QueryServer>(*engine_ptr, config.query);
     engine_ptr->start();
-    server_ptr->start();
+    for (const std::string& line : engine_ptr->recovery_report()) log("recovery: " + line);
+    server_ptr->start();  // once the segments are replayed
   } catch (const std::exception& e) {
     fmt::print(stderr, "spated: cannot start: {}\n", e.what());
     return 1;

@@ -51,7 +51,6 @@ SegmentLog::SegmentLog(LogOptions options, int notify_fd)
   dir_fd_ = ::open(options_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd_ < 0) throw std::system_error(errno, std::generic_category(), "cannot open '" + options_.dir + "'");
   sequence_ = options_.first_sequence;
-  open_segment(io::monotonic_ms());
 }
 
 SegmentLog::~SegmentLog() {
@@ -61,7 +60,7 @@ SegmentLog::~SegmentLog() {
 }
 
 void SegmentLog::open_segment(std::int64_t now_ms) {
-  const std::string name = segment_file_name(sequence_);
+  const std::string name = segment_file_name(sequence_++);
   fd_ = ::openat(dir_fd_, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd_ < 0) {
     throw std::system_error(errno, std::generic_category(), "cannot create segment '" + options_.dir + "/" + name + "'");
@@ -70,7 +69,7 @@ void SegmentLog::open_segment(std::int64_t now_ms) {
   header.shard = options_.shard;
   header.shards = options_.shards;
   header.created_ms = io::wall_ms();
-  header.sequence = sequence_;
+  header.sequence = sequence_ - 1;
   header.fields = options_.fields;
   offset_ = 0;
   blocks_.clear();
@@ -115,6 +114,7 @@ void SegmentLog::seal(std::int64_t now_ms) {
     spare_.pop_back();
     buffer.clear();
   }
+  if (fd_ < 0) open_segment(now_ms);  // the first block of a segment opens it
   LogCounters::add(counters_.events, builder_.events());
   LogCounters::add(counters_.field_bytes, builder_.raw_bytes());
   BlockInfo info = builder_.encode(options_.codec, options_.level, buffer);
@@ -127,6 +127,10 @@ void SegmentLog::seal(std::int64_t now_ms) {
 
 void SegmentLog::sync(std::int64_t now_ms) {
   seal(now_ms);
+  if (fd_ < 0) {  // nothing written since the last roll: the roll's own sync covers it
+    unsynced_bytes_ = 0;
+    return;
+  }
   if (dir_dirty_) {  // the new segment's directory entry first
     io_uring_sqe* sqe = next_sqe();
     io_uring_prep_fsync(sqe, dir_fd_, 0);
@@ -150,22 +154,20 @@ void SegmentLog::sync(std::int64_t now_ms) {
 void SegmentLog::roll(std::int64_t now_ms) {
   write(encode_footer(blocks_, offset_));
   sync(now_ms);  // seals nothing more: the builder was just emptied
+  blocks_.clear();
   closing_.emplace_back(fd_, syncs_issued_);
-  ++sequence_;
-  open_segment(now_ms);
+  fd_ = -1;  // the next block opens the next segment
 }
 
 std::uint64_t SegmentLog::commit(std::int64_t now_ms) {
-  switch (options_.durability) {
-    case Durability::none:
-      return 0;
-    case Durability::group:
-      return syncs_issued_ + 1;
-    case Durability::sync:
-      sync(now_ms);
-      return syncs_issued_;
+  if (options_.durability == Durability::none) return 0;
+  // Nothing new since the last sync issued: that one covers everything.
+  if (builder_.empty() && unsynced_bytes_ == 0) return syncs_issued_;
+  if (options_.durability == Durability::sync) {
+    sync(now_ms);
+    return syncs_issued_;
   }
-  return 0;
+  return syncs_issued_ + 1;  // the next group sync (poll)
 }
 
 bool SegmentLog::reap(bool wait) {
@@ -262,12 +264,16 @@ void SegmentLog::close() {
   if (closed_ || !ring_) return;
   const std::int64_t now = io::monotonic_ms();
   seal(now);
-  write(encode_footer(blocks_, offset_));
-  sync(now);
+  if (fd_ >= 0) {
+    write(encode_footer(blocks_, offset_));
+    sync(now);
+  }
+  // Descriptors close only once nothing in flight names them: a deferred
+  // (drained) operation looks its descriptor up when it starts.
   while (in_flight_ > 0) reap(true);
-  closing_.emplace_back(fd_, 0);
   for (const auto& [fd, ticket] : closing_) ::close(fd);
   closing_.clear();
+  if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
   closed_ = true;
 }

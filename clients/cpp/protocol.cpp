@@ -62,6 +62,7 @@ const char* status_name(Status status) noexcept {
     case Status::internal: return "INTERNAL";
     case Status::unknown_aggregate: return "UNKNOWN_AGGREGATE";
     case Status::auth_failed: return "AUTH_FAILED";
+    case Status::storage_failed: return "STORAGE_FAILED";
   }
   return "UNKNOWN_STATUS";
 }

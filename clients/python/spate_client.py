@@ -48,6 +48,7 @@ class Status:
     INTERNAL = 8
     UNKNOWN_AGGREGATE = 9
     AUTH_FAILED = 10
+    STORAGE_FAILED = 11
 
 
 STATUS_NAMES = {v: k for k, v in vars(Status).items() if not k.startswith("_")}
@@ -95,6 +96,7 @@ class Tag:
     ACCEPTED = 43
     REJECTED = 44
     DUPLICATE = 45
+    DURABILITY = 46
 
 
 class SpateError(Exception):
@@ -286,6 +288,8 @@ def decode_publish(fields):
             result["rejected"] = _expect(f, WireType.U64, "REJECTED")
         elif f[0] == Tag.DUPLICATE:
             result["duplicate"] = _expect(f, WireType.U64, "DUPLICATE") != 0
+        elif f[0] == Tag.DURABILITY:
+            result["durability"] = _expect(f, WireType.BYTES, "DURABILITY").decode()
     return result
 
 
@@ -407,7 +411,8 @@ class Client:
         return decode_rows(self._call(Op.VIEW_TOP, encode_fields(fields)))
 
     def publish(self, producer_id, sequence, ndjson_bytes):
-        """{"accepted": n, "rejected": n, "duplicate": bool}, once the events are queryable."""
+        """{"accepted": n, "rejected": n, "duplicate": bool, "durability": "none" | "group" | "sync"}, once
+        the events are queryable and as durable as "durability" says (absent on a duplicate)."""
         return decode_publish(self._call(Op.PUBLISH, encode_fields([
             (Tag.PRODUCER_ID, WireType.U64, producer_id),
             (Tag.SEQUENCE, WireType.U64, sequence),

@@ -11,6 +11,7 @@ const char* source_kind_name(SourceKind kind) noexcept {
     case SourceKind::udp: return "udp";
     case SourceKind::file: return "file";
     case SourceKind::publish: return "publish";
+    case SourceKind::replay: return "replay";
   }
   return "unknown";
 }

@@ -51,6 +51,32 @@ class Checker {
     return true;
   }
 
+  bool boolean(const toml::table& t, std::string_view key, bool& out) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return false;
+    if (!n->is_boolean()) {
+      error(*n, fmt::format("'{}' must be true or false", key));
+      return false;
+    }
+    out = n->as_boolean()->get();
+    return true;
+  }
+
+  // A string that must be one of `choices`.
+  void choice(const toml::table& t, std::string_view key, std::string& out, std::initializer_list<std::string_view> choices) {
+    std::string value = out;
+    if (!string(t, key, value)) return;
+    for (std::string_view c : choices) {
+      if (value == c) {
+        out = value;
+        return;
+      }
+    }
+    std::string list;
+    for (std::string_view c : choices) list += fmt::format("{}'{}'", list.empty() ? "" : ", ", c);
+    error(*t.get(key), fmt::format("'{}' = '{}' is not one of {}", key, value, list));
+  }
+
   template <typename Int>
   bool integer(const toml::table& t, std::string_view key, Int& out, std::int64_t min, std::int64_t max) {
     const toml::node* n = t.get(key);
@@ -418,7 +444,7 @@ ConfigResult parse_config(std::string_view text, std::string_view source_name) {
   check.known_keys(root, "the top level",
                    {"shards", "data_dir", "allowed_lateness_ms", "idle_timeout_ms", "window_retention_ms", "max_future_ms",
                     "max_state_bytes",
-                    "max_line_bytes", "ring_slots", "ring_batch_rows", "publish_dedup_ttl_ms", "ring_flush_us", "query", "source", "schema", "view"});
+                    "max_line_bytes", "ring_slots", "ring_batch_rows", "publish_dedup_ttl_ms", "ring_flush_us", "query", "storage", "source", "schema", "view"});
   check.integer(root, "shards", config.shards, 1, 1024);
   check.string(root, "data_dir", config.data_dir);
   check.integer(root, "allowed_lateness_ms", config.allowed_lateness_ms, 0, std::int64_t{30} * 86400000);
@@ -444,6 +470,24 @@ ConfigResult parse_config(std::string_view text, std::string_view source_name) {
       check.string(*qt, "auth_token_file", query.auth_token_file);
     } else {
       check.error(*q, "'query' must be a table");
+    }
+  }
+  if (const toml::node* s = root.get("storage")) {
+    if (const toml::table* st = s->as_table()) {
+      check.known_keys(*st, "[storage]", {"enabled", "durability", "commit_interval_ms", "commit_bytes", "block_bytes",
+                                           "segment_bytes", "segment_ms", "compression", "compression_level"});
+      StorageConfig& storage = config.storage;
+      check.boolean(*st, "enabled", storage.enabled);
+      check.choice(*st, "durability", storage.durability, {"none", "group", "sync"});
+      check.integer(*st, "commit_interval_ms", storage.commit_interval_ms, 0, 60000);
+      check.integer(*st, "commit_bytes", storage.commit_bytes, 4096, std::int64_t{1} << 32);
+      check.integer(*st, "block_bytes", storage.block_bytes, 4096, 16 << 20);
+      check.integer(*st, "segment_bytes", storage.segment_bytes, 1 << 20, std::int64_t{1} << 40);
+      check.integer(*st, "segment_ms", storage.segment_ms, 1000, std::int64_t{366} * 86400000);
+      check.choice(*st, "compression", storage.compression, {"none", "lz4", "zstd"});
+      check.integer(*st, "compression_level", storage.compression_level, 1, 19);
+    } else {
+      check.error(*s, "'storage' must be a table");
     }
   }
   if (const toml::node* s = root.get("source")) {

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <system_error>
 
+#include <unistd.h>
+
 #include "io/file/file_source.hpp"
 #include "io/net/tcp_source.hpp"
 #include "io/net/udp_source.hpp"
@@ -102,6 +104,16 @@ void Shard::add_stdin() { add_source(io::FileSource::standard_input(poller_, con
 
 void Shard::wake() noexcept { poller_.wake(); }
 
+void Shard::set_storage(std::string dir, storage::Recovery recovery) {
+  log_dir_ = std::move(dir);
+  recovery_ = std::move(recovery);
+  if (!recovery_.segments.empty()) {
+    auto replay = std::make_unique<ReplaySource>(std::move(recovery_.segments), kPadding);
+    replay_ = replay.get();
+    add_source(std::move(replay));
+  }
+}
+
 // The memory of the batches this shard reads (its inbound rings' slots, its
 // local batches) is allocated here, on the shard's own thread, so that on a
 // NUMA machine the pages land on its node (first touch).
@@ -109,6 +121,29 @@ void Shard::prepare() {
   const std::uint32_t rows = config_.ring_batch_rows;
   const std::size_t ncolumns = config_.columns.size();
   router_.prepare();
+  if (!log_dir_.empty()) {
+    const StorageConfig& s = config_.storage;
+    storage::LogOptions o;
+    o.dir = log_dir_;
+    o.shard = id_;
+    o.shards = shards_;
+    for (std::size_t f = 0; f < parser_.field_count(); ++f) o.fields.emplace_back(parser_.field_name(f));
+    o.durability = s.durability == "none"    ? storage::Durability::none
+                   : s.durability == "sync" ? storage::Durability::sync
+                                            : storage::Durability::group;
+    o.commit_interval_ms = s.commit_interval_ms;
+    o.commit_bytes = s.commit_bytes;
+    o.block_bytes = s.block_bytes;
+    o.segment_bytes = s.segment_bytes;
+    o.segment_ms = s.segment_ms;
+    o.codec = storage::codec_from_name(s.compression).value_or(storage::Codec::lz4);
+    o.level = s.compression_level;
+    o.first_sequence = recovery_.next_sequence;
+    // Completions ring the loop's own wake-up eventfd, so a sleeping shard
+    // answers a PUBLISH as soon as its fsync is done.
+    log_ = std::make_unique<storage::SegmentLog>(std::move(o), poller_.wake_fd());
+    parser_.capture_fields(true);
+  }
   for (SpscRing<RouteBatch>* ring : in_rings_) {
     if (ring != nullptr) ring->for_each_slot([rows, ncolumns](RouteBatch& b) { b.allocate(rows, ncolumns); });
   }
@@ -129,7 +164,13 @@ void Shard::close_input(std::uint32_t input) {
 }
 
 void Shard::lines(std::uint32_t input, const char* data, std::size_t size, std::uint64_t) {
-  ingest_chunk(data, size, {input_kind_[input], input});
+  const SourceKind kind = input_kind_[input];
+  // Replayed events are in the log already; a PUBLISH batch ends its chunk
+  // once its position is logged too (execute), in the same block.
+  logging_ = log_ != nullptr && kind != SourceKind::replay;
+  ingest_chunk(data, size, {kind, input});
+  if (logging_ && kind != SourceKind::publish) log_->end_chunk(loop_ms_);
+  logging_ = false;
 }
 
 io::SourceTotals Shard::source_totals(SourceKind kind) const noexcept {
@@ -178,6 +219,7 @@ void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_en
     return;
   }
   ShardCounters::add(counters_.events_in[s], 1);
+  if (logging_) log_->append(ev.fields, ~std::uint64_t{0}, ev.ts_ms, loop_ms_);  // every field is required
   // The input watermark as it stood before this event travels with its rows.
   const std::int64_t row_wm = time_.stamp(from.input, ev.ts_ms);
   const std::size_t groups = views_.groups();
@@ -284,6 +326,23 @@ bool Shard::drain_rings() {
   return any;
 }
 
+bool Shard::poll_log(std::int64_t now_ms) {
+  if (!log_) return false;
+  bool any = log_->poll(now_ms);
+  const std::uint64_t durable = log_->durable();
+  const bool failed = log_->failed();  // a write failed: no ticket after it turns durable
+  std::size_t done = 0;
+  while (done < durable_waits_.size() && (failed || durable_waits_[done]->durable_ticket <= durable)) {
+    durable_waits_[done]->storage_failed = durable_waits_[done]->durable_ticket > durable;
+    respond(durable_waits_[done++]);
+  }
+  if (done > 0) {
+    durable_waits_.erase(durable_waits_.begin(), durable_waits_.begin() + static_cast<std::ptrdiff_t>(done));
+    any = true;
+  }
+  return any;
+}
+
 bool Shard::serve_requests(bool may_ingest) {
   bool any = false;
   if (!in_progress_.empty()) {
@@ -298,8 +357,13 @@ bool Shard::serve_requests(bool may_ingest) {
     QueryTask* task = *slot;
     if (!may_ingest && task->kind == QueryTask::Kind::publish) break;
     requests_.pop();
-    if (execute(*task)) respond(task);
-    else in_progress_.push_back(task);
+    if (!execute(*task)) {
+      in_progress_.push_back(task);
+    } else if (task->durable_ticket > (log_ ? log_->durable() : 0)) {
+      durable_waits_.push_back(task);  // answered once its events are durable (poll_log)
+    } else {
+      respond(task);
+    }
     any = true;
   }
   return any;
@@ -335,6 +399,14 @@ bool Shard::execute(QueryTask& task) {
       task.rejected = counters_.rejected(s) - rej0;
       for (std::uint32_t d = 0; d < shards_; ++d) {
         if (const auto* ring = router_.ring_to(d)) task.waits.emplace_back(ring, ring->pushed());
+      }
+      if (log_) {
+        // The batch's sequence goes in the block of its events, so that
+        // after a crash either both are read back or neither is.
+        if (task.sequence != 0) log_->add_position({static_cast<std::uint8_t>(SourceKind::publish), task.producer, task.sequence});
+        log_->end_chunk(loop_ms_);
+        task.durable_ticket = log_->commit(loop_ms_);
+        task.durability = storage::durability_name(log_->durability());
       }
       return true;
     }
@@ -478,12 +550,44 @@ void Shard::set_state_budget(std::uint64_t keys) {
   views_.set_key_allowance(bytes >= share ? 0 : (share - bytes) / (2 * per_key));
 }
 
+// Start: the shard's segments go through the pipeline before any live
+// input is read (a live event must not overtake its logged past in event
+// time), and live inputs start only when every shard has replayed, since
+// replayed rows cross to their owners like any others. Queries are
+// answered meanwhile; PUBLISHes wait.
+void Shard::replay() {
+  bool reported = false;
+  while (!engine_.stopping()) {
+    loop_ms_ = io::monotonic_ms();
+    future_limit_ms_ = io::wall_ms() + config_.max_future_ms;
+    bool busy = drain_rings();
+    busy |= serve_requests(false);
+    if (replay_ != nullptr && !replay_->finished()) busy |= replay_->poll(*this, kPollBudgetBytes);
+    if (!reported && (replay_ == nullptr || replay_->finished())) {
+      router_.flush_all();
+      if (replay_ != nullptr) replayed_ = replay_->publish_sequences();
+      reported = true;
+      engine_.replay_finished();
+    }
+    router_.flush_if_due(busy);
+    if (loop_ms_ >= next_maintenance_ms_) {
+      maintenance(loop_ms_);
+      next_maintenance_ms_ = loop_ms_ + kMaintenanceEveryMs;
+    }
+    if (reported && engine_.all_replayed()) return;
+    if (!busy) ::usleep(100);
+  }
+}
+
 void Shard::run() {
+  replay();
   bool stopping = false;
   bool inputs_drained = false;
   while (true) {
     bool busy = false;
+    loop_ms_ = io::monotonic_ms();
     future_limit_ms_ = io::wall_ms() + config_.max_future_ms;
+    busy |= poll_log(loop_ms_);
     busy |= drain_rings();
     busy |= serve_requests();
     if (!stopping) busy |= adopt_handoffs();
@@ -516,6 +620,14 @@ void Shard::run() {
       drain_rings();
       while (serve_requests()) {
       }
+      if (log_) {  // the last events made durable, the segment sealed
+        log_->close();
+        for (QueryTask* task : durable_waits_) {
+          task->storage_failed = log_->durable() < task->durable_ticket;
+          respond(task);
+        }
+        durable_waits_.clear();
+      }
       counters_.watermark_ms.store(time_.watermark(), std::memory_order_relaxed);
       return;
     }
@@ -527,7 +639,8 @@ void Shard::run() {
       if (src != id_) pending = pending || in_rings_[src]->depth() > 0 || engine_.handoff(src, id_).depth() > 0;
     }
     if (!pending && !engine_.stopping()) {
-      const auto timeout = static_cast<int>(std::max<std::int64_t>(1, next_maintenance_ms_ - now));
+      const std::int64_t wake_at = std::min(next_maintenance_ms_, log_ ? log_->next_deadline_ms() : INT64_MAX);
+      const auto timeout = static_cast<int>(std::clamp<std::int64_t>(wake_at - now, 1, kMaintenanceEveryMs));
       poller_.wait(timeout, *this);
     }
     poller_.sleeping(false);

@@ -11,6 +11,11 @@ bool PublishDedup::duplicate(std::uint64_t producer, std::uint64_t sequence, std
   return true;
 }
 
+void PublishDedup::unrecord(std::uint64_t producer, std::uint64_t sequence) {
+  const auto it = producers_.find(producer);
+  if (sequence != 0 && it != producers_.end() && it->second.sequence == sequence) it->second.sequence = sequence - 1;
+}
+
 void PublishDedup::record(std::uint64_t producer, std::uint64_t sequence, std::uint32_t shard, std::int64_t now_ms) {
   if (sequence == 0) return;
   auto [it, added] = producers_.try_emplace(producer);

@@ -234,18 +234,27 @@ void QueryServer::check_publishes() {
 }
 
 void QueryServer::finish(Pending& p) {
+  // A batch the log failed to keep must be applied when it is resent.
+  if (p.op == Op::publish && p.publish->storage_failed) dedup_.unrecord(p.publish->producer, p.publish->sequence);
   const auto it = connections_.find(p.fd);
   if (it == connections_.end() || it->second->id != p.connection_id) return;  // the client went away
   Connection* c = it->second.get();
   --c->inflight;
   const auto& config = engine_.config();
   std::string out;
+  if (p.op == Op::publish && p.publish->storage_failed) {
+    reply_error(*c, p.op, p.request_id, Status::storage_failed,
+                "the shard's log could not write this batch (see the daemon's log and storage.write_errors); "
+                "it may be lost: retry");
+    return;
+  }
   if (p.op == Op::publish) {
     const auto mark = begin_frame(out, Op::publish, Status::ok, p.request_id);
     FieldWriter w(out);
     w.u64(Tag::accepted, p.publish->accepted);
     w.u64(Tag::rejected, p.publish->rejected);
     w.u64(Tag::duplicate, 0);
+    w.bytes(Tag::durability, p.publish->durability);
     finish_frame(out, mark);
   } else if (p.overloaded) {
     reply_error(*c, p.op, p.request_id, Status::overloaded, "a shard request queue is full; retry");

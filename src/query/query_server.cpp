@@ -84,6 +84,14 @@ QueryServer::~QueryServer() {
 }
 
 void QueryServer::start() {
+  // A producer's batches that the segments hold stay duplicates after a
+  // restart: their sequences come back with the replay.
+  engine_.wait_replayed();
+  for (std::uint32_t s = 0; s < engine_.shard_count(); ++s) {
+    for (const auto& [producer, sequence] : engine_.shard(s).replayed_sequences()) {
+      dedup_.record(producer, sequence, s, io::monotonic_ms());
+    }
+  }
   listen_fd_ = io::listen_tcp(config_.listen.host, config_.listen.port, false);
   port_ = io::local_port(listen_fd_);
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);

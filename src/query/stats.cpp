@@ -63,6 +63,18 @@ void write_stats(const engine::Engine& engine, const ServerCounters& server, Fie
       counter("key_limit." + config.views[v].name, load(k.key_limit[v]));
     }
     counter("state_bytes", load(k.state_bytes));
+    if (const storage::LogCounters* log = shard.log_counters()) {  // the hot log (docs/storage.md)
+      counter("storage.events", load(log->events));
+      counter("storage.field_bytes", load(log->field_bytes));
+      counter("storage.bytes_written", load(log->bytes_written));
+      counter("storage.blocks", load(log->blocks));
+      counter("storage.segments", load(log->segments));
+      counter("storage.syncs", load(log->syncs));
+      counter("storage.sync_us", load(log->sync_us));
+      counter("storage.write_errors", load(log->write_errors));
+      counter("storage.queue_full_waits", load(log->queue_full_waits));
+      counter("storage.bytes_in_flight", load(log->bytes_in_flight));
+    }
     for (std::size_t src = 0; src < engine::kSourceKinds; ++src) {
       const auto kind = static_cast<engine::SourceKind>(src);
       const std::string prefix = engine::source_kind_name(kind);

@@ -78,7 +78,7 @@ class IngestTest(E2ETest):
         future = 1764000000000 + 10 * 86400000
         fresh = b'{"id":"f1","ts":%d,"user":"u1","type":"click","amount":2.50}\n{"broken\n' % future
         reply = self.daemon.client.publish(99, 1, fresh)
-        self.assertEqual(reply, {"accepted": 1, "rejected": 1, "duplicate": False})
+        self.assertEqual(reply, {"accepted": 1, "rejected": 1, "duplicate": False, "durability": "group"})
         rows = self.daemon.client.view_get("per_user_1m", "u1", future, future + 1)
         self.assertEqual([(r["window_start"], r["count"], r["sum(amount)"]) for r in rows], [(future, 1, 2.5)])
         # An event for a long-closed window is accepted but counted late, not merged.
@@ -91,7 +91,7 @@ class IngestTest(E2ETest):
     def test_a_producer_whose_first_publish_holds_no_good_event_holds_nothing_back(self):
         before = self.daemon.counters()
         reply = self.daemon.client.publish(77, 1, b'{"broken\n{"id":"x"}\n')
-        self.assertEqual(reply, {"accepted": 0, "rejected": 2, "duplicate": False})
+        self.assertEqual(reply, {"accepted": 0, "rejected": 2, "duplicate": False, "durability": "group"})
         time.sleep(0.3)  # the gauges move at the next maintenance tick
         c = self.daemon.counters()
         self.assertEqual(c["publish.inputs"], before["publish.inputs"] + 1)
@@ -102,7 +102,7 @@ class IngestTest(E2ETest):
         self.daemon.stop()
         self.daemon = Daemon(config="idle_timeout_ms = 300\npublish_dedup_ttl_ms = 1000\n")
         line = b'{"id":"p1","ts":1764000000000,"user":"u1","type":"click","amount":1.00}\n'
-        self.assertEqual(self.daemon.client.publish(5, 1, line), {"accepted": 1, "rejected": 0, "duplicate": False})
+        self.assertEqual(self.daemon.client.publish(5, 1, line), {"accepted": 1, "rejected": 0, "duplicate": False, "durability": "group"})
         self.assertEqual(self.daemon.client.publish(5, 1, line), {"accepted": 0, "rejected": 0, "duplicate": True})
         self.assertEqual(self.daemon.counters()["publish.producers"], 1)
         deadline = time.time() + 10
@@ -111,7 +111,7 @@ class IngestTest(E2ETest):
         c = self.daemon.counters()
         self.assertEqual((c["publish.producers"], c["publish.producers_expired"]), (0, 1))
         # Forgotten: the same sequence is applied again (at least once, as Kafka after producer id expiry).
-        self.assertEqual(self.daemon.client.publish(5, 1, line), {"accepted": 1, "rejected": 0, "duplicate": False})
+        self.assertEqual(self.daemon.client.publish(5, 1, line), {"accepted": 1, "rejected": 0, "duplicate": False, "durability": "group"})
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <string>
@@ -46,24 +47,33 @@ QueryConfig loopback_any_port() {
   return q;
 }
 
+// Each pipeline keeps its segments in a directory of its own, removed after.
+Config in_fresh_data_dir(Config config) {
+  char dir[] = "/tmp/spate_shard_test_XXXXXX";
+  REQUIRE(::mkdtemp(dir) != nullptr);
+  config.data_dir = dir;
+  return config;
+}
+
 struct Pipeline {
   Engine engine;
   spate::query::QueryServer server;
 
   // Input from a file.
   Pipeline(Config config, const std::string& path)
-      : engine(with_file_source(std::move(config), path)), server(engine, loopback_any_port()) {
+      : engine(with_file_source(in_fresh_data_dir(std::move(config)), path)), server(engine, loopback_any_port()) {
     run();
   }
   // Input from a caller's buffer, which holds kPadding bytes past `ndjson`.
   Pipeline(Config config, std::string_view ndjson)
-      : engine((config.sources.clear(), std::move(config))), server(engine, loopback_any_port()) {
+      : engine((config.sources.clear(), in_fresh_data_dir(std::move(config)))), server(engine, loopback_any_port()) {
     engine.add_buffer_input(ndjson);
     run();
   }
   ~Pipeline() {
     server.stop();
     engine.stop();
+    std::filesystem::remove_all(engine.config().data_dir);
   }
 
  private:

@@ -43,6 +43,7 @@ enum class Status : std::uint16_t {
   internal = 8,
   unknown_aggregate = 9,
   auth_failed = 10,
+  storage_failed = 11,  // the shard's log could not write: the batch may be lost; retry
 };
 
 enum class WireType : std::uint8_t { u64 = 1, i64 = 2, f64 = 3, bytes = 4, nested = 5 };
@@ -78,6 +79,7 @@ enum class Tag : std::uint16_t {
   accepted = 43,
   rejected = 44,
   duplicate = 45,
+  durability = 46,  // PUBLISH: how far its events got before the answer (none, group, sync)
 };
 
 // The shared token in an auth_token_file: its first line, without the line

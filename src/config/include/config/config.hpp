@@ -39,6 +39,20 @@ struct QueryConfig {
   std::string auth_token_file;                 // HELLO must carry its token; required off loopback
 };
 
+// The hot log (docs/storage.md): every accepted event is kept in its
+// shard's segment files under data_dir.
+struct StorageConfig {
+  bool enabled = true;                       // false: nothing is kept; a restart starts empty
+  std::string durability = "group";          // none | group | sync
+  std::int64_t commit_interval_ms = 5;       // group: fsync at most this long after the first unsynced event
+  std::uint64_t commit_bytes = 4u << 20;     // group: or once this many bytes are unsynced
+  std::uint64_t block_bytes = 256u << 10;    // field bytes per block
+  std::uint64_t segment_bytes = 128u << 20;  // a segment rolls past this size
+  std::int64_t segment_ms = 3600000;         // or this long after it was opened
+  std::string compression = "lz4";           // none | lz4 | zstd
+  int compression_level = 1;
+};
+
 struct SourceConfig {
   SourceKind kind = SourceKind::tcp;
   Endpoint listen;   // tcp, udp
@@ -85,6 +99,7 @@ struct Config {
   std::uint32_t shards = 0;  // 0: one per CPU of the process's affinity mask
   std::string data_dir = "./spate-data";
   QueryConfig query;
+  StorageConfig storage;
   std::vector<SourceConfig> sources;
   std::string id_field = "id";
   std::string ts_field = "ts";

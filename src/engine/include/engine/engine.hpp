@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -65,6 +66,15 @@ class Engine {
   // True when all rows received so far are applied (rings empty, nothing parsed but unrouted).
   bool quiescent() const noexcept;
 
+  // Start: every shard replays its segments before any reads live input.
+  void replay_finished() noexcept { replays_left_.fetch_sub(1, std::memory_order_acq_rel); }
+  bool all_replayed() const noexcept { return replays_left_.load(std::memory_order_acquire) == 0; }
+  // Blocks until every shard has replayed (or the engine stops). After it,
+  // each shard's replayed_sequences() is set.
+  void wait_replayed() const;
+  // What recovery found and did at start, one line each (empty: all clean).
+  const std::vector<std::string>& recovery_report() const noexcept { return recovery_report_; }
+
   // Shard-side view of the stop protocol.
   bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
   void input_finished() noexcept { inputs_finished_.fetch_add(1, std::memory_order_acq_rel); }
@@ -105,7 +115,11 @@ class Engine {
   std::atomic<std::uint32_t> handoffs_closed_{0};
   std::atomic<std::uint64_t> activity_epoch_{0};
   std::atomic<int> response_fd_{-1};
+  std::atomic<std::uint32_t> replays_left_{0};
+  std::vector<std::string> recovery_report_;
   bool started_ = false;
+
+  void open_storage();
 };
 
 }  // namespace spate::engine

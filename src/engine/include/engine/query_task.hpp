@@ -37,6 +37,12 @@ struct QueryTask {
   std::uint64_t sequence = 0;  // its batch sequence: the position of these lines
   std::uint64_t accepted = 0;
   std::uint64_t rejected = 0;
+  // The log's ticket the answer waits for (0: none), the promise it then
+  // keeps (storage::durability_name, or "none" without a log), and
+  // whether the log failed to keep it.
+  std::uint64_t durable_ticket = 0;
+  const char* durability = "none";
+  bool storage_failed = false;
   // The publish is applied everywhere once each ring has popped this many batches.
   std::vector<std::pair<const SpscRing<RouteBatch>*, std::uint64_t>> waits;
 };

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "io/file/file_source.hpp"
@@ -24,6 +25,9 @@
 #include "engine/query_task.hpp"
 #include "engine/route_batch.hpp"
 #include "engine/publish_source.hpp"
+#include "engine/replay_source.hpp"
+#include "storage/segment_file.hpp"
+#include "storage/segment_log.hpp"
 #include "engine/router.hpp"
 #include "engine/spsc_ring.hpp"
 #include "engine/view_set.hpp"
@@ -99,6 +103,9 @@ class Shard final : public io::LineSink, private Router::Host {
   void add_file(int fd, const std::vector<io::FileStripe>& stripes);  // takes the descriptor
   void add_buffer(const char* data, const std::vector<io::FileStripe>& stripes);
   void add_stdin();
+  // The hot log: this shard's segment directory as recovery left it (what
+  // to replay, where the next segment's numbers start). Before prepare().
+  void set_storage(std::string dir, storage::Recovery recovery);
 
   // On the shard's thread, before any shard runs: allocates what it reads.
   void prepare();
@@ -125,6 +132,11 @@ class Shard final : public io::LineSink, private Router::Host {
   // True while one of this shard's own inputs holds event time back (open
   // and not idle); consumers ignore the watermark of an inactive producer.
   bool active() const noexcept { return time_.active(); }
+
+  // The hot log's counters (nullptr when nothing is kept); any thread.
+  const storage::LogCounters* log_counters() const noexcept { return log_ ? &log_->counters() : nullptr; }
+  // After replay: per PUBLISH producer, the last batch sequence the segments hold.
+  const std::unordered_map<std::uint64_t, std::uint64_t>& replayed_sequences() const noexcept { return replayed_; }
 
  private:
   // io::LineSink: what the sources call.
@@ -162,6 +174,11 @@ class Shard final : public io::LineSink, private Router::Host {
                  std::int64_t row_wm);
 
   bool drain_rings();
+  // Replays the shard's segments, then waits until every shard has.
+  void replay();
+  // Reaps the log's completions, does its timed work, and answers the
+  // PUBLISHes whose events became durable.
+  bool poll_log(std::int64_t now_ms);
   // Answers queued queries; a PUBLISH only when may_ingest.
   bool serve_requests(bool may_ingest = true);
   // Runs a query task, or its next slice (VIEW_TOP); true when it is done.
@@ -204,6 +221,16 @@ class Shard final : public io::LineSink, private Router::Host {
   std::unique_ptr<io::ReadArena> tcp_arena_;
   PublishSource* publish_ = nullptr;  // PUBLISH hand-offs, which arrive as query tasks
   std::vector<SourceKind> input_kind_;  // by input
+
+  // The hot log (docs/storage.md).
+  std::string log_dir_;
+  storage::Recovery recovery_;
+  std::unique_ptr<storage::SegmentLog> log_;
+  bool logging_ = false;         // the lines being ingested go to the log
+  std::int64_t loop_ms_ = 0;     // the monotonic clock, read once per loop pass
+  std::vector<QueryTask*> durable_waits_;  // answered PUBLISHes whose events are not yet durable, in ticket order
+  ReplaySource* replay_ = nullptr;
+  std::unordered_map<std::uint64_t, std::uint64_t> replayed_;
   std::atomic<bool> files_done_{true};
 };
 

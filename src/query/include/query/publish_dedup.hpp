@@ -20,6 +20,8 @@ class PublishDedup {
   // The batch is being applied on `shard` (the producer's shard, whose
   // publish.producers gauge counts it).
   void record(std::uint64_t producer, std::uint64_t sequence, std::uint32_t shard, std::int64_t now_ms);
+  // The batch was not kept (its log write failed): its resend must be applied.
+  void unrecord(std::uint64_t producer, std::uint64_t sequence);
   // Forgets producers unseen for the ttl; call about once a second.
   void expire(std::int64_t now_ms);
 

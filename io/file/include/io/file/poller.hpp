@@ -30,6 +30,9 @@ class Poller {
   // that check is never lost.
   void wake() noexcept;
   void sleeping(bool asleep) noexcept;
+  // The wake-up eventfd, for what else should end a wait (io_uring
+  // completions): wait() drains it.
+  int wake_fd() const noexcept { return wake_fd_; }
 
  private:
   int epoll_fd_ = -1;

@@ -12,8 +12,9 @@
 
 namespace spate::io {
 
-enum class SourceKind : std::uint8_t { tcp, udp, file, publish };
-inline constexpr std::size_t kSourceKinds = 4;
+// replay: events read back from the shard's own segments at start.
+enum class SourceKind : std::uint8_t { tcp, udp, file, publish, replay };
+inline constexpr std::size_t kSourceKinds = 5;
 const char* source_kind_name(SourceKind kind) noexcept;
 
 // Counters a source keeps about itself. One writer (the shard thread that

@@ -1,0 +1,92 @@
+// Replaying the shard's segments; see replay_source.hpp.
+#include "engine/replay_source.hpp"
+
+#include <cstdio>
+
+#include <fmt/format.h>
+
+namespace spate::engine {
+
+ReplaySource::ReplaySource(std::vector<storage::SegmentScan> segments, std::size_t padding)
+    : segments_(std::move(segments)), padding_(padding) {
+  done_ = segments_.empty();
+}
+
+void ReplaySource::attach(io::LineSink& sink) {
+  if (done_) return;
+  input_ = sink.open_input(io::SourceKind::replay);
+  io::SourceCounters::add(counters().inputs, 1);
+}
+
+bool ReplaySource::open_next() {
+  while (next_segment_ < segments_.size()) {
+    const storage::SegmentScan& scan = segments_[next_segment_];
+    std::string error;
+    reader_ = storage::SegmentReader();
+    if (reader_.open(scan.path, error)) {
+      prefixes_.clear();
+      // Field names were checked at configuration (no quote, backslash or
+      // control byte), so they need no escaping.
+      for (const std::string& name : reader_.header().fields) prefixes_.push_back(fmt::format(",\"{}\":", name));
+      next_block_ = 0;
+      open_ = true;
+      return true;
+    }
+    fmt::print(stderr, "spated: cannot replay segment '{}': {}\n", scan.path, error);
+    ++next_segment_;
+  }
+  return false;
+}
+
+bool ReplaySource::poll(io::LineSink& sink, std::size_t budget) {
+  if (done_) return false;
+  lines_.clear();
+  while (lines_.size() < budget) {
+    if (!open_ && !open_next()) break;
+    const storage::SegmentScan& scan = segments_[next_segment_];
+    if (next_block_ == scan.blocks.size()) {
+      open_ = false;
+      ++next_segment_;
+      continue;
+    }
+    const storage::BlockInfo& info = scan.blocks[next_block_++];
+    const storage::BlockStatus status = reader_.read_block(info.offset, true, block_);
+    bytes_ += info.bytes;
+    if (status != storage::BlockStatus::ok) {  // changed since the scan at start
+      fmt::print(stderr, "spated: segment '{}', block at byte {}: {}; skipped\n", scan.path, info.offset,
+                 storage::block_status_name(status));
+      continue;
+    }
+    for (std::uint32_t e = 0; e < block_.info.events; ++e) {
+      char open = '{';
+      for (std::size_t f = 0; f < block_.fields; ++f) {
+        const std::string_view value = block_.values[e * block_.fields + f];
+        if (value.empty()) continue;  // the event lacked the field
+        lines_.push_back(open);
+        lines_.append(prefixes_[f], 1);
+        lines_ += value;
+        open = ',';
+      }
+      lines_ += open == '{' ? "{}\n" : "}\n";
+    }
+    events_ += block_.info.events;
+    for (const storage::Position& p : block_.positions) {
+      if (p.kind != static_cast<std::uint8_t>(io::SourceKind::publish)) continue;
+      std::uint64_t& seq = sequences_[p.input];
+      seq = std::max(seq, p.value);
+    }
+  }
+  if (!lines_.empty()) {
+    const std::size_t size = lines_.size();
+    lines_.append(padding_, '\0');
+    io::SourceCounters::add(counters().bytes_in, size);
+    sink.lines(input_, lines_.data(), size, events_);
+  }
+  if (!open_ && next_segment_ >= segments_.size()) {
+    done_ = true;
+    sink.close_input(input_);
+  }
+  return true;
+}
+
+}  // namespace spate::engine
