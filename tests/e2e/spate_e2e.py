@@ -18,6 +18,7 @@ BUILD_DIR = os.environ["SPATE_BUILD_DIR"]
 SPATED = os.path.join(BUILD_DIR, "src", "spated")
 SPATE_GEN = os.path.join(BUILD_DIR, "tools", "spate-gen")
 SPATE_QUERY = os.path.join(BUILD_DIR, "tools", "spate-query")
+SPATE_INSPECT = os.path.join(BUILD_DIR, "tools", "spate-inspect")
 
 # The default pipeline, with a short idle timeout so a shard that gets no
 # traffic stops holding back the watermark quickly.
@@ -36,11 +37,13 @@ class Daemon:
     """spated on free ports; stop() sends SIGTERM and returns the exit code."""
 
     def __init__(self, shards=2, config=TEST_CONFIG, extra_args=(), tcp=True, udp=True, idle_first=True,
-                 max_descriptors=None, auth_token=None):
+                 max_descriptors=None, auth_token=None, data_dir=None):
         """tcp/udp: open those sources on free ports (else off); idle_first:
         return once every shard is idle, so that lateness is exact;
-        max_descriptors: spated's RLIMIT_NOFILE (soft and hard)."""
+        max_descriptors: spated's RLIMIT_NOFILE (soft and hard); data_dir:
+        the data directory, kept after stop (default: one removed with the rest)."""
         self.dir = tempfile.TemporaryDirectory(prefix="spate-e2e-")
+        self.data_dir = data_dir or os.path.join(self.dir.name, "data")
         self.query_port = free_port()
         self.tcp_port = free_port() if tcp else None
         self.udp_port = free_port(socket.SOCK_DGRAM) if udp else None
@@ -50,7 +53,7 @@ class Daemon:
         self.log = open(os.path.join(self.dir.name, "spated.log"), "w+")
         self.proc = subprocess.Popen(
             [SPATED, "--config", config_path, "--shards", str(shards),
-             "--data-dir", os.path.join(self.dir.name, "data"),
+             "--data-dir", self.data_dir,
              "--query-addr", "127.0.0.1:%d" % self.query_port,
              "--tcp-addr", "127.0.0.1:%d" % self.tcp_port if tcp else "off",
              "--udp-addr", "127.0.0.1:%d" % self.udp_port if udp else "off", *extra_args],

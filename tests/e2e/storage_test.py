@@ -1,0 +1,191 @@
+"""The hot log end to end: what was acknowledged survives restarts and kill -9
+exactly once, torn and corrupt segments are reported and survived, and the
+data directory refuses another shard count."""
+
+import collections
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+import spate_client
+from spate_e2e import SPATE_GEN, SPATE_INSPECT, Daemon, E2ETest, read_expect
+
+EVENTS = 20000
+
+
+def inspect(*args):
+    return subprocess.run([SPATE_INSPECT, *args], capture_output=True, text=True, timeout=120)
+
+
+def dumped_ids(data_dir):
+    """The id of every event the segments hold, with its multiplicity."""
+    out = inspect("dump", data_dir)
+    return collections.Counter(json.loads(line)["id"] for line in out.stdout.splitlines()), out
+
+
+class StorageTest(E2ETest):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="spate-storage-")
+        self.data = os.path.join(self.tmp.name, "data")
+        self.expect = os.path.join(self.tmp.name, "expect.ndjson")
+        self.input = os.path.join(self.tmp.name, "in.ndjson")
+        subprocess.run([SPATE_GEN, "--events", str(EVENTS), "--seed", "21", "--out", self.input,
+                        "--expect", self.expect], check=True, timeout=120, stdout=subprocess.DEVNULL)
+        self.summary, self.windows = read_expect(self.expect)
+        with open(self.input, "rb") as f:
+            self.lines = f.read().splitlines(keepends=True)
+        self.daemons = []
+
+    def tearDown(self):
+        for d in self.daemons:
+            if d.proc.poll() is None:
+                d.proc.kill()
+                d.proc.wait()
+            d.client.close()
+            d.proc.stdout.close()
+            d.log.close()
+            d.dir.cleanup()
+        self.tmp.cleanup()
+
+    def start(self, **kw):
+        d = Daemon(tcp=False, udp=False, data_dir=self.data, **kw)
+        self.daemons.append(d)
+        return d
+
+    def publish_all(self, daemon, batch=500, producer=7):
+        for seq, i in enumerate(range(0, len(self.lines), batch), start=1):
+            reply = daemon.client.publish(producer, seq, b"".join(self.lines[i:i + batch]))
+            self.assertFalse(reply["duplicate"])
+
+    def test_a_restart_replays_the_segments_and_every_view_comes_back_exactly(self):
+        d = self.start()
+        self.publish_all(d)
+        self.assert_views_match(d, self.windows)
+        self.assertEqual(d.stop(), 0)
+        self.assertEqual(inspect("verify", self.data).returncode, 0)
+        ids, _ = dumped_ids(self.data)
+        self.assertEqual(sum(ids.values()), EVENTS)
+
+        d = self.start()
+        c = d.counters()
+        self.assertEqual(c["replay.events_in"], EVENTS)
+        self.assertEqual(c["publish.events_in"], 0)
+        self.assertEqual(c["errors"], 0)
+        self.assert_views_match(d, self.windows)
+        # The producer's batches are known again: a resend is a duplicate.
+        reply = d.client.publish(7, 3, self.lines[0])
+        self.assertEqual(reply, {"accepted": 0, "rejected": 0, "duplicate": True})
+        self.assertEqual(d.stop(), 0)
+
+    def test_each_durability_says_what_it_promised(self):
+        for mode in ("none", "group", "sync"):
+            d = Daemon(tcp=False, udp=False, config='idle_timeout_ms = 300\n[storage]\ndurability = "%s"\n' % mode)
+            self.daemons.append(d)
+            reply = d.client.publish(1, 1, b"".join(self.lines[:100]))
+            self.assertEqual(reply["accepted"], 100)
+            self.assertEqual(reply["durability"], mode)
+            c = d.counters()
+            if mode != "none":
+                self.assertGreaterEqual(c["storage.syncs"], 1)
+            self.assertEqual(d.stop(), 0)
+
+    def test_a_producer_that_resends_after_kill_9_changes_no_aggregate(self):
+        """Batches go out one at a time; the daemon is killed with SIGKILL at
+        random moments; after each restart the producer resends from its first
+        unacknowledged batch. In the end every event is counted once in the
+        views and stored once in the segments."""
+        batch = 50
+        batches = [b"".join(self.lines[i:i + batch]) for i in range(0, len(self.lines), batch)]
+        rng = random.Random(5)
+        acked = 0  # batches [0, acked) are acknowledged
+        kills = 0
+        deadline = time.time() + 240
+        while acked < len(batches) or kills < 20:
+            self.assertLess(time.time(), deadline, "crash rounds took too long (%d kills, %d acked)" % (kills, acked))
+            d = self.start(idle_first=False)
+            if acked == len(batches):
+                break
+            killer = threading.Timer(rng.uniform(0.02, 0.25), lambda p=d.proc: p.send_signal(signal.SIGKILL))
+            killer.start()
+            try:
+                while acked < len(batches):
+                    reply = d.client.publish(9, acked + 1, batches[acked])
+                    # A batch the segments held before a crash comes back as a duplicate.
+                    self.assertEqual(reply["accepted"] + reply["rejected"] if not reply["duplicate"] else batch,
+                                     min(batch, EVENTS - acked * batch))
+                    acked += 1
+            except (OSError, spate_client.ProtocolError, spate_client.SpateError):
+                pass
+            killer.join()
+            if d.proc.wait(10) == -signal.SIGKILL:
+                kills += 1
+            else:  # every batch acknowledged before the timer fired
+                break
+        self.assertGreaterEqual(kills, 20)
+        self.assertEqual(acked, len(batches))
+        d = self.daemons[-1] if self.daemons[-1].proc.poll() is None else self.start()
+        c = d.counters()
+        self.assertEqual(c["events_in"], EVENTS)
+        self.assertEqual(c["errors"], 0)
+        self.assert_views_match(d, self.windows)
+        self.assertEqual(d.stop(), 0)
+        ids, _ = dumped_ids(self.data)
+        expected = collections.Counter(json.loads(line)["id"] for line in self.lines)
+        self.assertEqual(ids, expected)
+
+    def test_torn_and_corrupt_segments_are_reported_and_the_rest_replays(self):
+        d = self.start(config='idle_timeout_ms = 300\n[storage]\nblock_bytes = 4096\n')
+        self.publish_all(d, producer=3)
+        self.publish_all(d, producer=4)  # a second producer, likely on the other shard
+        self.assertEqual(d.stop(), 0)
+        segments = sorted(os.path.join(r, f) for r, _, fs in os.walk(self.data) for f in fs if f.endswith(".seg"))
+        self.assertEqual(len(segments), 2)
+        listing = inspect("list", segments[0]).stdout
+        # A torn tail in the first: cut in the middle of its last block.
+        size = os.path.getsize(segments[0])
+        os.truncate(segments[0], size - 200)
+        # A flipped byte in the middle of the second.
+        with open(segments[1], "r+b") as f:
+            f.seek(os.path.getsize(segments[1]) // 2)
+            b = f.read(1)
+            f.seek(-1, os.SEEK_CUR)
+            f.write(bytes([b[0] ^ 0x40]))
+        self.assertEqual(inspect("verify", self.data).returncode, 1)
+
+        d = self.start()
+        log = d.read_log()
+        self.assertIn("torn tail", log)
+        self.assertIn("bytes cut off", log)
+        self.assertIn("quarantined", log)
+        self.assertTrue(os.path.exists(segments[1] + ".quarantined"))
+        c = d.counters()
+        # The torn segment's good blocks replay: all but the last block's events.
+        ids, _ = dumped_ids(os.path.dirname(segments[0]))
+        self.assertEqual(c["replay.events_in"], sum(ids.values()))
+        self.assertGreater(c["replay.events_in"], 0)
+        self.assertLess(c["replay.events_in"], 2 * EVENTS)
+        self.assertEqual(c["errors"], 0)
+        self.assertEqual(d.stop(), 0, listing)
+        # The torn one is whole again; only the quarantined file fails.
+        out = inspect("verify", self.data)
+        self.assertEqual(out.returncode, 1)
+        self.assertEqual(out.stdout.count("FAIL"), 1, out.stdout)
+
+    def test_another_shard_count_is_refused_with_the_reason(self):
+        d = self.start(shards=2)
+        d.client.publish(1, 1, self.lines[0])
+        self.assertEqual(d.stop(), 0)
+        with self.assertRaises(RuntimeError) as e:
+            self.start(shards=3)
+        self.assertIn("holds segments of 2 shards and this run has 3", str(e.exception))
+
+
+if __name__ == "__main__":
+    unittest.main()
