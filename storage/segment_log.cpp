@@ -100,7 +100,6 @@ void SegmentLog::write(std::string&& bytes) {
   io_uring_submit(ring_.get());
   ++in_flight_;
   offset_ += buffer.size();
-  if (unsynced_bytes_ == 0) unsynced_since_ms_ = io::monotonic_ms();
   unsynced_bytes_ += buffer.size();
   LogCounters::add(counters_.bytes_written, buffer.size());
   LogCounters::add(counters_.bytes_in_flight, buffer.size());
@@ -108,6 +107,8 @@ void SegmentLog::write(std::string&& bytes) {
 
 void SegmentLog::seal(std::int64_t now_ms) {
   if (builder_.empty()) return;
+  // The group interval runs from the oldest unsynced event, not from its write.
+  if (unsynced_bytes_ == 0) unsynced_since_ms_ = block_opened_ms_;
   std::string buffer;
   if (!spare_.empty()) {
     buffer = std::move(spare_.back());
