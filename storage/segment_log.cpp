@@ -3,15 +3,18 @@
 // Writes go through the page cache (buffered), each block one
 // IORING_OP_WRITE at its offset; a sync is an IORING_OP_FSYNC (datasync)
 // marked IOSQE_IO_DRAIN, so it starts only once every write before it has
-// completed and then covers them all. Sync tickets complete in order.
+// completed and then covers them all; syncs complete in order.
 #include "storage/segment_log.hpp"
 
 #include <fcntl.h>
 #include <liburing.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <filesystem>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -29,6 +32,8 @@ constexpr unsigned kRingEntries = 64;
 // user_data: syncs carry this bit and their ticket; writes their id.
 constexpr std::uint64_t kSyncBit = std::uint64_t{1} << 63;
 constexpr std::uint64_t kDirSync = kSyncBit - 1;  // a directory fsync: no ticket of its own
+constexpr std::int64_t kDiskCheckEveryMs = 100;
+constexpr std::int64_t kExpiryEveryMs = 10000;
 
 }  // namespace
 
@@ -59,12 +64,21 @@ SegmentLog::~SegmentLog() {
   if (dir_fd_ >= 0) ::close(dir_fd_);
 }
 
-void SegmentLog::open_segment(std::int64_t now_ms) {
-  const std::string name = segment_file_name(sequence_++);
+bool SegmentLog::open_segment(std::int64_t now_ms) {
+  const std::string name = segment_file_name(sequence_);
   fd_ = ::openat(dir_fd_, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd_ < 0) {
-    throw std::system_error(errno, std::generic_category(), "cannot create segment '" + options_.dir + "/" + name + "'");
+  if (fd_ < 0) {  // out of descriptors or disk: this block is lost, the next one tries again
+    if (!open_failing_) {
+      fmt::print(stderr, "spated: shard {}: cannot create segment '{}/{}': {}\n", options_.shard, options_.dir, name,
+                 std::strerror(errno));
+    }
+    open_failing_ = true;
+    LogCounters::add(counters_.write_errors, 1);
+    return false;
   }
+  open_failing_ = false;
+  ++sequence_;
+  open_name_ = name;
   SegmentHeader header;
   header.shard = options_.shard;
   header.shards = options_.shards;
@@ -75,8 +89,22 @@ void SegmentLog::open_segment(std::int64_t now_ms) {
   blocks_.clear();
   segment_opened_ms_ = now_ms;
   dir_dirty_ = true;
-  write(encode_header(header));
+  write(encode_header(header), 0);
   LogCounters::add(counters_.segments, 1);
+  return true;
+}
+
+void SegmentLog::lose(std::uint64_t block) {
+  lost_blocks_.insert(std::upper_bound(lost_blocks_.begin(), lost_blocks_.end(), block), block);
+  if (lost_blocks_.size() > 4096) lost_blocks_.erase(lost_blocks_.begin(), lost_blocks_.begin() + 2048);
+  LogCounters::add(counters_.blocks_lost, 1);
+}
+
+SegmentLog::TicketState SegmentLog::state(std::uint64_t ticket) const noexcept {
+  if (ticket == 0) return TicketState::durable;
+  if (std::binary_search(lost_blocks_.begin(), lost_blocks_.end(), ticket)) return TicketState::lost;
+  if (ticket <= durable_blocks_) return TicketState::durable;
+  return failed_ ? TicketState::lost : TicketState::pending;
 }
 
 io_uring_sqe* SegmentLog::next_sqe() {
@@ -90,10 +118,10 @@ io_uring_sqe* SegmentLog::next_sqe() {
   return sqe;
 }
 
-void SegmentLog::write(std::string&& bytes) {
+void SegmentLog::write(std::string&& bytes, std::uint64_t block) {
   const std::uint64_t id = next_write_id_++;
-  auto [it, added] = writes_.emplace(id, std::move(bytes));
-  const std::string& buffer = it->second;
+  auto [it, added] = writes_.emplace(id, Write{std::move(bytes), block});
+  const std::string& buffer = it->second.bytes;
   io_uring_sqe* sqe = next_sqe();
   io_uring_prep_write(sqe, fd_, buffer.data(), static_cast<unsigned>(buffer.size()), offset_);
   io_uring_sqe_set_data64(sqe, id);
@@ -115,13 +143,17 @@ void SegmentLog::seal(std::int64_t now_ms) {
     spare_.pop_back();
     buffer.clear();
   }
-  if (fd_ < 0) open_segment(now_ms);  // the first block of a segment opens it
+  const std::uint64_t block = ++blocks_sealed_;
   LogCounters::add(counters_.events, builder_.events());
   LogCounters::add(counters_.field_bytes, builder_.raw_bytes());
   BlockInfo info = builder_.encode(options_.codec, options_.level, buffer);
+  if (fd_ < 0 && !open_segment(now_ms)) {  // the first block of a segment opens it
+    lose(block);
+    return;
+  }
   info.offset = offset_;
   blocks_.push_back(info);
-  write(std::move(buffer));
+  write(std::move(buffer), block);
   LogCounters::add(counters_.blocks, 1);
   if (offset_ >= options_.segment_bytes) roll(now_ms);
 }
@@ -140,20 +172,19 @@ void SegmentLog::sync(std::int64_t now_ms) {
     ++in_flight_;
     dir_dirty_ = false;
   }
-  const std::uint64_t ticket = ++syncs_issued_;
   io_uring_sqe* sqe = next_sqe();
   io_uring_prep_fsync(sqe, fd_, IORING_FSYNC_DATASYNC);
   sqe->flags |= IOSQE_IO_DRAIN;
-  io_uring_sqe_set_data64(sqe, kSyncBit | ticket);
+  io_uring_sqe_set_data64(sqe, kSyncBit | ++syncs_issued_);
   io_uring_submit(ring_.get());
   ++in_flight_;
-  sync_started_us_[ticket] = io::monotonic_us();
+  syncs_.push_back({blocks_sealed_, io::monotonic_us()});
   unsynced_bytes_ = 0;
   LogCounters::add(counters_.syncs, 1);
 }
 
 void SegmentLog::roll(std::int64_t now_ms) {
-  write(encode_footer(blocks_, offset_));
+  write(encode_footer(blocks_, offset_), 0);
   sync(now_ms);  // seals nothing more: the builder was just emptied
   blocks_.clear();
   closing_.emplace_back(fd_, syncs_issued_);
@@ -162,13 +193,10 @@ void SegmentLog::roll(std::int64_t now_ms) {
 
 std::uint64_t SegmentLog::commit(std::int64_t now_ms) {
   if (options_.durability == Durability::none) return 0;
-  // Nothing new since the last sync issued: that one covers everything.
-  if (builder_.empty() && unsynced_bytes_ == 0) return syncs_issued_;
-  if (options_.durability == Durability::sync) {
-    sync(now_ms);
-    return syncs_issued_;
-  }
-  return syncs_issued_ + 1;  // the next group sync (poll)
+  if (builder_.empty()) return blocks_sealed_;  // in the last block (its sync issued, or due in poll)
+  const std::uint64_t ticket = blocks_sealed_ + 1;  // the block being built
+  if (options_.durability == Durability::sync) sync(now_ms);
+  return ticket;  // group: poll seals it and syncs when the interval is up
 }
 
 bool SegmentLog::reap(bool wait) {
@@ -184,37 +212,37 @@ bool SegmentLog::reap(bool wait) {
     --in_flight_;
     any = true;
     if ((data & kSyncBit) != 0) {
-      const std::uint64_t ticket = data & ~kSyncBit;
       if (res < 0) {
         if (!failed_) fmt::print(stderr, "spated: shard {}: fsync failed: {}\n", options_.shard, std::strerror(-res));
         failed_ = true;
         LogCounters::add(counters_.write_errors, 1);
       }
-      if (ticket == kDirSync) continue;
-      if (const auto it = sync_started_us_.find(ticket); it != sync_started_us_.end()) {
-        LogCounters::add(counters_.sync_us, static_cast<std::uint64_t>(io::monotonic_us() - it->second));
-        sync_started_us_.erase(it);
-      }
-      // A failed write or sync makes nothing after it durable: tickets stop.
-      if (!failed_) synced_ = std::max(synced_, ticket);
+      if ((data & ~kSyncBit) == kDirSync) continue;
+      const Sync done = syncs_.front();
+      syncs_.erase(syncs_.begin());
+      ++syncs_done_;
+      LogCounters::add(counters_.sync_us, static_cast<std::uint64_t>(io::monotonic_us() - done.started_us));
+      if (!failed_) durable_blocks_ = std::max(durable_blocks_, done.covers);
       continue;
     }
     const auto it = writes_.find(data);
     if (it == writes_.end()) continue;
-    counters_.bytes_in_flight.fetch_sub(it->second.size(), std::memory_order_relaxed);
-    if (res < 0 || static_cast<std::size_t>(res) != it->second.size()) {
-      if (!failed_) {
-        fmt::print(stderr, "spated: shard {}: segment write failed: {}\n", options_.shard,
-                   res < 0 ? std::strerror(-res) : "short write");
-      }
-      failed_ = true;
+    Write& w = it->second;
+    counters_.bytes_in_flight.fetch_sub(w.bytes.size(), std::memory_order_relaxed);
+    if (res < 0 || static_cast<std::size_t>(res) != w.bytes.size()) {
+      fmt::print(stderr, "spated: shard {}: segment write failed: {}\n", options_.shard,
+                 res < 0 ? std::strerror(-res) : "short write");
       LogCounters::add(counters_.write_errors, 1);
+      // A lost block loses its own events; a header or footer its segment's
+      // structure, so nothing after it can be promised.
+      if (w.block != 0) lose(w.block);
+      else failed_ = true;
     }
-    if (spare_.size() < 4) spare_.push_back(std::move(it->second));
+    if (spare_.size() < 4) spare_.push_back(std::move(w.bytes));
     writes_.erase(it);
   }
   // Old segments close once the sync that sealed them is done.
-  while (!closing_.empty() && closing_.front().second <= synced_) {
+  while (!closing_.empty() && closing_.front().second <= syncs_done_) {
     ::close(closing_.front().first);
     closing_.erase(closing_.begin());
   }
@@ -248,7 +276,57 @@ bool SegmentLog::poll(std::int64_t now_ms) {
     roll(now_ms);
     any = true;
   }
+  if (now_ms >= next_disk_check_ms_) {
+    next_disk_check_ms_ = now_ms + kDiskCheckEveryMs;
+    check_disk();
+  }
+  if (options_.retention_ms > 0 && now_ms >= next_expiry_ms_) {
+    next_expiry_ms_ = now_ms + std::min(kExpiryEveryMs, options_.retention_ms / 2);
+    expire_segments();
+  }
   return any;
+}
+
+// statvfs of the log's filesystem, with hysteresis between the marks.
+void SegmentLog::check_disk() {
+  if (options_.high_water_percent == 0) return;
+  struct statvfs st{};
+  if (::fstatvfs(dir_fd_, &st) != 0 || st.f_blocks == 0) return;
+  // As df counts it: blocks in use over those in use or free to anyone, rounded up.
+  const std::uint64_t in_use = st.f_blocks - st.f_bfree;
+  const std::uint64_t used = in_use + st.f_bavail == 0 ? 100 : (100 * in_use + in_use + st.f_bavail - 1) / (in_use + st.f_bavail);
+  counters_.disk_used_percent.store(used, std::memory_order_relaxed);
+  if (!disk_full_ && used >= options_.high_water_percent) {
+    disk_full_ = true;
+    LogCounters::add(counters_.disk_full_events, 1);
+    fmt::print(stderr, "spated: shard {}: disk {}% used, at or above the high-water mark of {}%: ingest paused\n",
+               options_.shard, used, options_.high_water_percent);
+  } else if (disk_full_ && used < options_.low_water_percent) {
+    disk_full_ = false;
+    fmt::print(stderr, "spated: shard {}: disk {}% used, below the low-water mark of {}%: ingest resumed\n",
+               options_.shard, used, options_.low_water_percent);
+  }
+  counters_.disk_full.store(disk_full_ ? 1 : 0, std::memory_order_relaxed);
+}
+
+// Hot retention by wall-clock age: a sealed segment untouched for
+// retention_ms goes (the warm tier will take it instead, once it exists).
+void SegmentLog::expire_segments() {
+  const auto now = std::filesystem::file_time_type::clock::now();
+  for (const std::string& path : list_segments(options_.dir)) {
+    const std::filesystem::path p(path);
+    if (p.filename() == open_name_ && fd_ >= 0) continue;
+    std::error_code ec;
+    const auto mtime = std::filesystem::last_write_time(p, ec);
+    if (ec) continue;
+    const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(now - mtime).count();
+    if (age < options_.retention_ms) continue;
+    const auto bytes = std::filesystem::file_size(p, ec);
+    if (::unlinkat(dir_fd_, p.filename().c_str(), 0) == 0) {
+      LogCounters::add(counters_.segments_expired, 1);
+      LogCounters::add(counters_.bytes_expired, ec ? 0 : bytes);
+    }
+  }
 }
 
 std::int64_t SegmentLog::next_deadline_ms() const noexcept {
@@ -266,7 +344,7 @@ void SegmentLog::close() {
   const std::int64_t now = io::monotonic_ms();
   seal(now);
   if (fd_ >= 0) {
-    write(encode_footer(blocks_, offset_));
+    write(encode_footer(blocks_, offset_), 0);
     sync(now);
   }
   // Descriptors close only once nothing in flight names them: a deferred

@@ -63,6 +63,7 @@ const char* status_name(Status status) noexcept {
     case Status::unknown_aggregate: return "UNKNOWN_AGGREGATE";
     case Status::auth_failed: return "AUTH_FAILED";
     case Status::storage_failed: return "STORAGE_FAILED";
+    case Status::disk_full: return "DISK_FULL";
   }
   return "UNKNOWN_STATUS";
 }

@@ -49,6 +49,7 @@ class Status:
     UNKNOWN_AGGREGATE = 9
     AUTH_FAILED = 10
     STORAGE_FAILED = 11
+    DISK_FULL = 12
 
 
 STATUS_NAMES = {v: k for k, v in vars(Status).items() if not k.startswith("_")}

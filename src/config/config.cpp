@@ -475,7 +475,9 @@ ConfigResult parse_config(std::string_view text, std::string_view source_name) {
   if (const toml::node* s = root.get("storage")) {
     if (const toml::table* st = s->as_table()) {
       check.known_keys(*st, "[storage]", {"enabled", "durability", "commit_interval_ms", "commit_bytes", "block_bytes",
-                                           "segment_bytes", "segment_ms", "compression", "compression_level"});
+                                           "segment_bytes", "segment_ms", "compression", "compression_level",
+                                           "hot_retention_ms", "disk_high_water_percent", "disk_low_water_percent",
+                                           "keep_raw", "dead_letters"});
       StorageConfig& storage = config.storage;
       check.boolean(*st, "enabled", storage.enabled);
       check.choice(*st, "durability", storage.durability, {"none", "group", "sync"});
@@ -486,6 +488,15 @@ ConfigResult parse_config(std::string_view text, std::string_view source_name) {
       check.integer(*st, "segment_ms", storage.segment_ms, 1000, std::int64_t{366} * 86400000);
       check.choice(*st, "compression", storage.compression, {"none", "lz4", "zstd"});
       check.integer(*st, "compression_level", storage.compression_level, 1, 19);
+      check.integer(*st, "hot_retention_ms", storage.hot_retention_ms, 0, std::int64_t{3660} * 86400000);
+      check.integer(*st, "disk_high_water_percent", storage.disk_high_water_percent, 0, 100);
+      check.integer(*st, "disk_low_water_percent", storage.disk_low_water_percent, 0, 100);
+      check.boolean(*st, "keep_raw", storage.keep_raw);
+      check.boolean(*st, "dead_letters", storage.dead_letters);
+      if (storage.disk_low_water_percent > storage.disk_high_water_percent) {
+        check.error(*s, fmt::format("[storage] disk_low_water_percent ({}) is above disk_high_water_percent ({})",
+                                    storage.disk_low_water_percent, storage.disk_high_water_percent));
+      }
     } else {
       check.error(*s, "'storage' must be a table");
     }

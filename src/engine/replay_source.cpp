@@ -25,6 +25,8 @@ bool ReplaySource::open_next() {
     reader_ = storage::SegmentReader();
     if (reader_.open(scan.path, error)) {
       prefixes_.clear();
+      const auto& fields = reader_.header().fields;
+      raw_column_ = !fields.empty() && fields.back() == storage::kRawLineField ? fields.size() - 1 : SIZE_MAX;
       // Field names were checked at configuration (no quote, backslash or
       // control byte), so they need no escaping.
       for (const std::string& name : reader_.header().fields) prefixes_.push_back(fmt::format(",\"{}\":", name));
@@ -58,6 +60,11 @@ bool ReplaySource::poll(io::LineSink& sink, std::size_t budget) {
       continue;
     }
     for (std::uint32_t e = 0; e < block_.info.events; ++e) {
+      if (raw_column_ != SIZE_MAX) {  // keep_raw: the line as it came
+        lines_ += block_.values[e * block_.fields + raw_column_];
+        lines_ += '\n';
+        continue;
+      }
       char open = '{';
       for (std::size_t f = 0; f < block_.fields; ++f) {
         const std::string_view value = block_.values[e * block_.fields + f];

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <system_error>
 
 #include <unistd.h>
@@ -11,6 +12,8 @@
 #include "io/file/file_source.hpp"
 #include "io/net/tcp_source.hpp"
 #include "io/net/udp_source.hpp"
+#include <fmt/format.h>
+
 #include "kernels/find_byte.hpp"
 #include "kernels/hash.hpp"
 #include "kernels/assert.hpp"
@@ -139,6 +142,21 @@ void Shard::prepare() {
     o.codec = storage::codec_from_name(s.compression).value_or(storage::Codec::lz4);
     o.level = s.compression_level;
     o.first_sequence = recovery_.next_sequence;
+    o.retention_ms = s.hot_retention_ms;
+    o.high_water_percent = s.disk_high_water_percent;
+    o.low_water_percent = s.disk_low_water_percent;
+    if (s.dead_letters) {
+      storage::LogOptions d = o;
+      d.dir = log_dir_ + "/dead";
+      d.fields = {"reason", "source", "line"};
+      d.durability = storage::Durability::none;  // kept for inspection; nothing is acknowledged
+      d.high_water_percent = 0;
+      std::filesystem::create_directories(d.dir);
+      d.first_sequence = storage::recover_directory(d.dir).next_sequence;
+      dead_ = std::make_unique<storage::SegmentLog>(std::move(d), -1);
+    }
+    raw_field_ = o.fields.size();
+    if (s.keep_raw) o.fields.emplace_back(storage::kRawLineField);
     // Completions ring the loop's own wake-up eventfd, so a sleeping shard
     // answers a PUBLISH as soon as its fsync is done.
     log_ = std::make_unique<storage::SegmentLog>(std::move(o), poller_.wake_fd());
@@ -211,15 +229,18 @@ void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_en
   const Reject r = parser_.parse(line, len, static_cast<std::size_t>(buffer_end - line), ev, escapes);
   if (r != Reject::none) {
     if (r == Reject::malformed_json && all_whitespace(line, len)) return;
-    reject(source, r);
+    reject(source, r, line, len);
     return;
   }
   if (ev.ts_ms > future_limit_ms_) {  // it would close every window before its time
-    reject(source, Reject::future_timestamp);
+    reject(source, Reject::future_timestamp, line, len);
     return;
   }
   ShardCounters::add(counters_.events_in[s], 1);
-  if (logging_) log_->append(ev.fields, ~std::uint64_t{0}, ev.ts_ms, loop_ms_);  // every field is required
+  if (logging_) {
+    ev.fields[raw_field_] = {line, len};  // used only when keep_raw made it a column
+    log_->append(ev.fields, ~std::uint64_t{0}, ev.ts_ms, loop_ms_);  // every field is required
+  }
   // The input watermark as it stood before this event travels with its rows.
   const std::int64_t row_wm = time_.stamp(from.input, ev.ts_ms);
   const std::size_t groups = views_.groups();
@@ -233,6 +254,32 @@ void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_en
     }
     router_.append(dst, static_cast<std::uint8_t>(g), h, ev.ts_ms, row_wm, key, ev.columns);
   }
+}
+
+void Shard::reject(SourceKind source, Reject reason, const char* line, std::size_t len) {
+  reject(source, reason);
+  if (!dead_ || !logging_) return;  // replayed lines were judged before
+  // The line's bytes exactly, escaped only where a JSON string needs it.
+  dead_line_.assign(1, '"');
+  for (std::size_t i = 0; i < len; ++i) {
+    const auto c = static_cast<unsigned char>(line[i]);
+    if (c == '"' || c == '\\') {
+      dead_line_ += '\\';
+      dead_line_ += static_cast<char>(c);
+    } else if (c < 0x20) {
+      dead_line_ += fmt::format("\\u{:04x}", c);
+    } else {
+      dead_line_ += static_cast<char>(c);
+    }
+  }
+  dead_line_ += '"';
+  const std::string reason_text = fmt::format("\"{}\"", reject_name(reason));
+  const std::string source_text = fmt::format("\"{}\"", source_kind_name(source));
+  const ParsedEvent::Text values[3] = {{reason_text.data(), reason_text.size()},
+                                       {source_text.data(), source_text.size()},
+                                       {dead_line_.data(), dead_line_.size()}};
+  dead_->append(values, 0b111, 0, loop_ms_);
+  dead_->end_chunk(loop_ms_);
 }
 
 void Shard::ingest_chunk(const char* data, std::size_t len, From from) {
@@ -329,12 +376,16 @@ bool Shard::drain_rings() {
 bool Shard::poll_log(std::int64_t now_ms) {
   if (!log_) return false;
   bool any = log_->poll(now_ms);
-  const std::uint64_t durable = log_->durable();
-  const bool failed = log_->failed();  // a write failed: no ticket after it turns durable
+  if (dead_) any |= dead_->poll(now_ms);
+  // Tickets turn durable in order; a lost one is answered as soon as it is known.
   std::size_t done = 0;
-  while (done < durable_waits_.size() && (failed || durable_waits_[done]->durable_ticket <= durable)) {
-    durable_waits_[done]->storage_failed = durable_waits_[done]->durable_ticket > durable;
-    respond(durable_waits_[done++]);
+  while (done < durable_waits_.size()) {
+    QueryTask* task = durable_waits_[done];
+    const auto state = log_->state(task->durable_ticket);
+    if (state == storage::SegmentLog::TicketState::pending) break;
+    if (state == storage::SegmentLog::TicketState::lost) task->refusal = QueryTask::Refusal::storage_failed;
+    respond(task);
+    ++done;
   }
   if (done > 0) {
     durable_waits_.erase(durable_waits_.begin(), durable_waits_.begin() + static_cast<std::ptrdiff_t>(done));
@@ -359,7 +410,7 @@ bool Shard::serve_requests(bool may_ingest) {
     requests_.pop();
     if (!execute(*task)) {
       in_progress_.push_back(task);
-    } else if (task->durable_ticket > (log_ ? log_->durable() : 0)) {
+    } else if (log_ && log_->state(task->durable_ticket) == storage::SegmentLog::TicketState::pending) {
       durable_waits_.push_back(task);  // answered once its events are durable (poll_log)
     } else {
       respond(task);
@@ -387,6 +438,10 @@ bool Shard::execute(QueryTask& task) {
                                        kTopKeysPerSlice, task.rows);
       return task.next_key == 0;
     case QueryTask::Kind::publish: {
+      if (log_ && log_->disk_full()) {
+        task.refusal = QueryTask::Refusal::disk_full;
+        return true;
+      }
       const auto s = static_cast<std::size_t>(SourceKind::publish);
       const std::uint64_t in0 = counters_.events(s);
       const std::uint64_t rej0 = counters_.rejected(s);
@@ -590,8 +645,11 @@ void Shard::run() {
     busy |= poll_log(loop_ms_);
     busy |= drain_rings();
     busy |= serve_requests();
+    // Above the disk's high-water mark nothing is read: TCP peers and files
+    // wait, UDP datagrams overflow the socket (udp.drops), PUBLISH is refused.
+    const bool disk_full = log_ && log_->disk_full();
     if (!stopping) busy |= adopt_handoffs();
-    if (!stopping) busy |= poll_sources();
+    if (!stopping && !disk_full) busy |= poll_sources();
     router_.flush_if_due(busy);
     const std::int64_t now = io::monotonic_ms();
     if (now >= next_maintenance_ms_) {
@@ -620,10 +678,13 @@ void Shard::run() {
       drain_rings();
       while (serve_requests()) {
       }
+      if (dead_) dead_->close();
       if (log_) {  // the last events made durable, the segment sealed
         log_->close();
         for (QueryTask* task : durable_waits_) {
-          task->storage_failed = log_->durable() < task->durable_ticket;
+          if (log_->state(task->durable_ticket) != storage::SegmentLog::TicketState::durable) {
+            task->refusal = QueryTask::Refusal::storage_failed;
+          }
           respond(task);
         }
         durable_waits_.clear();
@@ -638,8 +699,12 @@ void Shard::run() {
     for (std::uint32_t src = 0; src < shards_; ++src) {
       if (src != id_) pending = pending || in_rings_[src]->depth() > 0 || engine_.handoff(src, id_).depth() > 0;
     }
-    if (!pending && !engine_.stopping()) {
-      const std::int64_t wake_at = std::min(next_maintenance_ms_, log_ ? log_->next_deadline_ms() : INT64_MAX);
+    if (!pending && !engine_.stopping() && disk_full) {
+      ::usleep(1000);  // readable sockets would wake an epoll wait at once
+    } else if (!pending && !engine_.stopping()) {
+      std::int64_t wake_at = next_maintenance_ms_;
+      if (log_) wake_at = std::min(wake_at, log_->next_deadline_ms());
+      if (dead_) wake_at = std::min(wake_at, dead_->next_deadline_ms());
       const auto timeout = static_cast<int>(std::clamp<std::int64_t>(wake_at - now, 1, kMaintenanceEveryMs));
       poller_.wait(timeout, *this);
     }

@@ -234,18 +234,25 @@ void QueryServer::check_publishes() {
 }
 
 void QueryServer::finish(Pending& p) {
-  // A batch the log failed to keep must be applied when it is resent.
-  if (p.op == Op::publish && p.publish->storage_failed) dedup_.unrecord(p.publish->producer, p.publish->sequence);
+  // A batch not taken must be applied when it is resent.
+  const auto refusal = p.op == Op::publish ? p.publish->refusal : engine::QueryTask::Refusal::none;
+  if (refusal != engine::QueryTask::Refusal::none) dedup_.unrecord(p.publish->producer, p.publish->sequence);
   const auto it = connections_.find(p.fd);
   if (it == connections_.end() || it->second->id != p.connection_id) return;  // the client went away
   Connection* c = it->second.get();
   --c->inflight;
   const auto& config = engine_.config();
   std::string out;
-  if (p.op == Op::publish && p.publish->storage_failed) {
+  if (refusal == engine::QueryTask::Refusal::storage_failed) {
     reply_error(*c, p.op, p.request_id, Status::storage_failed,
                 "the shard's log could not write this batch (see the daemon's log and storage.write_errors); "
                 "it may be lost: retry");
+    return;
+  }
+  if (refusal == engine::QueryTask::Refusal::disk_full) {
+    reply_error(*c, p.op, p.request_id, Status::disk_full,
+                "the data directory's disk is above its high-water mark (storage.disk_full); nothing was taken: "
+                "retry once it is below the low-water mark");
     return;
   }
   if (p.op == Op::publish) {

@@ -74,6 +74,15 @@ void write_stats(const engine::Engine& engine, const ServerCounters& server, Fie
       counter("storage.write_errors", load(log->write_errors));
       counter("storage.queue_full_waits", load(log->queue_full_waits));
       counter("storage.bytes_in_flight", load(log->bytes_in_flight));
+      counter("storage.segments_expired", load(log->segments_expired));
+      counter("storage.bytes_expired", load(log->bytes_expired));
+      counter("storage.disk_used_percent", load(log->disk_used_percent));
+      counter("storage.disk_full", load(log->disk_full));
+      counter("storage.disk_full_events", load(log->disk_full_events));
+    }
+    if (const storage::LogCounters* dead = shard.dead_letter_counters()) {
+      counter("storage.dead_letters", load(dead->events));
+      counter("storage.dead_letter_bytes", load(dead->bytes_written));
     }
     for (std::size_t src = 0; src < engine::kSourceKinds; ++src) {
       const auto kind = static_cast<engine::SourceKind>(src);

@@ -37,7 +37,7 @@ class StorageTest(E2ETest):
         self.expect = os.path.join(self.tmp.name, "expect.ndjson")
         self.input = os.path.join(self.tmp.name, "in.ndjson")
         subprocess.run([SPATE_GEN, "--events", str(EVENTS), "--seed", "21", "--out", self.input,
-                        "--expect", self.expect], check=True, timeout=120, stdout=subprocess.DEVNULL)
+                        "--expect", self.expect], check=True, timeout=120, capture_output=True)
         self.summary, self.windows = read_expect(self.expect)
         with open(self.input, "rb") as f:
             self.lines = f.read().splitlines(keepends=True)
@@ -55,7 +55,9 @@ class StorageTest(E2ETest):
         self.tmp.cleanup()
 
     def start(self, **kw):
-        d = Daemon(tcp=False, udp=False, data_dir=self.data, **kw)
+        kw.setdefault("tcp", False)
+        kw.setdefault("udp", False)
+        d = Daemon(data_dir=self.data, **kw)
         self.daemons.append(d)
         return d
 
@@ -101,7 +103,7 @@ class StorageTest(E2ETest):
         random moments; after each restart the producer resends from its first
         unacknowledged batch. In the end every event is counted once in the
         views and stored once in the segments."""
-        batch = 50
+        batch = 20
         batches = [b"".join(self.lines[i:i + batch]) for i in range(0, len(self.lines), batch)]
         rng = random.Random(5)
         acked = 0  # batches [0, acked) are acknowledged
@@ -112,7 +114,7 @@ class StorageTest(E2ETest):
             d = self.start(idle_first=False)
             if acked == len(batches):
                 break
-            killer = threading.Timer(rng.uniform(0.02, 0.25), lambda p=d.proc: p.send_signal(signal.SIGKILL))
+            killer = threading.Timer(rng.uniform(0.02, 0.2), lambda p=d.proc: p.send_signal(signal.SIGKILL))
             killer.start()
             try:
                 while acked < len(batches):
@@ -177,6 +179,97 @@ class StorageTest(E2ETest):
         out = inspect("verify", self.data)
         self.assertEqual(out.returncode, 1)
         self.assertEqual(out.stdout.count("FAIL"), 1, out.stdout)
+
+    def test_rejected_lines_go_to_dead_letters_with_their_reason_and_keep_raw_keeps_lines_exactly(self):
+        bad = [b'{"id":"b1","ts":1764000000000,"user":"u1"}\n',                      # missing_field
+               b'{"id":"b2","ts":"yesterday","user":"u1","type":"x","amount":1}\n',  # bad_timestamp
+               b'{"id":"b3",\x01}\n']                                               # malformed_json
+        good = self.lines[:300]
+        d = self.start(config='idle_timeout_ms = 300\n[storage]\nkeep_raw = true\n')
+        reply = d.client.publish(1, 1, b"".join(good[:150] + bad + good[150:]))
+        self.assertEqual((reply["accepted"], reply["rejected"]), (300, 3))
+        self.assertEqual(d.stop(), 0)
+        dead = []
+        for root, dirs, files in os.walk(self.data):
+            if os.path.basename(root) == "dead":
+                dead += [json.loads(l) for l in inspect("dump", root).stdout.splitlines()]
+        self.assertEqual(sorted((x["reason"], x["source"], x["line"].encode()) for x in dead),
+                         sorted([("missing_field", "publish", bad[0].rstrip(b"\n")),
+                                 ("bad_timestamp", "publish", bad[1].rstrip(b"\n")),
+                                 ("malformed_json", "publish", bad[2].rstrip(b"\n"))]))
+        # keep_raw: each event's line exactly as it came, beside its fields.
+        kept = [l for l in inspect("dump", self.data).stdout.splitlines() if '"reason"' not in l]
+        raws = sorted(l[l.index('"_raw":') + len('"_raw":'):-1].encode() for l in kept)  # the last field
+        self.assertEqual(raws, sorted(l.rstrip(b"\n") for l in good))
+        # A restart replays the raw lines, and the rejected ones are not replayed.
+        d = self.start()
+        c = d.counters()
+        self.assertEqual(c["replay.events_in"], 300)
+        self.assertEqual(c["errors"], 0)
+        self.assertEqual(d.stop(), 0)
+
+    def test_a_full_disk_pauses_ingest_refuses_publish_and_loses_nothing(self):
+        mnt = os.path.join(self.tmp.name, "mnt")
+        os.makedirs(mnt)
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", mnt], capture_output=True).returncode != 0:
+            self.skipTest("cannot mount a tmpfs here (needs root)")
+        try:
+            ballast = os.path.join(mnt, "ballast")
+            with open(ballast, "wb") as f:
+                f.write(os.urandom(1800 * 1024))
+            self.data = os.path.join(mnt, "data")
+            d = self.start(tcp=True, config='idle_timeout_ms = 300\n[storage]\ndisk_high_water_percent = 60\n'
+                                            'disk_low_water_percent = 50\nblock_bytes = 4096\n')
+            accepted, refused, seq = 0, 0, 0
+            deadline = time.time() + 60
+            while refused == 0:
+                self.assertLess(time.time(), deadline, "the disk never filled")
+                seq += 1
+                i = (seq * 100) % (len(self.lines) - 100)
+                try:
+                    accepted += d.client.publish(2, seq, b"".join(self.lines[i:i + 100]))["accepted"]
+                except spate_client.SpateError as e:
+                    self.assertEqual(e.status_code, spate_client.Status.DISK_FULL, str(e))
+                    refused += 1
+            c = d.counters()
+            self.assertEqual(c["storage.disk_full"], 2)  # both shards write to this filesystem
+            self.assertGreaterEqual(c["storage.disk_full_events"], 1)
+            self.assertEqual(c["publish.events_in"], accepted)
+            # TCP is not read while full: its lines wait in the socket.
+            import socket
+            with socket.create_connection(("127.0.0.1", d.tcp_port)) as s:
+                s.sendall(b"".join(self.lines[:500]))
+                time.sleep(0.5)
+                self.assertEqual(d.counters()["tcp.events_in"], 0)
+                # Room again: below the low-water mark ingest resumes and nothing was lost.
+                os.unlink(ballast)
+                deadline = time.time() + 20
+                while d.counters()["tcp.events_in"] < 500:
+                    self.assertLess(time.time(), deadline, "TCP did not resume: %r" % d.counters())
+                    time.sleep(0.05)
+            self.assertEqual(d.counters()["storage.disk_full"], 0)
+            seq += 1
+            self.assertEqual(d.client.publish(2, seq, self.lines[0])["accepted"], 1)
+            self.assertIn("high-water mark", d.read_log())
+            self.assertEqual(d.stop(), 0)
+        finally:
+            subprocess.run(["umount", "-l", mnt])
+
+    def test_segments_older_than_the_hot_retention_are_deleted(self):
+        d = self.start(shards=1, config='idle_timeout_ms = 300\n[storage]\nsegment_ms = 1000\nhot_retention_ms = 1500\n')
+        d.client.publish(1, 1, b"".join(self.lines[:100]))
+        time.sleep(1.2)  # the segment is a second old: the next block rolls it
+        d.client.publish(1, 2, b"".join(self.lines[100:200]))
+        deadline = time.time() + 10
+        while d.counters()["storage.segments_expired"] == 0:
+            self.assertLess(time.time(), deadline, "no segment expired: %r" % d.counters())
+            time.sleep(0.1)
+        c = d.counters()
+        self.assertEqual(c["storage.segments_expired"], 1)
+        self.assertGreater(c["storage.bytes_expired"], 0)
+        self.assertEqual(d.stop(), 0)
+        ids, _ = dumped_ids(self.data)
+        self.assertEqual(sum(ids.values()), 100)  # the second batch's segment is left
 
     def test_another_shard_count_is_refused_with_the_reason(self):
         d = self.start(shards=2)

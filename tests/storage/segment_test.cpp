@@ -158,12 +158,12 @@ TEST_CASE("segment log: segments roll by size, and tickets turn durable once the
     }
     const std::uint64_t ticket = log.commit(0);
     CHECK(ticket > 0);
-    CHECK(log.durable() < ticket);
-    for (int spins = 0; log.durable() < ticket && spins < 100000; ++spins) {
+    CHECK(log.state(ticket) == SegmentLog::TicketState::pending);
+    for (int spins = 0; log.state(ticket) == SegmentLog::TicketState::pending && spins < 100000; ++spins) {
       log.poll(spate::io::monotonic_ms());
       ::usleep(100);
     }
-    CHECK(log.durable() >= ticket);
+    CHECK(log.state(ticket) == SegmentLog::TicketState::durable);
     std::uint64_t signalled = 0;
     CHECK(::read(efd, &signalled, sizeof(signalled)) == sizeof(signalled));  // completions rang the eventfd
     CHECK(log.counters().events.load() == 2000);
@@ -256,4 +256,22 @@ TEST_CASE("recovery: a flipped byte inside a segment quarantines it; the daemon'
     CHECK(fs::exists(victim + ".quarantined"));
     CHECK(list_segments(dir.string()).size() == paths.size() - 1);
   }
+}
+
+TEST_CASE("segment log: a block that cannot be written is lost, said so, and counted; the loop goes on") {
+  TempDir dir;
+  const fs::path gone = dir.path / "gone";
+  fs::create_directories(gone);
+  SegmentLog log(options(gone), -1);  // durability sync
+  fs::remove(gone);                   // its first segment can no longer be created
+  append_event(log, 1);
+  const std::uint64_t ticket = log.commit(0);
+  CHECK(ticket == 1);
+  CHECK(log.state(ticket) == SegmentLog::TicketState::lost);
+  CHECK(log.counters().blocks_lost.load() == 1);
+  CHECK(log.counters().write_errors.load() >= 1);
+  CHECK_FALSE(log.failed());
+  append_event(log, 2);
+  CHECK(log.state(log.commit(0)) == SegmentLog::TicketState::lost);  // and again, without a crash
+  log.close();
 }

@@ -24,6 +24,9 @@ inline constexpr std::size_t kTrailerBytes = 16;
 // Limits a reader enforces before it trusts a length.
 inline constexpr std::uint32_t kMaxFields = 1024;
 inline constexpr std::uint32_t kMaxBlockBytes = 64u << 20;
+// keep_raw: the column holding each event's line exactly as received (a
+// JSON object's text), after the schema's fields.
+inline constexpr const char* kRawLineField = "_raw";
 
 enum class Codec : std::uint8_t { none = 0, lz4 = 1, zstd = 2 };
 const char* codec_name(Codec codec) noexcept;

@@ -2,7 +2,8 @@
 // shard's segment files through its own io_uring, and made durable by the
 // durability dial (none, group commit, sync). The loop never waits on the
 // disk: writes and fsyncs complete in the background, and a caller that
-// needs its events durable (a PUBLISH) holds a ticket until durable() passes it.
+// needs its events durable (a PUBLISH) holds a ticket (the number of the
+// block holding them) and asks state() until it is durable or lost.
 #pragma once
 
 #include <atomic>
@@ -37,6 +38,12 @@ struct LogOptions {
   Codec codec = Codec::lz4;
   int level = 1;
   std::uint64_t first_sequence = 0;  // the number of the first segment this run writes
+  // Sealed segments last modified longer ago than this are deleted (0: kept).
+  std::int64_t retention_ms = 0;
+  // The filesystem's used share (percent) at which the log reports the disk
+  // full, and below which it reports it usable again (0: never full).
+  std::uint32_t high_water_percent = 0;
+  std::uint32_t low_water_percent = 0;
 };
 
 // Single writer (the shard), any reader.
@@ -48,9 +55,15 @@ struct LogCounters {
   std::atomic<std::uint64_t> segments{0};
   std::atomic<std::uint64_t> syncs{0};
   std::atomic<std::uint64_t> sync_us{0};  // summed time from fsync submission to completion
-  std::atomic<std::uint64_t> write_errors{0};
+  std::atomic<std::uint64_t> write_errors{0};  // failed opens, writes and fsyncs
+  std::atomic<std::uint64_t> blocks_lost{0};   // blocks whose write or file failed
   std::atomic<std::uint64_t> queue_full_waits{0};  // times the loop waited for the ring to have room
   std::atomic<std::uint64_t> bytes_in_flight{0};  // gauge: written, not yet completed
+  std::atomic<std::uint64_t> segments_expired{0};  // deleted past retention_ms
+  std::atomic<std::uint64_t> bytes_expired{0};
+  std::atomic<std::uint64_t> disk_used_percent{0};  // gauge, as last measured
+  std::atomic<std::uint64_t> disk_full{0};          // gauge: 1 while above the high-water mark
+  std::atomic<std::uint64_t> disk_full_events{0};   // times it crossed the high-water mark
 
   static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept { kernels::add_relaxed(c, n); }
 };
@@ -79,10 +92,11 @@ class SegmentLog {
   void end_chunk(std::int64_t now_ms) {
     if (builder_.raw_bytes() >= options_.block_bytes) seal(now_ms);
   }
-  // A ticket for everything appended so far: durable once durable() >=
-  // it. With durability none the ticket is 0 (nothing is waited for).
+  // A ticket for everything appended so far (the block that holds it).
+  // With durability none the ticket is 0, durable at once.
   std::uint64_t commit(std::int64_t now_ms);
-  std::uint64_t durable() const noexcept { return synced_; }
+  enum class TicketState : std::uint8_t { pending, durable, lost };
+  TicketState state(std::uint64_t ticket) const noexcept;
 
   // Reaps completions, and seals, syncs and rolls what is due. True when
   // anything happened. Call every loop pass.
@@ -93,17 +107,25 @@ class SegmentLog {
   void close();
 
   Durability durability() const noexcept { return options_.durability; }
+  // Above the high-water mark (until below the low-water mark): the caller
+  // stops taking events in.
+  bool disk_full() const noexcept { return disk_full_; }
   const LogCounters& counters() const noexcept { return counters_; }
+  // An fsync failed: after it nothing is known durable (Linux may drop the
+  // dirty pages of a failed fsync), so every later ticket is lost.
   bool failed() const noexcept { return failed_; }
 
  private:
   void seal(std::int64_t now_ms);
   void sync(std::int64_t now_ms);
-  void write(std::string&& bytes);
-  void open_segment(std::int64_t now_ms);
+  void write(std::string&& bytes, std::uint64_t block);
+  bool open_segment(std::int64_t now_ms);
+  void lose(std::uint64_t block);
   void roll(std::int64_t now_ms);
   io_uring_sqe* next_sqe();
   bool reap(bool wait);
+  void check_disk();
+  void expire_segments();
 
   LogOptions options_;
   LogCounters counters_;
@@ -111,7 +133,7 @@ class SegmentLog {
   std::unique_ptr<io_uring> ring_;
   int dir_fd_ = -1;
   int fd_ = -1;
-  std::vector<std::pair<int, std::uint64_t>> closing_;  // old segments: closed once this sync is done
+  std::vector<std::pair<int, std::uint64_t>> closing_;  // old segments: closed once the sync numbered this is done
   bool dir_dirty_ = false;                              // a new file's entry is not yet synced
   std::uint64_t sequence_ = 0;
   std::uint64_t offset_ = 0;
@@ -120,15 +142,31 @@ class SegmentLog {
   std::int64_t block_opened_ms_ = 0;
   std::uint64_t unsynced_bytes_ = 0;
   std::int64_t unsynced_since_ms_ = 0;
+  std::uint64_t blocks_sealed_ = 0;   // blocks numbered 1, 2, ... over this run
+  std::uint64_t durable_blocks_ = 0;  // every block up to this one is fsynced
+  std::vector<std::uint64_t> lost_blocks_;  // ascending; the newest few thousand
   std::uint64_t syncs_issued_ = 0;
-  std::uint64_t synced_ = 0;
+  std::uint64_t syncs_done_ = 0;
   std::uint64_t next_write_id_ = 1;
-  std::unordered_map<std::uint64_t, std::string> writes_;  // in flight, by id
-  std::unordered_map<std::uint64_t, std::int64_t> sync_started_us_;
+  struct Write {
+    std::string bytes;
+    std::uint64_t block;  // 0: a header or footer
+  };
+  std::unordered_map<std::uint64_t, Write> writes_;  // in flight, by id
+  struct Sync {
+    std::uint64_t covers;  // blocks_sealed_ when it was issued
+    std::int64_t started_us;
+  };
+  std::vector<Sync> syncs_;  // in flight, in order (they complete in order)
+  bool open_failing_ = false;  // the last segment open failed (logged once)
   std::vector<std::string> spare_;  // buffers to reuse
   std::uint32_t in_flight_ = 0;
   bool failed_ = false;
   bool closed_ = false;
+  bool disk_full_ = false;
+  std::int64_t next_disk_check_ms_ = 0;
+  std::int64_t next_expiry_ms_ = 0;
+  std::string open_name_;  // the segment being written, never expired
 };
 
 }  // namespace spate::storage

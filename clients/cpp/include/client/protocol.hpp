@@ -44,6 +44,7 @@ enum class Status : std::uint16_t {
   unknown_aggregate = 9,
   auth_failed = 10,
   storage_failed = 11,  // the shard's log could not write: the batch may be lost; retry
+  disk_full = 12,       // the data directory's disk is above its high-water mark: nothing taken; retry later
 };
 
 enum class WireType : std::uint8_t { u64 = 1, i64 = 2, f64 = 3, bytes = 4, nested = 5 };

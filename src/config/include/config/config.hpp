@@ -51,6 +51,11 @@ struct StorageConfig {
   std::int64_t segment_ms = 3600000;         // or this long after it was opened
   std::string compression = "lz4";           // none | lz4 | zstd
   int compression_level = 1;
+  std::int64_t hot_retention_ms = 259200000;  // sealed segments older than this are deleted (0: never)
+  std::uint32_t disk_high_water_percent = 90;  // ingest pauses at this much of the filesystem used
+  std::uint32_t disk_low_water_percent = 85;   // and resumes below this
+  bool keep_raw = false;      // also keep each event's line exactly as received
+  bool dead_letters = true;   // rejected lines go to a dead-letter segment with their reason
 };
 
 struct SourceConfig {

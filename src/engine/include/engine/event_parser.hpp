@@ -49,7 +49,7 @@ struct ParsedEvent {
     std::size_t size;
     std::string_view view() const noexcept { return {data, size}; }
   };
-  Text fields[kMaxSchemaFields + 2];
+  Text fields[kMaxSchemaFields + 3];  // one slot past the schema for what the log adds (the raw line)
 };
 
 class EventParser {

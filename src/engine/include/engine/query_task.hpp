@@ -38,11 +38,12 @@ struct QueryTask {
   std::uint64_t accepted = 0;
   std::uint64_t rejected = 0;
   // The log's ticket the answer waits for (0: none), the promise it then
-  // keeps (storage::durability_name, or "none" without a log), and
-  // whether the log failed to keep it.
+  // keeps (storage::durability_name, or "none" without a log), and why the
+  // batch was not taken, if it was not.
   std::uint64_t durable_ticket = 0;
   const char* durability = "none";
-  bool storage_failed = false;
+  enum class Refusal : std::uint8_t { none, storage_failed, disk_full };
+  Refusal refusal = Refusal::none;
   // The publish is applied everywhere once each ring has popped this many batches.
   std::vector<std::pair<const SpscRing<RouteBatch>*, std::uint64_t>> waits;
 };

@@ -42,6 +42,7 @@ class ReplaySource final : public io::Source {
   storage::SegmentReader reader_;
   bool open_ = false;
   std::vector<std::string> prefixes_;  // per field: ,"name":
+  std::size_t raw_column_ = SIZE_MAX;   // the segment's raw-line column, if it kept one
   storage::Block block_;
   std::string lines_;
   std::uint32_t input_ = 0;

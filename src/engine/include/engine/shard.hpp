@@ -135,6 +135,7 @@ class Shard final : public io::LineSink, private Router::Host {
 
   // The hot log's counters (nullptr when nothing is kept); any thread.
   const storage::LogCounters* log_counters() const noexcept { return log_ ? &log_->counters() : nullptr; }
+  const storage::LogCounters* dead_letter_counters() const noexcept { return dead_ ? &dead_->counters() : nullptr; }
   // After replay: per PUBLISH producer, the last batch sequence the segments hold.
   const std::unordered_map<std::uint64_t, std::uint64_t>& replayed_sequences() const noexcept { return replayed_; }
 
@@ -164,6 +165,8 @@ class Shard final : public io::LineSink, private Router::Host {
   void reject(SourceKind source, Reject reason) noexcept {
     ShardCounters::add(counters_.errors[static_cast<std::size_t>(source)][static_cast<std::size_t>(reason)], 1);
   }
+  // A rejected line, kept with its reason in the dead-letter segments.
+  void reject(SourceKind source, Reject reason, const char* line, std::size_t len);
   // Applying. Router::Host: what the router calls.
   void apply_local(const RouteBatch& batch) override;
   bool work_while_waiting() override;
@@ -226,6 +229,9 @@ class Shard final : public io::LineSink, private Router::Host {
   std::string log_dir_;
   storage::Recovery recovery_;
   std::unique_ptr<storage::SegmentLog> log_;
+  std::unique_ptr<storage::SegmentLog> dead_;  // rejected lines and their reasons
+  std::string dead_line_;        // a rejected line as a JSON string
+  std::size_t raw_field_ = 0;    // keep_raw: the raw line's column (after the schema's)
   bool logging_ = false;         // the lines being ingested go to the log
   std::int64_t loop_ms_ = 0;     // the monotonic clock, read once per loop pass
   std::vector<QueryTask*> durable_waits_;  // answered PUBLISHes whose events are not yet durable, in ticket order
