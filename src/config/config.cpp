@@ -494,7 +494,8 @@ ConfigResult parse_config(std::string_view text, std::string_view source_name) {
       check.boolean(*st, "keep_raw", storage.keep_raw);
       check.boolean(*st, "dead_letters", storage.dead_letters);
       if (storage.disk_low_water_percent > storage.disk_high_water_percent) {
-        check.error(*s, fmt::format("[storage] disk_low_water_percent ({}) is above disk_high_water_percent ({})",
+        const toml::node* low = st->get("disk_low_water_percent");
+        check.error(low != nullptr ? *low : *s, fmt::format("[storage] disk_low_water_percent ({}) is above disk_high_water_percent ({})",
                                     storage.disk_low_water_percent, storage.disk_high_water_percent));
       }
     } else {

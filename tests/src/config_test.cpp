@@ -199,3 +199,47 @@ TEST_CASE("config: configurations the fuzzer found, each refused with its reason
   REQUIRE_FALSE(id_is_ts.ok());
   CHECK(id_is_ts.errors[0].message.find("must be two fields") != std::string::npos);
 }
+
+TEST_CASE("config: the [storage] table is read, and bad values are refused with their line") {
+  const auto r = parse_config(R"toml(
+[storage]
+enabled = true
+durability = "sync"
+commit_interval_ms = 2
+compression = "zstd"
+compression_level = 3
+hot_retention_ms = 86400000
+disk_high_water_percent = 80
+disk_low_water_percent = 70
+keep_raw = true
+dead_letters = false
+)toml",
+                              "s.toml");
+  REQUIRE(r.ok());
+  const StorageConfig& s = r.config.storage;
+  CHECK(s.durability == "sync");
+  CHECK(s.commit_interval_ms == 2);
+  CHECK(s.compression == "zstd");
+  CHECK(s.compression_level == 3);
+  CHECK(s.hot_retention_ms == 86400000);
+  CHECK(s.disk_high_water_percent == 80);
+  CHECK(s.keep_raw);
+  CHECK_FALSE(s.dead_letters);
+  CHECK(default_config().storage.durability == "group");
+
+  const auto bad = parse_config(R"toml(
+[storage]
+durability = "fsync"
+compression = "snappy"
+enabled = 1
+disk_high_water_percent = 50
+disk_low_water_percent = 60
+)toml",
+                                "b.toml");
+  REQUIRE(bad.errors.size() == 4);
+  CHECK(bad.errors[0].line == 3);
+  CHECK(bad.errors[0].message == "'durability' = 'fsync' is not one of 'none', 'group', 'sync'");
+  CHECK(bad.errors[1].message == "'compression' = 'snappy' is not one of 'none', 'lz4', 'zstd'");
+  CHECK(bad.errors[2].message == "'enabled' must be true or false");
+  CHECK(bad.errors[3].message.find("disk_low_water_percent (60) is above") != std::string::npos);
+}
