@@ -95,9 +95,12 @@ BlockStatus SegmentReader::read_block(std::uint64_t offset, bool decode, Block& 
   if (offset + kBlockHeaderBytes > size_) return BlockStatus::truncated;
   buffer_.resize(kBlockHeaderBytes);
   if (!pread_all(fd_, buffer_.data(), kBlockHeaderBytes, offset)) return BlockStatus::truncated;
+  out.info.offset = offset;
   BlockInfo info;
   BlockStatus status = check_block(buffer_, info);
-  if (status != BlockStatus::truncated) return status;  // a bad header, before the payload is read
+  // A bad header ends it before the payload is read (a header alone can
+  // check out only if its payload is empty, which check_block refuses).
+  if (status != BlockStatus::truncated) return status;
   std::uint32_t stored = 0;
   std::memcpy(&stored, buffer_.data() + 4, sizeof(stored));
   if (offset + kBlockHeaderBytes + stored > size_) return BlockStatus::truncated;
@@ -143,7 +146,8 @@ SegmentScan scan_segment(const std::string& path) {
     std::string tail(kTrailerBytes, '\0');
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd >= 0 && pread_all(fd, tail.data(), tail.size(), scan.file_bytes - kTrailerBytes)) {
-      if (const auto at = decode_trailer(tail); at && *at >= reader.header_bytes() && *at < scan.file_bytes) {
+      if (const auto at = decode_trailer(tail);
+          at && *at >= reader.header_bytes() && *at <= scan.file_bytes - kTrailerBytes) {
         std::string bytes(scan.file_bytes - kTrailerBytes - *at, '\0');
         if (pread_all(fd, bytes.data(), bytes.size(), *at)) footer = decode_footer(bytes);
         if (footer) footer_offset = *at;

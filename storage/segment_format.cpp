@@ -226,7 +226,8 @@ BlockStatus check_block(std::string_view bytes, BlockInfo& info) {
   if (get<std::uint32_t>(h) != kBlockMagic) return BlockStatus::bad_magic;
   const auto stored = get<std::uint32_t>(h + 4);
   const auto raw = get<std::uint32_t>(h + 8);
-  if (stored > kMaxBlockBytes || raw > kMaxBlockBytes || static_cast<std::uint8_t>(h[32]) > 2) {
+  // Every payload holds at least its 4-byte position count, so 0 is no block.
+  if (stored == 0 || raw < 4 || stored > kMaxBlockBytes || raw > kMaxBlockBytes || static_cast<std::uint8_t>(h[32]) > 2) {
     return BlockStatus::bad_length;
   }
   if (bytes.size() < kBlockHeaderBytes + stored) return BlockStatus::truncated;
@@ -263,6 +264,9 @@ BlockStatus decode_block(std::string_view bytes, std::size_t fields, Block& out)
       break;
   }
   const std::uint32_t events = out.info.events;
+  // Each field of each event takes at least one length byte: a count the
+  // payload cannot hold is refused before anything is sized by it.
+  if (fields > 0 && events > raw / fields) return BlockStatus::bad_payload;
   out.fields = fields;
   out.values.assign(static_cast<std::size_t>(events) * fields, {});
   out.positions.clear();
