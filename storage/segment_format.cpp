@@ -55,7 +55,7 @@ class Reader {
 };
 
 std::uint64_t block_checksum(const char* header, const char* payload, std::size_t payload_len) {
-  return XXH3_64bits_withSeed(payload, payload_len, XXH3_64bits(header, 40));
+  return XXH3_64bits_withSeed(payload, payload_len, XXH3_64bits(header, kBlockChecksumOffset));
 }
 
 }  // namespace
@@ -149,7 +149,7 @@ void BlockBuilder::put_length(std::string& out, std::size_t n) {
   out.push_back(static_cast<char>(n));
 }
 
-BlockInfo BlockBuilder::encode(Codec codec, int level, std::string& out) {
+BlockInfo BlockBuilder::encode(Codec codec, int level, std::int64_t sealed_ms, std::string& out) {
   raw_.clear();
   for (std::size_t f = 0; f < lengths_.size(); ++f) {
     put<std::uint32_t>(raw_, static_cast<std::uint32_t>(lengths_[f].size()));
@@ -170,6 +170,7 @@ BlockInfo BlockBuilder::encode(Codec codec, int level, std::string& out) {
   info.events = events_;
   info.min_ts_ms = min_ts_;
   info.max_ts_ms = max_ts_;
+  info.sealed_ms = sealed_ms;
   const std::size_t header_at = out.size();
   out.resize(header_at + kBlockHeaderBytes);
   std::size_t stored = 0;
@@ -210,6 +211,7 @@ BlockInfo BlockBuilder::encode(Codec codec, int level, std::string& out) {
   put<std::uint8_t>(head, static_cast<std::uint8_t>(codec));
   head.append(3, '\0');
   put<std::uint32_t>(head, static_cast<std::uint32_t>(positions_.size()));
+  put<std::int64_t>(head, sealed_ms);
   put<std::uint64_t>(head, block_checksum(head.data(), out.data() + header_at + kBlockHeaderBytes, stored));
   std::memcpy(out.data() + header_at, head.data(), kBlockHeaderBytes);
   info.bytes = static_cast<std::uint32_t>(kBlockHeaderBytes + stored);
@@ -231,11 +233,14 @@ BlockStatus check_block(std::string_view bytes, BlockInfo& info) {
     return BlockStatus::bad_length;
   }
   if (bytes.size() < kBlockHeaderBytes + stored) return BlockStatus::truncated;
-  if (block_checksum(h, h + kBlockHeaderBytes, stored) != get<std::uint64_t>(h + 40)) return BlockStatus::bad_checksum;
+  if (block_checksum(h, h + kBlockHeaderBytes, stored) != get<std::uint64_t>(h + kBlockChecksumOffset)) {
+    return BlockStatus::bad_checksum;
+  }
   info.bytes = static_cast<std::uint32_t>(kBlockHeaderBytes + stored);
   info.events = get<std::uint32_t>(h + 12);
   info.min_ts_ms = get<std::int64_t>(h + 16);
   info.max_ts_ms = get<std::int64_t>(h + 24);
+  info.sealed_ms = get<std::int64_t>(h + 40);
   return BlockStatus::ok;
 }
 

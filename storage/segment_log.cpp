@@ -150,7 +150,7 @@ void SegmentLog::seal(std::int64_t now_ms) {
   const std::uint64_t block = ++blocks_sealed_;
   LogCounters::add(counters_.events, builder_.events());
   LogCounters::add(counters_.field_bytes, builder_.raw_bytes());
-  BlockInfo info = builder_.encode(options_.codec, options_.level, buffer);
+  BlockInfo info = builder_.encode(options_.codec, options_.level, io::wall_ms(), buffer);
   if (fd_ < 0 && !open_segment(now_ms)) {  // the first block of a segment opens it
     lose(block);
     return;

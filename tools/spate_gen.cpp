@@ -124,6 +124,8 @@ int run(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1e10));
   app.add_flag("--progress", o.progress, "Print progress to stderr once per second");
   app.add_option("--expect", o.expect, "Write the expected summary and view results (NDJSON) to FILE");
+  app.add_flag("--expect-duplicates", o.expect_duplicates,
+               "Expect duplicates to count like their originals (a pipeline with [dedup] enabled = false)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

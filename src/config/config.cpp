@@ -444,7 +444,7 @@ ConfigResult parse_config(std::string_view text, std::string_view source_name) {
   check.known_keys(root, "the top level",
                    {"shards", "data_dir", "allowed_lateness_ms", "idle_timeout_ms", "window_retention_ms", "max_future_ms",
                     "max_state_bytes",
-                    "max_line_bytes", "ring_slots", "ring_batch_rows", "publish_dedup_ttl_ms", "ring_flush_us", "query", "storage", "source", "schema", "view"});
+                    "max_line_bytes", "ring_slots", "ring_batch_rows", "publish_dedup_ttl_ms", "ring_flush_us", "query", "storage", "dedup", "source", "schema", "view"});
   check.integer(root, "shards", config.shards, 1, 1024);
   check.string(root, "data_dir", config.data_dir);
   check.integer(root, "allowed_lateness_ms", config.allowed_lateness_ms, 0, std::int64_t{30} * 86400000);
@@ -500,6 +500,16 @@ ConfigResult parse_config(std::string_view text, std::string_view source_name) {
       }
     } else {
       check.error(*s, "'storage' must be a table");
+    }
+  }
+  if (const toml::node* d = root.get("dedup")) {
+    if (const toml::table* dt = d->as_table()) {
+      check.known_keys(*dt, "[dedup]", {"enabled", "horizon_ms", "max_ids"});
+      check.boolean(*dt, "enabled", config.dedup.enabled);
+      check.integer(*dt, "horizon_ms", config.dedup.horizon_ms, 1000, std::int64_t{30} * 86400000);
+      check.integer(*dt, "max_ids", config.dedup.max_ids, 1, std::int64_t{1} << 31);
+    } else {
+      check.error(*d, "'dedup' must be a table");
     }
   }
   if (const toml::node* s = root.get("source")) {

@@ -7,15 +7,21 @@
 
 namespace spate::engine {
 
-ReplaySource::ReplaySource(std::vector<storage::SegmentScan> segments, std::size_t padding)
-    : segments_(std::move(segments)), padding_(padding) {
+ReplaySource::ReplaySource(std::vector<storage::SegmentScan> segments, std::size_t padding,
+                           std::function<bool(std::int64_t)> may_replay)
+    : segments_(std::move(segments)), padding_(padding), may_replay_(std::move(may_replay)) {
   done_ = segments_.empty();
 }
 
-void ReplaySource::attach(io::LineSink& sink) {
-  if (done_) return;
-  input_ = sink.open_input(io::SourceKind::replay);
-  io::SourceCounters::add(counters().inputs, 1);
+// Not at attach: an input holds event time back from its opening, and this
+// one may wait for other shards' older blocks first.
+void ReplaySource::attach(io::LineSink&) {}
+
+std::int64_t ReplaySource::next_sealed_ms() const noexcept {
+  for (std::size_t s = next_segment_, b = next_block_; s < segments_.size(); ++s, b = 0) {
+    if (b < segments_[s].blocks.size()) return segments_[s].blocks[b].sealed_ms;
+  }
+  return INT64_MAX;
 }
 
 bool ReplaySource::open_next() {
@@ -50,6 +56,15 @@ bool ReplaySource::poll(io::LineSink& sink, std::size_t budget) {
       open_ = false;
       ++next_segment_;
       continue;
+    }
+    if (!may_replay_(scan.blocks[next_block_].sealed_ms)) {  // another shard's older block first
+      if (input_open_) sink.held_back(input_);
+      break;
+    }
+    if (!input_open_) {
+      input_ = sink.open_input(io::SourceKind::replay);
+      io::SourceCounters::add(counters().inputs, 1);
+      input_open_ = true;
     }
     const storage::BlockInfo& info = scan.blocks[next_block_++];
     const storage::BlockStatus status = reader_.read_block(info.offset, true, block_);
@@ -91,9 +106,10 @@ bool ReplaySource::poll(io::LineSink& sink, std::size_t budget) {
   }
   if (!open_ && next_segment_ >= segments_.size()) {
     done_ = true;
-    sink.close_input(input_);
+    may_replay_(INT64_MAX);
+    if (input_open_) sink.close_input(input_);
   }
-  return true;
+  return !lines_.empty() || done_;
 }
 
 }  // namespace spate::engine

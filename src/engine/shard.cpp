@@ -37,6 +37,8 @@ constexpr std::uint32_t kRetentionKeysPerTick = 16384;
 // pass, so ingest and other queries go on while a large view is ranked.
 constexpr std::uint32_t kTopKeysPerSlice = 16384;
 constexpr std::int64_t kStopDrainBudgetMs = 2000;
+// Ids past the dedup horizon forgotten per maintenance tick and key group.
+constexpr std::uint32_t kExpireIdsPerTick = 65536;
 
 bool all_whitespace(const char* p, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) {
@@ -61,6 +63,7 @@ Shard::Shard(std::uint32_t id, Engine& engine)
       requests_(4096),
       responses_(4096) {
   future_limit_ms_ = io::wall_ms() + config_.max_future_ms;
+  if (views_.dedups()) parser_.capture_fields(true);  // the id's text rides with the rows
   auto publish = std::make_unique<PublishSource>();
   publish_ = publish.get();
   add_source(std::move(publish));
@@ -111,8 +114,10 @@ void Shard::set_storage(std::string dir, storage::Recovery recovery) {
   log_dir_ = std::move(dir);
   recovery_ = std::move(recovery);
   if (!recovery_.segments.empty()) {
-    auto replay = std::make_unique<ReplaySource>(std::move(recovery_.segments), kPadding);
+    auto replay = std::make_unique<ReplaySource>(std::move(recovery_.segments), kPadding,
+                                                 [this](std::int64_t sealed_ms) { return may_replay(sealed_ms); });
     replay_ = replay.get();
+    counters_.replay_next_ms.store(replay->next_sealed_ms(), std::memory_order_relaxed);  // before any shard runs
     add_source(std::move(replay));
   }
 }
@@ -236,6 +241,16 @@ void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_en
     reject(source, Reject::future_timestamp, line, len);
     return;
   }
+  // The event id travels with its rows when they are deduplicated: every
+  // copy of an event meets its first on the owner of each of its keys.
+  std::string_view id;
+  if (views_.dedups()) {
+    id = ev.fields[0].view();  // the id is the schema's first field
+    if (id.size() > kMaxKeyBytes) {
+      reject(source, Reject::key_too_long, line, len);
+      return;
+    }
+  }
   ShardCounters::add(counters_.events_in[s], 1);
   if (logging_) {
     ev.fields[raw_field_] = {line, len};  // used only when keep_raw made it a column
@@ -249,10 +264,10 @@ void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_en
     const std::uint64_t h = kernels::hash_key(key);
     const std::uint32_t dst = engine_.owner_of(h);
     if (dst == id_ && views_.keys_in(g) <= kDirectKeys && views_.has_row_path(g)) {
-      apply_row(g, h, key, ev.ts_ms, ev.columns, row_wm);
+      apply_row(g, h, key, id, ev.ts_ms, ev.columns, row_wm);
       continue;
     }
-    router_.append(dst, static_cast<std::uint8_t>(g), h, ev.ts_ms, row_wm, key, ev.columns);
+    router_.append(dst, static_cast<std::uint8_t>(g), h, ev.ts_ms, row_wm, key, id, ev.columns);
   }
 }
 
@@ -349,11 +364,11 @@ void Shard::apply_rows(const RouteBatch& b, std::int64_t base, std::int64_t& cha
 // there to prefetch, only costs the copy (4% of a 1-shard run with the
 // default views). Rows of the group still in the local batch go first, so
 // every window sees its rows in arrival order.
-void Shard::apply_row(std::size_t g, std::uint64_t hash, std::string_view key, std::int64_t ts, const double* columns,
-                      std::int64_t row_wm) {
+void Shard::apply_row(std::size_t g, std::uint64_t hash, std::string_view key, std::string_view id, std::int64_t ts,
+                      const double* columns, std::int64_t row_wm) {
   router_.flush_local(g);
   const std::int64_t wm = time_.advance(std::min({row_wm, time_.channels_min_cached(), router_.pending_min(g)}));
-  views_.apply_row(g, hash, key, ts, columns, wm);
+  views_.apply_row(g, hash, key, id, ts, columns, wm);
   ShardCounters::add(counters_.rows_applied, 1);
 }
 
@@ -533,6 +548,23 @@ bool Shard::may_read_stripe(std::uint64_t stripe) {
   return true;
 }
 
+// Replay order: the block sealed first, whichever shard wrote it, goes
+// first (ties to the lower shard number). The shard with the oldest next
+// block always may go, so the replay never stalls.
+bool Shard::may_replay(std::int64_t sealed_ms) {
+  if (counters_.replay_next_ms.exchange(sealed_ms, std::memory_order_acq_rel) != sealed_ms) {
+    for (std::uint32_t s = 0; s < shards_; ++s) {
+      if (s != id_) engine_.shard(s).wake();
+    }
+  }
+  for (std::uint32_t s = 0; s < shards_; ++s) {
+    if (s == id_) continue;
+    const std::int64_t other = engine_.shard(s).counters().replay_next_ms.load(std::memory_order_acquire);
+    if (other < sealed_ms || (other == sealed_ms && s < id_)) return false;
+  }
+  return true;
+}
+
 bool Shard::poll_sources() {
   bool any = false;
   for (auto& source : sources_) any |= source->poll(*this, kPollBudgetBytes);
@@ -582,6 +614,14 @@ void Shard::maintenance(std::int64_t now_ms) {
   // with no window left in any view of their group.
   const std::int64_t watermark = time_.watermark();
   views_.retention_step(watermark, config_.window_retention_ms, kRetentionKeysPerTick, in_progress_.empty());
+  if (views_.dedups()) {
+    views_.expire_ids(watermark, kExpireIdsPerTick);
+    const ViewSet::DedupTotals d = views_.dedup_totals();
+    counters_.dedup_evicted.store(d.evicted, std::memory_order_relaxed);
+    counters_.dedup_expired.store(d.expired, std::memory_order_relaxed);
+    counters_.dedup_ids.store(d.ids, std::memory_order_relaxed);
+    counters_.dedup_bytes.store(d.bytes, std::memory_order_relaxed);
+  }
   counters_.windows.store(views_.window_count(), std::memory_order_relaxed);
   const std::uint64_t keys = views_.key_count();
   counters_.keys.store(keys, std::memory_order_relaxed);

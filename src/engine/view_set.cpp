@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "kernels/hash.hpp"
+
 namespace spate::engine {
 
 namespace {
@@ -40,6 +42,62 @@ ViewSet::ViewSet(const Config& config, std::uint32_t shards, std::atomic<std::ui
     }
     if (max_keys != 0) keys_[group_views_.size() - 1].set_max_keys((max_keys + shards - 1) / shards);
   }
+  if (config.dedup.enabled && !config.id_field.empty()) {
+    for (std::size_t g = 0; g < keys_.size(); ++g) {
+      dedup_.push_back(std::make_unique<DedupTable>(config.dedup.max_ids, config.dedup.horizon_ms));
+    }
+  }
+}
+
+bool ViewSet::is_duplicate(std::size_t group, std::string_view id, std::int64_t ts, std::int64_t watermark) {
+  switch (dedup_[group]->check(kernels::hash_key(id), id, ts, watermark)) {
+    case DedupTable::Verdict::first: return false;
+    case DedupTable::Verdict::beyond_horizon: kernels::add_relaxed(beyond_horizon_, 1); return false;
+    case DedupTable::Verdict::duplicate: kernels::add_relaxed(duplicates_, 1); return true;
+  }
+  return false;
+}
+
+// Each row's id slot prefetched a few rows ahead: the tables hold up to
+// max_ids ids each, far more than the caches.
+void ViewSet::drop_duplicates(const RouteBatch& b, std::uint32_t* ids, const std::int64_t* wms, bool one_group) {
+  constexpr std::uint32_t kAhead = 8;
+  std::uint64_t hashes[kMaxBatchRows];
+  const std::uint32_t rows = b.rows;
+  for (std::uint32_t r = 0; r < std::min(rows, kAhead); ++r) {
+    hashes[r] = kernels::hash_key(b.id(r));
+    dedup_[one_group ? b.group[0] : b.group[r]]->prefetch(hashes[r]);
+  }
+  for (std::uint32_t r = 0; r < rows; ++r) {
+    if (r + kAhead < rows) {
+      hashes[r + kAhead] = kernels::hash_key(b.id(r + kAhead));
+      dedup_[one_group ? b.group[0] : b.group[r + kAhead]]->prefetch(hashes[r + kAhead]);
+    }
+    if (ids[r] == KeyTable::kMissing) continue;  // refused by the state budget: not applied, not remembered
+    switch (dedup_[one_group ? b.group[0] : b.group[r]]->check(hashes[r], b.id(r), b.ts[r], wms[r])) {
+      case DedupTable::Verdict::first: break;
+      case DedupTable::Verdict::beyond_horizon: kernels::add_relaxed(beyond_horizon_, 1); break;
+      case DedupTable::Verdict::duplicate:
+        kernels::add_relaxed(duplicates_, 1);
+        ids[r] = KeyTable::kMissing;
+        break;
+    }
+  }
+}
+
+void ViewSet::expire_ids(std::int64_t watermark, std::uint32_t budget) {
+  for (auto& d : dedup_) d->expire(watermark, budget);
+}
+
+ViewSet::DedupTotals ViewSet::dedup_totals() const noexcept {
+  DedupTotals t;
+  for (const auto& d : dedup_) {
+    t.evicted += d->evicted();
+    t.expired += d->expired();
+    t.ids += d->size();
+    t.bytes += d->memory_bytes();
+  }
+  return t;
 }
 
 void ViewSet::collect(int view, std::uint64_t hash, std::string_view key, std::int64_t from, std::int64_t to,

@@ -63,6 +63,14 @@ void write_stats(const engine::Engine& engine, const ServerCounters& server, Fie
       counter("key_limit." + config.views[v].name, load(k.key_limit[v]));
     }
     counter("state_bytes", load(k.state_bytes));
+    if (shard.dedups()) {  // docs/engine.md, "Dedup by event id"
+      counter("dedup.duplicates", shard.duplicates());
+      counter("dedup.beyond_horizon", shard.beyond_horizon());
+      counter("dedup.evicted", load(k.dedup_evicted));
+      counter("dedup.expired", load(k.dedup_expired));
+      counter("dedup.ids", load(k.dedup_ids));
+      counter("dedup.bytes", load(k.dedup_bytes));
+    }
     if (const storage::LogCounters* log = shard.log_counters()) {  // the hot log (docs/storage.md)
       counter("storage.events", load(log->events));
       counter("storage.field_bytes", load(log->field_bytes));
@@ -72,6 +80,7 @@ void write_stats(const engine::Engine& engine, const ServerCounters& server, Fie
       counter("storage.syncs", load(log->syncs));
       counter("storage.sync_us", load(log->sync_us));
       counter("storage.write_errors", load(log->write_errors));
+      counter("storage.blocks_lost", load(log->blocks_lost));
       counter("storage.queue_full_waits", load(log->queue_full_waits));
       counter("storage.bytes_in_flight", load(log->bytes_in_flight));
       counter("storage.segments_expired", load(log->segments_expired));

@@ -135,8 +135,9 @@ std::string repaired(std::string_view in) {
   while (out.size() - pos >= kBlockHeaderBytes && load<std::uint32_t>(out, pos) == kBlockMagic) {
     const auto stored = load<std::uint32_t>(out, pos + 4);
     if (stored > out.size() - pos - kBlockHeaderBytes) break;
-    const std::uint64_t seed = XXH3_64bits(out.data() + pos, 40);
-    store<std::uint64_t>(out, pos + 40, XXH3_64bits_withSeed(out.data() + pos + kBlockHeaderBytes, stored, seed));
+    const std::uint64_t seed = XXH3_64bits(out.data() + pos, kBlockChecksumOffset);
+    store<std::uint64_t>(out, pos + kBlockChecksumOffset,
+                         XXH3_64bits_withSeed(out.data() + pos + kBlockHeaderBytes, stored, seed));
     pos += kBlockHeaderBytes + stored;
   }
   if (out.size() >= kTrailerBytes &&

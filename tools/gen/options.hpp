@@ -45,6 +45,9 @@ struct Options {
   double rate = 0;
   bool progress = false;
   std::string expect;
+  // The pipeline keeps duplicates ([dedup] enabled = false): they count in
+  // the expected views like their originals.
+  bool expect_duplicates = false;
 };
 
 // "HOST:PORT" or "[V6HOST]:PORT"; throws std::runtime_error naming `option`.

@@ -18,7 +18,8 @@ inline constexpr char kHeaderMagic[8] = {'S', 'P', 'A', 'T', 'E', 'S', 'E', 'G'}
 inline constexpr char kTrailerMagic[8] = {'S', 'P', 'A', 'T', 'E', 'E', 'N', 'D'};
 inline constexpr std::uint32_t kBlockMagic = 0x4B4C4253;   // "SBLK"
 inline constexpr std::uint32_t kFooterMagic = 0x52544653;  // "SFTR"
-inline constexpr std::size_t kBlockHeaderBytes = 48;
+inline constexpr std::size_t kBlockHeaderBytes = 56;
+inline constexpr std::size_t kBlockChecksumOffset = kBlockHeaderBytes - 8;  // the checksum ends the header
 inline constexpr std::size_t kFooterEntryBytes = 32;
 inline constexpr std::size_t kTrailerBytes = 16;
 // Limits a reader enforces before it trusts a length.
@@ -47,6 +48,7 @@ struct BlockInfo {
   std::uint32_t events = 0;
   std::int64_t min_ts_ms = 0;
   std::int64_t max_ts_ms = 0;
+  std::int64_t sealed_ms = 0;  // wall clock when it was sealed: the order a replay keeps across shards
 };
 
 // Where a batch of events came from, recorded in the block that holds them
@@ -90,8 +92,9 @@ class BlockBuilder {
   std::uint32_t events() const noexcept { return events_; }
   bool empty() const noexcept { return events_ == 0 && positions_.empty(); }
   std::size_t raw_bytes() const noexcept { return raw_bytes_; }
-  // Appends the block (header and compressed payload) to `out` and clears.
-  BlockInfo encode(Codec codec, int level, std::string& out);
+  // Appends the block (header and compressed payload) to `out` and clears;
+  // sealed_ms is the wall clock now.
+  BlockInfo encode(Codec codec, int level, std::int64_t sealed_ms, std::string& out);
 
  private:
   static void put_length(std::string& out, std::size_t n);

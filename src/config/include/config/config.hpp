@@ -58,6 +58,14 @@ struct StorageConfig {
   bool dead_letters = true;   // rejected lines go to a dead-letter segment with their reason
 };
 
+// Dedup by event id (docs/engine.md): each key group's owner shard drops a
+// row whose event id it has seen inside the horizon.
+struct DedupConfig {
+  bool enabled = true;                // needs [schema] id
+  std::int64_t horizon_ms = 300000;   // ids dated further behind the watermark are not checked
+  std::uint32_t max_ids = 1u << 20;   // per shard and key group; the oldest is forgotten past it
+};
+
 struct SourceConfig {
   SourceKind kind = SourceKind::tcp;
   Endpoint listen;   // tcp, udp
@@ -105,6 +113,7 @@ struct Config {
   std::string data_dir = "./spate-data";
   QueryConfig query;
   StorageConfig storage;
+  DedupConfig dedup;
   std::vector<SourceConfig> sources;
   std::string id_field = "id";
   std::string ts_field = "ts";

@@ -1,11 +1,14 @@
 // The shard's own segments read back at start, as a source: each block's
 // events are rebuilt as NDJSON lines of their stored fields and go through
-// the pipeline like any input (one input, so event time is judged in the
-// order the shard logged them). PUBLISH positions found on the way are
-// kept, so a producer's resent batch stays a duplicate after a restart.
+// the pipeline like any input. Blocks of all shards go in the order they
+// were sealed (wall clock), so that inputs which followed one another live
+// do not run side by side in the replay and judge lateness differently.
+// PUBLISH positions found on the way are kept, so a producer's resent
+// batch stays a duplicate after a restart.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -18,7 +21,12 @@ namespace spate::engine {
 class ReplaySource final : public io::Source {
  public:
   // `padding`: readable bytes the sink needs past each handed chunk.
-  ReplaySource(std::vector<storage::SegmentScan> segments, std::size_t padding);
+  // may_replay(sealed_ms) says whether the block sealed then may go now
+  // (INT64_MAX: this source is done); it is asked before every block.
+  ReplaySource(std::vector<storage::SegmentScan> segments, std::size_t padding,
+               std::function<bool(std::int64_t)> may_replay);
+  // When the next block was sealed (INT64_MAX: none left).
+  std::int64_t next_sealed_ms() const noexcept;
 
   io::SourceKind kind() const noexcept override { return io::SourceKind::replay; }
   void attach(io::LineSink& sink) override;
@@ -37,6 +45,8 @@ class ReplaySource final : public io::Source {
 
   std::vector<storage::SegmentScan> segments_;
   std::size_t padding_;
+  std::function<bool(std::int64_t)> may_replay_;
+  bool input_open_ = false;  // the input opens with the first block it delivers
   std::size_t next_segment_ = 0;
   std::size_t next_block_ = 0;
   storage::SegmentReader reader_;

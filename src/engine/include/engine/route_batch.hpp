@@ -37,6 +37,7 @@ struct RouteBatch {
   std::uint64_t* hash = nullptr;
   std::uint32_t* key_off = nullptr;
   std::uint16_t* key_len = nullptr;
+  std::uint16_t* id_len = nullptr;  // the event id's JSON text follows the key's bytes (0: no dedup)
   std::uint8_t* group = nullptr;
   double* columns[kMaxColumns] = {};  // the first ncolumns are allocated
   char* keys = nullptr;
@@ -50,15 +51,14 @@ struct RouteBatch {
   // Bytes one such batch takes.
   static std::size_t bytes_for(std::uint32_t capacity_rows, std::size_t ncolumns) noexcept;
 
-  bool has_room(std::size_t key_size) const noexcept {
-    return rows < capacity && key_bytes + key_size <= key_capacity;
-  }
+  bool has_room(std::size_t bytes) const noexcept { return rows < capacity && key_bytes + bytes <= key_capacity; }
   void clear() noexcept {
     rows = 0;
     key_bytes = 0;
   }
-  void append(std::uint8_t g, std::uint64_t h, std::int64_t t, std::int64_t w, std::string_view key, const double* cols, std::size_t ncols) noexcept {
-    SPATE_DEBUG_ASSERT(has_room(key.size()), "append to a full batch");
+  void append(std::uint8_t g, std::uint64_t h, std::int64_t t, std::int64_t w, std::string_view key, std::string_view id,
+              const double* cols, std::size_t ncols) noexcept {
+    SPATE_DEBUG_ASSERT(has_room(key.size() + id.size()), "append to a full batch");
     const std::uint32_t r = rows++;
     group[r] = g;
     ts[r] = t;
@@ -68,9 +68,15 @@ struct RouteBatch {
     key_len[r] = static_cast<std::uint16_t>(key.size());
     kernels::copy_bytes(keys + key_bytes, key.data(), key.size());
     key_bytes += static_cast<std::uint32_t>(key.size());
+    id_len[r] = static_cast<std::uint16_t>(id.size());
+    if (!id.empty()) {
+      kernels::copy_bytes(keys + key_bytes, id.data(), id.size());
+      key_bytes += static_cast<std::uint32_t>(id.size());
+    }
     for (std::size_t c = 0; c < ncols; ++c) columns[c][r] = cols[c];
   }
   std::string_view key(std::uint32_t r) const noexcept { return {keys + key_off[r], key_len[r]}; }
+  std::string_view id(std::uint32_t r) const noexcept { return {keys + key_off[r] + key_len[r], id_len[r]}; }
 
  private:
   std::unique_ptr<std::byte[]> memory_;

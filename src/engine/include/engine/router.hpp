@@ -41,11 +41,12 @@ class Router {
   void prepare();
 
   // Appends one row of key group g for shard dst.
+  // id: the event id's JSON text when rows are deduplicated, else empty.
   void append(std::uint32_t dst, std::uint8_t g, std::uint64_t hash, std::int64_t ts, std::int64_t stamp,
-              std::string_view key, const double* columns) {
+              std::string_view key, std::string_view id, const double* columns) {
     RouteBatch* b = dst == self_ ? local_[g].get() : open_[dst];
-    if (b == nullptr || !b->has_room(key.size())) b = batch_for(dst, g, key.size());
-    b->append(g, hash, ts, stamp, key, columns, ncolumns_);
+    if (b == nullptr || !b->has_room(key.size() + id.size())) b = batch_for(dst, g, key.size() + id.size());
+    b->append(g, hash, ts, stamp, key, id, columns, ncolumns_);
   }
 
   void flush_local(std::size_t g);

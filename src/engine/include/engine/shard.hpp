@@ -63,9 +63,15 @@ struct ShardCounters {
   std::atomic<std::uint64_t> inputs_active{0};  // of those, the ones holding event time back
   std::atomic<std::int64_t> watermark_ms{INT64_MIN};
   std::atomic<std::uint64_t> file_stripe{UINT64_MAX};  // the stripe being read; UINT64_MAX: none
+  std::atomic<std::int64_t> replay_next_ms{INT64_MAX};  // when the next block to replay was sealed
   std::unique_ptr<std::atomic<std::uint64_t>[]> late;  // per view
   std::unique_ptr<std::atomic<std::uint64_t>[]> key_limit;  // per view: rows lost to the state budget
   std::atomic<std::uint64_t> state_bytes{0};  // gauge: key tables and views
+  // Dedup by event id, published every maintenance tick.
+  std::atomic<std::uint64_t> dedup_evicted{0};
+  std::atomic<std::uint64_t> dedup_expired{0};
+  std::atomic<std::uint64_t> dedup_ids{0};    // gauge
+  std::atomic<std::uint64_t> dedup_bytes{0};  // gauge
   std::unique_ptr<std::atomic<std::int64_t>[]> newest_window;  // per view: start of the newest window with rows
 
   static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept { kernels::add_relaxed(c, n); }
@@ -136,6 +142,10 @@ class Shard final : public io::LineSink, private Router::Host {
   // The hot log's counters (nullptr when nothing is kept); any thread.
   const storage::LogCounters* log_counters() const noexcept { return log_ ? &log_->counters() : nullptr; }
   const storage::LogCounters* dead_letter_counters() const noexcept { return dead_ ? &dead_->counters() : nullptr; }
+  // Dedup by event id: whether it is on, and rows dropped and let through unchecked; any thread.
+  bool dedups() const noexcept { return views_.dedups(); }
+  std::uint64_t duplicates() const noexcept { return views_.duplicates(); }
+  std::uint64_t beyond_horizon() const noexcept { return views_.beyond_horizon(); }
   // After replay: per PUBLISH producer, the last batch sequence the segments hold.
   const std::unordered_map<std::uint64_t, std::uint64_t>& replayed_sequences() const noexcept { return replayed_; }
 
@@ -151,6 +161,7 @@ class Shard final : public io::LineSink, private Router::Host {
   bool hand_off(int fd, std::uint32_t listener, bool may_move);
   bool adopt_handoffs();
   bool may_read_stripe(std::uint64_t stripe);
+  bool may_replay(std::int64_t sealed_ms);
   void drain_inputs_for_stop();
 
   // Parsing and routing.
@@ -173,8 +184,8 @@ class Shard final : public io::LineSink, private Router::Host {
   void apply(const RouteBatch& batch, std::uint32_t source_shard);
   template <bool kOneGroup>
   void apply_rows(const RouteBatch& batch, std::int64_t base, std::int64_t& channel);
-  void apply_row(std::size_t group, std::uint64_t hash, std::string_view key, std::int64_t ts, const double* columns,
-                 std::int64_t row_wm);
+  void apply_row(std::size_t group, std::uint64_t hash, std::string_view key, std::string_view id, std::int64_t ts,
+                 const double* columns, std::int64_t row_wm);
 
   bool drain_rings();
   // Replays the shard's segments, then waits until every shard has.

@@ -11,6 +11,7 @@
 
 #include "config/config.hpp"
 #include "kernels/counter.hpp"
+#include "engine/dedup_table.hpp"
 #include "engine/key_table.hpp"
 #include "engine/route_batch.hpp"
 #include "engine/tumbling_window.hpp"
@@ -25,6 +26,19 @@ class ViewSet {
   // key_limit[v] counts rows view v lost to the state budget (a new key refused).
   ViewSet(const Config& config, std::uint32_t shards, std::atomic<std::uint64_t>* late,
           std::atomic<std::uint64_t>* key_limit, std::atomic<std::int64_t>* newest_window);
+
+  // Dedup by event id ([dedup]): rows carry the id; each group keeps the
+  // ids it has seen. Counted in STATS as dedup.*.
+  bool dedups() const noexcept { return !dedup_.empty(); }
+  // Rows dropped as duplicates, and rows too old to check; any thread.
+  std::uint64_t duplicates() const noexcept { return duplicates_.load(std::memory_order_relaxed); }
+  std::uint64_t beyond_horizon() const noexcept { return beyond_horizon_.load(std::memory_order_relaxed); }
+  // The shard's thread: the tables' own figures.
+  struct DedupTotals {
+    std::uint64_t evicted = 0, expired = 0, ids = 0, bytes = 0;
+  };
+  DedupTotals dedup_totals() const noexcept;
+  void expire_ids(std::int64_t watermark, std::uint32_t budget);
 
   std::size_t groups() const noexcept { return keys_.size(); }
   std::uint32_t keys_in(std::size_t group) const noexcept { return keys_[group].size(); }
@@ -47,6 +61,7 @@ class ViewSet {
       refused += ids[r] == KeyTable::kMissing;
     }
     if (refused != 0) count_refused(b, ids, kOneGroup);
+    if (!dedup_.empty()) drop_duplicates(b, ids, wms, kOneGroup);
     for (std::size_t g = 0; g < group_views_.size(); ++g) {
       if (kOneGroup && g != b.group[0]) continue;
       const BatchRows batch_rows{b, ids, wms, 0, rows, kOneGroup ? -1 : static_cast<int>(g)};
@@ -55,8 +70,9 @@ class ViewSet {
     for (std::size_t v = 0; v < views_.size(); ++v) publish_newest(v, views_[v]->newest_start());
   }
   // One row on the per-row path (has_row_path(group)).
-  void apply_row(std::size_t group, std::uint64_t hash, std::string_view key, std::int64_t ts, const double* columns,
-                 std::int64_t watermark) {
+  void apply_row(std::size_t group, std::uint64_t hash, std::string_view key, std::string_view id, std::int64_t ts,
+                 const double* columns, std::int64_t watermark) {
+    if (!dedup_.empty() && is_duplicate(group, id, ts, watermark)) return;
     const std::uint32_t key_id = keys_[group].intern(hash, key);
     if (key_id == KeyTable::kMissing) {
       for (const std::size_t v : group_views_[group]) kernels::add_relaxed(key_limit_[v], 1);
@@ -98,6 +114,9 @@ class ViewSet {
   void count_late(std::size_t view, std::uint64_t n) noexcept { kernels::add_relaxed(late_[view], n); }
   // Out of line: a batch with refused keys is the rare case.
   void count_refused(const RouteBatch& b, const std::uint32_t* ids, bool one_group) noexcept;
+  // Marks the rows whose event id the group has seen (ids[r] = kMissing).
+  void drop_duplicates(const RouteBatch& b, std::uint32_t* ids, const std::int64_t* wms, bool one_group);
+  bool is_duplicate(std::size_t group, std::string_view id, std::int64_t ts, std::int64_t watermark);
   // Stored only when it moves: a plain compare per row (loading the atomic
   // and an out-of-line call per row cost 37 instructions an event).
   void publish_newest(std::size_t view, std::int64_t newest) noexcept {
@@ -115,6 +134,9 @@ class ViewSet {
   std::atomic<std::uint64_t>* key_limit_;
   std::atomic<std::int64_t>* newest_window_;
   std::vector<std::int64_t> newest_seen_;
+  std::vector<std::unique_ptr<DedupTable>> dedup_;  // by key group; empty: no dedup
+  std::atomic<std::uint64_t> duplicates_{0};
+  std::atomic<std::uint64_t> beyond_horizon_{0};
   // Retention sweep: the group and key id it continues from.
   std::size_t sweep_group_ = 0;
   std::uint32_t sweep_key_ = 0;
