@@ -383,9 +383,16 @@ struct PipelineCounts {
 // input is the buffer the raw parse reads (parsed in place, as the yardstick
 // does) or, with `path`, the file read with pread (it is in the page cache),
 // which adds the kernel's copy into the shard's buffer.
+std::string g_spated_config;  // --spated-config: a pipeline file for the daemon and the in-process runs
+
 double run_in_process(const Input& in, const fs::path* path, std::uint32_t shards, const fs::path& data_dir,
                       PipelineCounts& counts) {
   spate::engine::Config config = spate::engine::default_config();
+  if (!g_spated_config.empty()) {
+    auto loaded = spate::engine::load_config_file(g_spated_config);
+    if (!loaded.ok()) fail(fmt::format("{}: {}", g_spated_config, loaded.errors.front().message));
+    config = std::move(loaded.config);
+  }
   config.shards = shards;
   config.data_dir = data_dir.string();
   // The pipeline against the raw parse: the hot log is measured by
@@ -445,8 +452,6 @@ std::optional<std::uint16_t> port_after(std::string_view line, std::string_view 
 }
 
 // Port 0 lets the daemon bind free ports; its ready line says which.
-std::string g_spated_config;  // --spated-config: a pipeline file for the daemon
-
 Daemon start_daemon(const fs::path& spated, std::uint32_t shards, std::uint16_t port_base, const fs::path& dir) {
   static int started = 0;  // each daemon run gets its own data directory and log
   ++started;
@@ -955,7 +960,7 @@ int main(int argc, char** argv) {
   app.add_option("--query-latency", o.query_latency_passes,
                  "only this: PING latency while the input is sent N times and two clients ask VIEW_TOP back to back")
       ->check(CLI::Range(1, 1000));
-  app.add_option("--spated-config", g_spated_config, "pipeline file for spated (its views must be the default ones)")
+  app.add_option("--spated-config", g_spated_config, "pipeline file for spated and the in-process runs (its views must be the default ones; in process the log stays off)")
       ->check(CLI::ExistingFile);
   app.add_flag("--enforce-targets", o.enforce, "exit 3 when a project target is missed");
   CLI11_PARSE(app, argc, argv);

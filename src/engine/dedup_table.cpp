@@ -2,120 +2,136 @@
 #include "engine/dedup_table.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
 namespace spate::engine {
 namespace {
-constexpr std::uint32_t kInitialIds = 4096;  // grows by doubling up to max_ids
+constexpr std::uint64_t kInitialSlots = 8192;  // each generation grows by doubling, up to 2 x its ids
+constexpr std::uint64_t kHighHalf = 0xffffffff00000000ull;
+constexpr std::size_t kEntryHead = sizeof(std::uint64_t) + sizeof(std::uint16_t);
+constexpr std::size_t kMaxArenaBytes = (std::size_t{1} << 32) - 4096;  // offsets are 32-bit
+
+std::uint64_t load_u64(const char* p) noexcept {
+  std::uint64_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
 }
 
+std::uint16_t load_u16(const char* p) noexcept {
+  std::uint16_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+}  // namespace
+
 DedupTable::DedupTable(std::uint32_t max_ids, std::int64_t horizon_ms)
-    : max_ids_(std::max<std::uint32_t>(max_ids, 1)), horizon_ms_(horizon_ms) {}
+    : half_(std::max<std::uint32_t>(max_ids / 2, 1)), horizon_ms_(horizon_ms) {}
 
 std::uint64_t DedupTable::memory_bytes() const noexcept {
-  std::uint64_t bytes = ring_.capacity() * sizeof(Entry) + slots_.capacity() * sizeof(std::uint32_t) +
-                        long_.capacity() * sizeof(std::string);
-  for (const std::string& s : long_) bytes += s.capacity();
+  std::uint64_t bytes = 0;
+  for (const Generation& g : gens_) bytes += g.slots.capacity() * sizeof(std::uint64_t) + g.arena.capacity();
   return bytes;
 }
 
-std::string_view DedupTable::id_of(const Entry& e, std::uint32_t pos) const noexcept {
-  return e.len <= kInline ? std::string_view(e.bytes, e.len) : std::string_view(long_[pos]);
+std::uint64_t DedupTable::Generation::find(std::uint64_t hash, std::string_view id, bool& found) const noexcept {
+  const std::uint64_t high = hash & kHighHalf;
+  std::uint64_t i = home(hash);
+  for (;; i = (i + 1) & mask) {
+    const std::uint64_t s = slots[i];
+    if (s == 0) break;
+    if ((s & kHighHalf) != high) continue;
+    const char* e = arena.data() + (static_cast<std::uint32_t>(s) - 1);
+    if (load_u64(e) == hash && load_u16(e + 8) == id.size() && std::memcmp(e + kEntryHead, id.data(), id.size()) == 0) {
+      found = true;
+      return i;
+    }
+  }
+  found = false;
+  return i;
 }
 
-bool DedupTable::same(const Entry& e, std::uint32_t pos, std::uint64_t hash, std::string_view id) const noexcept {
-  return e.hash == hash && e.len == id.size() && id_of(e, pos) == id;
+void DedupTable::Generation::place(std::uint64_t hash, std::uint32_t offset) noexcept {
+  std::uint64_t i = home(hash);
+  while (slots[i] != 0) i = (i + 1) & mask;
+  slots[i] = (hash & kHighHalf) | (static_cast<std::uint64_t>(offset) + 1);
+}
+
+// Slots for `ids` at most half full; the entries are placed again.
+void DedupTable::Generation::size_for(std::uint64_t ids) {
+  const std::uint64_t n = std::max(kInitialSlots, std::bit_ceil(2 * ids));
+  if (n <= slots.size()) return;
+  slots.assign(n, 0);
+  mask = n - 1;
+  shift = 64 - static_cast<unsigned>(std::countr_zero(n));
+  for (std::size_t at = 0; at < arena.size();) {
+    place(load_u64(arena.data() + at), static_cast<std::uint32_t>(at));
+    at += kEntryHead + load_u16(arena.data() + at + 8);
+  }
+}
+
+void DedupTable::Generation::clear() noexcept {
+  std::fill(slots.begin(), slots.end(), 0);
+  arena.clear();
+  count = 0;
+  max_ts = INT64_MIN;
 }
 
 DedupTable::Verdict DedupTable::check(std::uint64_t hash, std::string_view id, std::int64_t ts, std::int64_t watermark) {
   if (watermark != INT64_MIN && ts < watermark - horizon_ms_) return Verdict::beyond_horizon;
-  if (!slots_.empty()) {
-    for (std::uint64_t i = hash & mask_;; i = (i + 1) & mask_) {
-      const std::uint32_t s = slots_[i];
-      if (s == kEmpty) break;
-      if (same(ring_[s - 1], s - 1, hash, id)) return Verdict::duplicate;
-    }
+  Generation& older = gens_[1 - current_];
+  bool found = false;
+  if (older.count > 0) {
+    older.find(hash, id, found);
+    if (found) return Verdict::duplicate;
   }
-  insert(hash, id, ts);
+  Generation* cur = &gens_[current_];
+  std::uint64_t slot = 0;
+  if (cur->count > 0) {
+    slot = cur->find(hash, id, found);
+    if (found) return Verdict::duplicate;
+  }
+  if (cur->count == half_ || cur->arena.size() > kMaxArenaBytes) {  // full: the older generation goes, the current one ages
+    evicted_ += older.count;
+    older.clear();
+    current_ = 1 - current_;
+    cur = &gens_[current_];
+  }
+  if (cur->slots.empty() || 2 * (static_cast<std::uint64_t>(cur->count) + 1) > cur->slots.size()) {
+    cur->size_for(std::min<std::uint64_t>(half_, 2 * (static_cast<std::uint64_t>(cur->count) + 1)));
+    slot = cur->find(hash, id, found);
+  } else if (cur->count == 0) {
+    slot = cur->find(hash, id, found);
+  }
+  const auto offset = static_cast<std::uint32_t>(cur->arena.size());
+  char head[kEntryHead];
+  const auto len = static_cast<std::uint16_t>(id.size());
+  std::memcpy(head, &hash, sizeof(hash));
+  std::memcpy(head + 8, &len, sizeof(len));
+  cur->arena.append(head, kEntryHead);
+  cur->arena.append(id.data(), id.size());
+  cur->slots[slot] = (hash & kHighHalf) | (static_cast<std::uint64_t>(offset) + 1);
+  ++cur->count;
+  cur->max_ts = std::max(cur->max_ts, ts);
   return Verdict::first;
 }
 
-void DedupTable::insert(std::uint64_t hash, std::string_view id, std::int64_t ts) {
-  if (count_ == max_ids_) {
-    pop_oldest();
-    ++evicted_;
-  }
-  if (count_ == ring_.size()) grow();
-  const auto cap = static_cast<std::uint32_t>(ring_.size());
-  const std::uint32_t pos = (head_ + count_) % cap;
-  Entry& e = ring_[pos];
-  e.hash = hash;
-  e.ts = ts;
-  e.len = static_cast<std::uint32_t>(id.size());
-  if (id.size() <= kInline) {
-    std::memcpy(e.bytes, id.data(), id.size());
-  } else {
-    if (long_.size() < cap) long_.resize(cap);
-    long_[pos].assign(id);
-  }
-  ++count_;
-  place(pos);
-}
-
-void DedupTable::place(std::uint32_t pos) {
-  std::uint64_t i = ring_[pos].hash & mask_;
-  while (slots_[i] != kEmpty) i = (i + 1) & mask_;
-  slots_[i] = pos + 1;
-}
-
-// Doubles the ring (in arrival order from position 0) and rebuilds the slots.
-void DedupTable::grow() {
-  const auto old_cap = static_cast<std::uint32_t>(ring_.size());
-  const std::uint32_t cap = std::min<std::uint32_t>(max_ids_, old_cap == 0 ? kInitialIds : old_cap * 2);
-  std::vector<Entry> ring(cap);
-  std::vector<std::string> longs(long_.empty() ? 0 : cap);
-  for (std::uint32_t i = 0; i < count_; ++i) {
-    const std::uint32_t from = (head_ + i) % old_cap;
-    ring[i] = ring_[from];
-    if (!long_.empty() && ring_[from].len > kInline) longs[i] = std::move(long_[from]);
-  }
-  ring_ = std::move(ring);
-  long_ = std::move(longs);
-  head_ = 0;
-  std::uint64_t nslots = 1;
-  while (nslots < 2ull * cap) nslots <<= 1;
-  slots_.assign(nslots, kEmpty);
-  mask_ = nslots - 1;
-  for (std::uint32_t i = 0; i < count_; ++i) place(i);
-}
-
-// Removes the oldest arrival: its slot goes, and the entries after it in
-// its probe run shift back (linear probing's deletion, no tombstones).
-void DedupTable::pop_oldest() {
-  const std::uint32_t pos = head_;
-  std::uint64_t i = ring_[pos].hash & mask_;
-  while (slots_[i] != pos + 1) i = (i + 1) & mask_;
-  for (std::uint64_t j = (i + 1) & mask_;; j = (j + 1) & mask_) {
-    const std::uint32_t s = slots_[j];
-    if (s == kEmpty) break;
-    const std::uint64_t home = ring_[s - 1].hash & mask_;
-    // s may move into the hole at i when its home is not in (i, j].
-    if (((j - home) & mask_) >= ((j - i) & mask_)) {
-      slots_[i] = s;
-      i = j;
-    }
-  }
-  slots_[i] = kEmpty;
-  if (!long_.empty() && ring_[pos].len > kInline) std::string().swap(long_[pos]);
-  head_ = (head_ + 1) % static_cast<std::uint32_t>(ring_.size());
-  --count_;
-}
-
-void DedupTable::expire(std::int64_t watermark, std::uint32_t budget) {
+void DedupTable::expire(std::int64_t watermark) {
   if (watermark == INT64_MIN) return;
-  while (count_ > 0 && budget-- > 0 && ring_[head_].ts < watermark - horizon_ms_) {
-    pop_oldest();
-    ++expired_;
+  for (int k = 0; k < 2; ++k) {
+    Generation& older = gens_[1 - current_];
+    if (older.count > 0 && older.max_ts < watermark - horizon_ms_) {
+      expired_ += older.count;
+      older.clear();
+    }
+    // The current generation too, once it is all past the horizon: it ages
+    // and goes on the next turn of the loop.
+    Generation& cur = gens_[current_];
+    if (k == 0 && cur.count > 0 && cur.max_ts < watermark - horizon_ms_ && gens_[1 - current_].count == 0) {
+      current_ = 1 - current_;
+    } else {
+      break;
+    }
   }
 }
 

@@ -37,8 +37,6 @@ constexpr std::uint32_t kRetentionKeysPerTick = 16384;
 // pass, so ingest and other queries go on while a large view is ranked.
 constexpr std::uint32_t kTopKeysPerSlice = 16384;
 constexpr std::int64_t kStopDrainBudgetMs = 2000;
-// Ids past the dedup horizon forgotten per maintenance tick and key group.
-constexpr std::uint32_t kExpireIdsPerTick = 65536;
 
 bool all_whitespace(const char* p, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) {
@@ -615,7 +613,7 @@ void Shard::maintenance(std::int64_t now_ms) {
   const std::int64_t watermark = time_.watermark();
   views_.retention_step(watermark, config_.window_retention_ms, kRetentionKeysPerTick, in_progress_.empty());
   if (views_.dedups()) {
-    views_.expire_ids(watermark, kExpireIdsPerTick);
+    views_.expire_ids(watermark);
     const ViewSet::DedupTotals d = views_.dedup_totals();
     counters_.dedup_evicted.store(d.evicted, std::memory_order_relaxed);
     counters_.dedup_expired.store(d.expired, std::memory_order_relaxed);

@@ -85,8 +85,8 @@ void ViewSet::drop_duplicates(const RouteBatch& b, std::uint32_t* ids, const std
   }
 }
 
-void ViewSet::expire_ids(std::int64_t watermark, std::uint32_t budget) {
-  for (auto& d : dedup_) d->expire(watermark, budget);
+void ViewSet::expire_ids(std::int64_t watermark) {
+  for (auto& d : dedup_) d->expire(watermark);
 }
 
 ViewSet::DedupTotals ViewSet::dedup_totals() const noexcept {

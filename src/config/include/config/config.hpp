@@ -63,7 +63,7 @@ struct StorageConfig {
 struct DedupConfig {
   bool enabled = true;                // needs [schema] id
   std::int64_t horizon_ms = 300000;   // ids dated further behind the watermark are not checked
-  std::uint32_t max_ids = 1u << 20;   // per shard and key group; the oldest is forgotten past it
+  std::uint32_t max_ids = 1u << 20;   // per shard and key group; the older half is forgotten past it
 };
 
 struct SourceConfig {

@@ -38,12 +38,14 @@ class ViewSet {
     std::uint64_t evicted = 0, expired = 0, ids = 0, bytes = 0;
   };
   DedupTotals dedup_totals() const noexcept;
-  void expire_ids(std::int64_t watermark, std::uint32_t budget);
+  void expire_ids(std::int64_t watermark);
 
   std::size_t groups() const noexcept { return keys_.size(); }
   std::uint32_t keys_in(std::size_t group) const noexcept { return keys_[group].size(); }
   // True when every view of the group is tumbling: its rows may take the
-  // per-row path (a direct call, no virtual one per row).
+  // per-row path (a direct call, no virtual one per row). With dedup its id
+  // check is not prefetched there; sending those rows through the batch
+  // path instead measured the same (0.31-0.32 of the raw parse, 1 shard).
   bool has_row_path(std::size_t group) const noexcept { return !direct_[group].empty(); }
 
   // Interns the batch's keys (each key-table slot prefetched a few rows
