@@ -27,16 +27,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 MODES = ["off", "none", "group", "sync"]
 
 
-def config_text(mode, compression="lz4"):
+def config_text(mode, compression="lz4", keep_raw=False):
     if mode == "off":
         return "[storage]\nenabled = false\n"
-    return '[storage]\ndurability = "%s"\ncompression = "%s"\n' % (mode, compression)
+    return '[storage]\ndurability = "%s"\ncompression = "%s"\nkeep_raw = %s\n' % (
+        mode, compression, "true" if keep_raw else "false")
 
 
-def write_config(tmp, mode, compression="lz4"):
-    path = os.path.join(tmp, "%s-%s.toml" % (mode, compression))
+def write_config(tmp, mode, compression="lz4", keep_raw=False):
+    path = os.path.join(tmp, "%s-%s%s.toml" % (mode, compression, "-raw" if keep_raw else ""))
     with open(path, "w") as f:
-        f.write(config_text(mode, compression))
+        f.write(config_text(mode, compression, keep_raw))
     return path
 
 
@@ -129,19 +130,20 @@ def main():
 
         print("\n2. segment bytes (spated --ingest, durability group, %d shards):" % args.shards)
         restart_dir = None
-        for compression in ("lz4", "zstd", "none"):
-            data = os.path.join(tmp, "seg-" + compression)
+        for compression, keep_raw in (("lz4", False), ("zstd", False), ("none", False), ("lz4", True), ("zstd", True)):
+            data = os.path.join(tmp, "seg-%s%s" % (compression, "-raw" if keep_raw else ""))
             t0 = time.time()
-            subprocess.run([os.path.join(build, "src", "spated"), "--config", write_config(tmp, "group", compression),
+            subprocess.run([os.path.join(build, "src", "spated"), "--config",
+                            write_config(tmp, "group", compression, keep_raw),
                             "--shards", str(args.shards), "--data-dir", data, "--ingest", input_path,
                             "--exit-after-ingest", "--tcp-addr", "off", "--udp-addr", "off",
                             "--query-addr", "127.0.0.1:0"], check=True, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, timeout=600)
             secs = time.time() - t0
             b = seg_bytes(data)
-            print("  %-5s %7.1f MB = %5.1f%% of the raw NDJSON; ingest and exit in %.2f s" % (
-                compression, b / 1e6, 100.0 * b / raw, secs))
-            if compression == "lz4":
+            print("  %-5s%-9s %7.1f MB = %5.1f%% of the raw NDJSON; ingest and exit in %.2f s" % (
+                compression, " keep_raw" if keep_raw else "", b / 1e6, 100.0 * b / raw, secs))
+            if compression == "lz4" and not keep_raw:
                 restart_dir = data
             else:
                 shutil.rmtree(data, ignore_errors=True)

@@ -383,6 +383,7 @@ bool Shard::drain_rings() {
     }
   }
   if (any) time_.recompute_channels();  // stamps moved; a drained idle channel no longer counts
+  if (any && engine_.publish_waiting()) engine_.notify_response();
   return any;
 }
 

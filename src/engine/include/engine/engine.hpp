@@ -90,6 +90,10 @@ class Engine {
   // Called by shards after pushing a response; the query server sets it.
   void set_response_notifier(int eventfd) noexcept { response_fd_.store(eventfd, std::memory_order_release); }
   void notify_response() noexcept;
+  // The query server has PUBLISHes waiting for rings to drain: shards
+  // notify it when they consume a batch.
+  void set_publish_waiting(bool waiting) noexcept { publish_waiting_.store(waiting, std::memory_order_release); }
+  bool publish_waiting() const noexcept { return publish_waiting_.load(std::memory_order_relaxed); }
 
   // Bumped whenever a shard becomes active or inactive, so that shards
   // caching which channels hold their watermark back know to look again.
@@ -115,6 +119,7 @@ class Engine {
   std::atomic<std::uint32_t> handoffs_closed_{0};
   std::atomic<std::uint64_t> activity_epoch_{0};
   std::atomic<int> response_fd_{-1};
+  std::atomic<bool> publish_waiting_{false};
   std::atomic<std::uint32_t> replays_left_{0};
   std::vector<std::string> recovery_report_;
   bool started_ = false;
