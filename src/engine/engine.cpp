@@ -158,6 +158,7 @@ void Engine::open_storage() {
     fs::create_directories(shard_dir, ec);
     if (ec) throw std::runtime_error(fmt::format("cannot create '{}': {}", shard_dir.string(), ec.message()));
     storage::Recovery recovery = storage::recover_directory(shard_dir.string());
+    replays_ = replays_ || !recovery.segments.empty();
     for (const storage::RecoveryAction& a : recovery.actions) {
       recovery_report_.push_back(
           a.quarantined ? fmt::format("segment {} is {} ({}): quarantined, not replayed", a.path,
@@ -175,8 +176,8 @@ void Engine::wait_replayed() const {
 
 void Engine::start() {
   if (started_) return;
-  replays_left_.store(shard_count_, std::memory_order_release);
   if (config_.storage.enabled) open_storage();
+  replays_left_.store(replays_ ? shard_count_ : 0, std::memory_order_release);
   for (const SourceConfig& source : config_.sources) {
     std::uint16_t port = source.listen.port;
     switch (source.kind) {

@@ -73,8 +73,11 @@ Shard::Shard(std::uint32_t id, Engine& engine)
 
 Shard::~Shard() = default;
 
+// Sources attach (open the inputs that exist from the start, a UDP socket,
+// a file's stripes) in prepare(), or after the replay when there is one: an
+// input that holds event time back while the segments replay would let
+// every replayed late event into a closed window.
 void Shard::add_source(std::unique_ptr<io::Source> source) {
-  source->attach(*this);
   if (source->kind() == SourceKind::file) files_done_.store(false, std::memory_order_release);
   sources_.push_back(std::move(source));
 }
@@ -127,6 +130,7 @@ void Shard::prepare() {
   const std::uint32_t rows = config_.ring_batch_rows;
   const std::size_t ncolumns = config_.columns.size();
   router_.prepare();
+  if (!engine_.replays()) attach_sources();
   if (!log_dir_.empty()) {
     const StorageConfig& s = config_.storage;
     storage::LogOptions o;
@@ -673,8 +677,15 @@ void Shard::replay() {
   }
 }
 
+void Shard::attach_sources() {
+  for (auto& source : sources_) source->attach(*this);
+}
+
 void Shard::run() {
-  replay();
+  if (engine_.replays()) {
+    replay();
+    attach_sources();
+  }
   bool stopping = false;
   bool inputs_drained = false;
   while (true) {

@@ -69,6 +69,8 @@ class Engine {
   // Start: every shard replays its segments before any reads live input.
   void replay_finished() noexcept { replays_left_.fetch_sub(1, std::memory_order_acq_rel); }
   bool all_replayed() const noexcept { return replays_left_.load(std::memory_order_acquire) == 0; }
+  // Whether any shard has segments to replay (set before the threads start).
+  bool replays() const noexcept { return replays_; }
   // Blocks until every shard has replayed (or the engine stops). After it,
   // each shard's replayed_sequences() is set.
   void wait_replayed() const;
@@ -121,6 +123,7 @@ class Engine {
   std::atomic<int> response_fd_{-1};
   std::atomic<bool> publish_waiting_{false};
   std::atomic<std::uint32_t> replays_left_{0};
+  bool replays_ = false;
   std::vector<std::string> recovery_report_;
   bool started_ = false;
 

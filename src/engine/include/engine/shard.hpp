@@ -190,6 +190,7 @@ class Shard final : public io::LineSink, private Router::Host {
   bool drain_rings();
   // Replays the shard's segments, then waits until every shard has.
   void replay();
+  void attach_sources();
   // Reaps the log's completions, does its timed work, and answers the
   // PUBLISHes whose events became durable.
   bool poll_log(std::int64_t now_ms);
