@@ -243,3 +243,16 @@ disk_low_water_percent = 60
   CHECK(bad.errors[2].message == "'enabled' must be true or false");
   CHECK(bad.errors[3].message.find("disk_low_water_percent (60) is above") != std::string::npos);
 }
+
+TEST_CASE("config: the [dedup] table is read and checked") {
+  const auto r = parse_config("[dedup]\nenabled = false\nhorizon_ms = 60000\nmax_ids = 4096\n", "d.toml");
+  REQUIRE(r.ok());
+  CHECK_FALSE(r.config.dedup.enabled);
+  CHECK(r.config.dedup.horizon_ms == 60000);
+  CHECK(r.config.dedup.max_ids == 4096);
+  CHECK(default_config().dedup.enabled);
+  const auto bad = parse_config("[dedup]\nhorizon_ms = 10\nwindow = 3\n", "d.toml");
+  REQUIRE(bad.errors.size() == 2);
+  CHECK(bad.errors[0].message == "'horizon_ms' = 10 is out of range [1000, 2592000000]");
+  CHECK(bad.errors[1].message.find("window") != std::string::npos);
+}
