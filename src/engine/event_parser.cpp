@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <new>
 
 #include "kernels/assert.hpp"
 #include "kernels/json_atoms.hpp"
@@ -31,6 +32,11 @@ const char* reject_name(Reject reason) noexcept {
 }
 
 EventParser::EventParser(const Config& config) {
+  // Sized once for the longest line: growing later reached simdjson's
+  // set_capacity through the shared library's implementation object, which
+  // UBSan's vptr check flags (its type info is not ours), and it would
+  // allocate on the hot path besides.
+  if (parser_.allocate(config.max_line_bytes + simdjson::SIMDJSON_PADDING) != simdjson::SUCCESS) throw std::bad_alloc();
   if (!config.id_field.empty()) wanted_.push_back({config.id_field, Role::id, 0, true});
   wanted_.push_back({config.ts_field, Role::ts, 0, false});
   for (const auto& f : config.fields) {

@@ -276,6 +276,16 @@ void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_en
 void Shard::reject(SourceKind source, Reject reason, const char* line, std::size_t len) {
   reject(source, reason);
   if (!dead_ || !logging_) return;  // replayed lines were judged before
+  const double rate = static_cast<double>(config_.storage.dead_letter_bytes_per_s);
+  if (loop_ms_ != dead_refill_ms_) {
+    dead_budget_ = std::min(rate, dead_budget_ + rate * static_cast<double>(loop_ms_ - dead_refill_ms_) / 1000.0);
+    dead_refill_ms_ = loop_ms_;
+  }
+  if (static_cast<double>(len) > dead_budget_) {
+    kernels::add_relaxed(dead_dropped_, 1);
+    return;
+  }
+  dead_budget_ -= static_cast<double>(len);
   // The line's bytes exactly, escaped only where a JSON string needs it.
   dead_line_.assign(1, '"');
   for (std::size_t i = 0; i < len; ++i) {

@@ -92,6 +92,7 @@ void write_stats(const engine::Engine& engine, const ServerCounters& server, Fie
     if (const storage::LogCounters* dead = shard.dead_letter_counters()) {
       counter("storage.dead_letters", load(dead->events));
       counter("storage.dead_letter_bytes", load(dead->bytes_written));
+      counter("storage.dead_letters_dropped", shard.dead_letters_dropped());
     }
     for (std::size_t src = 0; src < engine::kSourceKinds; ++src) {
       const auto kind = static_cast<engine::SourceKind>(src);

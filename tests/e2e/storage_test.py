@@ -212,6 +212,15 @@ class StorageTest(E2ETest):
         self.assertEqual(c["errors"], 0)
         self.assertEqual(d.stop(), 0)
 
+    def test_dead_letters_are_kept_within_their_byte_budget_and_the_rest_counted(self):
+        d = self.start(shards=1, config='idle_timeout_ms = 300\n[storage]\ndead_letter_bytes_per_s = 100\n')
+        bad = b"".join(b"{\"broken %02d\n" % i for i in range(20))  # 11 bytes a line, without its newline
+        self.assertEqual(d.client.publish(1, 1, bad)["rejected"], 20)
+        self.assertEqual(d.counters()["storage.dead_letters_dropped"], 11)
+        self.assertEqual(d.stop(), 0)
+        kept = inspect("dump", os.path.join(self.data, "shard-0", "dead")).stdout.splitlines()
+        self.assertEqual(len(kept), 9)  # a burst of 100 bytes: 9 lines of 11
+
     def test_a_full_disk_pauses_ingest_refuses_publish_and_loses_nothing(self):
         mnt = os.path.join(self.tmp.name, "mnt")
         os.makedirs(mnt)

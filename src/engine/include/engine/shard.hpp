@@ -142,6 +142,7 @@ class Shard final : public io::LineSink, private Router::Host {
   // The hot log's counters (nullptr when nothing is kept); any thread.
   const storage::LogCounters* log_counters() const noexcept { return log_ ? &log_->counters() : nullptr; }
   const storage::LogCounters* dead_letter_counters() const noexcept { return dead_ ? &dead_->counters() : nullptr; }
+  std::uint64_t dead_letters_dropped() const noexcept { return dead_dropped_.load(std::memory_order_relaxed); }
   // Dedup by event id: whether it is on, and rows dropped and let through unchecked; any thread.
   bool dedups() const noexcept { return views_.dedups(); }
   std::uint64_t duplicates() const noexcept { return views_.duplicates(); }
@@ -243,6 +244,11 @@ class Shard final : public io::LineSink, private Router::Host {
   std::unique_ptr<storage::SegmentLog> log_;
   std::unique_ptr<storage::SegmentLog> dead_;  // rejected lines and their reasons
   std::string dead_line_;        // a rejected line as a JSON string
+  // Dead letters' token bucket (dead_letter_bytes_per_s): bytes it may
+  // still keep, refilled from the loop's clock.
+  double dead_budget_ = 0;
+  std::int64_t dead_refill_ms_ = 0;
+  std::atomic<std::uint64_t> dead_dropped_{0};  // rejected lines past the budget: counted, not kept
   std::size_t raw_field_ = 0;    // keep_raw: the raw line's column (after the schema's)
   bool logging_ = false;         // the lines being ingested go to the log
   std::int64_t loop_ms_ = 0;     // the monotonic clock, read once per loop pass
