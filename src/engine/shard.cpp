@@ -9,11 +9,11 @@
 
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include "io/file/file_source.hpp"
 #include "io/net/tcp_source.hpp"
 #include "io/net/udp_source.hpp"
-#include <fmt/format.h>
-
 #include "kernels/find_byte.hpp"
 #include "kernels/hash.hpp"
 #include "kernels/assert.hpp"
@@ -131,47 +131,50 @@ void Shard::prepare() {
   const std::size_t ncolumns = config_.columns.size();
   router_.prepare();
   if (!engine_.replays()) attach_sources();
-  if (!log_dir_.empty()) {
-    const StorageConfig& s = config_.storage;
-    storage::LogOptions o;
-    o.dir = log_dir_;
-    o.shard = id_;
-    o.shards = shards_;
-    for (std::size_t f = 0; f < parser_.field_count(); ++f) o.fields.emplace_back(parser_.field_name(f));
-    o.durability = s.durability == "none"    ? storage::Durability::none
-                   : s.durability == "sync" ? storage::Durability::sync
-                                            : storage::Durability::group;
-    o.commit_interval_ms = s.commit_interval_ms;
-    o.commit_bytes = s.commit_bytes;
-    o.block_bytes = s.block_bytes;
-    o.segment_bytes = s.segment_bytes;
-    o.segment_ms = s.segment_ms;
-    o.codec = storage::codec_from_name(s.compression).value_or(storage::Codec::lz4);
-    o.level = s.compression_level;
-    o.first_sequence = recovery_.next_sequence;
-    o.retention_ms = s.hot_retention_ms;
-    o.high_water_percent = s.disk_high_water_percent;
-    o.low_water_percent = s.disk_low_water_percent;
-    if (s.dead_letters) {
-      storage::LogOptions d = o;
-      d.dir = log_dir_ + "/dead";
-      d.fields = {"reason", "source", "line"};
-      d.durability = storage::Durability::none;  // kept for inspection; nothing is acknowledged
-      d.high_water_percent = 0;
-      std::filesystem::create_directories(d.dir);
-      d.first_sequence = storage::recover_directory(d.dir).next_sequence;
-      dead_ = std::make_unique<storage::SegmentLog>(std::move(d), -1);
-    }
-    raw_field_ = o.fields.size();
-    if (s.keep_raw) o.fields.emplace_back(storage::kRawLineField);
-    // Completions ring the loop's own wake-up eventfd, so a sleeping shard
-    // answers a PUBLISH as soon as its fsync is done.
-    log_ = std::make_unique<storage::SegmentLog>(std::move(o), poller_.wake_fd());
-    parser_.capture_fields(true);
-  }
+  if (!log_dir_.empty()) open_logs();
   for (SpscRing<RouteBatch>* ring : in_rings_) {
     if (ring != nullptr) ring->for_each_slot([rows, ncolumns](RouteBatch& b) { b.allocate(rows, ncolumns); });
   }
+}
+
+// The hot log and the dead-letter log, on the shard's own thread.
+void Shard::open_logs() {
+  const StorageConfig& s = config_.storage;
+  storage::LogOptions o;
+  o.dir = log_dir_;
+  o.shard = id_;
+  o.shards = shards_;
+  for (std::size_t f = 0; f < parser_.field_count(); ++f) o.fields.emplace_back(parser_.field_name(f));
+  o.durability = s.durability == "none"   ? storage::Durability::none
+                 : s.durability == "sync" ? storage::Durability::sync
+                                          : storage::Durability::group;
+  o.commit_interval_ms = s.commit_interval_ms;
+  o.commit_bytes = s.commit_bytes;
+  o.block_bytes = s.block_bytes;
+  o.segment_bytes = s.segment_bytes;
+  o.segment_ms = s.segment_ms;
+  o.codec = storage::codec_from_name(s.compression).value_or(storage::Codec::lz4);
+  o.level = s.compression_level;
+  o.first_sequence = recovery_.next_sequence;
+  o.retention_ms = s.hot_retention_ms;
+  o.high_water_percent = s.disk_high_water_percent;
+  o.low_water_percent = s.disk_low_water_percent;
+  if (s.dead_letters) {
+    storage::LogOptions d = o;
+    d.dir = log_dir_ + "/dead";
+    d.fields = {"reason", "source", "line"};
+    d.durability = storage::Durability::none;  // kept for inspection; nothing is acknowledged
+    d.high_water_percent = 0;
+    std::filesystem::create_directories(d.dir);
+    d.first_sequence = storage::recover_directory(d.dir).next_sequence;
+    dead_ = std::make_unique<storage::SegmentLog>(std::move(d), -1);
+  }
+  raw_field_ = o.fields.size();
+  if (s.keep_raw) o.fields.emplace_back(storage::kRawLineField);
+  // Completions ring the loop's own wake-up eventfd, so a sleeping shard
+  // answers a PUBLISH as soon as its fsync is done.
+  log_ = std::make_unique<storage::SegmentLog>(std::move(o), poller_.wake_fd());
+  parser_.capture_fields(true);
 }
 
 // ---------------------------------------------------------------- sources

@@ -192,6 +192,7 @@ class Shard final : public io::LineSink, private Router::Host {
   // Replays the shard's segments, then waits until every shard has.
   void replay();
   void attach_sources();
+  void open_logs();
   // Reaps the log's completions, does its timed work, and answers the
   // PUBLISHes whose events became durable.
   bool poll_log(std::int64_t now_ms);
