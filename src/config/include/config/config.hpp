@@ -66,7 +66,10 @@ struct StorageConfig {
 struct DedupConfig {
   bool enabled = true;                // needs [schema] id
   std::int64_t horizon_ms = 300000;   // ids dated further behind the watermark are not checked
-  std::uint32_t max_ids = 1u << 20;   // per shard and key group; the older half is forgotten past it
+  // Per shard and key group; the older half is forgotten past it. 64 Ki by
+  // measurement: the tables stay in cache (1 Mi ran the 1-shard pipeline at
+  // 0.17-0.18 of the raw parse, 64 Ki at 0.29-0.30; perf/RESULTS.md).
+  std::uint32_t max_ids = 1u << 16;
 };
 
 struct SourceConfig {
