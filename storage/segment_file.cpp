@@ -91,6 +91,12 @@ bool SegmentReader::open(const std::string& path, std::string& error) {
   return true;
 }
 
+bool SegmentReader::read_at(std::uint64_t offset, std::size_t n, std::string& out) {
+  if (offset > size_ || n > size_ - offset) return false;
+  out.resize(n);
+  return pread_all(fd_, out.data(), n, offset);
+}
+
 BlockStatus SegmentReader::read_block(std::uint64_t offset, bool decode, Block& out) {
   if (offset + kBlockHeaderBytes > size_) return BlockStatus::truncated;
   buffer_.resize(kBlockHeaderBytes);
@@ -143,17 +149,15 @@ SegmentScan scan_segment(const std::string& path) {
   std::uint64_t footer_offset = scan.file_bytes;
   Block block;
   if (scan.file_bytes >= reader.header_bytes() + kTrailerBytes) {
-    std::string tail(kTrailerBytes, '\0');
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd >= 0 && pread_all(fd, tail.data(), tail.size(), scan.file_bytes - kTrailerBytes)) {
+    std::string tail;
+    if (reader.read_at(scan.file_bytes - kTrailerBytes, kTrailerBytes, tail)) {
       if (const auto at = decode_trailer(tail);
           at && *at >= reader.header_bytes() && *at <= scan.file_bytes - kTrailerBytes) {
-        std::string bytes(scan.file_bytes - kTrailerBytes - *at, '\0');
-        if (pread_all(fd, bytes.data(), bytes.size(), *at)) footer = decode_footer(bytes);
+        std::string bytes;
+        if (reader.read_at(*at, scan.file_bytes - kTrailerBytes - *at, bytes)) footer = decode_footer(bytes);
         if (footer) footer_offset = *at;
       }
     }
-    if (fd >= 0) ::close(fd);
   }
 
   std::uint64_t offset = reader.header_bytes();
@@ -171,10 +175,8 @@ SegmentScan scan_segment(const std::string& path) {
     bool later_good = footer.has_value();
     if (!later_good && status != BlockStatus::truncated) {
       std::uint32_t stored = 0;
-      std::string head(kBlockHeaderBytes, '\0');
-      const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd >= 0 && pread_all(fd, head.data(), head.size(), offset)) std::memcpy(&stored, head.data() + 4, 4);
-      if (fd >= 0) ::close(fd);
+      std::string head;
+      if (reader.read_at(offset, kBlockHeaderBytes, head)) std::memcpy(&stored, head.data() + 4, 4);
       const std::uint64_t next = offset + kBlockHeaderBytes + stored;
       Block probe;
       later_good = stored <= kMaxBlockBytes && next < scan.file_bytes &&

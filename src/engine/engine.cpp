@@ -228,6 +228,7 @@ void Engine::start() {
         break;
       }
       case SourceKind::publish:
+      case SourceKind::replay:  // neither is configured as a source
         break;
     }
     bound_ports_.push_back(port);

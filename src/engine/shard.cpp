@@ -4,12 +4,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <system_error>
 
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include "io/file/file_source.hpp"
 #include "io/net/tcp_source.hpp"
@@ -33,9 +30,6 @@ constexpr std::size_t kTcpReadBytes = 256 * 1024;
 // Keys the retention sweep visits per maintenance tick (100 ms): a million
 // keys are swept in about 6 s, and no tick stalls the loop for long.
 constexpr std::uint32_t kRetentionKeysPerTick = 16384;
-// VIEW_TOP visits every key of a view: it ranks this many keys per loop
-// pass, so ingest and other queries go on while a large view is ranked.
-constexpr std::uint32_t kTopKeysPerSlice = 16384;
 constexpr std::int64_t kStopDrainBudgetMs = 2000;
 
 bool all_whitespace(const char* p, std::size_t n) {
@@ -111,18 +105,6 @@ void Shard::add_stdin() { add_source(io::FileSource::standard_input(poller_, con
 
 void Shard::wake() noexcept { poller_.wake(); }
 
-void Shard::set_storage(std::string dir, storage::Recovery recovery) {
-  log_dir_ = std::move(dir);
-  recovery_ = std::move(recovery);
-  if (!recovery_.segments.empty()) {
-    auto replay = std::make_unique<ReplaySource>(std::move(recovery_.segments), kPadding,
-                                                 [this](std::int64_t sealed_ms) { return may_replay(sealed_ms); });
-    replay_ = replay.get();
-    counters_.replay_next_ms.store(replay->next_sealed_ms(), std::memory_order_relaxed);  // before any shard runs
-    add_source(std::move(replay));
-  }
-}
-
 // The memory of the batches this shard reads (its inbound rings' slots, its
 // local batches) is allocated here, on the shard's own thread, so that on a
 // NUMA machine the pages land on its node (first touch).
@@ -135,46 +117,6 @@ void Shard::prepare() {
   for (SpscRing<RouteBatch>* ring : in_rings_) {
     if (ring != nullptr) ring->for_each_slot([rows, ncolumns](RouteBatch& b) { b.allocate(rows, ncolumns); });
   }
-}
-
-// The hot log and the dead-letter log, on the shard's own thread.
-void Shard::open_logs() {
-  const StorageConfig& s = config_.storage;
-  storage::LogOptions o;
-  o.dir = log_dir_;
-  o.shard = id_;
-  o.shards = shards_;
-  for (std::size_t f = 0; f < parser_.field_count(); ++f) o.fields.emplace_back(parser_.field_name(f));
-  o.durability = s.durability == "none"   ? storage::Durability::none
-                 : s.durability == "sync" ? storage::Durability::sync
-                                          : storage::Durability::group;
-  o.commit_interval_ms = s.commit_interval_ms;
-  o.commit_bytes = s.commit_bytes;
-  o.block_bytes = s.block_bytes;
-  o.segment_bytes = s.segment_bytes;
-  o.segment_ms = s.segment_ms;
-  o.codec = storage::codec_from_name(s.compression).value_or(storage::Codec::lz4);
-  o.level = s.compression_level;
-  o.first_sequence = recovery_.next_sequence;
-  o.retention_ms = s.hot_retention_ms;
-  o.high_water_percent = s.disk_high_water_percent;
-  o.low_water_percent = s.disk_low_water_percent;
-  if (s.dead_letters) {
-    storage::LogOptions d = o;
-    d.dir = log_dir_ + "/dead";
-    d.fields = {"reason", "source", "line"};
-    d.durability = storage::Durability::none;  // kept for inspection; nothing is acknowledged
-    d.high_water_percent = 0;
-    std::filesystem::create_directories(d.dir);
-    d.first_sequence = storage::recover_directory(d.dir).next_sequence;
-    dead_ = std::make_unique<storage::SegmentLog>(std::move(d), -1);
-  }
-  raw_field_ = o.fields.size();
-  if (s.keep_raw) o.fields.emplace_back(storage::kRawLineField);
-  // Completions ring the loop's own wake-up eventfd, so a sleeping shard
-  // answers a PUBLISH as soon as its fsync is done.
-  log_ = std::make_unique<storage::SegmentLog>(std::move(o), poller_.wake_fd());
-  parser_.capture_fields(true);
 }
 
 // ---------------------------------------------------------------- sources
@@ -276,42 +218,6 @@ void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_en
   }
 }
 
-void Shard::reject(SourceKind source, Reject reason, const char* line, std::size_t len) {
-  reject(source, reason);
-  if (!dead_ || !logging_) return;  // replayed lines were judged before
-  const double rate = static_cast<double>(config_.storage.dead_letter_bytes_per_s);
-  if (loop_ms_ != dead_refill_ms_) {
-    dead_budget_ = std::min(rate, dead_budget_ + rate * static_cast<double>(loop_ms_ - dead_refill_ms_) / 1000.0);
-    dead_refill_ms_ = loop_ms_;
-  }
-  if (static_cast<double>(len) > dead_budget_) {
-    kernels::add_relaxed(dead_dropped_, 1);
-    return;
-  }
-  dead_budget_ -= static_cast<double>(len);
-  // The line's bytes exactly, escaped only where a JSON string needs it.
-  dead_line_.assign(1, '"');
-  for (std::size_t i = 0; i < len; ++i) {
-    const auto c = static_cast<unsigned char>(line[i]);
-    if (c == '"' || c == '\\') {
-      dead_line_ += '\\';
-      dead_line_ += static_cast<char>(c);
-    } else if (c < 0x20) {
-      dead_line_ += fmt::format("\\u{:04x}", c);
-    } else {
-      dead_line_ += static_cast<char>(c);
-    }
-  }
-  dead_line_ += '"';
-  const std::string reason_text = fmt::format("\"{}\"", reject_name(reason));
-  const std::string source_text = fmt::format("\"{}\"", source_kind_name(source));
-  const ParsedEvent::Text values[3] = {{reason_text.data(), reason_text.size()},
-                                       {source_text.data(), source_text.size()},
-                                       {dead_line_.data(), dead_line_.size()}};
-  dead_->append(values, 0b111, 0, loop_ms_);
-  dead_->end_chunk(loop_ms_);
-}
-
 void Shard::ingest_chunk(const char* data, std::size_t len, From from) {
   const char* end = data + len;
   const char* buffer_end = end + kPadding;
@@ -404,102 +310,6 @@ bool Shard::drain_rings() {
   return any;
 }
 
-bool Shard::poll_log(std::int64_t now_ms) {
-  if (!log_) return false;
-  bool any = log_->poll(now_ms);
-  if (dead_) any |= dead_->poll(now_ms);
-  // Tickets turn durable in order; a lost one is answered as soon as it is known.
-  std::size_t done = 0;
-  while (done < durable_waits_.size()) {
-    QueryTask* task = durable_waits_[done];
-    const auto state = log_->state(task->durable_ticket);
-    if (state == storage::SegmentLog::TicketState::pending) break;
-    if (state == storage::SegmentLog::TicketState::lost) task->refusal = QueryTask::Refusal::storage_failed;
-    respond(task);
-    ++done;
-  }
-  if (done > 0) {
-    durable_waits_.erase(durable_waits_.begin(), durable_waits_.begin() + static_cast<std::ptrdiff_t>(done));
-    any = true;
-  }
-  return any;
-}
-
-bool Shard::serve_requests(bool may_ingest) {
-  bool any = false;
-  if (!in_progress_.empty()) {
-    QueryTask* task = in_progress_.front();
-    if (execute(*task)) {
-      in_progress_.erase(in_progress_.begin());
-      respond(task);
-    }
-    any = true;
-  }
-  while (QueryTask** slot = requests_.front()) {
-    QueryTask* task = *slot;
-    if (!may_ingest && task->kind == QueryTask::Kind::publish) break;
-    requests_.pop();
-    if (!execute(*task)) {
-      in_progress_.push_back(task);
-    } else if (log_ && log_->state(task->durable_ticket) == storage::SegmentLog::TicketState::pending) {
-      durable_waits_.push_back(task);  // answered once its events are durable (poll_log)
-    } else {
-      respond(task);
-    }
-    any = true;
-  }
-  return any;
-}
-
-void Shard::respond(QueryTask* task) {
-  QueryTask** out = responses_.claim();
-  SPATE_ASSERT(out != nullptr, "the server keeps no more tasks in flight per shard than the response ring holds");
-  *out = task;
-  responses_.publish();
-  engine_.notify_response();
-}
-
-bool Shard::execute(QueryTask& task) {
-  switch (task.kind) {
-    case QueryTask::Kind::view_get:
-      views_.collect(task.view, task.hash, task.key, task.from_ms, task.to_ms, time_.watermark(), task.rows);
-      return true;
-    case QueryTask::Kind::view_top:
-      task.next_key = views_.top_slice(task.view, task.window_start, task.k, task.by, time_.watermark(), task.next_key,
-                                       kTopKeysPerSlice, task.rows);
-      return task.next_key == 0;
-    case QueryTask::Kind::publish: {
-      if (log_ && log_->disk_full()) {
-        task.refusal = QueryTask::Refusal::disk_full;
-        return true;
-      }
-      const auto s = static_cast<std::size_t>(SourceKind::publish);
-      const std::uint64_t in0 = counters_.events(s);
-      const std::uint64_t rej0 = counters_.rejected(s);
-      const bool joined = publish_->deliver(task.producer, task.sequence, task.payload.data(), task.payload_len, *this);
-      router_.flush_all();
-      task.accepted = counters_.events(s) - in0;
-      // An input holds event time back from its opening; a producer whose
-      // first batch held no good event would hold it for nothing.
-      if (joined && task.accepted == 0) publish_->leave(task.producer, *this);
-      task.rejected = counters_.rejected(s) - rej0;
-      for (std::uint32_t d = 0; d < shards_; ++d) {
-        if (const auto* ring = router_.ring_to(d)) task.waits.emplace_back(ring, ring->pushed());
-      }
-      if (log_) {
-        // The batch's sequence goes in the block of its events, so that
-        // after a crash either both are read back or neither is.
-        if (task.sequence != 0) log_->add_position({static_cast<std::uint8_t>(SourceKind::publish), task.producer, task.sequence});
-        log_->end_chunk(loop_ms_);
-        task.durable_ticket = log_->commit(loop_ms_);
-        task.durability = storage::durability_name(log_->durability());
-      }
-      return true;
-    }
-  }
-  return true;
-}
-
 // ---------------------------------------------------------------- inputs
 
 // The kernel spreads connections over the SO_REUSEPORT listeners by a hash
@@ -560,23 +370,6 @@ bool Shard::may_read_stripe(std::uint64_t stripe) {
   for (std::uint32_t s = 0; s < shards_; ++s) {
     const std::uint64_t other = engine_.shard(s).counters().file_stripe.load(std::memory_order_relaxed);
     if (other != UINT64_MAX && stripe > other + 4 * shards_) return false;
-  }
-  return true;
-}
-
-// Replay order: the block sealed first, whichever shard wrote it, goes
-// first (ties to the lower shard number). The shard with the oldest next
-// block always may go, so the replay never stalls.
-bool Shard::may_replay(std::int64_t sealed_ms) {
-  if (counters_.replay_next_ms.exchange(sealed_ms, std::memory_order_acq_rel) != sealed_ms) {
-    for (std::uint32_t s = 0; s < shards_; ++s) {
-      if (s != id_) engine_.shard(s).wake();
-    }
-  }
-  for (std::uint32_t s = 0; s < shards_; ++s) {
-    if (s == id_) continue;
-    const std::int64_t other = engine_.shard(s).counters().replay_next_ms.load(std::memory_order_acquire);
-    if (other < sealed_ms || (other == sealed_ms && s < id_)) return false;
   }
   return true;
 }
@@ -741,17 +534,7 @@ void Shard::run() {
       drain_rings();
       while (serve_requests()) {
       }
-      if (dead_) dead_->close();
-      if (log_) {  // the last events made durable, the segment sealed
-        log_->close();
-        for (QueryTask* task : durable_waits_) {
-          if (log_->state(task->durable_ticket) != storage::SegmentLog::TicketState::durable) {
-            task->refusal = QueryTask::Refusal::storage_failed;
-          }
-          respond(task);
-        }
-        durable_waits_.clear();
-      }
+      close_logs();
       counters_.watermark_ms.store(time_.watermark(), std::memory_order_relaxed);
       return;
     }
@@ -765,9 +548,7 @@ void Shard::run() {
     if (!pending && !engine_.stopping() && disk_full) {
       ::usleep(1000);  // readable sockets would wake an epoll wait at once
     } else if (!pending && !engine_.stopping()) {
-      std::int64_t wake_at = next_maintenance_ms_;
-      if (log_) wake_at = std::min(wake_at, log_->next_deadline_ms());
-      if (dead_) wake_at = std::min(wake_at, dead_->next_deadline_ms());
+      const std::int64_t wake_at = std::min(next_maintenance_ms_, logs_deadline_ms());
       const auto timeout = static_cast<int>(std::clamp<std::int64_t>(wake_at - now, 1, kMaintenanceEveryMs));
       poller_.wait(timeout, *this);
     }

@@ -28,6 +28,8 @@ class SegmentReader {
   const SegmentHeader& header() const noexcept { return header_; }
   std::uint64_t size() const noexcept { return size_; }
   std::uint64_t header_bytes() const noexcept { return header_bytes_; }
+  // n bytes at offset into out; false past the end or on a read error.
+  bool read_at(std::uint64_t offset, std::size_t n, std::string& out);
   // The block at `offset` (decoded into `out` when decode, else only
   // checked): ok, or why not. `out.info.offset` is set.
   BlockStatus read_block(std::uint64_t offset, bool decode, Block& out);

@@ -193,6 +193,8 @@ class Shard final : public io::LineSink, private Router::Host {
   void replay();
   void attach_sources();
   void open_logs();
+  void close_logs();
+  std::int64_t logs_deadline_ms() const noexcept;
   // Reaps the log's completions, does its timed work, and answers the
   // PUBLISHes whose events became durable.
   bool poll_log(std::int64_t now_ms);
@@ -245,6 +247,8 @@ class Shard final : public io::LineSink, private Router::Host {
   std::unique_ptr<storage::SegmentLog> log_;
   std::unique_ptr<storage::SegmentLog> dead_;  // rejected lines and their reasons
   std::string dead_line_;        // a rejected line as a JSON string
+  std::string dead_reason_text_[kRejectReasons];  // each reason, and each source kind, as a JSON string
+  std::string dead_source_text_[kSourceKinds];
   // Dead letters' token bucket (dead_letter_bytes_per_s): bytes it may
   // still keep, refilled from the loop's clock.
   double dead_budget_ = 0;

@@ -1,0 +1,174 @@
+// The shard's log stage: every accepted event to the hot log, rejected
+// lines to the dead-letter log, PUBLISH answers held until their block is
+// durable, and the order in which the shards replay their segments at start
+// (docs/storage.md).
+#include "engine/shard.hpp"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "kernels/counter.hpp"
+#include "engine/engine.hpp"
+
+namespace spate::engine {
+
+void Shard::set_storage(std::string dir, storage::Recovery recovery) {
+  log_dir_ = std::move(dir);
+  recovery_ = std::move(recovery);
+  if (!recovery_.segments.empty()) {
+    auto replay = std::make_unique<ReplaySource>(std::move(recovery_.segments), kPadding,
+                                                 [this](std::int64_t sealed_ms) { return may_replay(sealed_ms); });
+    replay_ = replay.get();
+    counters_.replay_next_ms.store(replay->next_sealed_ms(), std::memory_order_relaxed);  // before any shard runs
+    add_source(std::move(replay));
+  }
+}
+
+// The hot log and the dead-letter log, on the shard's own thread.
+void Shard::open_logs() {
+  const StorageConfig& s = config_.storage;
+  storage::LogOptions o;
+  o.dir = log_dir_;
+  o.shard = id_;
+  o.shards = shards_;
+  for (std::size_t f = 0; f < parser_.field_count(); ++f) o.fields.emplace_back(parser_.field_name(f));
+  o.durability = s.durability == "none"   ? storage::Durability::none
+                 : s.durability == "sync" ? storage::Durability::sync
+                                          : storage::Durability::group;
+  o.commit_interval_ms = s.commit_interval_ms;
+  o.commit_bytes = s.commit_bytes;
+  o.block_bytes = s.block_bytes;
+  o.segment_bytes = s.segment_bytes;
+  o.segment_ms = s.segment_ms;
+  o.codec = storage::codec_from_name(s.compression).value_or(storage::Codec::lz4);
+  o.level = s.compression_level;
+  o.first_sequence = recovery_.next_sequence;
+  o.retention_ms = s.hot_retention_ms;
+  o.high_water_percent = s.disk_high_water_percent;
+  o.low_water_percent = s.disk_low_water_percent;
+  if (s.dead_letters) {
+    storage::LogOptions d = o;
+    d.dir = log_dir_ + "/dead";
+    d.fields = {"reason", "source", "line"};
+    d.durability = storage::Durability::none;  // kept for inspection; nothing is acknowledged
+    d.high_water_percent = 0;
+    std::filesystem::create_directories(d.dir);
+    d.first_sequence = storage::recover_directory(d.dir).next_sequence;
+    dead_ = std::make_unique<storage::SegmentLog>(std::move(d), -1);
+    // The reason and source columns hold JSON strings: quoted once here.
+    for (std::size_t r = 0; r < kRejectReasons; ++r) {
+      dead_reason_text_[r] = std::string("\"") + reject_name(static_cast<Reject>(r)) + '"';
+    }
+    for (std::size_t k = 0; k < kSourceKinds; ++k) {
+      dead_source_text_[k] = std::string("\"") + source_kind_name(static_cast<SourceKind>(k)) + '"';
+    }
+  }
+  raw_field_ = o.fields.size();
+  if (s.keep_raw) o.fields.emplace_back(storage::kRawLineField);
+  // Completions ring the loop's own wake-up eventfd, so a sleeping shard
+  // answers a PUBLISH as soon as its fsync is done.
+  log_ = std::make_unique<storage::SegmentLog>(std::move(o), poller_.wake_fd());
+  parser_.capture_fields(true);
+}
+
+void Shard::reject(SourceKind source, Reject reason, const char* line, std::size_t len) {
+  reject(source, reason);
+  if (!dead_ || !logging_) return;  // replayed lines were judged before
+  const double rate = static_cast<double>(config_.storage.dead_letter_bytes_per_s);
+  if (loop_ms_ != dead_refill_ms_) {
+    dead_budget_ = std::min(rate, dead_budget_ + rate * static_cast<double>(loop_ms_ - dead_refill_ms_) / 1000.0);
+    dead_refill_ms_ = loop_ms_;
+  }
+  if (static_cast<double>(len) > dead_budget_) {
+    kernels::add_relaxed(dead_dropped_, 1);
+    return;
+  }
+  dead_budget_ -= static_cast<double>(len);
+  // The line's bytes exactly, escaped only where a JSON string needs it.
+  dead_line_.assign(1, '"');
+  for (std::size_t i = 0; i < len; ++i) {
+    const auto c = static_cast<unsigned char>(line[i]);
+    if (c == '"' || c == '\\') {
+      dead_line_ += '\\';
+      dead_line_ += static_cast<char>(c);
+    } else if (c < 0x20) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      dead_line_ += "\\u00";
+      dead_line_ += kHex[c >> 4];
+      dead_line_ += kHex[c & 15];
+    } else {
+      dead_line_ += static_cast<char>(c);
+    }
+  }
+  dead_line_ += '"';
+  const std::string& reason_text = dead_reason_text_[static_cast<std::size_t>(reason)];
+  const std::string& source_text = dead_source_text_[static_cast<std::size_t>(source)];
+  const ParsedEvent::Text values[3] = {{reason_text.data(), reason_text.size()},
+                                       {source_text.data(), source_text.size()},
+                                       {dead_line_.data(), dead_line_.size()}};
+  dead_->append(values, 0b111, 0, loop_ms_);
+  dead_->end_chunk(loop_ms_);
+}
+
+bool Shard::poll_log(std::int64_t now_ms) {
+  if (!log_) return false;
+  bool any = log_->poll(now_ms);
+  if (dead_) any |= dead_->poll(now_ms);
+  // Tickets turn durable in order; a lost one is answered as soon as it is known.
+  std::size_t done = 0;
+  while (done < durable_waits_.size()) {
+    QueryTask* task = durable_waits_[done];
+    const auto state = log_->state(task->durable_ticket);
+    if (state == storage::SegmentLog::TicketState::pending) break;
+    if (state == storage::SegmentLog::TicketState::lost) task->refusal = QueryTask::Refusal::storage_failed;
+    respond(task);
+    ++done;
+  }
+  if (done > 0) {
+    durable_waits_.erase(durable_waits_.begin(), durable_waits_.begin() + static_cast<std::ptrdiff_t>(done));
+    any = true;
+  }
+  return any;
+}
+
+// Replay order: the block sealed first, whichever shard wrote it, goes
+// first (ties to the lower shard number). The shard with the oldest next
+// block always may go, so the replay never stalls.
+bool Shard::may_replay(std::int64_t sealed_ms) {
+  if (counters_.replay_next_ms.exchange(sealed_ms, std::memory_order_acq_rel) != sealed_ms) {
+    for (std::uint32_t s = 0; s < shards_; ++s) {
+      if (s != id_) engine_.shard(s).wake();
+    }
+  }
+  for (std::uint32_t s = 0; s < shards_; ++s) {
+    if (s == id_) continue;
+    const std::int64_t other = engine_.shard(s).counters().replay_next_ms.load(std::memory_order_acquire);
+    if (other < sealed_ms || (other == sealed_ms && s < id_)) return false;
+  }
+  return true;
+}
+
+// At stop: the last events made durable, the segments sealed, and every
+// PUBLISH still waiting answered (refused if its block was not kept).
+void Shard::close_logs() {
+  if (dead_) dead_->close();
+  if (!log_) return;
+  log_->close();
+  for (QueryTask* task : durable_waits_) {
+    if (log_->state(task->durable_ticket) != storage::SegmentLog::TicketState::durable) {
+      task->refusal = QueryTask::Refusal::storage_failed;
+    }
+    respond(task);
+  }
+  durable_waits_.clear();
+}
+
+// When the logs have timed work next (seals, group syncs, rolls).
+std::int64_t Shard::logs_deadline_ms() const noexcept {
+  std::int64_t at = INT64_MAX;
+  if (log_) at = std::min(at, log_->next_deadline_ms());
+  if (dead_) at = std::min(at, dead_->next_deadline_ms());
+  return at;
+}
+
+}  // namespace spate::engine
