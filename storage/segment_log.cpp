@@ -203,6 +203,13 @@ std::uint64_t SegmentLog::commit(std::int64_t now_ms) {
   return ticket;  // group: poll seals it and syncs when the interval is up
 }
 
+LogPosition SegmentLog::mark(std::int64_t now_ms, std::uint64_t& ticket) {
+  sync(now_ms);
+  ticket = blocks_sealed_;
+  if (fd_ < 0) return {sequence_, 0};  // the next block opens the next segment
+  return {sequence_ - 1, blocks_.size()};
+}
+
 bool SegmentLog::reap(bool wait) {
   bool any = false;
   io_uring_cqe* cqe = nullptr;

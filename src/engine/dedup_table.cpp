@@ -135,4 +135,39 @@ void DedupTable::expire(std::int64_t watermark) {
   }
 }
 
+// A checkpoint keeps each generation's arena; the hash slots are rebuilt.
+void DedupTable::save(kernels::ByteWriter& out) const {
+  out.put<std::int32_t>(current_);
+  out.put<std::uint64_t>(evicted_);
+  out.put<std::uint64_t>(expired_);
+  for (const Generation& g : gens_) {
+    out.put_bytes(g.arena);
+    out.put<std::uint32_t>(g.count);
+    out.put<std::int64_t>(g.max_ts);
+  }
+}
+
+bool DedupTable::load(kernels::ByteReader& in) {
+  const auto current = in.get<std::int32_t>();
+  if (current != 0 && current != 1) return in.fail();
+  current_ = current;
+  evicted_ = in.get<std::uint64_t>();
+  expired_ = in.get<std::uint64_t>();
+  for (Generation& g : gens_) {
+    g = Generation{};
+    g.arena = std::string(in.get_bytes());
+    g.count = in.get<std::uint32_t>();
+    g.max_ts = in.get<std::int64_t>();
+    std::uint32_t entries = 0;
+    for (std::size_t at = 0; at < g.arena.size(); ++entries) {
+      if (g.arena.size() - at < kEntryHead) return in.fail();
+      at += kEntryHead + load_u16(g.arena.data() + at + 8);
+      if (at > g.arena.size()) return in.fail();
+    }
+    if (!in.ok() || entries != g.count || g.count > half_) return in.fail();
+    if (g.count > 0) g.size_for(g.count);
+  }
+  return true;
+}
+
 }  // namespace spate::engine

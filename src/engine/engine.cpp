@@ -28,15 +28,6 @@
 namespace spate::engine {
 namespace {
 
-// fsync of a file or directory, so that a rename survives a crash.
-void sync_path(const std::filesystem::path& path, bool directory) {
-  const int fd = ::open(path.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-}
-
 constexpr int kUdpReceiveBufferBytes = 8 << 20;
 constexpr std::uint64_t kMaxFileStripeBytes = 1 << 20;
 constexpr std::uint64_t kMinFileStripeBytes = 64 << 10;
@@ -117,57 +108,6 @@ std::uint64_t Engine::ring_memory_bytes() const noexcept {
   const std::uint64_t rings = static_cast<std::uint64_t>(shard_count_) * (shard_count_ - 1);
   return rings * std::bit_ceil(std::max<std::uint64_t>(config_.ring_slots, 2)) *
          (sizeof(RouteBatch) + RouteBatch::bytes_for(config_.ring_batch_rows, config_.columns.size()));
-}
-
-// The data directory remembers the shard count its segments were written
-// with: replayed events are re-routed, but a segment's events are replayed
-// by the shard of the same number, and a checkpointed state would be
-// partitioned the old way. A different count is refused, not guessed at.
-void Engine::open_storage() {
-  namespace fs = std::filesystem;
-  const fs::path dir(config_.data_dir);
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) throw std::runtime_error(fmt::format("cannot create data directory '{}': {}", dir.string(), ec.message()));
-  const fs::path manifest = dir / "spate.manifest";
-  if (std::ifstream in(manifest); in) {
-    std::string line;
-    std::uint32_t shards = 0;
-    while (std::getline(in, line)) {
-      if (line.rfind("shards = ", 0) == 0) shards = static_cast<std::uint32_t>(std::strtoul(line.c_str() + 9, nullptr, 10));
-    }
-    if (shards != shard_count_) {
-      throw std::runtime_error(fmt::format(
-          "data directory '{}' holds segments of {} shards and this run has {}: start with --shards {} (or "
-          "shards = {}), or point data_dir elsewhere; changing the shard count of kept data is not supported",
-          dir.string(), shards, shard_count_, shards, shards));
-    }
-  } else {
-    const fs::path tmp = dir / "spate.manifest.tmp";
-    {
-      std::ofstream out(tmp);
-      out << "# spate data directory\nformat = " << storage::kFormatVersion << "\nshards = " << shard_count_ << "\n";
-      if (!out) throw std::runtime_error(fmt::format("cannot write '{}'", tmp.string()));
-    }
-    sync_path(tmp, false);
-    fs::rename(tmp, manifest);
-    sync_path(dir, true);
-  }
-  for (std::uint32_t i = 0; i < shard_count_; ++i) {
-    const fs::path shard_dir = dir / fmt::format("shard-{}", i);
-    fs::create_directories(shard_dir, ec);
-    if (ec) throw std::runtime_error(fmt::format("cannot create '{}': {}", shard_dir.string(), ec.message()));
-    storage::Recovery recovery = storage::recover_directory(shard_dir.string());
-    replays_ = replays_ || !recovery.segments.empty();
-    for (const storage::RecoveryAction& a : recovery.actions) {
-      recovery_report_.push_back(
-          a.quarantined ? fmt::format("segment {} is {} ({}): quarantined, not replayed", a.path,
-                                      storage::segment_state_name(a.state), a.problem)
-                        : fmt::format("segment {}: {} ({}): {} bytes cut off", a.path,
-                                      storage::segment_state_name(a.state), a.problem, a.bytes_dropped));
-    }
-    shards_[i]->set_storage(shard_dir.string(), std::move(recovery));
-  }
 }
 
 void Engine::wait_replayed() const {

@@ -94,6 +94,22 @@ void Router::flush_if_due(bool busy) {
   else if (now - pending_since_us_ >= config_.ring_flush_us) flush_all();
 }
 
+void Router::send_barriers(std::uint64_t epoch) {
+  flush_all();
+  for (std::uint32_t dst = 0; dst < shards_; ++dst) {
+    if (out_rings_[dst] == nullptr) continue;
+    RouteBatch* b;
+    while ((b = out_rings_[dst]->claim()) == nullptr) {
+      if (!host_.work_while_waiting()) std::this_thread::yield();
+    }
+    b->clear();
+    b->watermark = INT64_MIN;
+    b->barrier = epoch;
+    out_rings_[dst]->publish();
+    engine_.shard(dst).wake();
+  }
+}
+
 void Router::send_watermarks() {
   if (!time_.active_local()) return;
   const std::int64_t progress = time_.progress();

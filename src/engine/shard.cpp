@@ -60,6 +60,7 @@ Shard::Shard(std::uint32_t id, Engine& engine)
   publish_ = publish.get();
   add_source(std::move(publish));
   in_rings_.assign(shards_, nullptr);
+  barrier_seen_.assign(shards_, 0);
   for (std::uint32_t other = 0; other < shards_; ++other) {
     if (other != id_) in_rings_[other] = &engine.ring(other, id_);
   }
@@ -297,8 +298,15 @@ bool Shard::drain_rings() {
   bool any = false;
   for (std::uint32_t src = 0; src < shards_; ++src) {
     SpscRing<RouteBatch>* ring = in_rings_[src];
-    if (ring == nullptr) continue;
+    if (ring == nullptr || ring_held(src)) continue;
     while (const RouteBatch* b = ring->front()) {
+      if (b->barrier != 0) {
+        barrier_seen_[src] = std::max(barrier_seen_[src], b->barrier);
+        ring->pop();
+        any = true;
+        if (ring_held(src)) break;
+        continue;
+      }
       apply(*b, src);
       ShardCounters::add(counters_.routed_in, b->rows);
       ring->pop();
@@ -438,6 +446,7 @@ void Shard::maintenance(std::int64_t now_ms) {
   counters_.inputs_open.store(time_.inputs_open(), std::memory_order_relaxed);
   counters_.inputs_active.store(time_.inputs_active(), std::memory_order_relaxed);
   counters_.watermark_ms.store(watermark, std::memory_order_relaxed);
+  maybe_request_checkpoint(now_ms);
 }
 
 // max_state_bytes, this shard's share: the bytes left, at what a key has
@@ -469,7 +478,12 @@ void Shard::replay() {
     if (replay_ != nullptr && !replay_->finished()) busy |= replay_->poll(*this, kPollBudgetBytes);
     if (!reported && (replay_ == nullptr || replay_->finished())) {
       router_.flush_all();
-      if (replay_ != nullptr) replayed_ = replay_->publish_sequences();
+      if (replay_ != nullptr) {
+        for (const auto& [producer, sequence] : replay_->publish_sequences()) {
+          replayed_[producer] = std::max(replayed_[producer], sequence);
+        }
+      }
+      published_ = replayed_;
       reported = true;
       engine_.replay_finished();
     }
@@ -501,6 +515,10 @@ void Shard::run() {
     busy |= poll_log(loop_ms_);
     busy |= drain_rings();
     busy |= serve_requests();
+    if (!stopping) {
+      if (const std::uint64_t epoch = checkpoint_due()) checkpoint(epoch);
+      poll_checkpoint(false);
+    }
     // Above the disk's high-water mark nothing is read: TCP peers and files
     // wait, UDP datagrams overflow the socket (udp.drops), PUBLISH is refused.
     const bool disk_full = log_ && log_->disk_full();
@@ -535,6 +553,7 @@ void Shard::run() {
       while (serve_requests()) {
       }
       close_logs();
+      poll_checkpoint(true);
       counters_.watermark_ms.store(time_.watermark(), std::memory_order_relaxed);
       return;
     }

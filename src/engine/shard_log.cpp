@@ -15,6 +15,9 @@ namespace spate::engine {
 void Shard::set_storage(std::string dir, storage::Recovery recovery) {
   log_dir_ = std::move(dir);
   recovery_ = std::move(recovery);
+  // Checkpoints are numbered on from the newest file found.
+  snap_epoch_ = engine_.checkpoint_requested();
+  counters_.checkpoint_epoch.store(snap_epoch_, std::memory_order_relaxed);
   if (!recovery_.segments.empty()) {
     auto replay = std::make_unique<ReplaySource>(std::move(recovery_.segments), kPadding,
                                                  [this](std::int64_t sealed_ms) { return may_replay(sealed_ms); });

@@ -76,7 +76,10 @@ bool Shard::execute(QueryTask& task) {
       if (log_) {
         // The batch's sequence goes in the block of its events, so that
         // after a crash either both are read back or neither is.
-        if (task.sequence != 0) log_->add_position({static_cast<std::uint8_t>(SourceKind::publish), task.producer, task.sequence});
+        if (task.sequence != 0) {
+          log_->add_position({static_cast<std::uint8_t>(SourceKind::publish), task.producer, task.sequence});
+          published_[task.producer] = task.sequence;
+        }
         log_->end_chunk(loop_ms_);
         task.durable_ticket = log_->commit(loop_ms_);
         task.durability = storage::durability_name(log_->durability());

@@ -278,4 +278,48 @@ void TumblingView::evict_keys(std::int64_t watermark, std::int64_t retention_ms,
   }
 }
 
+// A checkpoint holds the arrays as they are (the records' chunks only
+// from the first live one): loading is a copy, no rebuilding.
+void TumblingView::save(kernels::ByteWriter& out) const {
+  out.put<std::uint32_t>(words_);
+  out.put<std::uint32_t>(keys_);
+  out.put_vector(hot_);
+  out.put_vector(head_);
+  out.put_vector(recent_);
+  out.put_vector(chunk_max_start_);
+  out.put<std::uint64_t>(first_chunk_);
+  out.put<std::uint64_t>(next_record_);
+  for (const auto& chunk : chunks_) out.put_array(chunk.get(), kChunkRecords * record_words_);
+  out.put<std::uint64_t>(windows_);
+  out.put<std::int64_t>(newest_start_);
+  out.put<std::int64_t>(last_start_);
+}
+
+bool TumblingView::load(kernels::ByteReader& in) {
+  if (in.get<std::uint32_t>() != words_) return in.fail();  // another set of columns
+  keys_ = in.get<std::uint32_t>();
+  in.get_vector(hot_);
+  in.get_vector(head_);
+  in.get_vector(recent_);
+  in.get_vector(chunk_max_start_);
+  first_chunk_ = in.get<std::uint64_t>();
+  next_record_ = in.get<std::uint64_t>();
+  if (!in.ok() || hot_.size() != static_cast<std::size_t>(keys_) * words_ || head_.size() != keys_ ||
+      recent_.size() != 2 * static_cast<std::size_t>(keys_) ||
+      next_record_ > (first_chunk_ + chunk_max_start_.size()) * kChunkRecords) {
+    return in.fail();
+  }
+  chunks_.clear();
+  std::vector<WindowWord> chunk;
+  for (std::size_t c = 0; c < chunk_max_start_.size(); ++c) {
+    if (!in.get_vector(chunk) || chunk.size() != kChunkRecords * record_words_) return in.fail();
+    chunks_.push_back(std::make_unique_for_overwrite<WindowWord[]>(chunk.size()));
+    std::copy(chunk.begin(), chunk.end(), chunks_.back().get());
+  }
+  windows_ = in.get<std::uint64_t>();
+  newest_start_ = in.get<std::int64_t>();
+  last_start_ = in.get<std::int64_t>();
+  return in.ok();
+}
+
 }  // namespace spate::engine

@@ -184,4 +184,26 @@ std::uint64_t ViewSet::key_count() const noexcept {
   return n;
 }
 
+void ViewSet::save(kernels::ByteWriter& out) const {
+  for (const KeyTable& keys : keys_) keys.save(out);
+  for (const auto& view : views_) view->save(out);
+  for (const auto& dedup : dedup_) dedup->save(out);
+}
+
+bool ViewSet::load(kernels::ByteReader& in) {
+  for (KeyTable& keys : keys_) {
+    if (!keys.load(in)) return false;
+  }
+  for (auto& view : views_) {
+    if (!view->load(in)) return false;
+  }
+  for (auto& dedup : dedup_) {
+    if (!dedup->load(in)) return false;
+  }
+  sweep_group_ = 0;
+  sweep_key_ = 0;
+  for (std::size_t v = 0; v < views_.size(); ++v) publish_newest(v, views_[v]->newest_start());
+  return true;
+}
+
 }  // namespace spate::engine

@@ -88,6 +88,13 @@ void write_stats(const engine::Engine& engine, const ServerCounters& server, Fie
       counter("storage.disk_used_percent", load(log->disk_used_percent));
       counter("storage.disk_full", load(log->disk_full));
       counter("storage.disk_full_events", load(log->disk_full_events));
+      counter("checkpoint.epoch", load(k.checkpoint_written_epoch));  // docs/storage.md, "Checkpoints"
+      counter("checkpoint.count", load(k.checkpoints));
+      counter("checkpoint.failures", load(k.checkpoint_failures));
+      counter("checkpoint.bytes", load(k.checkpoint_bytes));
+      counter("checkpoint.align_us", load(k.checkpoint_align_us));
+      counter("checkpoint.snapshot_us", load(k.checkpoint_snapshot_us));
+      counter("checkpoint.duration_us", load(k.checkpoint_duration_us));
     }
     if (const storage::LogCounters* dead = shard.dead_letter_counters()) {
       counter("storage.dead_letters", load(dead->events));

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "kernels/counter.hpp"
+#include "storage/checkpoint.hpp"
 #include "storage/segment_format.hpp"
 
 struct io_uring;
@@ -95,6 +96,10 @@ class SegmentLog {
   // A ticket for everything appended so far (the block that holds it).
   // With durability none the ticket is 0, durable at once.
   std::uint64_t commit(std::int64_t now_ms);
+  // For a checkpoint: seals and syncs what was appended (whatever the
+  // dial) and returns where the next block goes; `ticket` turns durable
+  // once everything before that is.
+  LogPosition mark(std::int64_t now_ms, std::uint64_t& ticket);
   enum class TicketState : std::uint8_t { pending, durable, lost };
   TicketState state(std::uint64_t ticket) const noexcept;
 

@@ -59,6 +59,7 @@ struct StorageConfig {
   // Line bytes a shard keeps as dead letters per second (a burst of as
   // much): a flood of junk must not fill the disk; past it lines are only counted.
   std::uint64_t dead_letter_bytes_per_s = 1u << 20;
+  std::int64_t checkpoint_interval_ms = 60000;  // every shard's state to a checkpoint this often (0: never)
 };
 
 // Dedup by event id (docs/engine.md): each key group's owner shard drops a

@@ -17,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include "kernels/byte_io.hpp"
+
 namespace spate::engine {
 
 class DedupTable {
@@ -40,6 +42,10 @@ class DedupTable {
   // Drops a generation whose every id is dated more than the horizon
   // behind the watermark.
   void expire(std::int64_t watermark);
+
+  // For a checkpoint; load() is false when the input is malformed.
+  void save(kernels::ByteWriter& out) const;
+  bool load(kernels::ByteReader& in);
 
   std::uint32_t size() const noexcept { return gens_[0].count + gens_[1].count; }
   std::uint64_t memory_bytes() const noexcept;

@@ -74,6 +74,14 @@ class Engine {
   // Blocks until every shard has replayed (or the engine stops). After it,
   // each shard's replayed_sequences() is set.
   void wait_replayed() const;
+  // Checkpoints (docs/storage.md): the epoch last asked for. Shard 0 asks
+  // for the next once every shard is done with this one.
+  std::uint64_t checkpoint_requested() const noexcept { return checkpoint_epoch_.load(std::memory_order_acquire); }
+  void request_checkpoint(std::uint64_t epoch) noexcept { checkpoint_epoch_.store(epoch, std::memory_order_release); }
+  // What the checkpoints' state layout depends on: a checkpoint of another
+  // configuration is not loaded (the segments replay instead).
+  std::uint64_t checkpoint_fingerprint() const noexcept { return fingerprint_; }
+
   // What recovery found and did at start, one line each (empty: all clean).
   const std::vector<std::string>& recovery_report() const noexcept { return recovery_report_; }
 
@@ -123,11 +131,16 @@ class Engine {
   std::atomic<int> response_fd_{-1};
   std::atomic<bool> publish_waiting_{false};
   std::atomic<std::uint32_t> replays_left_{0};
+  std::atomic<std::uint64_t> checkpoint_epoch_{0};
+  std::uint64_t fingerprint_ = 0;
   bool replays_ = false;
   std::vector<std::string> recovery_report_;
   bool started_ = false;
 
   void open_storage();
+  // The newest checkpoint epoch every shard holds a valid file of, loaded
+  // into the shards; the segments before it are not replayed.
+  std::uint64_t load_checkpoints(std::vector<storage::Recovery>& recoveries);
 };
 
 }  // namespace spate::engine

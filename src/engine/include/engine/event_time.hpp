@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/byte_io.hpp"
 #include "engine/input_clock.hpp"
 
 namespace spate::engine {
@@ -74,6 +75,23 @@ class EventTime {
   // (never past `pending`, its own rows not applied yet).
   void tick(std::int64_t now_ms, std::int64_t idle_ms, std::int64_t pending, bool stalled);
   std::uint32_t inputs_open() const noexcept { return inputs_.open_count(); }
+
+  // For a checkpoint: the watermark, this shard's stamp and what each
+  // channel said (the inputs are not kept: a restart opens new ones).
+  void save(kernels::ByteWriter& out) const {
+    out.put<std::int64_t>(watermark_);
+    out.put<std::int64_t>(stamp_);
+    out.put_vector(channel_);
+  }
+  bool load(kernels::ByteReader& in) {
+    watermark_ = in.get<std::int64_t>();
+    stamp_ = in.get<std::int64_t>();
+    std::vector<std::int64_t> channels;
+    if (!in.get_vector(channels) || channels.size() != channel_.size()) return in.fail();
+    channel_ = std::move(channels);
+    recompute_channels();
+    return true;
+  }
   std::uint32_t inputs_active() const noexcept { return inputs_.active_count(); }
 
  private:

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "kernels/byte_io.hpp"
 #include "kernels/small_bytes.hpp"
 
 namespace spate::engine {
@@ -107,6 +108,44 @@ class KeyTable {
     std::vector<std::uint32_t>().swap(free_ids_);
     dead_bytes_ = 0;
     return remap;
+  }
+
+  // For a checkpoint: the arrays as they are, so that ids stay what the
+  // views' state is indexed by. load() is false when the input is malformed.
+  void save(kernels::ByteWriter& out) const {
+    out.put_vector(slots_);
+    out.put_vector(offsets_);
+    out.put_vector(lengths_);
+    out.put_vector(hashes_);
+    out.put_vector(alive_);
+    out.put_vector(free_ids_);
+    out.put_vector(bytes_);
+    out.put<std::uint64_t>(dead_bytes_);
+    out.put<std::uint32_t>(count_);
+  }
+  bool load(kernels::ByteReader& in) {
+    in.get_vector(slots_);
+    in.get_vector(offsets_);
+    in.get_vector(lengths_);
+    in.get_vector(hashes_);
+    in.get_vector(alive_);
+    in.get_vector(free_ids_);
+    in.get_vector(bytes_);
+    dead_bytes_ = in.get<std::uint64_t>();
+    count_ = in.get<std::uint32_t>();
+    const std::size_t ids = offsets_.size();
+    if (!in.ok() || slots_.size() < 1024 || (slots_.size() & (slots_.size() - 1)) != 0 || lengths_.size() != ids ||
+        hashes_.size() != ids || alive_.size() != ids || count_ > ids) {
+      return in.fail();
+    }
+    for (std::size_t id = 0; id < ids; ++id) {
+      if (alive_[id] != 0 && offsets_[id] + static_cast<std::uint64_t>(lengths_[id]) > bytes_.size()) return in.fail();
+    }
+    for (const Slot& s : slots_) {
+      if (s.id_plus_one > ids || (s.id_plus_one != 0 && alive_[s.id_plus_one - 1] == 0)) return in.fail();
+    }
+    mask_ = slots_.size() - 1;
+    return true;
   }
 
   // Forgets key `id`; a later intern may hand the id to another key.

@@ -21,7 +21,10 @@ inline constexpr std::uint32_t kMaxBatchRows = 4096;
 inline constexpr std::uint32_t kKeyBytesPerRow = 32;
 
 struct RouteBatch {
-  std::uint32_t rows = 0;  // 0: a watermark-only batch
+  std::uint32_t rows = 0;  // 0: a watermark-only batch, or a checkpoint barrier
+  // A checkpoint barrier (no rows): the sender's rows before it are in the
+  // sender's checkpoint of this epoch, those after it are not. 0: none.
+  std::uint64_t barrier = 0;
   // The sender's input watermark when the batch was sealed: how far its
   // inputs had come after the last row (INT64_MIN: no claim).
   std::int64_t watermark = INT64_MIN;
@@ -55,6 +58,7 @@ struct RouteBatch {
   void clear() noexcept {
     rows = 0;
     key_bytes = 0;
+    barrier = 0;
   }
   void append(std::uint8_t g, std::uint64_t h, std::int64_t t, std::int64_t w, std::string_view key, std::string_view id,
               const double* cols, std::size_t ncols) noexcept {

@@ -57,6 +57,9 @@ class Router {
   // Tells every other shard how far our inputs have come even when no rows
   // go its way, so its watermark does not wait on us.
   void send_watermarks();
+  // A checkpoint: every row routed so far leaves (local ones are applied),
+  // then each other shard gets the epoch's barrier behind them.
+  void send_barriers(std::uint64_t epoch);
 
   // The lowest stamp among this shard's own rows still waiting in a local
   // batch of another key group (EventTime::kNone: none): the watermark must

@@ -26,6 +26,7 @@
 #include "engine/route_batch.hpp"
 #include "engine/publish_source.hpp"
 #include "engine/replay_source.hpp"
+#include "storage/checkpoint.hpp"
 #include "storage/segment_file.hpp"
 #include "storage/segment_log.hpp"
 #include "engine/router.hpp"
@@ -73,6 +74,16 @@ struct ShardCounters {
   std::atomic<std::uint64_t> dedup_ids{0};    // gauge
   std::atomic<std::uint64_t> dedup_bytes{0};  // gauge
   std::unique_ptr<std::atomic<std::int64_t>[]> newest_window;  // per view: start of the newest window with rows
+  // Checkpoints (docs/storage.md): the newest epoch this shard is done
+  // with (written, failed or given up) and the newest it wrote.
+  std::atomic<std::uint64_t> checkpoint_epoch{0};
+  std::atomic<std::uint64_t> checkpoint_written_epoch{0};
+  std::atomic<std::uint64_t> checkpoints{0};          // written
+  std::atomic<std::uint64_t> checkpoint_failures{0};  // not written (a write failed, its log block was lost)
+  std::atomic<std::uint64_t> checkpoint_bytes{0};     // gauge: the last one's file size
+  std::atomic<std::uint64_t> checkpoint_align_us{0};  // gauge, the last one: barriers sent until all arrived
+  std::atomic<std::uint64_t> checkpoint_snapshot_us{0};  // the loop's pause to copy the state
+  std::atomic<std::uint64_t> checkpoint_duration_us{0};  // barriers sent until the file was durable
 
   static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept { kernels::add_relaxed(c, n); }
   // Sums over sources (and reasons); kSourceKinds means every source.
@@ -112,6 +123,9 @@ class Shard final : public io::LineSink, private Router::Host {
   // The hot log: this shard's segment directory as recovery left it (what
   // to replay, where the next segment's numbers start). Before prepare().
   void set_storage(std::string dir, storage::Recovery recovery);
+  // The state of a checkpoint (before set_storage, before the threads
+  // start). Throws std::runtime_error when its body is malformed.
+  void restore(const storage::Checkpoint& checkpoint);
 
   // On the shard's thread, before any shard runs: allocates what it reads.
   void prepare();
@@ -189,6 +203,17 @@ class Shard final : public io::LineSink, private Router::Host {
                  const double* columns, std::int64_t row_wm);
 
   bool drain_rings();
+  // Checkpoints (shard_checkpoint.cpp). A ring that delivered the barrier
+  // of an epoch this shard has not snapshotted yet waits: what follows the
+  // barrier is not in that epoch.
+  bool ring_held(std::uint32_t src) const noexcept;
+  std::uint64_t checkpoint_due() const noexcept;
+  // Sends the barriers, waits for every other shard's, copies the state.
+  void checkpoint(std::uint64_t epoch);
+  // Hands a copied state to the writer once the log holds everything
+  // before it durably; notes a write that finished. At stop, waits.
+  void poll_checkpoint(bool stopping);
+  void maybe_request_checkpoint(std::int64_t now_ms);
   // Replays the shard's segments, then waits until every shard has.
   void replay();
   void attach_sources();
@@ -260,6 +285,22 @@ class Shard final : public io::LineSink, private Router::Host {
   std::vector<QueryTask*> durable_waits_;  // answered PUBLISHes whose events are not yet durable, in ticket order
   ReplaySource* replay_ = nullptr;
   std::unordered_map<std::uint64_t, std::uint64_t> replayed_;
+  // Per PUBLISH producer, the last batch sequence logged: in checkpoints.
+  std::unordered_map<std::uint64_t, std::uint64_t> published_;
+  // Checkpoints.
+  std::vector<std::uint64_t> barrier_seen_;  // by source shard: the newest barrier its ring delivered
+  std::uint64_t snap_epoch_ = 0;             // the newest epoch snapshotted (or given up)
+  struct PendingCheckpoint {
+    std::uint64_t epoch = 0;   // 0: none
+    std::uint64_t ticket = 0;  // the log block that must be durable first
+    storage::CheckpointHeader header;
+    std::string body;
+    std::int64_t started_us = 0;
+    bool writing = false;
+  };
+  PendingCheckpoint pending_;
+  storage::CheckpointWriter writer_;
+  std::int64_t next_checkpoint_ms_ = 0;  // shard 0: when to ask for the next
   std::atomic<bool> files_done_{true};
 };
 

@@ -83,6 +83,9 @@ class TumblingView final : public View {
 
   void remap_keys(const std::vector<std::uint32_t>& remap, std::uint32_t keys) override;
 
+  void save(kernels::ByteWriter& out) const override;
+  bool load(kernels::ByteReader& in) override;
+
   std::uint64_t window_count() const noexcept override { return windows_; }
   std::uint64_t memory_bytes() const noexcept override {
     return hot_.capacity() * sizeof(WindowWord) + (head_.capacity() + recent_.capacity()) * sizeof(std::uint64_t) +

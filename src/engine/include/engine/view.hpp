@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "kernels/byte_io.hpp"
 #include "engine/key_table.hpp"
 #include "engine/route_batch.hpp"
 
@@ -129,6 +130,11 @@ class View {
   // state moves from old id to remap[old] (dropped where kMissing), and
   // per-key arrays shrink to `keys` ids.
   virtual void remap_keys(const std::vector<std::uint32_t>& remap, std::uint32_t keys) = 0;
+
+  // The state, for a checkpoint, and back: load() gets what save() wrote
+  // for a view of the same configuration; false when it is malformed.
+  virtual void save(kernels::ByteWriter& out) const = 0;
+  virtual bool load(kernels::ByteReader& in) = 0;
 
   virtual std::uint64_t window_count() const noexcept = 0;
   // Bytes of state the view holds (for max_state_bytes and STATS).

@@ -105,6 +105,11 @@ class ViewSet {
   // `may_renumber` (no VIEW_TOP is walking key ids in slices).
   void retention_step(std::int64_t watermark, std::int64_t retention_ms, std::uint32_t budget, bool may_renumber);
 
+  // The state for a checkpoint (key tables, views, dedup tables), and
+  // back into a ViewSet of the same configuration; false when malformed.
+  void save(kernels::ByteWriter& out) const;
+  bool load(kernels::ByteReader& in);
+
   std::uint64_t window_count() const noexcept;
   std::uint64_t key_count() const noexcept;
   std::uint64_t memory_bytes() const noexcept;

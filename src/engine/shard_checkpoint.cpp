@@ -1,0 +1,155 @@
+// Checkpoints (docs/storage.md, "Checkpoints"). Rows cross shards, so one
+// shard's state holds events of every shard's log: the shards checkpoint
+// together, aligned by barriers as in Flink. At epoch E each shard stops
+// reading its inputs, sends every row routed so far and then a barrier to
+// each other shard, seals its log block (the position its own replay will
+// start from) and keeps applying what the others send until each one's
+// barrier came; rows behind a barrier wait in their ring. Its state then
+// holds exactly the events of every log before E's barriers: it is copied
+// on the loop (a pause that grows with the state), the loop goes on, and a
+// thread writes the file once the log holds everything before the position
+// durably, whatever the durability dial says.
+#include <unistd.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "engine/engine.hpp"
+#include "engine/shard.hpp"
+#include "kernels/byte_io.hpp"
+
+namespace spate::engine {
+
+bool Shard::ring_held(std::uint32_t src) const noexcept {
+  return barrier_seen_[src] > snap_epoch_ && !engine_.stopping();
+}
+
+std::uint64_t Shard::checkpoint_due() const noexcept {
+  if (!log_ || pending_.epoch != 0 || engine_.stopping()) return 0;
+  std::uint64_t epoch = engine_.checkpoint_requested();
+  for (const std::uint64_t seen : barrier_seen_) epoch = std::max(epoch, seen);
+  return epoch > snap_epoch_ ? epoch : 0;
+}
+
+// Shard 0 asks for the next epoch once every shard is done with the last.
+void Shard::maybe_request_checkpoint(std::int64_t now_ms) {
+  const std::int64_t interval = config_.storage.checkpoint_interval_ms;
+  if (id_ != 0 || !log_ || interval <= 0 || engine_.stopping() || !engine_.all_replayed()) return;
+  if (next_checkpoint_ms_ == 0) next_checkpoint_ms_ = now_ms + interval;
+  if (now_ms < next_checkpoint_ms_) return;
+  const std::uint64_t last = engine_.checkpoint_requested();
+  for (std::uint32_t s = 0; s < shards_; ++s) {
+    if (engine_.shard(s).counters().checkpoint_epoch.load(std::memory_order_acquire) < last) return;
+  }
+  engine_.request_checkpoint(last + 1);
+  next_checkpoint_ms_ = now_ms + interval;
+  for (std::uint32_t s = 1; s < shards_; ++s) engine_.shard(s).wake();
+}
+
+void Shard::checkpoint(std::uint64_t epoch) {
+  const std::int64_t started = io::monotonic_us();
+  router_.send_barriers(epoch);
+  storage::CheckpointHeader header;
+  header.position = log_->mark(loop_ms_, pending_.ticket);
+  while (true) {
+    bool aligned = true;
+    for (std::uint32_t s = 0; s < shards_; ++s) aligned = aligned && (s == id_ || barrier_seen_[s] >= epoch);
+    if (aligned) break;
+    if (engine_.stopping()) {  // given up: a restart loads an older epoch
+      snap_epoch_ = epoch;
+      counters_.checkpoint_epoch.store(epoch, std::memory_order_release);
+      return;
+    }
+    loop_ms_ = io::monotonic_ms();
+    bool busy = poll_log(loop_ms_);
+    busy |= drain_rings();
+    busy |= serve_requests(false);
+    if (!busy) ::usleep(50);
+  }
+  const std::int64_t aligned_at = io::monotonic_us();
+  std::string& body = pending_.body;
+  body.clear();
+  kernels::ByteWriter out(body);
+  time_.save(out);
+  views_.save(out);
+  out.put<std::uint64_t>(published_.size());
+  for (const auto& [producer, sequence] : published_) {
+    out.put<std::uint64_t>(producer);
+    out.put<std::uint64_t>(sequence);
+  }
+  header.shard = id_;
+  header.shards = shards_;
+  header.epoch = epoch;
+  header.created_ms = io::wall_ms();
+  header.fingerprint = engine_.checkpoint_fingerprint();
+  pending_.header = header;
+  pending_.epoch = epoch;
+  pending_.started_us = started;
+  pending_.writing = false;
+  snap_epoch_ = epoch;
+  const std::int64_t now = io::monotonic_us();
+  counters_.checkpoint_align_us.store(static_cast<std::uint64_t>(aligned_at - started), std::memory_order_relaxed);
+  counters_.checkpoint_snapshot_us.store(static_cast<std::uint64_t>(now - aligned_at), std::memory_order_relaxed);
+}
+
+void Shard::poll_checkpoint(bool stopping) {
+  if (pending_.epoch == 0) return;
+  if (!pending_.writing) {
+    const auto state = log_->state(pending_.ticket);
+    if (state == storage::SegmentLog::TicketState::pending) return;
+    if (state == storage::SegmentLog::TicketState::lost) {
+      fmt::print(stderr, "spated: shard {}: checkpoint {} not written: the log lost blocks it counts on\n", id_,
+                 pending_.epoch);
+      ShardCounters::add(counters_.checkpoint_failures, 1);
+      counters_.checkpoint_epoch.store(pending_.epoch, std::memory_order_release);
+      pending_ = {};
+      return;
+    }
+    writer_.start(log_dir_, pending_.header, std::move(pending_.body), poller_.wake_fd());
+    pending_.writing = true;
+  }
+  if (stopping) writer_.wait();
+  if (!writer_.finished()) return;
+  if (writer_.error().empty()) {
+    ShardCounters::add(counters_.checkpoints, 1);
+    counters_.checkpoint_bytes.store(writer_.bytes(), std::memory_order_relaxed);
+    counters_.checkpoint_duration_us.store(static_cast<std::uint64_t>(io::monotonic_us() - pending_.started_us),
+                                           std::memory_order_relaxed);
+    counters_.checkpoint_written_epoch.store(pending_.epoch, std::memory_order_release);
+    // Older files go once every shard wrote a newer one: a restart needs
+    // the newest epoch that all shards hold.
+    std::uint64_t all = pending_.epoch;
+    for (std::uint32_t s = 0; s < shards_; ++s) {
+      all = std::min(all, engine_.shard(s).counters().checkpoint_written_epoch.load(std::memory_order_acquire));
+    }
+    storage::remove_checkpoints(log_dir_, all);
+  } else {
+    fmt::print(stderr, "spated: shard {}: checkpoint {} not written: {}\n", id_, pending_.epoch, writer_.error());
+    ShardCounters::add(counters_.checkpoint_failures, 1);
+  }
+  counters_.checkpoint_epoch.store(pending_.epoch, std::memory_order_release);
+  pending_ = {};
+}
+
+void Shard::restore(const storage::Checkpoint& c) {
+  kernels::ByteReader in(c.body);
+  bool ok = time_.load(in) && views_.load(in);
+  const auto producers = in.get<std::uint64_t>();
+  if (producers > in.remaining() / 16) ok = in.fail();
+  for (std::uint64_t i = 0; ok && i < producers; ++i) {
+    const auto producer = in.get<std::uint64_t>();
+    replayed_[producer] = in.get<std::uint64_t>();
+  }
+  if (!ok || !in.ok() || in.remaining() != 0) {
+    throw std::runtime_error(fmt::format(
+        "checkpoint {} passed its checksum but does not hold the state this build lays out: move the checkpoints "
+        "directory away to rebuild the state from the segments",
+        c.path));
+  }
+  published_ = replayed_;
+  counters_.checkpoint_written_epoch.store(c.header.epoch, std::memory_order_relaxed);
+}
+
+}  // namespace spate::engine
