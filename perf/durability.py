@@ -7,9 +7,10 @@
   3. the latency of a PUBLISH of 100 events, p50/p99, per mode, against the
      log off: what each promise adds;
   4. the restart: seconds from launch to ready (the segments replayed), per
-     GB of segments.
+     GB of segments; then from a checkpoint taken of that state (what the
+     checkpoint cost the loop, its size, the restart with nothing to replay).
 
-    perf/durability.py [--build build] [--input FILE | --events N] [--rounds 2]
+    perf/durability.py [--build build] [--input FILE | --events N] [--rounds 2] [--skip-tcp] [--skip-publish]
 """
 
 import argparse
@@ -24,6 +25,9 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "clients", "python"))
+import spate_client  # noqa: E402
+
 MODES = ["off", "none", "group", "sync"]
 
 
@@ -95,6 +99,38 @@ def publish_latency(build, tmp, lines, mode, shards, batches=1500, batch=100):
     return took[len(took) // 2], took[int(len(took) * 0.99)]
 
 
+def checkpoint_restart(build, tmp, data_dir, shards):
+    """Loads data_dir (a full replay), waits for a checkpoint of that state,
+    stops, and times the restart that loads it."""
+    config = os.path.join(tmp, "checkpoint.toml")
+    with open(config, "w") as f:
+        f.write(config_text("group") + "checkpoint_interval_ms = 1000\n")
+    proc, port, replay_ready = start_spated(build, tmp, config, data_dir, shards)
+    client = spate_client.Client("127.0.0.1", port, timeout=60)
+    deadline = time.time() + 120
+    while min(s["counters"]["checkpoint.epoch"] for s in client.stats()) < 1:
+        if time.time() > deadline:
+            raise RuntimeError("no checkpoint in 120 s")
+        time.sleep(0.1)
+    stats = [s["counters"] for s in client.stats()]
+    client.close()
+    proc.terminate()
+    proc.wait(60)
+    proc, port, ready = start_spated(build, tmp, config, data_dir, shards)
+    client = spate_client.Client("127.0.0.1", port, timeout=60)
+    replayed = sum(s["counters"]["replay.events_in"] for s in client.stats())
+    keys = sum(s["counters"]["keys"] for s in client.stats())
+    client.close()
+    proc.terminate()
+    proc.wait(60)
+    size = sum(c["checkpoint.bytes"] for c in stats)
+    print("  from a checkpoint: %.2f s (the full replay before it: %.2f s); %d keys, checkpoint %.1f MB over %d shards,"
+          " %d events replayed after it" % (ready, replay_ready, keys, size / 1e6, shards, replayed))
+    print("  the checkpoint: align %s us, snapshot (the loop's pause) %s us, until durable %s us, per shard" % (
+        "/".join(str(c["checkpoint.align_us"]) for c in stats), "/".join(str(c["checkpoint.snapshot_us"]) for c in stats),
+        "/".join(str(c["checkpoint.duration_us"]) for c in stats)))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default=os.path.join(HERE, "..", "build"))
@@ -103,6 +139,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds of the TCP runs")
     ap.add_argument("--shards", type=int, default=2)
     ap.add_argument("--skip-tcp", action="store_true")
+    ap.add_argument("--skip-publish", action="store_true")
     args = ap.parse_args()
     build = os.path.abspath(args.build)
     tmp = tempfile.mkdtemp(prefix="spate-durability-")
@@ -156,8 +193,11 @@ def main():
             proc.wait(60)
             print("  %.2f s for %.1f MB of segments: %.1f s per GB of segments (%.1f s per GB of raw NDJSON)" % (
                 ready, b / 1e6, ready / (b / 1e9), ready / (raw / 1e9)))
+        checkpoint_restart(build, tmp, restart_dir, args.shards)
         shutil.rmtree(restart_dir, ignore_errors=True)
 
+        if args.skip_publish:
+            return
         print("\n3. PUBLISH of 100 events, one at a time (Python client):")
         with open(input_path, "rb") as f:
             lines = f.read().splitlines(keepends=True)[:200000]

@@ -175,9 +175,10 @@ void CheckpointWriter::start(std::string shard_dir, CheckpointHeader header, std
   done_.store(false, std::memory_order_relaxed);
   error_.clear();
   bytes_ = 0;
-  thread_ = std::thread([this, dir = std::move(shard_dir), header, body = std::move(body), notify_fd] {
+  body_ = std::move(body);
+  thread_ = std::thread([this, dir = std::move(shard_dir), header, notify_fd] {
     try {
-      const std::string bytes = encode_checkpoint(header, body);
+      const std::string bytes = encode_checkpoint(header, body_);
       write_checkpoint_file(dir, header.epoch, bytes);
       bytes_ = bytes.size();
     } catch (const std::exception& e) {

@@ -70,7 +70,8 @@ void Shard::checkpoint(std::uint64_t epoch) {
   }
   const std::int64_t aligned_at = io::monotonic_us();
   std::string& body = pending_.body;
-  body.clear();
+  body = writer_.take_buffer();
+  body.reserve(views_.memory_bytes() + views_.dedup_totals().bytes + 4096);
   kernels::ByteWriter out(body);
   time_.save(out);
   views_.save(out);

@@ -15,7 +15,7 @@ import time
 import unittest
 
 import spate_client
-from spate_e2e import SPATE_GEN, SPATE_INSPECT, Daemon, E2ETest, read_expect
+from spate_e2e import SPATE_GEN, SPATE_INSPECT, TEST_CONFIG, Daemon, E2ETest, read_expect
 
 EVENTS = 20000
 
@@ -107,15 +107,25 @@ class StorageTest(E2ETest):
         random moments; after each restart the producer resends from its first
         unacknowledged batch. In the end every event is counted once in the
         views and stored once in the segments."""
+        self.crash_rounds(TEST_CONFIG, seed=5)
+
+    def test_kill_9_during_checkpoints_changes_no_aggregate(self):
+        """The same with a checkpoint every 50 ms: kills land before, inside
+        and after checkpoints, and restarts load them and replay the rest."""
+        self.crash_rounds(TEST_CONFIG + "[storage]\ncheckpoint_interval_ms = 50\n", seed=6, checkpoints=True)
+
+    def crash_rounds(self, config, seed, checkpoints=False):
         batch = 20
         batches = [b"".join(self.lines[i:i + batch]) for i in range(0, len(self.lines), batch)]
-        rng = random.Random(5)
+        rng = random.Random(seed)
         acked = 0  # batches [0, acked) are acknowledged
+        loaded = 0  # restarts that loaded a checkpoint
         kills = 0
         deadline = time.time() + 240
         while acked < len(batches) or kills < 20:
             self.assertLess(time.time(), deadline, "crash rounds took too long (%d kills, %d acked)" % (kills, acked))
-            d = self.start(idle_first=False)
+            d = self.start(idle_first=False, config=config)
+            loaded += "checkpoint epoch" in d.read_log()
             if acked == len(batches):
                 break
             killer = threading.Timer(rng.uniform(0.02, 0.2), lambda p=d.proc: p.send_signal(signal.SIGKILL))
@@ -136,15 +146,73 @@ class StorageTest(E2ETest):
                 break
         self.assertGreaterEqual(kills, 20)
         self.assertEqual(acked, len(batches))
-        d = self.daemons[-1] if self.daemons[-1].proc.poll() is None else self.start()
+        d = self.daemons[-1] if self.daemons[-1].proc.poll() is None else self.start(config=config)
         c = d.counters()
-        self.assertEqual(c["events_in"], EVENTS)
+        if checkpoints:  # what a loaded checkpoint holds is not counted again
+            self.assertGreater(loaded, 0, "no restart loaded a checkpoint")
+        else:
+            self.assertEqual(c["events_in"], EVENTS)
         self.assertEqual(c["errors"], 0)
         self.assert_views_match(d, self.windows)
         self.assertEqual(d.stop(), 0)
         ids, _ = dumped_ids(self.data)
         expected = collections.Counter(json.loads(line)["id"] for line in self.lines)
         self.assertEqual(ids, expected)
+
+    def test_a_restart_loads_the_newest_checkpoint_and_replays_only_what_came_after(self):
+        config = TEST_CONFIG + "[storage]\ncheckpoint_interval_ms = 200\nblock_bytes = 4096\n"
+        d = self.start(config=config)
+        half = len(self.lines) // 2
+        for seq, i in enumerate(range(0, half, 500), start=1):
+            d.client.publish(7, seq, b"".join(self.lines[i:i + 500]))
+        deadline = time.time() + 20
+        while min(s["counters"]["checkpoint.epoch"] for s in d.client.stats()) < 2:
+            self.assertLess(time.time(), deadline, "no checkpoint written: %r" % d.client.stats())
+            time.sleep(0.05)
+        for shard in d.client.stats():
+            c = shard["counters"]
+            self.assertGreater(c["checkpoint.count"], 0)
+            self.assertGreater(c["checkpoint.bytes"], 0)
+            self.assertEqual(c["checkpoint.failures"], 0)
+        # Most of the second half lands after the last checkpoint: it replays.
+        for seq, i in enumerate(range(half, len(self.lines), 500), start=1000):
+            d.client.publish(7, seq, b"".join(self.lines[i:i + 500]))
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait()
+
+        d = self.start(config=config)
+        log = d.read_log()
+        self.assertRegex(log, r"checkpoint epoch \d+ loaded: \d+ blocks logged after it replay")
+        replayed = d.counters()["events_in"]
+        self.assertLess(replayed, EVENTS, "the whole log replayed: " + log)
+        self.assert_views_match(d, self.windows)
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait()
+
+        # The newest checkpoint of one shard damaged: an older epoch (or the
+        # whole log) serves instead, and the views are the same.
+        newest = sorted(os.listdir(os.path.join(self.data, "shard-1", "checkpoints")))[-1]
+        path = os.path.join(self.data, "shard-1", "checkpoints", newest)
+        with open(path, "r+b") as f:
+            f.seek(os.path.getsize(path) // 2)
+            byte = f.read(1)
+            f.seek(-1, os.SEEK_CUR)
+            f.write(bytes([byte[0] ^ 0x40]))
+        self.assertNotEqual(inspect("verify", self.data).returncode, 0)
+        d = self.start(config=config)
+        self.assertIn("checkpoint %s is unusable (checksum mismatch)" % path, d.read_log())
+        self.assert_views_match(d, self.windows)
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait()
+
+        # Another state layout (here the dedup tables' size): the checkpoints
+        # do not fit it, and the whole log replays.
+        os.remove(path)
+        d = self.start(config=config + "[dedup]\nmax_ids = 131072\n")
+        self.assertIn("taken with other views, schema or dedup settings", d.read_log())
+        self.assertEqual(d.counters()["events_in"], EVENTS)
+        self.assert_views_match(d, self.windows)
+        self.assertEqual(d.stop(), 0)
 
     def test_torn_and_corrupt_segments_are_reported_and_the_rest_replays(self):
         d = self.start(config='idle_timeout_ms = 300\n[storage]\nblock_bytes = 4096\n')

@@ -72,8 +72,15 @@ class CheckpointWriter {
   void wait();
   const std::string& error() const noexcept { return error_; }
   std::uint64_t bytes() const noexcept { return bytes_; }
+  // After finished(): the body's buffer, emptied, for the next state copy
+  // (fresh memory for every copy cost its page faults in the loop's pause).
+  std::string take_buffer() noexcept {
+    body_.clear();
+    return std::move(body_);
+  }
 
  private:
+  std::string body_;
   std::thread thread_;
   std::atomic<bool> done_{false};
   std::string error_;
