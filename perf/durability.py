@@ -102,6 +102,8 @@ def publish_latency(build, tmp, lines, mode, shards, batches=1500, batch=100):
 def checkpoint_restart(build, tmp, data_dir, shards):
     """Loads data_dir (a full replay), waits for a checkpoint of that state,
     stops, and times the restart that loads it."""
+    for shard in os.listdir(data_dir):
+        shutil.rmtree(os.path.join(data_dir, shard, "checkpoints"), ignore_errors=True)
     config = os.path.join(tmp, "checkpoint.toml")
     with open(config, "w") as f:
         f.write(config_text("group") + "checkpoint_interval_ms = 1000\n")
@@ -188,6 +190,8 @@ def main():
         print("\n4. restart (launch to ready, every segment replayed):")
         b = seg_bytes(restart_dir)
         for _ in range(2):
+            for shard in os.listdir(restart_dir):  # the checkpoint the last stop wrote: without it, all replays
+                shutil.rmtree(os.path.join(restart_dir, shard, "checkpoints"), ignore_errors=True)
             proc, _, ready = start_spated(build, tmp, write_config(tmp, "group"), restart_dir, args.shards)
             proc.terminate()
             proc.wait(60)

@@ -67,11 +67,12 @@ tail -1 "$work/spated.log"
 
 echo "== the segments on disk (spate-inspect verify)"
 "$bin/tools/spate-inspect" verify "$work/spate-data" | tail -1
-echo "== starting again on the same data directory: the segments are replayed before it answers"
+echo "== starting again on the same data directory: the checkpoint the stop wrote is loaded, the segments after it replayed"
 : >"$work/ready"
 (cd "$work" && exec "$OLDPWD/$bin/src/spated" >"$work/ready" 2>>"$work/spated.log") &
 daemon=$!
 for _ in $(seq 600); do [[ -s "$work/ready" ]] && break; sleep 0.05; done
+grep "recovery:" "$work/spated.log" | tail -1
 echo "   replayed $(total replay.events_in) events"
 echo "== the first windows of user u1 again"
 query view per_user_1m u1 --to 1764000180000

@@ -554,6 +554,7 @@ void Shard::run() {
       }
       close_logs();
       poll_checkpoint(true);
+      final_checkpoint();
       counters_.watermark_ms.store(time_.watermark(), std::memory_order_relaxed);
       return;
     }

@@ -51,8 +51,7 @@ void Shard::maybe_request_checkpoint(std::int64_t now_ms) {
 void Shard::checkpoint(std::uint64_t epoch) {
   const std::int64_t started = io::monotonic_us();
   router_.send_barriers(epoch);
-  storage::CheckpointHeader header;
-  header.position = log_->mark(loop_ms_, pending_.ticket);
+  const storage::LogPosition position = log_->mark(loop_ms_, pending_.ticket);
   while (true) {
     bool aligned = true;
     for (std::uint32_t s = 0; s < shards_; ++s) aligned = aligned && (s == id_ || barrier_seen_[s] >= epoch);
@@ -68,7 +67,13 @@ void Shard::checkpoint(std::uint64_t epoch) {
     busy |= serve_requests(false);
     if (!busy) ::usleep(50);
   }
-  const std::int64_t aligned_at = io::monotonic_us();
+  counters_.checkpoint_align_us.store(static_cast<std::uint64_t>(io::monotonic_us() - started),
+                                      std::memory_order_relaxed);
+  snapshot(epoch, position, started);
+}
+
+void Shard::snapshot(std::uint64_t epoch, storage::LogPosition position, std::int64_t started_us) {
+  const std::int64_t at = io::monotonic_us();
   std::string& body = pending_.body;
   body = writer_.take_buffer();
   body.reserve(views_.memory_bytes() + views_.dedup_totals().bytes + 4096);
@@ -80,6 +85,8 @@ void Shard::checkpoint(std::uint64_t epoch) {
     out.put<std::uint64_t>(producer);
     out.put<std::uint64_t>(sequence);
   }
+  storage::CheckpointHeader header;
+  header.position = position;
   header.shard = id_;
   header.shards = shards_;
   header.epoch = epoch;
@@ -87,12 +94,23 @@ void Shard::checkpoint(std::uint64_t epoch) {
   header.fingerprint = engine_.checkpoint_fingerprint();
   pending_.header = header;
   pending_.epoch = epoch;
-  pending_.started_us = started;
+  pending_.started_us = started_us;
   pending_.writing = false;
   snap_epoch_ = epoch;
-  const std::int64_t now = io::monotonic_us();
-  counters_.checkpoint_align_us.store(static_cast<std::uint64_t>(aligned_at - started), std::memory_order_relaxed);
-  counters_.checkpoint_snapshot_us.store(static_cast<std::uint64_t>(now - aligned_at), std::memory_order_relaxed);
+  counters_.checkpoint_snapshot_us.store(static_cast<std::uint64_t>(io::monotonic_us() - at), std::memory_order_relaxed);
+}
+
+// Once every shard stopped handing off connections, shard 0 asks for no
+// more epochs, so every shard numbers this one alike. Every row is applied
+// and every log sealed: the state holds exactly what the logs hold, and
+// needs no barriers. A restart then replays nothing. (A stop during the
+// replay at start leaves a state short of the logs: no checkpoint then.)
+void Shard::final_checkpoint() {
+  if (!log_ || log_->failed() || config_.storage.checkpoint_interval_ms <= 0 || !engine_.all_replayed()) return;
+  pending_.ticket = 0;  // close() made everything durable
+  snapshot(engine_.checkpoint_requested() + 1, log_->end_position(), io::monotonic_us());
+  counters_.checkpoint_align_us.store(0, std::memory_order_relaxed);
+  poll_checkpoint(true);
 }
 
 void Shard::poll_checkpoint(bool stopping) {

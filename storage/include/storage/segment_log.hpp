@@ -100,6 +100,8 @@ class SegmentLog {
   // dial) and returns where the next block goes; `ticket` turns durable
   // once everything before that is.
   LogPosition mark(std::int64_t now_ms, std::uint64_t& ticket);
+  // After close(): where the next run's first block goes.
+  LogPosition end_position() const noexcept { return {sequence_, 0}; }
   enum class TicketState : std::uint8_t { pending, durable, lost };
   TicketState state(std::uint64_t ticket) const noexcept;
 

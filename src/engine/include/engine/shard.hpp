@@ -214,6 +214,10 @@ class Shard final : public io::LineSink, private Router::Host {
   // before it durably; notes a write that finished. At stop, waits.
   void poll_checkpoint(bool stopping);
   void maybe_request_checkpoint(std::int64_t now_ms);
+  // Copies the state as the checkpoint of `epoch` at log `position`.
+  void snapshot(std::uint64_t epoch, storage::LogPosition position, std::int64_t started_us);
+  // At a clean stop, once every row is applied and the log closed.
+  void final_checkpoint();
   // Replays the shard's segments, then waits until every shard has.
   void replay();
   void attach_sources();
