@@ -483,7 +483,7 @@ void Shard::replay() {
           replayed_[producer] = std::max(replayed_[producer], sequence);
         }
       }
-      published_ = replayed_;
+      remember_sequences();
       reported = true;
       engine_.replay_finished();
     }

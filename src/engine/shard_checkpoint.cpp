@@ -80,10 +80,14 @@ void Shard::snapshot(std::uint64_t epoch, storage::LogPosition position, std::in
   kernels::ByteWriter out(body);
   time_.save(out);
   views_.save(out);
+  // The producers the query server still remembers (publish_dedup_ttl_ms).
+  std::erase_if(published_, [this](const auto& p) {
+    return loop_ms_ - p.second.seen_ms > config_.publish_dedup_ttl_ms;
+  });
   out.put<std::uint64_t>(published_.size());
-  for (const auto& [producer, sequence] : published_) {
+  for (const auto& [producer, p] : published_) {
     out.put<std::uint64_t>(producer);
-    out.put<std::uint64_t>(sequence);
+    out.put<std::uint64_t>(p.sequence);
   }
   storage::CheckpointHeader header;
   header.position = position;
@@ -152,6 +156,11 @@ void Shard::poll_checkpoint(bool stopping) {
   pending_ = {};
 }
 
+void Shard::remember_sequences() {
+  const std::int64_t now = io::monotonic_ms();
+  for (const auto& [producer, sequence] : replayed_) published_[producer] = {sequence, now};
+}
+
 void Shard::restore(const storage::Checkpoint& c) {
   kernels::ByteReader in(c.body);
   bool ok = time_.load(in) && views_.load(in);
@@ -167,7 +176,7 @@ void Shard::restore(const storage::Checkpoint& c) {
         "directory away to rebuild the state from the segments",
         c.path));
   }
-  published_ = replayed_;
+  remember_sequences();
   counters_.checkpoint_written_epoch.store(c.header.epoch, std::memory_order_relaxed);
 }
 

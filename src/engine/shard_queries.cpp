@@ -78,7 +78,7 @@ bool Shard::execute(QueryTask& task) {
         // after a crash either both are read back or neither is.
         if (task.sequence != 0) {
           log_->add_position({static_cast<std::uint8_t>(SourceKind::publish), task.producer, task.sequence});
-          published_[task.producer] = task.sequence;
+          published_[task.producer] = {task.sequence, loop_ms_};
         }
         log_->end_chunk(loop_ms_);
         task.durable_ticket = log_->commit(loop_ms_);

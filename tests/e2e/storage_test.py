@@ -85,6 +85,11 @@ class StorageTest(E2ETest):
         reply = d.client.publish(7, 3, self.lines[0])  # the sequences are in the checkpoint
         self.assertEqual(reply, {"accepted": 0, "rejected": 0, "duplicate": True})
         self.assertEqual(d.stop(), 0)
+        d = self.start()  # and in the checkpoint of a run that loaded them and published nothing
+        self.assertIn("checkpoint epoch 2 loaded", d.read_log())
+        self.assertTrue(d.client.publish(7, 3, self.lines[0])["duplicate"])
+        self.assert_views_match(d, self.windows)
+        self.assertEqual(d.stop(), 0)
         for shard in ("shard-0", "shard-1"):
             shutil.rmtree(os.path.join(self.data, shard, "checkpoints"))
 

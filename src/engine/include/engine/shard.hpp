@@ -289,8 +289,14 @@ class Shard final : public io::LineSink, private Router::Host {
   std::vector<QueryTask*> durable_waits_;  // answered PUBLISHes whose events are not yet durable, in ticket order
   ReplaySource* replay_ = nullptr;
   std::unordered_map<std::uint64_t, std::uint64_t> replayed_;
-  // Per PUBLISH producer, the last batch sequence logged: in checkpoints.
-  std::unordered_map<std::uint64_t, std::uint64_t> published_;
+  // Per PUBLISH producer, the last batch sequence logged and when (the
+  // loop's clock): in checkpoints, until publish_dedup_ttl_ms unseen.
+  struct Published {
+    std::uint64_t sequence = 0;
+    std::int64_t seen_ms = 0;
+  };
+  std::unordered_map<std::uint64_t, Published> published_;
+  void remember_sequences();  // published_ from replayed_, seen now
   // Checkpoints.
   std::vector<std::uint64_t> barrier_seen_;  // by source shard: the newest barrier its ring delivered
   std::uint64_t snap_epoch_ = 0;             // the newest epoch snapshotted (or given up)
