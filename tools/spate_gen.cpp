@@ -102,7 +102,15 @@ int run(int argc, char** argv) {
   app.add_option("--max-line-bytes", o.max_line_bytes, "Engine's line limit; oversized_line lines exceed it")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1024}, std::size_t{64} << 20));
-  auto* out = app.add_option("--out", o.out, "Write to FILE ('-' = stdout); the default target")->capture_default_str();
+  auto* out = app.add_option("--out", o.out,
+                             "Write to FILE ('-' = stdout); the default target. FILE.pcap: a capture of the lines "
+                             "as UDP datagrams (or a TCP stream, --pcap-tcp) that tshark and spated's pcap source read")
+                  ->capture_default_str();
+  app.add_flag("--pcap-tcp", o.pcap_tcp, "--out FILE.pcap: one TCP stream per --connections instead of datagrams");
+  app.add_option("--pcap-port", o.pcap_port, "--out FILE.pcap: the destination port")->capture_default_str();
+  app.add_option("--pcap-pps", o.pcap_pps, "--out FILE.pcap: packets per second of the recorded timestamps")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 100000000u));
   auto* tcp = app.add_option("--tcp", o.tcp, "Send over TCP to HOST:PORT");
   auto* udp = app.add_option("--udp", o.udp, "Send UDP datagrams of whole lines to HOST:PORT");
   auto* publish = app.add_option("--publish", o.publish, "PUBLISH batches over the query protocol to HOST:PORT");
@@ -142,7 +150,9 @@ int run(int argc, char** argv) {
     if (static_cast<double>(o.start_ms) + static_cast<double>(o.events) * o.step_ms > static_cast<double>(kMaxTsMs)) {
       throw std::runtime_error("--start-ms + --events * --step-ms goes past year 9999");
     }
-    if (o.connections > 1 && o.tcp.empty()) throw std::runtime_error("--connections applies to --tcp only");
+    if (o.connections > 1 && o.tcp.empty() && !o.out.ends_with(".pcap")) {
+      throw std::runtime_error("--connections applies to --tcp and --out FILE.pcap only");
+    }
     if (!o.tcp.empty()) o.endpoint = parse_endpoint(o.tcp, "--tcp");
     if (!o.udp.empty()) o.endpoint = parse_endpoint(o.udp, "--udp");
     if (!o.publish.empty()) o.endpoint = parse_endpoint(o.publish, "--publish");
@@ -203,6 +213,8 @@ int run(int argc, char** argv) {
       target = "file";
       if (o.out == "-") {
         sinks.push_back(make_file_sink(1, false, "stdout"));
+      } else if (o.out.ends_with(".pcap")) {
+        sinks.push_back(make_pcap_sink(o.out, o));
       } else {
         const int fd = ::open(o.out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0) throw std::runtime_error(fmt::format("--out {}: {}", o.out, errno_text(errno)));

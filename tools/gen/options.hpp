@@ -42,6 +42,11 @@ struct Options {
   std::size_t batch = 1000;
   std::optional<std::uint64_t> producer_id;
 
+  // --out FILE.pcap: packets this far apart, to this UDP/TCP port; a TCP stream instead of datagrams.
+  std::uint64_t pcap_pps = 100000;
+  std::uint16_t pcap_port = 7071;
+  bool pcap_tcp = false;
+
   double rate = 0;
   bool progress = false;
   std::string expect;

@@ -27,6 +27,18 @@ namespace spate::gen {
 
 std::string errno_text(int err) { return std::strerror(err); }
 
+std::size_t datagram_end(const char* base, std::size_t n, std::size_t start, std::size_t payload) noexcept {
+  std::size_t end = start;
+  while (end < n) {
+    const void* nl = std::memchr(base + end, '\n', n - end);
+    const std::size_t line_end = nl != nullptr ? static_cast<std::size_t>(static_cast<const char*>(nl) - base) + 1 : n;
+    if (line_end - start > payload && end > start) break;
+    end = line_end;
+    if (end - start >= payload) break;
+  }
+  return end;
+}
+
 int connect_to(const Endpoint& ep, int socktype, const char* option) {
   std::string error;
   const int fd = query::connect_socket(ep.host, ep.port, socktype, 10000, error);
@@ -123,14 +135,7 @@ class UdpSink final : public Sink {
       unsigned count = 0;
       while (count < kBatch && pos < n) {
         const std::size_t start = pos;
-        std::size_t end = pos;
-        while (end < n) {
-          const void* nl = std::memchr(base + end, '\n', n - end);
-          const std::size_t line_end = nl != nullptr ? static_cast<std::size_t>(static_cast<const char*>(nl) - base) + 1 : n;
-          if (line_end - start > payload_ && end > start) break;
-          end = line_end;
-          if (end - start >= payload_) break;
-        }
+        const std::size_t end = datagram_end(base, n, start, payload_);
         iov_[count].iov_base = const_cast<char*>(base + start);
         iov_[count].iov_len = end - start;
         msgs_[count] = mmsghdr{};

@@ -114,6 +114,11 @@ int connect_to(const Endpoint& ep, int socktype, const char* option);
 std::unique_ptr<Sink> make_file_sink(int fd, bool owned, std::string name);
 std::unique_ptr<Sink> make_tcp_sink(int fd, std::string name);
 std::unique_ptr<Sink> make_udp_sink(int fd, std::size_t payload, std::string name, Shared& shared);
+// --out FILE.pcap (pcap_sink.cpp).
+std::unique_ptr<Sink> make_pcap_sink(const std::string& path, const Options& o);
+// Where the datagram that starts at `start` of `n` bytes of lines ends:
+// whole lines up to `payload` bytes (a longer line goes alone).
+std::size_t datagram_end(const char* base, std::size_t n, std::size_t start, std::size_t payload) noexcept;
 std::unique_ptr<Sink> make_publish_sink(query::Client client, std::uint64_t producer_id, std::string name,
                                         Shared& shared);
 
