@@ -101,7 +101,12 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "spated: ingest address is not HOST:PORT or 'off'\n");
     return 2;
   }
-  for (const auto& f : ingest) config.sources.push_back({SourceKind::file, {}, f});
+  for (const auto& f : ingest) {  // a capture by its name, else NDJSON
+    spate::engine::SourceConfig source;
+    source.kind = f.ends_with(".pcap") || f.ends_with(".pcapng") || f.ends_with(".cap") ? SourceKind::pcap : SourceKind::file;
+    source.path = f;
+    config.sources.push_back(std::move(source));
+  }
 
   // Every connection is a descriptor: take as many as the hard limit allows.
   if (rlimit nofile{}; ::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
@@ -143,6 +148,7 @@ int main(int argc, char** argv) {
   for (std::size_t i = 0; i < config.sources.size(); ++i) {
     const auto& s = config.sources[i];
     if (s.kind == SourceKind::file) sources += fmt::format(" file={}", s.path);
+    if (s.kind == SourceKind::pcap) sources += fmt::format(" pcap={}", s.path);
     else sources += fmt::format(" {}={}:{}", spate::engine::source_kind_name(s.kind), s.listen.host, engine.bound_port(i));
   }
   fmt::print("spated ready: shards={} query={}:{}{}\n", engine.shard_count(), config.query.listen.host, server.port(), sources);

@@ -12,6 +12,7 @@ const char* source_kind_name(SourceKind kind) noexcept {
     case SourceKind::file: return "file";
     case SourceKind::publish: return "publish";
     case SourceKind::replay: return "replay";
+    case SourceKind::pcap: return "pcap";
   }
   return "unknown";
 }

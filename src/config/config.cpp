@@ -138,12 +138,14 @@ void parse_sources(const toml::node& node, Checker& check, Config& config) {
       check.error(item, "each [[source]] must be a table");
       continue;
     }
-    check.known_keys(*t, "[[source]]", {"type", "listen", "path", "max_connections", "max_idle_ms"});
+    check.known_keys(*t, "[[source]]",
+                     {"type", "listen", "path", "max_connections", "max_idle_ms", "pace", "speed", "port",
+                      "verify_checksums"});
     SourceConfig source;
     source.line = static_cast<int>(item.source().begin.line);
     std::string type;
     if (!check.string(*t, "type", type)) {
-      check.error(item, "[[source]] needs type = \"tcp\" | \"udp\" | \"file\"");
+      check.error(item, "[[source]] needs type = \"tcp\" | \"udp\" | \"file\" | \"pcap\"");
       continue;
     }
     if (type == "tcp" || type == "udp") {
@@ -164,9 +166,30 @@ void parse_sources(const toml::node& node, Checker& check, Config& config) {
         check.error(item, "file source needs path = \"FILE\" (\"-\" for stdin)");
         continue;
       }
+    } else if (type == "pcap") {
+      source.kind = SourceKind::pcap;
+      if (!check.string(*t, "path", source.path) || source.path.empty()) {
+        check.error(item, "pcap source needs path = \"FILE\" (a pcap or pcapng capture)");
+        continue;
+      }
+      std::string pace = "fast";
+      check.choice(*t, "pace", pace, {"fast", "recorded"});
+      source.recorded_pace = pace == "recorded";
+      if (const toml::node* speed = t->get("speed")) {
+        const auto v = speed->value<double>();
+        if (!v || !(*v >= 0.001 && *v <= 1000)) check.error(*speed, "speed must be a number from 0.001 to 1000");
+        else source.speed = *v;
+      }
+      check.integer(*t, "port", source.port, 0, 65535);
+      check.boolean(*t, "verify_checksums", source.verify_checksums);
     } else {
-      check.error(*t->get("type"), fmt::format("unknown source type '{}' (tcp, udp, file)", type));
+      check.error(*t->get("type"), fmt::format("unknown source type '{}' (tcp, udp, file, pcap)", type));
       continue;
+    }
+    if (source.kind != SourceKind::pcap) {
+      for (const char* key : {"pace", "speed", "port", "verify_checksums"}) {
+        if (const toml::node* n = t->get(key)) check.error(*n, fmt::format("{} is for pcap sources", key));
+      }
     }
     config.sources.push_back(std::move(source));
   }

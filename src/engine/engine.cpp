@@ -118,6 +118,7 @@ void Engine::start() {
   if (started_) return;
   if (config_.storage.enabled) open_storage();
   replays_left_.store(replays_ ? shard_count_ : 0, std::memory_order_release);
+  std::uint32_t pcap_sources = 0;
   for (const SourceConfig& source : config_.sources) {
     std::uint16_t port = source.listen.port;
     switch (source.kind) {
@@ -165,6 +166,16 @@ void Engine::start() {
           if (fd < 0) throw std::system_error(errno, std::generic_category(), "cannot open '" + source.path + "'");
           shards_[shard]->add_file(fd, stripes[shard]);
         }
+        break;
+      }
+      case SourceKind::pcap: {  // a capture is read by one shard; its rows go to their owners like any
+        io::PcapOptions o;
+        o.path = source.path;
+        o.recorded_pace = source.recorded_pace;
+        o.speed = source.speed;
+        o.port = source.port;
+        o.verify_checksums = source.verify_checksums;
+        shards_[pcap_sources++ % shard_count_]->add_pcap(std::move(o));
         break;
       }
       case SourceKind::publish:

@@ -10,6 +10,7 @@
 
 #include "io/file/file_source.hpp"
 #include "io/net/tcp_source.hpp"
+#include "io/net/pcap_source.hpp"
 #include "io/net/udp_source.hpp"
 #include "kernels/find_byte.hpp"
 #include "kernels/hash.hpp"
@@ -31,6 +32,11 @@ constexpr std::size_t kTcpReadBytes = 256 * 1024;
 // keys are swept in about 6 s, and no tick stalls the loop for long.
 constexpr std::uint32_t kRetentionKeysPerTick = 16384;
 constexpr std::int64_t kStopDrainBudgetMs = 2000;
+
+// Files and captures end; files_done() waits for them.
+bool finite(const io::Source& source) {
+  return source.kind() == SourceKind::file || source.kind() == SourceKind::pcap;
+}
 
 bool all_whitespace(const char* p, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) {
@@ -73,7 +79,7 @@ Shard::~Shard() = default;
 // input that holds event time back while the segments replay would let
 // every replayed late event into a closed window.
 void Shard::add_source(std::unique_ptr<io::Source> source) {
-  if (source->kind() == SourceKind::file) files_done_.store(false, std::memory_order_release);
+  if (finite(*source)) files_done_.store(false, std::memory_order_release);
   sources_.push_back(std::move(source));
 }
 
@@ -100,6 +106,11 @@ void Shard::add_buffer(const char* data, const std::vector<io::FileStripe>& stri
   auto buffer = io::FileSource::buffer(data, [this](std::uint64_t stripe) { return may_read_stripe(stripe); });
   for (const auto& stripe : stripes) buffer->add_stripe(stripe);
   add_source(std::move(buffer));
+}
+
+void Shard::add_pcap(io::PcapOptions options) {
+  options.max_line_bytes = config_.max_line_bytes;
+  add_source(std::make_unique<io::PcapSource>(std::move(options), kPadding));
 }
 
 void Shard::add_stdin() { add_source(io::FileSource::standard_input(poller_, config_.max_line_bytes, kPadding)); }
@@ -388,7 +399,7 @@ bool Shard::poll_sources() {
   any |= poller_.wait(0, *this);
   if (!files_done_.load(std::memory_order_relaxed)) {
     const bool done = std::all_of(sources_.begin(), sources_.end(), [](const auto& source) {
-      return source->kind() != SourceKind::file || source->finished();
+      return !finite(*source) || source->finished();
     });
     if (done) {
       router_.flush_all();
@@ -568,7 +579,8 @@ void Shard::run() {
     if (!pending && !engine_.stopping() && disk_full) {
       ::usleep(1000);  // readable sockets would wake an epoll wait at once
     } else if (!pending && !engine_.stopping()) {
-      const std::int64_t wake_at = std::min(next_maintenance_ms_, logs_deadline_ms());
+      std::int64_t wake_at = std::min(next_maintenance_ms_, logs_deadline_ms());
+      for (const auto& source : sources_) wake_at = std::min(wake_at, source->next_deadline_ms());
       const auto timeout = static_cast<int>(std::clamp<std::int64_t>(wake_at - now, 1, kMaintenanceEveryMs));
       poller_.wait(timeout, *this);
     }

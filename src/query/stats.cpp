@@ -58,6 +58,16 @@ void write_stats(const engine::Engine& engine, const ServerCounters& server, Fie
     counter("tcp.idle_closed", tcp.idle_closed);
     counter("tcp.accept_pauses", tcp.accept_pauses);
     counter("udp.drops", by_kind[static_cast<std::size_t>(engine::SourceKind::udp)].drops);
+    const io::SourceTotals& pcap = by_kind[static_cast<std::size_t>(engine::SourceKind::pcap)];  // docs/sources.md
+    counter("pcap.frames", pcap.frames);
+    counter("pcap.frames_other", pcap.frames_other);
+    counter("pcap.fragments", pcap.fragments);
+    counter("pcap.truncated", pcap.truncated);
+    counter("pcap.bad_checksums", pcap.bad_checksums);
+    counter("pcap.tcp_gaps", pcap.tcp_gaps);
+    counter("pcap.tcp_retransmits", pcap.tcp_retransmits);
+    counter("pcap.tcp_out_of_order", pcap.tcp_out_of_order);
+    counter("pcap.oversized_lines", pcap.oversized_lines);
     for (std::size_t v = 0; v < config.views.size(); ++v) counter("late." + config.views[v].name, load(k.late[v]));
     for (std::size_t v = 0; v < config.views.size(); ++v) {
       counter("key_limit." + config.views[v].name, load(k.key_limit[v]));

@@ -16,6 +16,7 @@
 #include "io/file/file_source.hpp"
 #include "io/file/poller.hpp"
 #include "io/file/source.hpp"
+#include "io/net/pcap_source.hpp"
 #include "io/net/tcp_source.hpp"
 #include "config/config.hpp"
 #include "kernels/counter.hpp"
@@ -120,6 +121,7 @@ class Shard final : public io::LineSink, private Router::Host {
   void add_file(int fd, const std::vector<io::FileStripe>& stripes);  // takes the descriptor
   void add_buffer(const char* data, const std::vector<io::FileStripe>& stripes);
   void add_stdin();
+  void add_pcap(io::PcapOptions options);  // throws std::runtime_error when the capture cannot be read
   // The hot log: this shard's segment directory as recovery left it (what
   // to replay, where the next segment's numbers start). Before prepare().
   void set_storage(std::string dir, storage::Recovery recovery);

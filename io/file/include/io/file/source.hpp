@@ -12,9 +12,10 @@
 
 namespace spate::io {
 
-// replay: events read back from the shard's own segments at start.
-enum class SourceKind : std::uint8_t { tcp, udp, file, publish, replay };
-inline constexpr std::size_t kSourceKinds = 5;
+// replay: events read back from the shard's own segments at start; pcap:
+// the UDP payloads and TCP streams of a capture file.
+enum class SourceKind : std::uint8_t { tcp, udp, file, publish, replay, pcap };
+inline constexpr std::size_t kSourceKinds = 6;
 const char* source_kind_name(SourceKind kind) noexcept;
 
 // Counters a source keeps about itself. One writer (the shard thread that
@@ -28,6 +29,15 @@ struct SourceCounters {
   std::atomic<std::uint64_t> refused{0};          // TCP: connections closed at once, over max_connections
   std::atomic<std::uint64_t> idle_closed{0};      // TCP: connections closed after max_idle_ms silent
   std::atomic<std::uint64_t> accept_pauses{0};    // TCP: times the listener rested, out of descriptors
+  // Captures (pcap; later DPDK): frames read, and those not delivered by why.
+  std::atomic<std::uint64_t> frames{0};
+  std::atomic<std::uint64_t> frames_other{0};      // not IP, neither UDP nor TCP, or another port
+  std::atomic<std::uint64_t> fragments{0};         // IP fragments: not reassembled
+  std::atomic<std::uint64_t> truncated{0};         // cut short by the snap length or a bad length field
+  std::atomic<std::uint64_t> bad_checksums{0};     // when checksums are verified
+  std::atomic<std::uint64_t> tcp_gaps{0};          // stream bytes never captured, skipped
+  std::atomic<std::uint64_t> tcp_retransmits{0};   // segments (or parts) already delivered
+  std::atomic<std::uint64_t> tcp_out_of_order{0};  // segments held until the bytes before them came
 
   static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept { kernels::add_relaxed(c, n); }
 };
@@ -35,8 +45,17 @@ struct SourceCounters {
 // A plain copy of SourceCounters, for sums over sources.
 struct SourceTotals {
   std::uint64_t bytes_in = 0, oversized_lines = 0, drops = 0, connections = 0, inputs = 0, refused = 0,
-                idle_closed = 0, accept_pauses = 0;
+                idle_closed = 0, accept_pauses = 0, frames = 0, frames_other = 0, fragments = 0, truncated = 0,
+                bad_checksums = 0, tcp_gaps = 0, tcp_retransmits = 0, tcp_out_of_order = 0;
   void add(const SourceCounters& c) noexcept {
+    frames += c.frames.load(std::memory_order_relaxed);
+    frames_other += c.frames_other.load(std::memory_order_relaxed);
+    fragments += c.fragments.load(std::memory_order_relaxed);
+    truncated += c.truncated.load(std::memory_order_relaxed);
+    bad_checksums += c.bad_checksums.load(std::memory_order_relaxed);
+    tcp_gaps += c.tcp_gaps.load(std::memory_order_relaxed);
+    tcp_retransmits += c.tcp_retransmits.load(std::memory_order_relaxed);
+    tcp_out_of_order += c.tcp_out_of_order.load(std::memory_order_relaxed);
     refused += c.refused.load(std::memory_order_relaxed);
     idle_closed += c.idle_closed.load(std::memory_order_relaxed);
     accept_pauses += c.accept_pauses.load(std::memory_order_relaxed);
@@ -86,6 +105,9 @@ class Source {
   bool paused() const noexcept { return paused_; }
   // A finite source (a file) read to its end; live sources never are.
   virtual bool finished() const noexcept { return false; }
+  // When poll() has work next that no descriptor announces (a capture
+  // replayed at its recorded pace), on the monotonic clock in ms.
+  virtual std::int64_t next_deadline_ms() const noexcept { return INT64_MAX; }
   // Stop: reads what was already received (up to each peer's end, within
   // the deadline on the monotonic clock in ms), hands it over, and closes.
   virtual void drain(LineSink& sink, std::int64_t deadline_ms) = 0;
