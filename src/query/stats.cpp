@@ -58,7 +58,7 @@ void write_stats(const engine::Engine& engine, const ServerCounters& server, Fie
     counter("tcp.idle_closed", tcp.idle_closed);
     counter("tcp.accept_pauses", tcp.accept_pauses);
     counter("udp.drops", by_kind[static_cast<std::size_t>(engine::SourceKind::udp)].drops);
-    const io::SourceTotals& pcap = by_kind[static_cast<std::size_t>(engine::SourceKind::pcap)];  // docs/sources.md
+    const io::SourceTotals& pcap = by_kind[static_cast<std::size_t>(engine::SourceKind::pcap)];  // docs/captures.md
     counter("pcap.frames", pcap.frames);
     counter("pcap.frames_other", pcap.frames_other);
     counter("pcap.fragments", pcap.fragments);

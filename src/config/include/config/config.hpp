@@ -79,7 +79,7 @@ struct SourceConfig {
   std::string path;  // file: a path or "-" for stdin
   std::uint32_t max_connections = 10000;  // tcp: more are accepted and closed at once
   std::int64_t max_idle_ms = 600000;      // tcp: a connection silent this long is closed (0: never)
-  // pcap: the capture's UDP payloads and TCP streams (docs/sources.md).
+  // pcap: the capture's UDP payloads and TCP streams (docs/captures.md).
   bool recorded_pace = false;  // pace = "recorded": as the capture's timestamps say; else as fast as read
   double speed = 1.0;          // recorded pace times this
   std::uint16_t port = 0;      // only datagrams and streams to this port (0: any)
