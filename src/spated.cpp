@@ -147,9 +147,13 @@ int main(int argc, char** argv) {
   std::string sources;
   for (std::size_t i = 0; i < config.sources.size(); ++i) {
     const auto& s = config.sources[i];
-    if (s.kind == SourceKind::file) sources += fmt::format(" file={}", s.path);
-    if (s.kind == SourceKind::pcap) sources += fmt::format(" pcap={}", s.path);
-    else sources += fmt::format(" {}={}:{}", spate::engine::source_kind_name(s.kind), s.listen.host, engine.bound_port(i));
+    if (s.kind == SourceKind::file || s.kind == SourceKind::pcap) {
+      sources += fmt::format(" {}={}", spate::engine::source_kind_name(s.kind), s.path);
+    } else if (s.kind == SourceKind::dpdk) {
+      sources += fmt::format(" dpdk=port{}", s.dpdk_port);
+    } else {
+      sources += fmt::format(" {}={}:{}", spate::engine::source_kind_name(s.kind), s.listen.host, engine.bound_port(i));
+    }
   }
   fmt::print("spated ready: shards={} query={}:{}{}\n", engine.shard_count(), config.query.listen.host, server.port(), sources);
   std::fflush(stdout);

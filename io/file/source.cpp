@@ -13,6 +13,7 @@ const char* source_kind_name(SourceKind kind) noexcept {
     case SourceKind::publish: return "publish";
     case SourceKind::replay: return "replay";
     case SourceKind::pcap: return "pcap";
+    case SourceKind::dpdk: return "dpdk";
   }
   return "unknown";
 }

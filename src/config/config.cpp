@@ -140,12 +140,12 @@ void parse_sources(const toml::node& node, Checker& check, Config& config) {
     }
     check.known_keys(*t, "[[source]]",
                      {"type", "listen", "path", "max_connections", "max_idle_ms", "pace", "speed", "port",
-                      "verify_checksums"});
+                      "verify_checksums", "eal_args", "dpdk_port", "rx_descriptors", "mbufs"});
     SourceConfig source;
     source.line = static_cast<int>(item.source().begin.line);
     std::string type;
     if (!check.string(*t, "type", type)) {
-      check.error(item, "[[source]] needs type = \"tcp\" | \"udp\" | \"file\" | \"pcap\"");
+      check.error(item, "[[source]] needs type = \"tcp\" | \"udp\" | \"file\" | \"pcap\" | \"dpdk\"");
       continue;
     }
     if (type == "tcp" || type == "udp") {
@@ -182,13 +182,41 @@ void parse_sources(const toml::node& node, Checker& check, Config& config) {
       }
       check.integer(*t, "port", source.port, 0, 65535);
       check.boolean(*t, "verify_checksums", source.verify_checksums);
+    } else if (type == "dpdk") {
+      source.kind = SourceKind::dpdk;
+      if (const toml::node* args = t->get("eal_args")) {
+        const toml::array* a = args->as_array();
+        if (a == nullptr) check.error(*args, "eal_args must be an array of strings");
+        for (std::size_t i = 0; a != nullptr && i < a->size(); ++i) {
+          if (const auto s = a->get(i)->value<std::string>()) source.eal_args.push_back(*s);
+          else check.error(*a->get(i), "eal_args must be an array of strings");
+        }
+      }
+      check.integer(*t, "dpdk_port", source.dpdk_port, 0, 65535);
+      check.integer(*t, "port", source.port, 0, 65535);
+      check.integer(*t, "rx_descriptors", source.rx_descriptors, 64, 32768);
+      check.integer(*t, "mbufs", source.mbufs, 0, 16777216);
+      check.boolean(*t, "verify_checksums", source.verify_checksums);
+      for (const SourceConfig& other : config.sources) {
+        if (other.kind == SourceKind::dpdk) check.error(item, "one dpdk source at most (the EAL is set up once)");
+      }
     } else {
-      check.error(*t->get("type"), fmt::format("unknown source type '{}' (tcp, udp, file, pcap)", type));
+      check.error(*t->get("type"), fmt::format("unknown source type '{}' (tcp, udp, file, pcap, dpdk)", type));
       continue;
     }
     if (source.kind != SourceKind::pcap) {
-      for (const char* key : {"pace", "speed", "port", "verify_checksums"}) {
+      for (const char* key : {"pace", "speed"}) {
         if (const toml::node* n = t->get(key)) check.error(*n, fmt::format("{} is for pcap sources", key));
+      }
+    }
+    if (source.kind != SourceKind::pcap && source.kind != SourceKind::dpdk) {
+      for (const char* key : {"port", "verify_checksums"}) {
+        if (const toml::node* n = t->get(key)) check.error(*n, fmt::format("{} is for pcap and dpdk sources", key));
+      }
+    }
+    if (source.kind != SourceKind::dpdk) {
+      for (const char* key : {"eal_args", "dpdk_port", "rx_descriptors", "mbufs"}) {
+        if (const toml::node* n = t->get(key)) check.error(*n, fmt::format("{} is for dpdk sources", key));
       }
     }
     config.sources.push_back(std::move(source));
@@ -344,10 +372,11 @@ int Config::find_aggregate(int view, std::string_view label) const noexcept {
 
 Config default_config() {
   Config c;
-  c.sources = {
-      {SourceKind::tcp, {"127.0.0.1", 7072}, {}},
-      {SourceKind::udp, {"127.0.0.1", 7071}, {}},
-  };
+  for (const auto& [kind, port] : {std::pair{SourceKind::tcp, 7072}, std::pair{SourceKind::udp, 7071}}) {
+    SourceConfig& s = c.sources.emplace_back();
+    s.kind = kind;
+    s.listen = {"127.0.0.1", static_cast<std::uint16_t>(port)};
+  }
   c.fields = {{"user", FieldType::string}, {"type", FieldType::string}, {"amount", FieldType::number}};
   auto aggregates = [](std::initializer_list<std::string_view> labels) {
     std::vector<AggregateConfig> out(labels.size());

@@ -178,6 +178,19 @@ void Engine::start() {
         shards_[pcap_sources++ % shard_count_]->add_pcap(std::move(o));
         break;
       }
+      case SourceKind::dpdk: {
+        io::DpdkOptions o;
+        o.eal_args = source.eal_args;
+        o.port = source.dpdk_port;
+        o.udp_port = source.port;
+        o.rx_descriptors = source.rx_descriptors;
+        o.mbufs = source.mbufs;
+        o.verify_checksums = source.verify_checksums;
+        dpdk_ = std::make_unique<io::DpdkPort>(std::move(o), shard_count_);
+        // One queue per shard; a device with fewer queues feeds fewer shards.
+        for (std::uint32_t q = 0; q < dpdk_->queues(); ++q) shards_[q]->add_dpdk(*dpdk_, static_cast<std::uint16_t>(q));
+        break;
+      }
       case SourceKind::publish:
       case SourceKind::replay:  // neither is configured as a source
         break;

@@ -80,6 +80,7 @@ Shard::~Shard() = default;
 // every replayed late event into a closed window.
 void Shard::add_source(std::unique_ptr<io::Source> source) {
   if (finite(*source)) files_done_.store(false, std::memory_order_release);
+  busy_poll_ = busy_poll_ || source->busy_poll();
   sources_.push_back(std::move(source));
 }
 
@@ -111,6 +112,10 @@ void Shard::add_buffer(const char* data, const std::vector<io::FileStripe>& stri
 void Shard::add_pcap(io::PcapOptions options) {
   options.max_line_bytes = config_.max_line_bytes;
   add_source(std::make_unique<io::PcapSource>(std::move(options), kPadding));
+}
+
+void Shard::add_dpdk(io::DpdkPort& port, std::uint16_t queue) {
+  add_source(std::make_unique<io::DpdkSource>(port, queue, kPadding));
 }
 
 void Shard::add_stdin() { add_source(io::FileSource::standard_input(poller_, config_.max_line_bytes, kPadding)); }
@@ -569,7 +574,10 @@ void Shard::run() {
       counters_.watermark_ms.store(time_.watermark(), std::memory_order_relaxed);
       return;
     }
-    if (busy) continue;
+    // A shard polling a NIC queue never sleeps: every pass polls the queue,
+    // the rings, the query requests and the other sources' descriptors
+    // (without waiting), and maintenance runs by the clock as always.
+    if (busy || busy_poll_) continue;
     // Sleep until a socket, a ring or a query wakes us, or maintenance is due.
     poller_.sleeping(true);
     bool pending = requests_.depth() > 0;

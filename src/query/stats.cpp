@@ -68,6 +68,19 @@ void write_stats(const engine::Engine& engine, const ServerCounters& server, Fie
     counter("pcap.tcp_retransmits", pcap.tcp_retransmits);
     counter("pcap.tcp_out_of_order", pcap.tcp_out_of_order);
     counter("pcap.oversized_lines", pcap.oversized_lines);
+    const io::SourceTotals& dpdk = by_kind[static_cast<std::size_t>(engine::SourceKind::dpdk)];
+    counter("dpdk.frames", dpdk.frames);  // this shard's queue
+    counter("dpdk.frames_other", dpdk.frames_other);
+    counter("dpdk.fragments", dpdk.fragments);
+    counter("dpdk.truncated", dpdk.truncated);
+    counter("dpdk.bad_checksums", dpdk.bad_checksums);
+    counter("dpdk.padding_copies", dpdk.padding_copies);
+    if (const io::DpdkPortCounters* port = s == 0 ? engine.dpdk_counters() : nullptr) {  // the port's, on shard 0
+      counter("dpdk.port_rx", load(port->rx));
+      counter("dpdk.port_missed", load(port->missed));
+      counter("dpdk.port_errors", load(port->errors));
+      counter("dpdk.port_no_mbuf", load(port->no_mbuf));
+    }
     for (std::size_t v = 0; v < config.views.size(); ++v) counter("late." + config.views[v].name, load(k.late[v]));
     for (std::size_t v = 0; v < config.views.size(); ++v) {
       counter("key_limit." + config.views[v].name, load(k.key_limit[v]));

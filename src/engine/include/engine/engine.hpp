@@ -110,12 +110,16 @@ class Engine {
   void activity_changed() noexcept { activity_epoch_.fetch_add(1, std::memory_order_acq_rel); }
   const std::atomic<std::uint64_t>& activity_epoch_counter() const noexcept { return activity_epoch_; }
 
+  // The NIC port's own counters (nullptr without a dpdk source).
+  const io::DpdkPortCounters* dpdk_counters() const noexcept { return dpdk_ ? &dpdk_->counters() : nullptr; }
+
   // The highest watermark any shard has reached (idle shards catch up to it).
   std::int64_t max_watermark() const noexcept;
 
  private:
   Config config_;
   std::uint32_t shard_count_ = 0;
+  std::unique_ptr<io::DpdkPort> dpdk_;  // before the shards: their sources use it until they go
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<std::unique_ptr<SpscRing<RouteBatch>>> rings_;
   std::vector<std::unique_ptr<SpscRing<HandedConnection>>> handoffs_;

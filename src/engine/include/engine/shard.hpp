@@ -16,6 +16,7 @@
 #include "io/file/file_source.hpp"
 #include "io/file/poller.hpp"
 #include "io/file/source.hpp"
+#include "io/net/dpdk_source.hpp"
 #include "io/net/pcap_source.hpp"
 #include "io/net/tcp_source.hpp"
 #include "config/config.hpp"
@@ -122,6 +123,7 @@ class Shard final : public io::LineSink, private Router::Host {
   void add_buffer(const char* data, const std::vector<io::FileStripe>& stripes);
   void add_stdin();
   void add_pcap(io::PcapOptions options);  // throws std::runtime_error when the capture cannot be read
+  void add_dpdk(io::DpdkPort& port, std::uint16_t queue);
   // The hot log: this shard's segment directory as recovery left it (what
   // to replay, where the next segment's numbers start). Before prepare().
   void set_storage(std::string dir, storage::Recovery recovery);
@@ -314,6 +316,7 @@ class Shard final : public io::LineSink, private Router::Host {
   storage::CheckpointWriter writer_;
   std::int64_t next_checkpoint_ms_ = 0;  // shard 0: when to ask for the next
   std::atomic<bool> files_done_{true};
+  bool busy_poll_ = false;  // a source no descriptor announces: the loop never sleeps
 };
 
 }  // namespace spate::engine

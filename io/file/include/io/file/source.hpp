@@ -13,9 +13,9 @@
 namespace spate::io {
 
 // replay: events read back from the shard's own segments at start; pcap:
-// the UDP payloads and TCP streams of a capture file.
-enum class SourceKind : std::uint8_t { tcp, udp, file, publish, replay, pcap };
-inline constexpr std::size_t kSourceKinds = 6;
+// the UDP payloads and TCP streams of a capture file; dpdk: a NIC queue.
+enum class SourceKind : std::uint8_t { tcp, udp, file, publish, replay, pcap, dpdk };
+inline constexpr std::size_t kSourceKinds = 7;
 const char* source_kind_name(SourceKind kind) noexcept;
 
 // Counters a source keeps about itself. One writer (the shard thread that
@@ -38,6 +38,7 @@ struct SourceCounters {
   std::atomic<std::uint64_t> tcp_gaps{0};          // stream bytes never captured, skipped
   std::atomic<std::uint64_t> tcp_retransmits{0};   // segments (or parts) already delivered
   std::atomic<std::uint64_t> tcp_out_of_order{0};  // segments held until the bytes before them came
+  std::atomic<std::uint64_t> padding_copies{0};    // DPDK: payloads copied, the mbuf's tailroom too short for the padding
 
   static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept { kernels::add_relaxed(c, n); }
 };
@@ -46,8 +47,9 @@ struct SourceCounters {
 struct SourceTotals {
   std::uint64_t bytes_in = 0, oversized_lines = 0, drops = 0, connections = 0, inputs = 0, refused = 0,
                 idle_closed = 0, accept_pauses = 0, frames = 0, frames_other = 0, fragments = 0, truncated = 0,
-                bad_checksums = 0, tcp_gaps = 0, tcp_retransmits = 0, tcp_out_of_order = 0;
+                bad_checksums = 0, tcp_gaps = 0, tcp_retransmits = 0, tcp_out_of_order = 0, padding_copies = 0;
   void add(const SourceCounters& c) noexcept {
+    padding_copies += c.padding_copies.load(std::memory_order_relaxed);
     frames += c.frames.load(std::memory_order_relaxed);
     frames_other += c.frames_other.load(std::memory_order_relaxed);
     fragments += c.fragments.load(std::memory_order_relaxed);
@@ -108,6 +110,8 @@ class Source {
   // When poll() has work next that no descriptor announces (a capture
   // replayed at its recorded pace), on the monotonic clock in ms.
   virtual std::int64_t next_deadline_ms() const noexcept { return INT64_MAX; }
+  // A source no descriptor announces (a NIC queue): the shard never sleeps.
+  virtual bool busy_poll() const noexcept { return false; }
   // Stop: reads what was already received (up to each peer's end, within
   // the deadline on the monotonic clock in ms), hands it over, and closes.
   virtual void drain(LineSink& sink, std::int64_t deadline_ms) = 0;
