@@ -13,8 +13,9 @@
                          "top": {VIEW: {"window_start": W, "keys": [...]}},
                                    VIEW_TOP with its default window}
     NAME/case.json      optional: {"sources": [...], "shards": [...]}; by
-                        default every source kind (file, tcp, udp, publish)
-                        with 1, 2 and 3 shards
+                        default every source kind (file, tcp, udp, publish,
+                        pcap: the UDP datagrams in a capture read at its
+                        recorded pace) with 1, 2 and 3 shards
 
 Each case runs through every source kind it names with every shard count and
 must give the same answers. Adding a case needs no code.
@@ -26,6 +27,7 @@ must give the same answers. Adding a case needs no code.
 import json
 import os
 import socket
+import struct
 import sys
 import tempfile
 import time
@@ -34,7 +36,7 @@ import tomllib
 from spate_e2e import Daemon
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ALL_SOURCES = ["file", "tcp", "udp", "publish"]
+ALL_SOURCES = ["file", "tcp", "udp", "publish", "pcap"]
 IDLE_TIMEOUT_MS = 200
 
 
@@ -64,6 +66,41 @@ def segments(items):
     return [(data, pause) for data, pause in out if data or pause]
 
 
+def udp_frame(payload):
+    """Ethernet, IPv4 (its checksum filled in) and UDP (no checksum) around payload."""
+    ip = bytearray(struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + 8 + len(payload), 0, 0x4000, 64, 17, 0,
+                               bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])))
+    total = sum(struct.unpack(">10H", ip))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    ip[10:12] = struct.pack(">H", ~total & 0xFFFF)
+    return b"\x02\0\0\0\0\x02\x02\0\0\0\0\x01\x08\x00" + bytes(ip) + struct.pack(">HHHH", 40000, 7071, 8 + len(payload), 0) + payload
+
+
+def write_capture(path, inputs):
+    """The inputs as the UDP datagrams feed() sends (a line each, round-robin,
+    each input's pauses kept), stamped as if captured then."""
+    queues = [list(items) for items in inputs]
+    resume = [0.0] * len(queues)
+    now, records = 0.0, []
+    while any(queues):
+        ready = [i for i, q in enumerate(queues) if q and resume[i] <= now]
+        if not ready:
+            now = min(resume[i] for i, q in enumerate(queues) if q)
+            continue
+        for i in ready:
+            kind, value = queues[i].pop(0)
+            if kind == "pause":
+                resume[i] = now + value
+            else:
+                records.append((now, udp_frame(value)))
+        now += 0.0001
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for t, frame in records:
+            f.write(struct.pack("<IIII", int(t), int((t % 1) * 1e6), len(frame), len(frame)) + frame)
+
+
 def start(case_dir, source, shards, inputs, tmp):
     """spated on free ports with the case's config and only the source under
     test (file inputs are written without their pause lines)."""
@@ -77,8 +114,12 @@ def start(case_dir, source, shards, inputs, tmp):
             with open(path, "wb") as f:
                 f.write(b"".join(v for k, v in items if k == "line"))
             extra += ["--ingest", path]
+    if source == "pcap":  # at the recorded pace, so that pauses are silences as on the wire
+        path = os.path.join(tmp, "inputs.pcap")
+        write_capture(path, inputs)
+        config_text += '\n[[source]]\ntype = "pcap"\npath = "%s"\npace = "recorded"\n' % path
     daemon = Daemon(shards=shards, config=config_text, extra_args=extra, tcp=source == "tcp", udp=source == "udp",
-                    idle_first=source != "file")
+                    idle_first=source not in ("file", "pcap"))
     daemon.views = tomllib.loads(config_text).get("view", [])
     return daemon
 
@@ -101,7 +142,7 @@ def wait(daemon, predicate, what, timeout=20, settle=None):
 def feed(daemon, source, inputs):
     """Sends every input at once, round-robin a line (UDP: a datagram, PUBLISH:
     the lines between two pauses) at a time, honouring each input's pauses."""
-    if source == "file":
+    if source in ("file", "pcap"):
         return
     if source == "tcp":
         conns = [socket.create_connection(("127.0.0.1", daemon.tcp_port)) for _ in inputs]
