@@ -109,6 +109,19 @@ class PcapTest(E2ETest):
         self.assert_views_match(d, windows)
         self.assertEqual(d.stop(), 0)
 
+    def test_a_pcapng_capture_reads_as_its_pcap_does(self):
+        if shutil.which("editcap") is None:
+            self.skipTest("editcap is not installed (scripts/setup.sh installs tshark, which brings it)")
+        path = self.gen("u.pcap")
+        summary, windows = read_expect(self.expect)
+        ng = os.path.join(self.tmp, "u.pcapng")
+        subprocess.run(["editcap", "-F", "pcapng", path, ng], check=True, capture_output=True, timeout=60)
+        d, c = self.ingest(ng)
+        self.assertEqual(c["pcap.frames"], len(read_pcap(path)[1]))
+        self.assertEqual(c["events_in"], summary["events"])
+        self.assert_views_match(d, windows)
+        self.assertEqual(d.stop(), 0)
+
     def test_tcp_streams_reordered_and_retransmitted_are_reassembled_exactly(self):
         # No late events: three streams read side by side judge lateness by
         # the slowest (one not yet begun holds event time back), unlike the
