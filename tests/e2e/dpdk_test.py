@@ -4,17 +4,15 @@ aggregates through a NIC queue as through the UDP socket, two queues feed
 two shards, and what is not UDP is counted, not applied."""
 
 import os
-import shutil
 import socket
 import subprocess
-import tempfile
 import time
 import unittest
 
 from pcap_test import read_pcap, write_pcap
-from spate_e2e import SPATE_GEN, SPATED, TEST_CONFIG, Daemon, E2ETest, read_expect
+from spate_e2e import GeneratedInputTest, SPATED, TEST_CONFIG, Daemon, read_expect
 
-EVENTS = 20000
+EVENTS = GeneratedInputTest.EVENTS
 
 
 def dpdk_config(*captures, extra=""):
@@ -23,24 +21,8 @@ def dpdk_config(*captures, extra=""):
                           % (vdev, extra))
 
 
-class DpdkTest(E2ETest):
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="spate-dpdk-")
-        self.expect = os.path.join(self.tmp, "expect.ndjson")
-        self.daemons = []
-
-    def tearDown(self):
-        for d in self.daemons:
-            if d.proc.poll() is None:
-                d.proc.kill()
-                d.proc.wait()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def gen(self, name, *args):
-        path = os.path.join(self.tmp, name)
-        subprocess.run([SPATE_GEN, "--events", str(EVENTS), "--seed", "23", "--out", path, "--expect", self.expect,
-                        *args], check=True, capture_output=True, timeout=120)
-        return path
+class DpdkTest(GeneratedInputTest):
+    SEED = 23
 
     def start(self, config, shards=1, **kw):
         try:

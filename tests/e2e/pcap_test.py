@@ -8,13 +8,12 @@ import os
 import shutil
 import struct
 import subprocess
-import tempfile
 import time
 import unittest
 
-from spate_e2e import SPATE_GEN, TEST_CONFIG, Daemon, E2ETest, read_expect
+from spate_e2e import GeneratedInputTest, TEST_CONFIG, Daemon, read_expect
 
-EVENTS = 20000
+EVENTS = GeneratedInputTest.EVENTS
 
 
 def read_pcap(path):
@@ -46,24 +45,8 @@ def tcp_info(frame):
     return sport, seq, frame[tcp + 13], frame[tcp + data_off:]
 
 
-class PcapTest(E2ETest):
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="spate-pcap-")
-        self.expect = os.path.join(self.tmp, "expect.ndjson")
-        self.daemons = []
-
-    def tearDown(self):
-        for d in self.daemons:
-            if d.proc.poll() is None:
-                d.proc.kill()
-                d.proc.wait()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def gen(self, name, *args):
-        path = os.path.join(self.tmp, name)
-        subprocess.run([SPATE_GEN, "--events", str(EVENTS), "--seed", "17", "--out", path, "--expect", self.expect,
-                        *args], check=True, capture_output=True, timeout=120)
-        return path
+class PcapTest(GeneratedInputTest):
+    SEED = 17
 
     def ingest(self, path, extra=""):
         """spated reading the capture; returns it once every frame is read and applied."""

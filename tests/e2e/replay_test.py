@@ -5,36 +5,18 @@ events (dropped as duplicates, or counted again with --fresh-ids);
 
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 import unittest
 
-from spate_e2e import BUILD_DIR, SPATE_GEN, TEST_CONFIG, Daemon, E2ETest, read_expect
+from spate_e2e import GeneratedInputTest, BUILD_DIR, TEST_CONFIG, Daemon, read_expect
 
 SPATE_REPLAY = os.path.join(BUILD_DIR, "tools", "spate-replay")
-EVENTS = 20000
+EVENTS = GeneratedInputTest.EVENTS
 
 
-class ReplayTest(E2ETest):
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="spate-replay-")
-        self.expect = os.path.join(self.tmp, "expect.ndjson")
-        self.daemons = []
-
-    def tearDown(self):
-        for d in self.daemons:
-            if d.proc.poll() is None:
-                d.proc.kill()
-                d.proc.wait()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def gen(self, name, *args):
-        path = os.path.join(self.tmp, name)
-        subprocess.run([SPATE_GEN, "--events", str(EVENTS), "--seed", "29", "--out", path, "--expect", self.expect,
-                        *args], check=True, capture_output=True, timeout=120)
-        return path
+class ReplayTest(GeneratedInputTest):
+    SEED = 29
 
     def daemon(self, **kw):
         d = Daemon(shards=2, config=TEST_CONFIG, **kw)

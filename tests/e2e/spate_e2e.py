@@ -5,6 +5,7 @@ and compare the daemon's views with it exactly."""
 import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -185,3 +186,31 @@ class E2ETest(unittest.TestCase):
                 total += len(expected_rows)
         # The daemon holds exactly these windows: no key or window the generator did not produce.
         self.assertEqual(daemon.wait_windows(total), total)
+
+
+class GeneratedInputTest(E2ETest):
+    """A temporary directory for spate-gen's outputs (gen()) and its
+    expectation (self.expect), and the daemons a test started (self.daemons,
+    killed if still running at the end)."""
+
+    EVENTS = 20000
+    SEED = 17
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="spate-e2e-gen-")
+        self.expect = os.path.join(self.tmp, "expect.ndjson")
+        self.daemons = []
+
+    def tearDown(self):
+        for d in self.daemons:
+            if d.proc.poll() is None:
+                d.proc.kill()
+                d.proc.wait()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def gen(self, name, *args):
+        """spate-gen's EVENTS events (seed SEED) into tmp/name; the expectation into self.expect."""
+        path = os.path.join(self.tmp, name)
+        subprocess.run([SPATE_GEN, "--events", str(self.EVENTS), "--seed", str(self.SEED), "--out", path,
+                        "--expect", self.expect, *args], check=True, capture_output=True, timeout=120)
+        return path
