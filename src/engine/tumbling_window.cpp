@@ -2,7 +2,10 @@
 #include "engine/tumbling_window.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
+
+#include "kernels/rfc3339.hpp"
 
 namespace spate::engine {
 
@@ -94,8 +97,9 @@ const WindowWord* TumblingView::record(std::uint64_t index) const noexcept {
 
 std::uint64_t TumblingView::new_record(std::uint32_t key_id, std::int64_t start) {
   if (next_record_ / kChunkRecords - first_chunk_ == chunks_.size()) {
-    // Every record is written when appended: no zeroing.
-    chunks_.push_back(std::make_unique_for_overwrite<WindowWord[]>(kChunkRecords * record_words_));
+    // Zeroed, though every record is written when appended: a checkpoint
+    // saves whole chunks, and the unused tail must not carry stale memory.
+    chunks_.push_back(std::make_unique<WindowWord[]>(kChunkRecords * record_words_));
     chunk_max_start_.push_back(INT64_MIN);
   }
   const std::uint64_t index = next_record_++;
@@ -295,6 +299,10 @@ void TumblingView::save(kernels::ByteWriter& out) const {
   out.put<std::int64_t>(last_start_);
 }
 
+// A body that passes its checksum can still be malformed (a bug, another
+// build), so what the view relies on is checked, in one pass over the keys
+// and one over the records: a query, an insert or retention must never
+// index out of the arrays, walk a chain forever or overflow a window's end.
 bool TumblingView::load(kernels::ByteReader& in) {
   if (in.get<std::uint32_t>() != words_) return in.fail();  // another set of columns
   keys_ = in.get<std::uint32_t>();
@@ -304,14 +312,18 @@ bool TumblingView::load(kernels::ByteReader& in) {
   in.get_vector(chunk_max_start_);
   first_chunk_ = in.get<std::uint64_t>();
   next_record_ = in.get<std::uint64_t>();
+  const std::uint64_t nchunks = chunk_max_start_.size();
+  // Far more chunks than were ever written, yet (first_chunk_ + nchunks) *
+  // kChunkRecords cannot overflow and no record index reaches kNoRecord.
+  constexpr std::uint64_t kMaxChunk = (kNoRecord / kChunkRecords) / 2;
   if (!in.ok() || hot_.size() != static_cast<std::size_t>(keys_) * words_ || head_.size() != keys_ ||
-      recent_.size() != 2 * static_cast<std::size_t>(keys_) ||
-      next_record_ > (first_chunk_ + chunk_max_start_.size()) * kChunkRecords) {
+      recent_.size() != 2 * static_cast<std::size_t>(keys_) || first_chunk_ > kMaxChunk ||
+      next_record_ < first_chunk_ * kChunkRecords || next_record_ > (first_chunk_ + nchunks) * kChunkRecords) {
     return in.fail();
   }
   chunks_.clear();
   std::vector<WindowWord> chunk;
-  for (std::size_t c = 0; c < chunk_max_start_.size(); ++c) {
+  for (std::size_t c = 0; c < nchunks; ++c) {
     if (!in.get_vector(chunk) || chunk.size() != kChunkRecords * record_words_) return in.fail();
     chunks_.push_back(std::make_unique_for_overwrite<WindowWord[]>(chunk.size()));
     std::copy(chunk.begin(), chunk.end(), chunks_.back().get());
@@ -319,7 +331,66 @@ bool TumblingView::load(kernels::ByteReader& in) {
   windows_ = in.get<std::uint64_t>();
   newest_start_ = in.get<std::int64_t>();
   last_start_ = in.get<std::int64_t>();
-  return in.ok();
+  if (!in.ok()) return false;
+
+  // Windows start at a multiple of the window within the event times the
+  // parser accepts, none after the newest; each holds a row, and its
+  // aggregates are what finite numbers fold to (no NaN: it would break the
+  // order VIEW_TOP sorts by).
+  const std::int64_t lowest = window_start_of(kernels::kRfc3339MinMs, window_ms_);
+  const std::int64_t highest = window_start_of(kernels::kRfc3339MaxMs, window_ms_);
+  const auto valid_start = [&](std::int64_t s) { return s >= lowest && s <= highest && s % window_ms_ == 0; };
+  const auto valid_window = [&](const WindowWord* w) {
+    if (w[1].u == 0 || !valid_start(w[0].i) || w[0].i > newest_start_) return false;
+    for (std::uint32_t i = 0; i < ncolumns_; ++i) {
+      const WindowWord* c = w + 2 + 3 * i;
+      if (std::isnan(c[0].d) || !(c[1].d <= c[2].d)) return false;
+    }
+    return true;
+  };
+  const std::uint64_t first = first_chunk_ * kChunkRecords;
+  const auto valid_link = [&](std::uint64_t i) { return i == kNoRecord || i < next_record_; };
+  if ((newest_start_ != INT64_MIN && !valid_start(newest_start_)) || !valid_start(last_start_)) return in.fail();
+  // Every record written since the first live chunk is a window; so is
+  // each key's newest. The count and each chunk's newest start follow.
+  std::uint64_t windows = next_record_ - first;
+  for (std::uint32_t k = 0; k < keys_; ++k) {
+    const WindowWord* hot = &hot_[static_cast<std::size_t>(k) * words_];
+    if (hot[1].u != 0 && !valid_window(hot)) return in.fail();
+    windows += hot[1].u != 0;
+    const std::uint64_t* recent = &recent_[2 * static_cast<std::size_t>(k)];
+    if (!valid_link(head_[k]) || !valid_link(recent[0]) || !valid_link(recent[1])) return in.fail();
+  }
+  if (windows != windows_) return in.fail();
+  for (std::uint64_t c = 0; c < nchunks; ++c) {
+    std::int64_t max_start = INT64_MIN;
+    const std::uint64_t end = std::min(next_record_, first + (c + 1) * kChunkRecords);
+    for (std::uint64_t i = first + c * kChunkRecords; i < end; ++i) {
+      const WindowWord* r = record(i);
+      // The key word is only written (a renumbering leaves it stale): a key id, no more.
+      if (!valid_window(r) || !valid_link(r[words_].u) || r[words_ + 1].u >= KeyTable::kMissing) return in.fail();
+      max_start = std::max(max_start, r[0].i);
+    }
+    if (chunk_max_start_[c] != max_start) return in.fail();
+  }
+  // Each key's chain (its older windows) is a path through records of its
+  // own: no record on two chains, none twice, so every walk ends. A key's
+  // recent windows are on its chain, or on no chain (cut off by eviction).
+  constexpr std::uint32_t kNoKey = UINT32_MAX;
+  std::vector<std::uint32_t> owner(next_record_ - first, kNoKey);
+  for (std::uint32_t k = 0; k < keys_; ++k) {
+    for (std::uint64_t i = head_[k]; i != kNoRecord && i >= first; i = record(i)[words_].u) {
+      if (owner[i - first] != kNoKey) return in.fail();
+      owner[i - first] = k;
+    }
+  }
+  for (std::uint32_t k = 0; k < keys_; ++k) {
+    for (int j = 0; j < 2; ++j) {
+      const std::uint64_t i = recent_[2 * static_cast<std::size_t>(k) + j];
+      if (i != kNoRecord && i >= first && owner[i - first] != kNoKey && owner[i - first] != k) return in.fail();
+    }
+  }
+  return true;
 }
 
 }  // namespace spate::engine

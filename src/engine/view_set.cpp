@@ -194,8 +194,20 @@ bool ViewSet::load(kernels::ByteReader& in) {
   for (KeyTable& keys : keys_) {
     if (!keys.load(in)) return false;
   }
-  for (auto& view : views_) {
-    if (!view->load(in)) return false;
+  for (std::size_t v = 0; v < views_.size(); ++v) {
+    View& view = *views_[v];
+    if (!view.load(in)) return false;
+    // Per-key state only for keys the group's table holds: an erased key's
+    // id goes to the next new key, and retention walks only the table's ids
+    // (an erased key's bytes may be gone: VIEW_TOP could not name it).
+    const KeyTable& keys = keys_[static_cast<std::size_t>(config_.views[v].key_group)];
+    for (std::uint32_t id = 0; id < keys.id_limit(); ++id) {
+      if (!keys.alive(id) && !view.key_idle(id)) return in.fail();
+    }
+    // Past the table's ids, evicting every window must find none.
+    const std::uint64_t windows = view.window_count();
+    view.evict_keys(INT64_MAX, 0, keys.id_limit(), UINT32_MAX);
+    if (view.window_count() != windows) return in.fail();
   }
   for (auto& dedup : dedup_) {
     if (!dedup->load(in)) return false;

@@ -85,7 +85,7 @@ struct SourceConfig {
   std::uint16_t port = 0;      // only datagrams and streams to this port (0: any)
   bool verify_checksums = false;
   // dpdk: a NIC port, one RX queue per shard (docs/captures.md).
-  std::vector<std::string> eal_args;
+  std::vector<std::string> eal_args = {};
   std::uint16_t dpdk_port = 0;
   std::uint32_t rx_descriptors = 1024;
   std::uint32_t mbufs = 0;  // 0: enough for every queue

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/byte_io.hpp"
+#include "kernels/rfc3339.hpp"
 #include "engine/input_clock.hpp"
 
 namespace spate::engine {
@@ -83,11 +84,19 @@ class EventTime {
     out.put<std::int64_t>(stamp_);
     out.put_vector(channel_);
   }
+  // Each is an event time the parser accepts, or INT64_MIN (none yet):
+  // what they are compared and summed with assumes it.
   bool load(kernels::ByteReader& in) {
+    const auto valid = [](std::int64_t t) {
+      return t == INT64_MIN || (t >= kernels::kRfc3339MinMs && t <= kernels::kRfc3339MaxMs);
+    };
     watermark_ = in.get<std::int64_t>();
     stamp_ = in.get<std::int64_t>();
     std::vector<std::int64_t> channels;
-    if (!in.get_vector(channels) || channels.size() != channel_.size()) return in.fail();
+    if (!in.get_vector(channels) || channels.size() != channel_.size() || !valid(watermark_) || !valid(stamp_) ||
+        !std::all_of(channels.begin(), channels.end(), valid)) {
+      return in.fail();
+    }
     channel_ = std::move(channels);
     recompute_channels();
     return true;

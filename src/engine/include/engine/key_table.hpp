@@ -4,6 +4,7 @@
 // follows the live keys, not every key ever seen.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <string_view>
@@ -123,6 +124,10 @@ class KeyTable {
     out.put<std::uint64_t>(dead_bytes_);
     out.put<std::uint32_t>(count_);
   }
+  // A body that passes its checksum can still be malformed (a bug, another
+  // build): every array is checked against what the table relies on, so
+  // that nothing loaded can make a lookup, an erase or a compaction read
+  // out of bounds or probe forever.
   bool load(kernels::ByteReader& in) {
     in.get_vector(slots_);
     in.get_vector(offsets_);
@@ -134,18 +139,32 @@ class KeyTable {
     dead_bytes_ = in.get<std::uint64_t>();
     count_ = in.get<std::uint32_t>();
     const std::size_t ids = offsets_.size();
+    // At most 3/4 full (intern grows past it): a probe always meets an empty slot.
     if (!in.ok() || slots_.size() < 1024 || (slots_.size() & (slots_.size() - 1)) != 0 || lengths_.size() != ids ||
-        hashes_.size() != ids || alive_.size() != ids || count_ > ids) {
+        hashes_.size() != ids || alive_.size() != ids || ids >= kMissing || count_ > ids ||
+        static_cast<std::uint64_t>(count_) * 4 > slots_.size() * 3 || free_ids_.size() != ids - count_ ||
+        dead_bytes_ > bytes_.size()) {
       return in.fail();
     }
+    // The live keys' bytes lie in bytes_ beside the dead ones'.
+    std::uint64_t live_bytes = 0;
+    std::uint32_t live = 0;
     for (std::size_t id = 0; id < ids; ++id) {
-      if (alive_[id] != 0 && offsets_[id] + static_cast<std::uint64_t>(lengths_[id]) > bytes_.size()) return in.fail();
+      if (alive_[id] > 1) return in.fail();
+      if (alive_[id] == 0) continue;
+      if (offsets_[id] + static_cast<std::uint64_t>(lengths_[id]) > bytes_.size()) return in.fail();
+      live_bytes += lengths_[id];
+      ++live;
     }
-    for (const Slot& s : slots_) {
-      if (s.id_plus_one > ids || (s.id_plus_one != 0 && alive_[s.id_plus_one - 1] == 0)) return in.fail();
+    if (live != count_ || live_bytes > bytes_.size() - dead_bytes_) return in.fail();
+    // The free ids are the dead ones, each once.
+    std::vector<std::uint8_t> seen(ids, 0);
+    for (const std::uint32_t id : free_ids_) {
+      if (id >= ids || alive_[id] != 0 || seen[id] != 0) return in.fail();
+      seen[id] = 1;
     }
     mask_ = slots_.size() - 1;
-    return true;
+    return load_slots(seen) || in.fail();
   }
 
   // Forgets key `id`; a later intern may hand the id to another key.
@@ -259,6 +278,38 @@ class KeyTable {
     }
     bytes_.swap(live);
     dead_bytes_ = 0;
+  }
+
+  // load()'s check of the slots: each live key in exactly one, with its
+  // tag and short bytes, where a lookup from its home slot finds it (no
+  // empty slot between). `seen` is scratch of id_limit() bytes.
+  bool load_slots(std::vector<std::uint8_t>& seen) const {
+    std::fill(seen.begin(), seen.end(), 0);
+    std::size_t empty = 0;
+    while (empty < slots_.size() && slots_[empty].id_plus_one != 0) ++empty;
+    if (empty == slots_.size()) return false;
+    std::uint32_t used = 0;
+    std::size_t run = 0;  // occupied slots just before i, back to the last empty one
+    for (std::size_t n = 1; n <= slots_.size(); ++n) {
+      const std::size_t i = (empty + n) & mask_;
+      const Slot& s = slots_[i];
+      if (s.id_plus_one == 0) {
+        run = 0;
+        continue;
+      }
+      const std::uint32_t id = s.id_plus_one - 1;
+      if (id >= offsets_.size() || alive_[id] == 0 || seen[id] != 0) return false;
+      seen[id] = 1;
+      ++used;
+      if (((i - hashes_[id]) & mask_) > run++) return false;  // an empty slot cuts the probe from its home
+      if (s.tag != tag_of(hashes_[id])) return false;
+      if (s.length == kLongKey ? lengths_[id] <= kInline
+                               : s.length > kInline || s.length != lengths_[id] ||
+                                     !kernels::equal_bytes(s.inline_key, bytes_.data() + offsets_[id], s.length)) {
+        return false;
+      }
+    }
+    return used == count_;
   }
 
   std::vector<Slot> slots_;
