@@ -11,7 +11,7 @@ scripts/setup.sh
 seconds=${1:-30}
 (($# > 0)) && shift
 targets=("$@")
-((${#targets[@]} > 0)) || targets=(event_parser protocol config rfc3339 segment checkpoint_state)
+((${#targets[@]} > 0)) || targets=(event_parser protocol config rfc3339 segment checkpoint_state packet)
 build_dir=${BUILD_DIR:-build-fuzz}
 parallel=${FUZZ_JOBS:-2}
 
