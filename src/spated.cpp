@@ -17,6 +17,7 @@
 
 #include "config/config.hpp"
 #include "engine/engine.hpp"
+#include "query/metrics_server.hpp"
 #include "query/query_server.hpp"
 
 namespace {
@@ -60,7 +61,7 @@ bool override_endpoint(Config& config, SourceKind kind, const std::string& text)
 int main(int argc, char** argv) {
   CLI::App app{"spated: real-time JSON event ingestion and windowed views"};
   app.set_version_flag("--version", "spated " SPATE_VERSION);
-  std::string config_file, check_file, data_dir, query_addr, tcp_addr, udp_addr;
+  std::string config_file, check_file, data_dir, query_addr, tcp_addr, udp_addr, metrics_addr;
   std::vector<std::string> ingest;
   unsigned shards = 0;
   bool exit_after_ingest = false;
@@ -72,6 +73,7 @@ int main(int argc, char** argv) {
   app.add_option("--query-addr", query_addr, "query protocol address HOST:PORT (default 127.0.0.1:7070)");
   app.add_option("--tcp-addr", tcp_addr, "TCP NDJSON ingest HOST:PORT, or 'off' (default 127.0.0.1:7072)");
   app.add_option("--udp-addr", udp_addr, "UDP NDJSON ingest HOST:PORT, or 'off' (default 127.0.0.1:7071)");
+  app.add_option("--metrics-addr", metrics_addr, "Prometheus endpoint HOST:PORT, or 'off' (default 127.0.0.1:9464)");
   app.add_flag("--exit-after-ingest", exit_after_ingest, "exit once every --ingest file is applied (batch mode)");
   CLI11_PARSE(app, argc, argv);
 
@@ -94,6 +96,12 @@ int main(int argc, char** argv) {
   if (shards != 0) config.shards = shards;
   if (!query_addr.empty() && !spate::engine::parse_endpoint(query_addr, config.query.listen)) {
     fmt::print(stderr, "spated: --query-addr '{}' is not HOST:PORT\n", query_addr);
+    return 2;
+  }
+  if (metrics_addr == "off") {
+    config.metrics_enabled = false;
+  } else if (!metrics_addr.empty() && !spate::engine::parse_endpoint(metrics_addr, config.metrics_listen)) {
+    fmt::print(stderr, "spated: --metrics-addr '{}' is not HOST:PORT or 'off'\n", metrics_addr);
     return 2;
   }
   if ((!tcp_addr.empty() && !override_endpoint(config, SourceKind::tcp, tcp_addr)) ||
@@ -132,11 +140,16 @@ int main(int argc, char** argv) {
   const auto started = std::chrono::steady_clock::now();
   std::unique_ptr<spate::engine::Engine> engine_ptr;
   std::unique_ptr<spate::query::QueryServer> server_ptr;
+  std::unique_ptr<spate::query::MetricsServer> metrics_ptr;
   try {
     engine_ptr = std::make_unique<spate::engine::Engine>(config);
     server_ptr = std::make_unique<spate::query::QueryServer>(*engine_ptr, config.query);
     engine_ptr->start();
     for (const std::string& line : engine_ptr->recovery_report()) log("recovery: " + line);
+    // Before the replay ends: /readyz says 503 until it has.
+    if (config.metrics_enabled) {
+      metrics_ptr = std::make_unique<spate::query::MetricsServer>(*engine_ptr, server_ptr->counters(), config.metrics_listen);
+    }
     server_ptr->start();  // once the segments are replayed
   } catch (const std::exception& e) {
     fmt::print(stderr, "spated: cannot start: {}\n", e.what());
@@ -155,6 +168,7 @@ int main(int argc, char** argv) {
       sources += fmt::format(" {}={}:{}", spate::engine::source_kind_name(s.kind), s.listen.host, engine.bound_port(i));
     }
   }
+  if (metrics_ptr) sources += fmt::format(" metrics={}:{}", config.metrics_listen.host, metrics_ptr->port());
   fmt::print("spated ready: shards={} query={}:{}{}\n", engine.shard_count(), config.query.listen.host, server.port(), sources);
   std::fflush(stdout);
 
@@ -165,6 +179,7 @@ int main(int argc, char** argv) {
     sigwait(&signals, &sig);
     log(fmt::format("signal {}: draining", sig));
   }
+  metrics_ptr.reset();
   server.stop();
   engine.stop();
   std::uint64_t events = 0, errors = 0;

@@ -496,7 +496,7 @@ ConfigResult parse_config(std::string_view text, std::string_view source_name) {
   check.known_keys(root, "the top level",
                    {"shards", "data_dir", "allowed_lateness_ms", "idle_timeout_ms", "window_retention_ms", "max_future_ms",
                     "max_state_bytes",
-                    "max_line_bytes", "ring_slots", "ring_batch_rows", "publish_dedup_ttl_ms", "ring_flush_us", "query", "storage", "dedup", "source", "schema", "view"});
+                    "max_line_bytes", "ring_slots", "ring_batch_rows", "publish_dedup_ttl_ms", "ring_flush_us", "query", "storage", "dedup", "source", "schema", "view", "metrics"});
   check.integer(root, "shards", config.shards, 1, 1024);
   check.string(root, "data_dir", config.data_dir);
   check.integer(root, "allowed_lateness_ms", config.allowed_lateness_ms, 0, std::int64_t{30} * 86400000);
@@ -509,6 +509,18 @@ ConfigResult parse_config(std::string_view text, std::string_view source_name) {
   check.integer(root, "ring_batch_rows", config.ring_batch_rows, 16, 4096);
   check.integer(root, "publish_dedup_ttl_ms", config.publish_dedup_ttl_ms, 1000, std::int64_t{30} * 86400000);
   check.integer(root, "ring_flush_us", config.ring_flush_us, 0, 1000000);
+  if (const toml::node* m = root.get("metrics")) {  // docs/metrics.md
+    if (const toml::table* mt = m->as_table()) {
+      check.known_keys(*mt, "[metrics]", {"listen"});
+      if (const toml::node* l = mt->get("listen"); l != nullptr && l->value<std::string>() == "off") {
+        config.metrics_enabled = false;
+      } else {
+        check.endpoint(*mt, "listen", config.metrics_listen);
+      }
+    } else {
+      check.error(*m, "'metrics' must be a table");
+    }
+  }
   if (const toml::node* q = root.get("query")) {
     if (const toml::table* qt = q->as_table()) {
       check.known_keys(*qt, "[query]", {"listen", "max_connections", "handshake_timeout_ms", "frame_timeout_ms",

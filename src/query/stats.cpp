@@ -8,19 +8,30 @@
 namespace spate::query {
 
 void write_stats(const engine::Engine& engine, const ServerCounters& server, FieldWriter& w) {
+  std::uint32_t current = UINT32_MAX;
+  std::size_t shard_mark = 0;
+  visit_stats(engine, server, [&](std::uint32_t shard, std::string_view name, std::uint64_t value) {
+    if (shard != current) {
+      if (current != UINT32_MAX) w.end_nested(shard_mark);
+      shard_mark = w.begin_nested(Tag::shard);
+      w.u64(Tag::shard_id, shard);
+      current = shard;
+    }
+    const auto m = w.begin_nested(Tag::counter);
+    w.bytes(Tag::name, name);
+    w.u64(Tag::value_u64, value);
+    w.end_nested(m);
+  });
+  if (current != UINT32_MAX) w.end_nested(shard_mark);
+}
+
+void visit_stats(const engine::Engine& engine, const ServerCounters& server, const StatsVisitor& visit) {
   const auto& config = engine.config();
   const auto load = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
   for (std::uint32_t s = 0; s < engine.shard_count(); ++s) {
     const engine::Shard& shard = engine.shard(s);
     const engine::ShardCounters& k = shard.counters();
-    const auto shard_mark = w.begin_nested(Tag::shard);
-    w.u64(Tag::shard_id, s);
-    const auto counter = [&](std::string_view name, std::uint64_t value) {
-      const auto m = w.begin_nested(Tag::counter);
-      w.bytes(Tag::name, name);
-      w.u64(Tag::value_u64, value);
-      w.end_nested(m);
-    };
+    const auto counter = [&](std::string_view name, std::uint64_t value) { visit(s, name, value); };
     io::SourceTotals by_kind[engine::kSourceKinds];
     std::uint64_t bytes = 0, late = 0;
     for (std::size_t src = 0; src < engine::kSourceKinds; ++src) {
@@ -136,15 +147,14 @@ void write_stats(const engine::Engine& engine, const ServerCounters& server, Fie
       }
     }
     if (s == 0) {
-      counter("query.connections", server.connections);
-      counter("query.connections_refused", server.refused);
-      counter("query.handshake_timeouts", server.handshake_timeouts);
-      counter("query.frame_timeouts", server.frame_timeouts);
-      counter("query.slow_clients_closed", server.slow_clients_closed);
-      counter("query.accept_pauses", server.accept_pauses);
-      counter("query.auth_failures", server.auth_failures);
+      counter("query.connections", load(server.connections));
+      counter("query.connections_refused", load(server.refused));
+      counter("query.handshake_timeouts", load(server.handshake_timeouts));
+      counter("query.frame_timeouts", load(server.frame_timeouts));
+      counter("query.slow_clients_closed", load(server.slow_clients_closed));
+      counter("query.accept_pauses", load(server.accept_pauses));
+      counter("query.auth_failures", load(server.auth_failures));
     }
-    w.end_nested(shard_mark);
   }
 }
 

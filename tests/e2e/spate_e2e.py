@@ -4,6 +4,7 @@ and compare the daemon's views with it exactly."""
 
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -57,7 +58,8 @@ class Daemon:
              "--data-dir", self.data_dir,
              "--query-addr", "127.0.0.1:%d" % self.query_port,
              "--tcp-addr", "127.0.0.1:%d" % self.tcp_port if tcp else "off",
-             "--udp-addr", "127.0.0.1:%d" % self.udp_port if udp else "off", *extra_args],
+             "--udp-addr", "127.0.0.1:%d" % self.udp_port if udp else "off",
+             "--metrics-addr", "127.0.0.1:0", *extra_args],
             stdout=subprocess.PIPE, stderr=self.log, text=True,
             preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (max_descriptors, max_descriptors)))
             if max_descriptors else None)
@@ -65,6 +67,9 @@ class Daemon:
         if not line.startswith("spated ready"):
             self.proc.kill()
             raise RuntimeError("spated did not start: %r; log: %s" % (line, self.read_log()))
+        self.ready_line = line
+        metrics = re.search(r" metrics=127\.0\.0\.1:(\d+)", line)
+        self.metrics_port = int(metrics.group(1)) if metrics else None
         self.client = spate_client.Client("127.0.0.1", self.query_port, timeout=60, auth_token=auth_token)
         if idle_first:
             self.wait_idle()

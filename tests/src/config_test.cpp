@@ -256,3 +256,16 @@ TEST_CASE("config: the [dedup] table is read and checked") {
   CHECK(bad.errors[0].message == "'horizon_ms' = 10 is out of range [1000, 2592000000]");
   CHECK(bad.errors[1].message.find("window") != std::string::npos);
 }
+
+TEST_CASE("config: [metrics] listen is an address or off, on loopback by default") {
+  CHECK(default_config().metrics_enabled);
+  CHECK(default_config().metrics_listen.to_string() == "127.0.0.1:9464");
+  auto r = parse_config("[metrics]\nlisten = \"127.0.0.1:9100\"\n", "m.toml");
+  REQUIRE(r.ok());
+  CHECK(r.config.metrics_listen.port == 9100);
+  r = parse_config("[metrics]\nlisten = \"off\"\n", "m.toml");
+  REQUIRE(r.ok());
+  CHECK_FALSE(r.config.metrics_enabled);
+  r = parse_config("[metrics]\nlisten = \"nowhere\"\nport = 1\n", "m.toml");
+  CHECK(r.errors.size() == 2);
+}

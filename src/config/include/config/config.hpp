@@ -129,6 +129,9 @@ struct Config {
   std::uint32_t shards = 0;  // 0: one per CPU of the process's affinity mask
   std::string data_dir = "./spate-data";
   QueryConfig query;
+  // The Prometheus endpoint (/metrics, /healthz, /readyz): docs/metrics.md.
+  bool metrics_enabled = true;
+  Endpoint metrics_listen{"127.0.0.1", 9464};
   StorageConfig storage;
   DedupConfig dedup;
   std::vector<SourceConfig> sources;

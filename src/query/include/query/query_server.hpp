@@ -21,14 +21,15 @@ namespace spate::query {
 // What the server did to its clients, in STATS under query.* (shard 0's
 // block, so that sums over shards stay right). Kept by the server thread,
 // which also answers STATS.
+// Written by the server's thread, read by STATS and the metrics endpoint.
 struct ServerCounters {
-  std::uint64_t connections = 0;  // gauge
-  std::uint64_t refused = 0;
-  std::uint64_t handshake_timeouts = 0;
-  std::uint64_t frame_timeouts = 0;
-  std::uint64_t slow_clients_closed = 0;
-  std::uint64_t accept_pauses = 0;
-  std::uint64_t auth_failures = 0;
+  std::atomic<std::uint64_t> connections{0};  // gauge
+  std::atomic<std::uint64_t> refused{0};
+  std::atomic<std::uint64_t> handshake_timeouts{0};
+  std::atomic<std::uint64_t> frame_timeouts{0};
+  std::atomic<std::uint64_t> slow_clients_closed{0};
+  std::atomic<std::uint64_t> accept_pauses{0};
+  std::atomic<std::uint64_t> auth_failures{0};
 };
 
 // Whether `host` is a loopback address (127.0.0.0/8, ::1, localhost).
@@ -46,6 +47,7 @@ class QueryServer {
   void start();  // binds (throws on failure) and starts the thread
   void stop();   // stops accepting and answering, joins
   std::uint16_t port() const noexcept { return port_; }
+  const ServerCounters& counters() const noexcept { return counters_; }
 
  private:
   struct Connection {

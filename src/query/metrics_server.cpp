@@ -1,0 +1,155 @@
+// The Prometheus endpoint; see metrics_server.hpp and docs/metrics.md.
+#include "query/metrics_server.hpp"
+
+#include <httplib.h>
+
+#include <map>
+#include <stdexcept>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "query/query_server.hpp"
+#include "query/stats.hpp"
+
+namespace spate::query {
+namespace {
+
+// STATS figures that are levels, not running totals.
+bool is_gauge(std::string_view name) {
+  static constexpr std::string_view kGauges[] = {
+      "ring_depth", "keys", "windows", "watermark_ms", "active", "inputs_open", "inputs_active", "state_bytes",
+      "publish.producers", "dedup.ids", "dedup.bytes", "storage.bytes_in_flight", "storage.disk_used_percent",
+      "storage.disk_full", "checkpoint.epoch", "checkpoint.bytes", "checkpoint.align_us", "checkpoint.snapshot_us",
+      "checkpoint.duration_us", "tcp.connections", "query.connections"};
+  for (std::string_view g : kGauges) {
+    if (name == g) return true;
+  }
+  return false;
+}
+
+// A STATS figure as a Prometheus sample: the family's name, its labels
+// besides shard, its type, and the factor to base units (seconds, ratios).
+struct Sample {
+  std::string family;
+  std::string labels;
+  bool gauge = false;
+  double scale = 1;
+};
+
+bool is_source(std::string_view s) {
+  for (std::size_t k = 0; k < engine::kSourceKinds; ++k) {
+    if (s == engine::source_kind_name(static_cast<engine::SourceKind>(k))) return true;
+  }
+  return false;
+}
+
+// nullopt: a total of figures the endpoint gives by label (errors, late_events...).
+std::optional<Sample> sample_of(std::string_view name) {
+  static constexpr std::string_view kTotals[] = {"events_in", "bytes_in", "errors", "late_events"};
+  for (std::string_view t : kTotals) {
+    if (name == t) return std::nullopt;
+  }
+  if (name.starts_with("errors.")) return std::nullopt;
+  Sample s;
+  s.gauge = is_gauge(name);
+  std::string base(name);
+  const auto dot = name.find('.');
+  const std::string_view head = name.substr(0, dot);
+  const std::string_view rest = dot == std::string_view::npos ? std::string_view{} : name.substr(dot + 1);
+  if (is_source(head) && rest == "events_in") {
+    return Sample{"spate_events_in", fmt::format("source=\"{}\"", head), false, 1};
+  } else if (is_source(head) && rest == "bytes_in") {
+    return Sample{"spate_received_bytes", fmt::format("source=\"{}\"", head), false, 1};
+  } else if (is_source(head) && rest == "inputs") {
+    return Sample{"spate_inputs_opened", fmt::format("source=\"{}\"", head), false, 1};
+  } else if (is_source(head) && rest.starts_with("errors.")) {
+    return Sample{"spate_rejected_lines", fmt::format("source=\"{}\",reason=\"{}\"", head, rest.substr(7)), false, 1};
+  } else if (head == "late") {
+    return Sample{"spate_late_rows", fmt::format("view=\"{}\"", rest), false, 1};
+  } else if (head == "key_limit") {
+    return Sample{"spate_key_limit_dropped_rows", fmt::format("view=\"{}\"", rest), false, 1};
+  }
+  if (base.ends_with("_us")) {
+    base.replace(base.size() - 3, 3, "_seconds");
+    s.scale = 1e-6;
+  } else if (base.ends_with("_ms")) {
+    base.replace(base.size() - 3, 3, "_seconds");
+    s.scale = 1e-3;
+  } else if (base.ends_with("_percent")) {
+    base.replace(base.size() - 8, 8, "_ratio");
+    s.scale = 0.01;
+  }
+  for (char& c : base) {
+    if (c == '.') c = '_';
+  }
+  s.family = "spate_" + base;
+  return s;
+}
+
+}  // namespace
+
+std::string render_prometheus(const engine::Engine& engine, const ServerCounters& server) {
+  struct Family {
+    bool gauge = false;
+    std::string stats_name;
+    std::vector<std::string> lines;
+  };
+  std::map<std::string, Family> families;
+  visit_stats(engine, server, [&](std::uint32_t shard, std::string_view name, std::uint64_t value) {
+    const std::optional<Sample> s = sample_of(name);
+    if (!s) return;
+    const std::string family = s->family + (s->gauge ? "" : "_total");
+    Family& f = families[family];
+    f.gauge = s->gauge;
+    if (f.stats_name.empty()) f.stats_name = name;
+    const std::string labels = fmt::format("shard=\"{}\"{}{}", shard, s->labels.empty() ? "" : ",", s->labels);
+    if (s->scale == 1) {
+      f.lines.push_back(fmt::format("{}{{{}}} {}", family, labels, value));
+    } else {
+      f.lines.push_back(fmt::format("{}{{{}}} {}", family, labels, static_cast<double>(value) * s->scale));
+    }
+  });
+  std::string out;
+  for (const auto& [name, f] : families) {
+    out += fmt::format("# HELP {} spate STATS figure {} (docs/metrics.md).\n# TYPE {} {}\n", name, f.stats_name, name,
+                       f.gauge ? "gauge" : "counter");
+    for (const std::string& line : f.lines) {
+      out += line;
+      out += '\n';
+    }
+  }
+  return out;
+}
+
+MetricsServer::MetricsServer(const engine::Engine& engine, const ServerCounters& server, const engine::Endpoint& listen)
+    : http_(std::make_unique<httplib::Server>()) {
+  http_->Get("/metrics", [&engine, &server](const httplib::Request&, httplib::Response& res) {
+    res.set_content(render_prometheus(engine, server), "text/plain; version=0.0.4; charset=utf-8");
+  });
+  http_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
+  http_->Get("/readyz", [&engine](const httplib::Request&, httplib::Response& res) {
+    // Ready once every shard has replayed its segments (the query port
+    // listens from then on: the server starts after the replay).
+    const bool ready = engine.all_replayed() && !engine.stopping();
+    res.status = ready ? 200 : 503;
+    res.set_content(ready ? "ready\n" : "not ready: replaying the segments, or stopping\n", "text/plain");
+  });
+  const int port = listen.port == 0 ? http_->bind_to_any_port(listen.host)
+                                    : (http_->bind_to_port(listen.host, listen.port) ? listen.port : -1);
+  if (port <= 0) {
+    throw std::runtime_error(fmt::format("cannot listen for metrics on {}: in use or not an address here "
+                                         "([metrics] listen, --metrics-addr; 'off' turns it off)",
+                                         listen.to_string()));
+  }
+  port_ = static_cast<std::uint16_t>(port);
+  thread_ = std::thread([this] { http_->listen_after_bind(); });
+}
+
+MetricsServer::~MetricsServer() {
+  http_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace spate::query
