@@ -17,6 +17,7 @@
 
 #include "config/config.hpp"
 #include "engine/engine.hpp"
+#include "systemd_notify.hpp"
 #include "query/metrics_server.hpp"
 #include "query/query_server.hpp"
 
@@ -171,6 +172,16 @@ int main(int argc, char** argv) {
   if (metrics_ptr) sources += fmt::format(" metrics={}:{}", config.metrics_listen.host, metrics_ptr->port());
   fmt::print("spated ready: shards={} query={}:{}{}\n", engine.shard_count(), config.query.listen.host, server.port(), sources);
   std::fflush(stdout);
+  // Under systemd (Type=notify): ready now, and the watchdog pinged while
+  // every shard's loop keeps ticking (scripts/spated.service).
+  spate::sd_notify("READY=1\nSTATUS=ingesting");
+  auto watchdog = std::make_unique<spate::Watchdog>([&engine] {
+    const std::int64_t now = spate::io::monotonic_ms();
+    for (std::uint32_t s = 0; s < engine.shard_count(); ++s) {
+      if (now - engine.shard(s).counters().tick_ms.load(std::memory_order_relaxed) > 5000) return false;
+    }
+    return true;
+  });
 
   if (exit_after_ingest) {
     while (!(engine.files_done() && engine.quiescent())) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -179,6 +190,8 @@ int main(int argc, char** argv) {
     sigwait(&signals, &sig);
     log(fmt::format("signal {}: draining", sig));
   }
+  spate::sd_notify("STOPPING=1");
+  watchdog.reset();
   metrics_ptr.reset();
   server.stop();
   engine.stop();

@@ -462,6 +462,7 @@ void Shard::maintenance(std::int64_t now_ms) {
   counters_.inputs_open.store(time_.inputs_open(), std::memory_order_relaxed);
   counters_.inputs_active.store(time_.inputs_active(), std::memory_order_relaxed);
   counters_.watermark_ms.store(watermark, std::memory_order_relaxed);
+  counters_.tick_ms.store(now_ms, std::memory_order_relaxed);
   maybe_request_checkpoint(now_ms);
 }
 

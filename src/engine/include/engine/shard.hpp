@@ -65,6 +65,7 @@ struct ShardCounters {
   std::atomic<std::uint64_t> inputs_open{0};    // the shard's own inputs (connections, sockets, files, producers)
   std::atomic<std::uint64_t> inputs_active{0};  // of those, the ones holding event time back
   std::atomic<std::int64_t> watermark_ms{INT64_MIN};
+  std::atomic<std::int64_t> tick_ms{0};  // the monotonic clock at the last maintenance tick: the loop is alive
   std::atomic<std::uint64_t> file_stripe{UINT64_MAX};  // the stripe being read; UINT64_MAX: none
   std::atomic<std::int64_t> replay_next_ms{INT64_MAX};  // when the next block to replay was sealed
   std::unique_ptr<std::atomic<std::uint64_t>[]> late;  // per view
