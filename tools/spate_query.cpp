@@ -1,5 +1,6 @@
 // spate-query: command-line client of the query protocol (docs/protocol.md):
-// ping, stats, view lookups and top-k, as aligned tables or JSON.
+// ping, stats, view lookups and top-k, as aligned tables or JSON; watch, a
+// terminal view of rates, backlog and alarms.
 // Exit codes: 0 ok, 1 the server answered an error status, 2 usage, 3 connection.
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
@@ -14,6 +15,10 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <unistd.h>
+
+#include <thread>
 
 #include "client/client.hpp"
 
@@ -253,6 +258,81 @@ void print_rows(const std::vector<WindowRow>& rows, bool json) {
 
 }  // namespace
 
+// The sum over shards of a counter.
+std::uint64_t total(const std::vector<ShardStats>& stats, std::string_view name) {
+  std::uint64_t n = 0;
+  for (const auto& s : stats) n += s.get(name);
+  return n;
+}
+
+// `watch`: every interval, the rates since the last look, the backlog, and
+// the alarms an operator acts on (what grew since the last look).
+void watch(Client& client, int interval_ms, std::uint64_t count) {
+  static constexpr std::string_view kAlarms[][2] = {
+      {"storage.disk_full_events", "disk above the high-water mark: ingest paused"},
+      {"udp.drops", "UDP datagrams dropped by the kernel"},
+      {"ring_full_waits", "backpressure: a shard waited for room in a ring"},
+      {"storage.write_errors", "the hot log failed to write"},
+      {"storage.blocks_lost", "log blocks lost"},
+      {"storage.dead_letters_dropped", "rejected lines past the dead-letter budget"},
+      {"checkpoint.failures", "a checkpoint was not written"},
+      {"dpdk.port_missed", "the NIC dropped frames: no room in an RX ring"},
+      {"dedup.beyond_horizon", "events older than the dedup horizon let through unchecked"},
+      {"key_limit", "rows dropped: a view's key limit"},
+  };
+  const bool tty = ::isatty(1) != 0;
+  std::vector<ShardStats> last = client.stats();
+  auto last_at = std::chrono::steady_clock::now();
+  for (std::uint64_t round = 0; count == 0 || round < count; ++round) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
+    const std::vector<ShardStats> now = client.stats();
+    const auto at = std::chrono::steady_clock::now();
+    const double secs = std::chrono::duration<double>(at - last_at).count();
+    const auto rate = [&](std::string_view name) {
+      return static_cast<double>(total(now, name) - std::min(total(now, name), total(last, name))) / secs;
+    };
+    std::string out = tty ? "\x1b[H\x1b[2J" : "";
+    out += fmt::format("spate-query watch  {}  every {} ms\n", client.server_name(), interval_ms);
+    out += fmt::format("in {:>12.0f} events/s {:>10.1f} MB/s   rejected {:>8.0f}/s   late {:>8.0f}/s   duplicates {:>8.0f}/s\n",
+                       rate("events_in"), rate("bytes_in") / 1e6, rate("errors"), rate("late_events"),
+                       rate("dedup.duplicates"));
+    out += fmt::format("backlog  ring depth {}   inputs active {} of {}   log bytes in flight {}   disk {}%\n",
+                       total(now, "ring_depth"), total(now, "inputs_active"), total(now, "inputs_open"),
+                       total(now, "storage.bytes_in_flight"),
+                       now.empty() ? 0 : now.front().get("storage.disk_used_percent"));
+    out += fmt::format("{:>5} {:>14} {:>12} {:>10} {:>12} {:>14} {:>12}\n", "shard", "events/s", "rows/s", "ring",
+                       "keys", "state MB", "checkpoint");
+    for (std::size_t i = 0; i < now.size(); ++i) {
+      const auto delta = [&](std::string_view name) {
+        const std::uint64_t before = i < last.size() ? last[i].get(name) : 0;
+        return static_cast<double>(now[i].get(name) - std::min(now[i].get(name), before)) / secs;
+      };
+      out += fmt::format("{:>5} {:>14.0f} {:>12.0f} {:>10} {:>12} {:>14.1f} {:>12}\n", now[i].shard, delta("events_in"),
+                         delta("rows_applied"), now[i].get("ring_depth"), now[i].get("keys"),
+                         static_cast<double>(now[i].get("state_bytes")) / 1e6, now[i].get("checkpoint.epoch"));
+    }
+    std::string alarms;
+    for (const auto& [name, what] : kAlarms) {
+      std::uint64_t grew = 0;
+      for (std::size_t i = 0; i < now.size(); ++i) {
+        for (const auto& [counter, value] : now[i].counters) {
+          if (counter != name && !counter.starts_with(std::string(name) + ".")) continue;
+          const std::uint64_t before = i < last.size() ? last[i].get(counter) : 0;
+          grew += value - std::min(value, before);
+        }
+      }
+      if (grew != 0) alarms += fmt::format("ALARM {} (+{})\n", what, grew);
+    }
+    if (total(now, "storage.disk_full") != 0) alarms += "ALARM disk full now: ingest paused\n";
+    out += alarms.empty() ? "no alarm\n" : alarms;
+    if (!tty) out += "\n";
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    std::fflush(stdout);
+    last = now;
+    last_at = at;
+  }
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"Queries a running spated over the query protocol.\n"
                "Exit status: 0 ok, 1 server error, 2 usage error, 3 connection error."};
@@ -273,6 +353,11 @@ int main(int argc, char** argv) {
 
   auto* ping_cmd = app.add_subcommand("ping", "measure the round-trip time of one PING");
   auto* stats_cmd = app.add_subcommand("stats", "per-shard counters, with totals (watermark_ms: the lowest)");
+  int interval_ms = 1000;
+  std::uint64_t rounds = 0;
+  auto* watch_cmd = app.add_subcommand("watch", "rates, backlog and alarms, refreshed every second");
+  watch_cmd->add_option("--interval-ms", interval_ms, "time between looks")->capture_default_str()->check(CLI::Range(50, 3600000));
+  watch_cmd->add_option("--count", rounds, "stop after this many looks (0: until interrupted)")->capture_default_str();
 
   std::string view_name;
   std::string key;
@@ -319,6 +404,8 @@ int main(int argc, char** argv) {
       print_ping(client, addr, json);
     } else if (*stats_cmd) {
       print_stats(client, json);
+    } else if (*watch_cmd) {
+      watch(client, interval_ms, rounds);
     } else if (*view_cmd) {
       print_rows(client.view_get(view_name, key, from_ms, to_ms), json);
     } else if (*top_cmd) {

@@ -105,10 +105,27 @@ class CliTest(unittest.TestCase):
         with tempfile.TemporaryDirectory() as tmp:
             r = subprocess.run([SPATED, "--shards", "2", "--tcp-addr", "off", "--udp-addr", "off",
                                 "--query-addr", "127.0.0.1:0", "--data-dir", os.path.join(tmp, "data"),
-                                "--ingest", "-", "--exit-after-ingest"],
+                                "--metrics-addr", "off", "--ingest", "-", "--exit-after-ingest"],
                                input=lines, capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("20001 events applied, 1 rejected", r.stderr)
+
+    def test_spate_query_watch_shows_rates_backlog_and_alarms(self):
+        d = Daemon(udp=False)
+        try:
+            with socket.create_connection(("127.0.0.1", d.tcp_port)) as s:
+                s.sendall("".join(event(i, "w%d" % (i % 10)) + "\n" for i in range(1000)).encode() + b"{broken\n")
+            d.wait_settled(1000)
+            r = self.run_cmd(SPATE_QUERY, "--addr", "127.0.0.1:%d" % d.query_port, "watch", "--count", "2",
+                             "--interval-ms", "100")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout.count("spate-query watch"), 2)
+            self.assertIn("events/s", r.stdout)
+            self.assertIn("ring depth 0", r.stdout)
+            self.assertEqual(len([l for l in r.stdout.splitlines() if l.strip().startswith(("0 ", "1 "))]), 4)
+            self.assertIn("no alarm", r.stdout)  # nothing grew while it watched
+        finally:
+            self.assertEqual(d.stop(), 0)
 
     def test_sigterm_drains_everything_received_and_exits_zero(self):
         d = Daemon()

@@ -4,7 +4,6 @@ and compare the daemon's views with it exactly."""
 
 import json
 import os
-import re
 import resource
 import shutil
 import signal
@@ -46,8 +45,12 @@ class Daemon:
         the data directory, kept after stop (default: one removed with the rest)."""
         self.dir = tempfile.TemporaryDirectory(prefix="spate-e2e-")
         self.data_dir = data_dir or os.path.join(self.dir.name, "data")
-        self.query_port = free_port()
-        self.tcp_port = free_port() if tcp else None
+        # Chosen together, each held until all are: no two alike.
+        with socket.socket() as q, socket.socket() as t, socket.socket() as m:
+            for s in (q, t, m):
+                s.bind(("127.0.0.1", 0))
+            self.query_port, tcp_port, self.metrics_port = (s.getsockname()[1] for s in (q, t, m))
+        self.tcp_port = tcp_port if tcp else None
         self.udp_port = free_port(socket.SOCK_DGRAM) if udp else None
         config_path = os.path.join(self.dir.name, "spate.toml")
         with open(config_path, "w") as f:
@@ -59,7 +62,9 @@ class Daemon:
              "--query-addr", "127.0.0.1:%d" % self.query_port,
              "--tcp-addr", "127.0.0.1:%d" % self.tcp_port if tcp else "off",
              "--udp-addr", "127.0.0.1:%d" % self.udp_port if udp else "off",
-             "--metrics-addr", "127.0.0.1:0", *extra_args],
+             # A port of its own too: a port 0 here could be handed the query
+             # port reserved above, which spated binds only after the replay.
+             "--metrics-addr", "127.0.0.1:%d" % self.metrics_port, *extra_args],
             stdout=subprocess.PIPE, stderr=self.log, text=True,
             preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (max_descriptors, max_descriptors)))
             if max_descriptors else None)
@@ -68,8 +73,6 @@ class Daemon:
             self.proc.kill()
             raise RuntimeError("spated did not start: %r; log: %s" % (line, self.read_log()))
         self.ready_line = line
-        metrics = re.search(r" metrics=127\.0\.0\.1:(\d+)", line)
-        self.metrics_port = int(metrics.group(1)) if metrics else None
         self.client = spate_client.Client("127.0.0.1", self.query_port, timeout=60, auth_token=auth_token)
         if idle_first:
             self.wait_idle()
