@@ -69,22 +69,24 @@ void visit_stats(const engine::Engine& engine, const ServerCounters& server, con
     counter("tcp.idle_closed", tcp.idle_closed);
     counter("tcp.accept_pauses", tcp.accept_pauses);
     counter("udp.drops", by_kind[static_cast<std::size_t>(engine::SourceKind::udp)].drops);
-    const io::SourceTotals& pcap = by_kind[static_cast<std::size_t>(engine::SourceKind::pcap)];  // docs/captures.md
-    counter("pcap.frames", pcap.frames);
-    counter("pcap.frames_other", pcap.frames_other);
-    counter("pcap.fragments", pcap.fragments);
-    counter("pcap.truncated", pcap.truncated);
-    counter("pcap.bad_checksums", pcap.bad_checksums);
+    // Captures and NIC queues: frames read, and those not delivered by why
+    // (docs/captures.md).
+    const auto frames = [&](const char* prefix, const io::SourceTotals& t) {
+      const std::string p(prefix);
+      counter(p + ".frames", t.frames);
+      counter(p + ".frames_other", t.frames_other);
+      counter(p + ".fragments", t.fragments);
+      counter(p + ".truncated", t.truncated);
+      counter(p + ".bad_checksums", t.bad_checksums);
+    };
+    const io::SourceTotals& pcap = by_kind[static_cast<std::size_t>(engine::SourceKind::pcap)];
+    frames("pcap", pcap);
     counter("pcap.tcp_gaps", pcap.tcp_gaps);
     counter("pcap.tcp_retransmits", pcap.tcp_retransmits);
     counter("pcap.tcp_out_of_order", pcap.tcp_out_of_order);
     counter("pcap.oversized_lines", pcap.oversized_lines);
     const io::SourceTotals& dpdk = by_kind[static_cast<std::size_t>(engine::SourceKind::dpdk)];
-    counter("dpdk.frames", dpdk.frames);  // this shard's queue
-    counter("dpdk.frames_other", dpdk.frames_other);
-    counter("dpdk.fragments", dpdk.fragments);
-    counter("dpdk.truncated", dpdk.truncated);
-    counter("dpdk.bad_checksums", dpdk.bad_checksums);
+    frames("dpdk", dpdk);  // this shard's queue
     counter("dpdk.padding_copies", dpdk.padding_copies);
     if (const io::DpdkPortCounters* port = s == 0 ? engine.dpdk_counters() : nullptr) {  // the port's, on shard 0
       counter("dpdk.port_rx", load(port->rx));

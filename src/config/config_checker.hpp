@@ -1,0 +1,113 @@
+// The config parser's error collector and typed readers, shared by the
+// files of src/config (not installed: an implementation detail).
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include "config/config.hpp"
+
+namespace spate::engine::detail {
+
+class Checker {
+ public:
+  explicit Checker(std::vector<ConfigError>& errors) : errors_(errors) {}
+
+  void error(const toml::node& node, std::string message) {
+    errors_.push_back({static_cast<int>(node.source().begin.line), std::move(message)});
+  }
+  void error(int line, std::string message) { errors_.push_back({line, std::move(message)}); }
+
+  // Reports every key of `table` not in `known`.
+  void known_keys(const toml::table& table, std::string_view where, std::initializer_list<std::string_view> known) {
+    for (auto&& [key, value] : table) {
+      bool found = false;
+      for (auto k : known) found = found || k == key.str();
+      if (!found) {
+        error(static_cast<int>(key.source().begin.line),
+              fmt::format("unknown key '{}' in {}", key.str(), where));
+      }
+    }
+  }
+
+  bool string(const toml::table& t, std::string_view key, std::string& out) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return false;
+    if (!n->is_string()) {
+      error(*n, fmt::format("'{}' must be a string", key));
+      return false;
+    }
+    out = n->as_string()->get();
+    return true;
+  }
+
+  bool boolean(const toml::table& t, std::string_view key, bool& out) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return false;
+    if (!n->is_boolean()) {
+      error(*n, fmt::format("'{}' must be true or false", key));
+      return false;
+    }
+    out = n->as_boolean()->get();
+    return true;
+  }
+
+  // A string that must be one of `choices`.
+  void choice(const toml::table& t, std::string_view key, std::string& out, std::initializer_list<std::string_view> choices) {
+    std::string value = out;
+    if (!string(t, key, value)) return;
+    for (std::string_view c : choices) {
+      if (value == c) {
+        out = value;
+        return;
+      }
+    }
+    std::string list;
+    for (std::string_view c : choices) list += fmt::format("{}'{}'", list.empty() ? "" : ", ", c);
+    error(*t.get(key), fmt::format("'{}' = '{}' is not one of {}", key, value, list));
+  }
+
+  template <typename Int>
+  bool integer(const toml::table& t, std::string_view key, Int& out, std::int64_t min, std::int64_t max) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return false;
+    if (!n->is_integer()) {
+      error(*n, fmt::format("'{}' must be an integer", key));
+      return false;
+    }
+    const std::int64_t v = n->as_integer()->get();
+    if (v < min || v > max) {
+      error(*n, fmt::format("'{}' = {} is out of range [{}, {}]", key, v, min, max));
+      return false;
+    }
+    out = static_cast<Int>(v);
+    return true;
+  }
+
+  bool endpoint(const toml::table& t, std::string_view key, Endpoint& out) {
+    std::string text;
+    if (!string(t, key, text)) return false;
+    if (!parse_endpoint(text, out)) {
+      error(*t.get(key), fmt::format("'{}' = \"{}\" is not HOST:PORT", key, text));
+      return false;
+    }
+    return true;
+  }
+
+ private:
+  std::vector<ConfigError>& errors_;
+};
+
+// A name as the error messages show it (config.cpp).
+std::string quoted(std::string_view name);
+
+// [[source]] tables (config_sources.cpp).
+void parse_sources(const toml::node& node, Checker& check, Config& config);
+
+}  // namespace spate::engine::detail
