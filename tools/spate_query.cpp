@@ -27,6 +27,8 @@ namespace {
 using spate::query::Client;
 using spate::query::ClientError;
 using spate::query::ShardStats;
+using spate::query::StatKind;
+using spate::query::StatsHistogram;
 using spate::query::Status;
 using spate::query::WindowRow;
 
@@ -157,6 +159,41 @@ std::uint64_t combine(std::string_view name, std::uint64_t total, std::uint64_t 
   return total + value;
 }
 
+// A histogram bound: "inf" past the last (values from 2^40 us, 12.7 days).
+std::string bound_text(std::uint64_t us) { return us == UINT64_MAX ? "inf" : fmt::format("{}", us); }
+std::string bound_json(std::uint64_t us) { return us == UINT64_MAX ? "null" : fmt::format("{}", us); }
+
+// Each histogram merged over shards, in the server's order.
+std::vector<StatsHistogram> merge_histograms(const std::vector<ShardStats>& shards) {
+  std::vector<StatsHistogram> merged;
+  for (const auto& s : shards) {
+    for (const auto& h : s.histograms) {
+      auto it = std::find_if(merged.begin(), merged.end(), [&](const StatsHistogram& m) { return m.name == h.name; });
+      if (it == merged.end()) {
+        merged.push_back(h);
+      } else {
+        it->merge(h);
+      }
+    }
+  }
+  return merged;
+}
+
+// What `now` recorded since `before` (the same histogram, looked at earlier).
+StatsHistogram recorded_since(const StatsHistogram& now, const std::vector<StatsHistogram>& before) {
+  StatsHistogram d = now;
+  for (const auto& h : before) {
+    if (h.name != now.name) continue;
+    d.sum -= h.sum;
+    for (auto& [bound, count] : d.buckets) {
+      for (const auto& [b, c] : h.buckets) {
+        if (b == bound) count -= std::min(count, c);
+      }
+    }
+  }
+  return d;
+}
+
 void print_stats(Client& client, bool json) {
   const std::vector<ShardStats> shards = client.stats();
   // Counter names in the server's order of first appearance; the set is open.
@@ -173,14 +210,33 @@ void print_stats(Client& client, bool json) {
       }
     }
   }
+  const std::vector<StatsHistogram> merged = merge_histograms(shards);
+  const auto histogram_json = [](const StatsHistogram& h) {
+    std::string out = fmt::format("{{\"count\":{},\"sum\":{},\"p50\":{},\"p99\":{},\"p999\":{},\"max\":{},\"buckets\":[",
+                                  h.count(), h.sum, bound_json(h.quantile(0.5)), bound_json(h.quantile(0.99)),
+                                  bound_json(h.quantile(0.999)), bound_json(h.quantile(1)));
+    for (std::size_t b = 0; b < h.buckets.size(); ++b) {
+      out += fmt::format("{}[{},{}]", b > 0 ? "," : "", bound_json(h.buckets[b].first), h.buckets[b].second);
+    }
+    return out + "]}";
+  };
   if (json) {
     std::string out = "{\"shards\":[";
     for (std::size_t i = 0; i < shards.size(); ++i) {
       if (i > 0) out += ',';
       out += fmt::format("{{\"shard\":{},\"counters\":{{", shards[i].shard);
+      std::string gauges;
       for (std::size_t j = 0; j < shards[i].counters.size(); ++j) {
         if (j > 0) out += ',';
         out += fmt::format("{}:{}", json_string(shards[i].counters[j].first), shards[i].counters[j].second);
+        if (j < shards[i].kinds.size() && shards[i].kinds[j] == StatKind::gauge) {
+          gauges += (gauges.empty() ? "" : ",") + json_string(shards[i].counters[j].first);
+        }
+      }
+      out += "},\"gauges\":[" + gauges + "],\"histograms\":{";
+      for (std::size_t j = 0; j < shards[i].histograms.size(); ++j) {
+        out += fmt::format("{}{}:{}", j > 0 ? "," : "", json_string(shards[i].histograms[j].name),
+                           histogram_json(shards[i].histograms[j]));
       }
       out += "}}";
     }
@@ -188,6 +244,10 @@ void print_stats(Client& client, bool json) {
     for (std::size_t j = 0; j < names.size(); ++j) {
       if (j > 0) out += ',';
       out += fmt::format("{}:{}", json_string(names[j]), total.find(names[j])->second);
+    }
+    out += "},\"histograms\":{";
+    for (std::size_t j = 0; j < merged.size(); ++j) {
+      out += fmt::format("{}{}:{}", j > 0 ? "," : "", json_string(merged[j].name), histogram_json(merged[j]));
     }
     out += "}}";
     fmt::print("{}\n", out);
@@ -208,6 +268,14 @@ void print_stats(Client& client, bool json) {
     table.add(std::move(row));
   }
   table.print(1);
+  if (merged.empty()) return;
+  fmt::print("\n");
+  Table latency({"histogram (us, all shards)", "count", "p50", "p99", "p99.9", "max"});
+  for (const auto& h : merged) {
+    latency.add({h.name, fmt::format("{}", h.count()), bound_text(h.quantile(0.5)), bound_text(h.quantile(0.99)),
+                 bound_text(h.quantile(0.999)), bound_text(h.quantile(1))});
+  }
+  latency.print(1);
 }
 
 void print_rows(const std::vector<WindowRow>& rows, bool json) {
@@ -310,6 +378,14 @@ void watch(Client& client, int interval_ms, std::uint64_t count) {
       out += fmt::format("{:>5} {:>14.0f} {:>12.0f} {:>10} {:>12} {:>14.1f} {:>12}\n", now[i].shard, delta("events_in"),
                          delta("rows_applied"), now[i].get("ring_depth"), now[i].get("keys"),
                          static_cast<double>(now[i].get("state_bytes")) / 1e6, now[i].get("checkpoint.epoch"));
+    }
+    // Latency of what was applied (made durable) since the last look, over every shard.
+    const std::vector<StatsHistogram> before = merge_histograms(last);
+    for (const auto& h : merge_histograms(now)) {
+      const StatsHistogram d = recorded_since(h, before);
+      out += fmt::format("{:<30} p50 {:>10} us  p99 {:>10} us  p99.9 {:>10} us  max {:>10} us  ({} samples)\n",
+                         h.name, bound_text(d.quantile(0.5)), bound_text(d.quantile(0.99)),
+                         bound_text(d.quantile(0.999)), bound_text(d.quantile(1)), d.count());
     }
     std::string alarms;
     for (const auto& [name, what] : kAlarms) {

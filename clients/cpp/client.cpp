@@ -16,6 +16,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
+#include <iterator>
 #include <cstring>
 
 #ifndef SPATE_VERSION
@@ -132,6 +134,38 @@ std::vector<WindowRow> decode_rows(std::string_view body) {
   return rows;
 }
 
+StatsHistogram decode_histogram(std::string_view body) {
+  StatsHistogram h;
+  FieldReader r(body);
+  while (auto f = r.next()) {
+    if (f->tag == Tag::name) {
+      expect_type(*f, WireType::bytes, "NAME");
+      h.name.assign(f->bytes);
+    } else if (f->tag == Tag::value_f64) {
+      expect_type(*f, WireType::f64, "VALUE_F64");
+      h.sum = f->f;
+    } else if (f->tag == Tag::bucket) {
+      expect_type(*f, WireType::nested, "BUCKET");
+      std::uint64_t bound = 0, count = 0;
+      FieldReader b(f->bytes);
+      while (auto g = b.next()) {
+        if (g->tag == Tag::bound) {
+          expect_type(*g, WireType::u64, "BOUND");
+          bound = g->u;
+        } else if (g->tag == Tag::value_u64) {
+          expect_type(*g, WireType::u64, "VALUE_U64");
+          count = g->u;
+        }
+      }
+      if (b.error()) malformed("BUCKET field");
+      h.buckets.emplace_back(bound, count);
+    }
+  }
+  if (r.error()) malformed("HISTOGRAM field");
+  std::sort(h.buckets.begin(), h.buckets.end());
+  return h;
+}
+
 ShardStats decode_shard(std::string_view body) {
   ShardStats s;
   FieldReader r(body);
@@ -143,6 +177,7 @@ ShardStats decode_shard(std::string_view body) {
       expect_type(*f, WireType::nested, "COUNTER");
       std::string name;
       std::uint64_t value = 0;
+      StatKind kind = StatKind::counter;
       FieldReader c(f->bytes);
       while (auto g = c.next()) {
         if (g->tag == Tag::name) {
@@ -151,10 +186,17 @@ ShardStats decode_shard(std::string_view body) {
         } else if (g->tag == Tag::value_u64) {
           expect_type(*g, WireType::u64, "VALUE_U64");
           value = g->u;
+        } else if (g->tag == Tag::kind) {
+          expect_type(*g, WireType::u64, "KIND");
+          kind = g->u == static_cast<std::uint64_t>(StatKind::gauge) ? StatKind::gauge : StatKind::counter;
         }
       }
       if (c.error()) malformed("COUNTER field");
       s.counters.emplace_back(std::move(name), value);
+      s.kinds.push_back(kind);
+    } else if (f->tag == Tag::histogram) {
+      expect_type(*f, WireType::nested, "HISTOGRAM");
+      s.histograms.push_back(decode_histogram(f->bytes));
     }
   }
   if (r.error()) malformed("SHARD field");
@@ -204,6 +246,45 @@ std::uint64_t ShardStats::get(std::string_view name) const {
     if (n == name) return v;
   }
   return 0;
+}
+
+const StatsHistogram* ShardStats::histogram(std::string_view name) const {
+  for (const auto& h : histograms) {
+    if (h.name == name) return &h;
+  }
+  return nullptr;
+}
+
+std::uint64_t StatsHistogram::count() const noexcept {
+  std::uint64_t n = 0;
+  for (const auto& b : buckets) n += b.second;
+  return n;
+}
+
+std::uint64_t StatsHistogram::quantile(double q) const noexcept {
+  const std::uint64_t n = count();
+  if (n == 0) return 0;
+  const auto rank = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(n))));
+  std::uint64_t seen = 0;
+  for (const auto& [bound, c] : buckets) {
+    seen += c;
+    if (seen >= rank) return bound;
+  }
+  return buckets.back().first;
+}
+
+void StatsHistogram::merge(const StatsHistogram& other) {
+  sum += other.sum;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
+  std::merge(buckets.begin(), buckets.end(), other.buckets.begin(), other.buckets.end(), std::back_inserter(out));
+  buckets.clear();
+  for (const auto& b : out) {
+    if (!buckets.empty() && buckets.back().first == b.first) {
+      buckets.back().second += b.second;
+    } else {
+      buckets.push_back(b);
+    }
+  }
 }
 
 Client::Client(const std::string& host, std::uint16_t port, int timeout_ms, const std::string& auth_token) {

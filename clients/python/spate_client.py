@@ -91,6 +91,10 @@ class Tag:
     SHARD = 30
     SHARD_ID = 31
     COUNTER = 32
+    KIND = 33
+    HISTOGRAM = 34
+    BUCKET = 35
+    BOUND = 36
     PRODUCER_ID = 40
     SEQUENCE = 41
     PAYLOAD = 42
@@ -262,22 +266,66 @@ def decode_stats(fields):
     for f in fields:
         if f[0] != Tag.SHARD:
             continue
-        shard = {"shard": 0, "counters": {}}
+        shard = {"shard": 0, "counters": {}, "gauges": set(), "histograms": {}}
         for g in decode_fields(_expect(f, WireType.NESTED, "SHARD")):
             if g[0] == Tag.SHARD_ID:
                 shard["shard"] = _expect(g, WireType.U64, "SHARD_ID")
             elif g[0] == Tag.COUNTER:
-                name, value = None, 0
+                name, value, kind = None, 0, 0
                 for h in decode_fields(_expect(g, WireType.NESTED, "COUNTER")):
                     if h[0] == Tag.NAME:
                         name = _text(_expect(h, WireType.BYTES, "NAME"))
                     elif h[0] == Tag.VALUE_U64:
                         value = _expect(h, WireType.U64, "VALUE_U64")
+                    elif h[0] == Tag.KIND:
+                        kind = _expect(h, WireType.U64, "KIND")
                 if name is None:
                     raise ProtocolError("COUNTER without NAME")
                 shard["counters"][name] = value
+                if kind == STAT_GAUGE:
+                    shard["gauges"].add(name)
+            elif g[0] == Tag.HISTOGRAM:
+                name, histogram = decode_histogram(_expect(g, WireType.NESTED, "HISTOGRAM"))
+                shard["histograms"][name] = histogram
         shards.append(shard)
     return shards
+
+
+STAT_GAUGE = 1  # a COUNTER's KIND: a level now; absent or 0, a total since the start
+
+
+def decode_histogram(body):
+    """(name, {"sum": microseconds, "buckets": [(largest value or None for no bound, count)]})."""
+    name, histogram = None, {"sum": 0.0, "buckets": []}
+    for h in decode_fields(body):
+        if h[0] == Tag.NAME:
+            name = _text(_expect(h, WireType.BYTES, "NAME"))
+        elif h[0] == Tag.VALUE_F64:
+            histogram["sum"] = _expect(h, WireType.F64, "VALUE_F64")
+        elif h[0] == Tag.BUCKET:
+            bound, count = None, 0
+            for b in decode_fields(_expect(h, WireType.NESTED, "BUCKET")):
+                if b[0] == Tag.BOUND:
+                    bound = _expect(b, WireType.U64, "BOUND")
+                elif b[0] == Tag.VALUE_U64:
+                    count = _expect(b, WireType.U64, "VALUE_U64")
+            histogram["buckets"].append((None if bound in (None, 2**64 - 1) else bound, count))
+    if name is None:
+        raise ProtocolError("HISTOGRAM without NAME")
+    return name, histogram
+
+
+def histogram_quantile(histogram, q):
+    """The q-quantile of a decoded histogram as its bucket's largest value (None: past the last bound, or empty)."""
+    total = sum(c for _, c in histogram["buckets"])
+    if total == 0:
+        return None
+    rank, seen = max(1, -(-q * total // 1)), 0
+    for bound, count in sorted(histogram["buckets"], key=lambda b: float("inf") if b[0] is None else b[0]):
+        seen += count
+        if seen >= rank:
+            return bound
+    return None
 
 
 def decode_publish(fields):
@@ -360,7 +408,8 @@ class Client:
         return time.perf_counter() - start
 
     def stats(self):
-        """[{"shard": id, "counters": {name: value}}]; the set of counters is open."""
+        """[{"shard": id, "counters": {name: value}, "gauges": {names of levels, not totals},
+        "histograms": {name: {"sum", "buckets"}}}]; the set of counters is open."""
         return decode_stats(self._call(Op.STATS))
 
     def view_get(self, view, key, from_ms=None, to_ms=None):

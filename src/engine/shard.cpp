@@ -60,7 +60,7 @@ Shard::Shard(std::uint32_t id, Engine& engine)
       router_(id, engine, config_, time_, counters_, *this),
       requests_(4096),
       responses_(4096) {
-  future_limit_ms_ = io::wall_ms() + config_.max_future_ms;
+  read_clocks();
   if (views_.dedups()) parser_.capture_fields(true);  // the id's text rides with the rows
   auto publish = std::make_unique<PublishSource>();
   publish_ = publish.get();
@@ -155,9 +155,38 @@ void Shard::lines(std::uint32_t input, const char* data, std::size_t size, std::
   // Replayed events are in the log already; a PUBLISH batch ends its chunk
   // once its position is logged too (execute), in the same block.
   logging_ = log_ != nullptr && kind != SourceKind::replay;
+  router_.set_received(loop_us_);
+  if (!logging_) {
+    ingest_chunk(data, size, {kind, input});
+    return;
+  }
+  std::atomic<std::uint64_t>& events = counters_.events_in[static_cast<std::size_t>(kind)];
+  const std::uint64_t before = events.load(std::memory_order_relaxed);
   ingest_chunk(data, size, {kind, input});
-  if (logging_ && kind != SourceKind::publish) log_->end_chunk(loop_ms_);
+  if (kind != SourceKind::publish) log_->end_chunk(loop_ms_);
   logging_ = false;
+  // Timed once durable (poll_log); one entry per block and loop pass.
+  const std::uint64_t logged = events.load(std::memory_order_relaxed) - before;
+  const std::uint64_t ticket = log_->ticket();
+  if (logged == 0 || ticket == 0) return;  // nothing, or durability none: never durable
+  if (!unsynced_.empty() && unsynced_.back().ticket == ticket && unsynced_.back().received_us == loop_us_) {
+    unsynced_.back().events += logged;
+  } else {
+    unsynced_.push_back({ticket, loop_us_, logged});
+  }
+}
+
+void Shard::read_clocks() noexcept {
+  const std::int64_t now_us = io::monotonic_us();
+  if (direct_rows_ != 0) {
+    counters_.receive_to_applied.record(static_cast<std::uint64_t>(std::max<std::int64_t>(now_us - loop_us_, 0)),
+                                        direct_rows_);
+    direct_rows_ = 0;
+  }
+  loop_us_ = now_us;
+  loop_ms_ = now_us / 1000;
+  wall_ms_ = io::wall_ms();
+  future_limit_ms_ = wall_ms_ + config_.max_future_ms;
 }
 
 io::SourceTotals Shard::source_totals(SourceKind kind) const noexcept {
@@ -276,6 +305,10 @@ void Shard::apply(const RouteBatch& b, std::uint32_t source_shard) {
     time_.advance_channel(source_shard, std::max(channel, b.watermark));
   }
   ShardCounters::add(counters_.rows_applied, b.rows);
+  if (b.rows == 0) return;
+  // Timed from the batch's first read: its other rows count as long.
+  const std::int64_t waited = io::monotonic_us() - b.received_us;
+  counters_.receive_to_applied.record(static_cast<std::uint64_t>(std::max<std::int64_t>(waited, 0)), b.rows);
 }
 
 // The watermark advances row by row (each row is judged against it as it
@@ -287,11 +320,18 @@ void Shard::apply_rows(const RouteBatch& b, std::int64_t base, std::int64_t& cha
   std::int64_t wms[kMaxBatchRows];
   std::int64_t wm = time_.watermark();
   std::int64_t ch = channel;
+  // Each row's age by the wall clock, in its histogram bucket.
+  kernels::LogHistogram& ages = counters_.event_to_queryable;
+  std::int64_t age_sum_ms = 0;
   for (std::uint32_t r = 0; r < b.rows; ++r) {
     ch = std::max(ch, b.wm[r]);
     wm = std::max(wm, std::min(base, ch));
     wms[r] = wm;
+    const std::int64_t age_ms = std::max<std::int64_t>(wall_ms_ - b.ts[r], 0);
+    ages.add_bucket(kernels::histogram_bucket(static_cast<std::uint64_t>(age_ms) * 1000));
+    age_sum_ms += age_ms;
   }
+  ages.add_sum(static_cast<double>(age_sum_ms) * 1000.0);
   channel = ch;
   time_.advance(wm);
   views_.apply<kOneGroup>(b, ids, wms);
@@ -308,6 +348,8 @@ void Shard::apply_row(std::size_t g, std::uint64_t hash, std::string_view key, s
   const std::int64_t wm = time_.advance(std::min({row_wm, time_.channels_min_cached(), router_.pending_min(g)}));
   views_.apply_row(g, hash, key, id, ts, columns, wm);
   ShardCounters::add(counters_.rows_applied, 1);
+  ++direct_rows_;
+  counters_.event_to_queryable.record(static_cast<std::uint64_t>(std::max<std::int64_t>(wall_ms_ - ts, 0)) * 1000);
 }
 
 bool Shard::drain_rings() {
@@ -488,8 +530,7 @@ void Shard::set_state_budget(std::uint64_t keys) {
 void Shard::replay() {
   bool reported = false;
   while (!engine_.stopping()) {
-    loop_ms_ = io::monotonic_ms();
-    future_limit_ms_ = io::wall_ms() + config_.max_future_ms;
+    read_clocks();
     bool busy = drain_rings();
     busy |= serve_requests(false);
     if (replay_ != nullptr && !replay_->finished()) busy |= replay_->poll(*this, kPollBudgetBytes);
@@ -527,8 +568,7 @@ void Shard::run() {
   bool inputs_drained = false;
   while (true) {
     bool busy = false;
-    loop_ms_ = io::monotonic_ms();
-    future_limit_ms_ = io::wall_ms() + config_.max_future_ms;
+    read_clocks();
     busy |= poll_log(loop_ms_);
     busy |= drain_rings();
     busy |= serve_requests();

@@ -61,7 +61,7 @@ void Shard::checkpoint(std::uint64_t epoch) {
       counters_.checkpoint_epoch.store(epoch, std::memory_order_release);
       return;
     }
-    loop_ms_ = io::monotonic_ms();
+    read_clocks();
     bool busy = poll_log(loop_ms_);
     busy |= drain_rings();
     busy |= serve_requests(false);

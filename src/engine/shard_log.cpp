@@ -131,6 +131,18 @@ bool Shard::poll_log(std::int64_t now_ms) {
     durable_waits_.erase(durable_waits_.begin(), durable_waits_.begin() + static_cast<std::ptrdiff_t>(done));
     any = true;
   }
+  std::int64_t now_us = 0;
+  while (!unsynced_.empty()) {
+    const Unsynced& u = unsynced_.front();
+    const auto state = log_->state(u.ticket);
+    if (state == storage::SegmentLog::TicketState::pending) break;
+    if (state == storage::SegmentLog::TicketState::durable) {  // a lost block's events never are
+      if (now_us == 0) now_us = io::monotonic_us();
+      const std::int64_t waited = std::max<std::int64_t>(now_us - u.received_us, 0);
+      counters_.receive_to_durable.record(static_cast<std::uint64_t>(waited), u.events);
+    }
+    unsynced_.pop_front();
+  }
   return any;
 }
 

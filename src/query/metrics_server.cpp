@@ -3,6 +3,7 @@
 
 #include <httplib.h>
 
+#include <cmath>
 #include <map>
 #include <stdexcept>
 #include <string_view>
@@ -15,19 +16,6 @@
 
 namespace spate::query {
 namespace {
-
-// STATS figures that are levels, not running totals.
-bool is_gauge(std::string_view name) {
-  static constexpr std::string_view kGauges[] = {
-      "ring_depth", "keys", "windows", "watermark_ms", "active", "inputs_open", "inputs_active", "state_bytes",
-      "publish.producers", "dedup.ids", "dedup.bytes", "storage.bytes_in_flight", "storage.disk_used_percent",
-      "storage.disk_full", "checkpoint.epoch", "checkpoint.bytes", "checkpoint.align_us", "checkpoint.snapshot_us",
-      "checkpoint.duration_us", "tcp.connections", "query.connections"};
-  for (std::string_view g : kGauges) {
-    if (name == g) return true;
-  }
-  return false;
-}
 
 // A STATS figure as a Prometheus sample: the family's name, its labels
 // besides shard, its type, and the factor to base units (seconds, ratios).
@@ -46,14 +34,14 @@ bool is_source(std::string_view s) {
 }
 
 // nullopt: a total of figures the endpoint gives by label (errors, late_events...).
-std::optional<Sample> sample_of(std::string_view name) {
+std::optional<Sample> sample_of(std::string_view name, StatKind kind) {
   static constexpr std::string_view kTotals[] = {"events_in", "bytes_in", "errors", "late_events"};
   for (std::string_view t : kTotals) {
     if (name == t) return std::nullopt;
   }
   if (name.starts_with("errors.")) return std::nullopt;
   Sample s;
-  s.gauge = is_gauge(name);
+  s.gauge = kind == StatKind::gauge;
   std::string base(name);
   const auto dot = name.find('.');
   const std::string_view head = name.substr(0, dot);
@@ -92,29 +80,47 @@ std::optional<Sample> sample_of(std::string_view name) {
 
 std::string render_prometheus(const engine::Engine& engine, const ServerCounters& server) {
   struct Family {
-    bool gauge = false;
+    const char* type = "counter";
     std::string stats_name;
     std::vector<std::string> lines;
   };
   std::map<std::string, Family> families;
-  visit_stats(engine, server, [&](std::uint32_t shard, std::string_view name, std::uint64_t value) {
-    const std::optional<Sample> s = sample_of(name);
-    if (!s) return;
-    const std::string family = s->family + (s->gauge ? "" : "_total");
-    Family& f = families[family];
-    f.gauge = s->gauge;
-    if (f.stats_name.empty()) f.stats_name = name;
-    const std::string labels = fmt::format("shard=\"{}\"{}{}", shard, s->labels.empty() ? "" : ",", s->labels);
-    if (s->scale == 1) {
-      f.lines.push_back(fmt::format("{}{{{}}} {}", family, labels, value));
-    } else {
-      f.lines.push_back(fmt::format("{}{{{}}} {}", family, labels, static_cast<double>(value) * s->scale));
-    }
-  });
+  visit_stats(
+      engine, server,
+      [&](std::uint32_t shard, std::string_view name, std::uint64_t value, StatKind kind) {
+        const std::optional<Sample> s = sample_of(name, kind);
+        if (!s) return;
+        const std::string family = s->family + (s->gauge ? "" : "_total");
+        Family& f = families[family];
+        f.type = s->gauge ? "gauge" : "counter";
+        if (f.stats_name.empty()) f.stats_name = name;
+        const std::string labels = fmt::format("shard=\"{}\"{}{}", shard, s->labels.empty() ? "" : ",", s->labels);
+        if (s->scale == 1) {
+          f.lines.push_back(fmt::format("{}{{{}}} {}", family, labels, value));
+        } else {
+          f.lines.push_back(fmt::format("{}{{{}}} {}", family, labels, static_cast<double>(value) * s->scale));
+        }
+      },
+      [&](std::uint32_t shard, std::string_view name, const kernels::HistogramCounts& h) {
+        // Microseconds to seconds; a bucket per power of two from 8 us
+        // (each holds whole buckets of the histogram: le counts values below 2^k us).
+        const std::string family = sample_of(name, StatKind::counter)->family;
+        Family& f = families[family];
+        f.type = "histogram";
+        if (f.stats_name.empty()) f.stats_name = name;
+        for (unsigned k = kernels::kHistogramSubBits; k <= kernels::kHistogramMaxBits; ++k) {
+          f.lines.push_back(fmt::format("{}_bucket{{shard=\"{}\",le=\"{}\"}} {}", family, shard,
+                                        std::ldexp(1e-6, static_cast<int>(k)), h.below(std::uint64_t{1} << k)));
+        }
+        const std::uint64_t total = h.total();
+        f.lines.push_back(fmt::format("{}_bucket{{shard=\"{}\",le=\"+Inf\"}} {}", family, shard, total));
+        f.lines.push_back(fmt::format("{}_sum{{shard=\"{}\"}} {}", family, shard, h.sum * 1e-6));
+        f.lines.push_back(fmt::format("{}_count{{shard=\"{}\"}} {}", family, shard, total));
+      });
   std::string out;
   for (const auto& [name, f] : families) {
     out += fmt::format("# HELP {} spate STATS figure {} (docs/metrics.md).\n# TYPE {} {}\n", name, f.stats_name, name,
-                       f.gauge ? "gauge" : "counter");
+                       f.type);
     for (const std::string& line : f.lines) {
       out += line;
       out += '\n';

@@ -10,28 +10,49 @@ namespace spate::query {
 void write_stats(const engine::Engine& engine, const ServerCounters& server, FieldWriter& w) {
   std::uint32_t current = UINT32_MAX;
   std::size_t shard_mark = 0;
-  visit_stats(engine, server, [&](std::uint32_t shard, std::string_view name, std::uint64_t value) {
-    if (shard != current) {
-      if (current != UINT32_MAX) w.end_nested(shard_mark);
-      shard_mark = w.begin_nested(Tag::shard);
-      w.u64(Tag::shard_id, shard);
-      current = shard;
-    }
-    const auto m = w.begin_nested(Tag::counter);
-    w.bytes(Tag::name, name);
-    w.u64(Tag::value_u64, value);
-    w.end_nested(m);
-  });
+  const auto enter = [&](std::uint32_t shard) {
+    if (shard == current) return;
+    if (current != UINT32_MAX) w.end_nested(shard_mark);
+    shard_mark = w.begin_nested(Tag::shard);
+    w.u64(Tag::shard_id, shard);
+    current = shard;
+  };
+  visit_stats(
+      engine, server,
+      [&](std::uint32_t shard, std::string_view name, std::uint64_t value, StatKind kind) {
+        enter(shard);
+        const auto m = w.begin_nested(Tag::counter);
+        w.bytes(Tag::name, name);
+        w.u64(Tag::value_u64, value);
+        if (kind != StatKind::counter) w.u64(Tag::kind, static_cast<std::uint64_t>(kind));
+        w.end_nested(m);
+      },
+      [&](std::uint32_t shard, std::string_view name, const kernels::HistogramCounts& h) {
+        enter(shard);
+        const auto m = w.begin_nested(Tag::histogram);
+        w.bytes(Tag::name, name);
+        w.f64(Tag::value_f64, h.sum);
+        for (std::size_t b = 0; b < kernels::kHistogramBuckets; ++b) {  // the buckets that hold values
+          if (h.counts[b] == 0) continue;
+          const auto bucket = w.begin_nested(Tag::bucket);
+          w.u64(Tag::bound, kernels::histogram_upper(b));
+          w.u64(Tag::value_u64, h.counts[b]);
+          w.end_nested(bucket);
+        }
+        w.end_nested(m);
+      });
   if (current != UINT32_MAX) w.end_nested(shard_mark);
 }
 
-void visit_stats(const engine::Engine& engine, const ServerCounters& server, const StatsVisitor& visit) {
+void visit_stats(const engine::Engine& engine, const ServerCounters& server, const StatsVisitor& visit,
+                 const HistogramVisitor& histogram) {
   const auto& config = engine.config();
   const auto load = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
   for (std::uint32_t s = 0; s < engine.shard_count(); ++s) {
     const engine::Shard& shard = engine.shard(s);
     const engine::ShardCounters& k = shard.counters();
-    const auto counter = [&](std::string_view name, std::uint64_t value) { visit(s, name, value); };
+    const auto counter = [&](std::string_view name, std::uint64_t value) { visit(s, name, value, StatKind::counter); };
+    const auto gauge = [&](std::string_view name, std::uint64_t value) { visit(s, name, value, StatKind::gauge); };
     io::SourceTotals by_kind[engine::kSourceKinds];
     std::uint64_t bytes = 0, late = 0;
     for (std::size_t src = 0; src < engine::kSourceKinds; ++src) {
@@ -52,19 +73,19 @@ void visit_stats(const engine::Engine& engine, const ServerCounters& server, con
     counter("routed_out", load(k.routed_out));
     counter("routed_in", load(k.routed_in));
     counter("rows_applied", load(k.rows_applied));
-    counter("ring_depth", engine.ring_depth_into(s));
+    gauge("ring_depth", engine.ring_depth_into(s));
     counter("ring_full_waits", load(k.ring_full_waits));
-    counter("publish.producers", load(k.publish_producers));
+    gauge("publish.producers", load(k.publish_producers));
     counter("publish.producers_expired", load(k.publish_producers_expired));
-    counter("keys", load(k.keys));
-    counter("windows", load(k.windows));
+    gauge("keys", load(k.keys));
+    gauge("windows", load(k.windows));
     const std::int64_t wm = k.watermark_ms.load(std::memory_order_relaxed);
-    counter("watermark_ms", wm == INT64_MIN ? 0 : static_cast<std::uint64_t>(wm));
-    counter("active", shard.active() ? 1 : 0);
-    counter("inputs_open", load(k.inputs_open));
-    counter("inputs_active", load(k.inputs_active));
+    gauge("watermark_ms", wm == INT64_MIN ? 0 : static_cast<std::uint64_t>(wm));
+    gauge("active", shard.active() ? 1 : 0);
+    gauge("inputs_open", load(k.inputs_open));
+    gauge("inputs_active", load(k.inputs_active));
     const io::SourceTotals& tcp = by_kind[static_cast<std::size_t>(engine::SourceKind::tcp)];
-    counter("tcp.connections", tcp.connections);
+    gauge("tcp.connections", tcp.connections);
     counter("tcp.connections_refused", tcp.refused);
     counter("tcp.idle_closed", tcp.idle_closed);
     counter("tcp.accept_pauses", tcp.accept_pauses);
@@ -98,14 +119,14 @@ void visit_stats(const engine::Engine& engine, const ServerCounters& server, con
     for (std::size_t v = 0; v < config.views.size(); ++v) {
       counter("key_limit." + config.views[v].name, load(k.key_limit[v]));
     }
-    counter("state_bytes", load(k.state_bytes));
+    gauge("state_bytes", load(k.state_bytes));
     if (shard.dedups()) {  // docs/engine.md, "Dedup by event id"
       counter("dedup.duplicates", shard.duplicates());
       counter("dedup.beyond_horizon", shard.beyond_horizon());
       counter("dedup.evicted", load(k.dedup_evicted));
       counter("dedup.expired", load(k.dedup_expired));
-      counter("dedup.ids", load(k.dedup_ids));
-      counter("dedup.bytes", load(k.dedup_bytes));
+      gauge("dedup.ids", load(k.dedup_ids));
+      gauge("dedup.bytes", load(k.dedup_bytes));
     }
     if (const storage::LogCounters* log = shard.log_counters()) {  // the hot log (docs/storage.md)
       counter("storage.events", load(log->events));
@@ -118,19 +139,19 @@ void visit_stats(const engine::Engine& engine, const ServerCounters& server, con
       counter("storage.write_errors", load(log->write_errors));
       counter("storage.blocks_lost", load(log->blocks_lost));
       counter("storage.queue_full_waits", load(log->queue_full_waits));
-      counter("storage.bytes_in_flight", load(log->bytes_in_flight));
+      gauge("storage.bytes_in_flight", load(log->bytes_in_flight));
       counter("storage.segments_expired", load(log->segments_expired));
       counter("storage.bytes_expired", load(log->bytes_expired));
-      counter("storage.disk_used_percent", load(log->disk_used_percent));
-      counter("storage.disk_full", load(log->disk_full));
+      gauge("storage.disk_used_percent", load(log->disk_used_percent));
+      gauge("storage.disk_full", load(log->disk_full));
       counter("storage.disk_full_events", load(log->disk_full_events));
-      counter("checkpoint.epoch", load(k.checkpoint_written_epoch));  // docs/storage.md, "Checkpoints"
+      gauge("checkpoint.epoch", load(k.checkpoint_written_epoch));  // docs/storage.md, "Checkpoints"
       counter("checkpoint.count", load(k.checkpoints));
       counter("checkpoint.failures", load(k.checkpoint_failures));
-      counter("checkpoint.bytes", load(k.checkpoint_bytes));
-      counter("checkpoint.align_us", load(k.checkpoint_align_us));
-      counter("checkpoint.snapshot_us", load(k.checkpoint_snapshot_us));
-      counter("checkpoint.duration_us", load(k.checkpoint_duration_us));
+      gauge("checkpoint.bytes", load(k.checkpoint_bytes));
+      gauge("checkpoint.align_us", load(k.checkpoint_align_us));
+      gauge("checkpoint.snapshot_us", load(k.checkpoint_snapshot_us));
+      gauge("checkpoint.duration_us", load(k.checkpoint_duration_us));
     }
     if (const storage::LogCounters* dead = shard.dead_letter_counters()) {
       counter("storage.dead_letters", load(dead->events));
@@ -149,13 +170,24 @@ void visit_stats(const engine::Engine& engine, const ServerCounters& server, con
       }
     }
     if (s == 0) {
-      counter("query.connections", load(server.connections));
+      gauge("query.connections", load(server.connections));
       counter("query.connections_refused", load(server.refused));
       counter("query.handshake_timeouts", load(server.handshake_timeouts));
       counter("query.frame_timeouts", load(server.frame_timeouts));
       counter("query.slow_clients_closed", load(server.slow_clients_closed));
       counter("query.accept_pauses", load(server.accept_pauses));
       counter("query.auth_failures", load(server.auth_failures));
+    }
+    if (histogram) {
+      kernels::HistogramCounts h;
+      k.receive_to_applied.copy_to(h);
+      histogram(s, "latency.receive_to_applied_us", h);
+      k.event_to_queryable.copy_to(h);
+      histogram(s, "latency.event_to_queryable_us", h);
+      if (shard.log_counters() != nullptr && config.storage.durability != "none") {
+        k.receive_to_durable.copy_to(h);
+        histogram(s, "latency.receive_to_durable_us", h);
+      }
     }
   }
 }

@@ -6,10 +6,12 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import unittest
 import urllib.error
 import urllib.request
 
+import spate_client
 from spate_e2e import SPATED, Daemon, E2ETest
 
 
@@ -59,6 +61,58 @@ class MetricsTest(E2ETest):
         with self.assertRaises(urllib.error.HTTPError) as e:
             scrape(d, "/nothing")
         self.assertEqual(e.exception.code, 404)
+        self.assertEqual(d.stop(), 0)
+
+    def test_latency_histograms_count_every_row_applied_and_every_event_made_durable(self):
+        d = Daemon(tcp=True, udp=False)
+        now_ms = int(time.time() * 1000)
+        events = 5000
+        with socket.create_connection(("127.0.0.1", d.tcp_port)) as s:
+            for chunk in range(10):  # in bursts, so that batches of every size are timed
+                s.sendall(b"".join(b'{"id":"e%d","ts":%d,"user":"u%d","type":"t%d","amount":2}\n'
+                                   % (i, now_ms - 2000, i, i % 3) for i in range(chunk * 500, chunk * 500 + 500)))
+                time.sleep(0.02)
+        d.wait_settled(events)
+        rows = 2 * events  # two key groups: user and type
+        deadline = time.time() + 10
+        while True:  # rows applied at once are timed at the shard's next loop pass
+            shards = d.client.stats()
+            counts = {name: sum(sum(c for _, c in sh["histograms"][name]["buckets"]) for sh in shards)
+                      for name in shards[0]["histograms"]}
+            if counts.get("latency.receive_to_applied_us") == rows or time.time() > deadline:
+                break
+            time.sleep(0.05)
+        applied = sum(sh["counters"]["rows_applied"] for sh in shards)
+        self.assertEqual(applied, rows)
+        self.assertEqual(counts["latency.receive_to_applied_us"], rows)
+        self.assertEqual(counts["latency.event_to_queryable_us"], rows)
+        self.assertEqual(counts["latency.receive_to_durable_us"], events)
+        self.assertIn("keys", shards[0]["gauges"])
+        self.assertIn("watermark_ms", shards[0]["gauges"])
+        self.assertNotIn("events_in", shards[0]["gauges"])
+        # Every row was dated 2 s before it was sent: its age when applied is
+        # 2 s and a little, in the bucket of 2 s to 2.25 s.
+        for sh in shards:
+            ages = sh["histograms"]["latency.event_to_queryable_us"]
+            p50 = spate_client.histogram_quantile(ages, 0.5)
+            if p50 is not None:
+                self.assertTrue(2_000_000 <= p50 <= 2_600_000, p50)
+        text = scrape(d)[2]
+        for family, want in (("spate_latency_receive_to_applied_seconds", rows),
+                             ("spate_latency_event_to_queryable_seconds", rows),
+                             ("spate_latency_receive_to_durable_seconds", events)):
+            self.assertIn("# TYPE %s histogram" % family, text)
+            self.assertEqual(sum(samples(text, family + "_count").values()), want)
+            inf = samples(text, family + "_bucket")
+            self.assertEqual(sum(v for k, v in inf.items() if 'le="+Inf"' in k), want)
+        # Cumulative buckets: no row was younger than 2^20 us, every one younger than 2^22 us.
+        ages = samples(text, "spate_latency_event_to_queryable_seconds_bucket")
+        self.assertEqual(sum(v for k, v in ages.items() if 'le="1.048576"' in k), 0)
+        self.assertEqual(sum(v for k, v in ages.items() if 'le="4.194304"' in k), rows)
+        if shutil.which("promtool") is not None:
+            check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True,
+                                   timeout=60)
+            self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
         self.assertEqual(d.stop(), 0)
 
     def test_a_metrics_address_in_use_stops_the_start_with_the_reason(self):

@@ -105,12 +105,31 @@ class DecodingTest(unittest.TestCase):
                          [{"key": "k", "window_start": 0, "window_end": 0, "closed": False, "count": 4}])
 
     def test_stats_decode_to_shard_dicts(self):
-        def counter(name, value):
-            inner = field(Tag.NAME, 4, len(name), name) + field(Tag.VALUE_U64, 1, 8, struct.pack("<Q", value))
+        def u64(tag, value):
+            return field(tag, 1, 8, struct.pack("<Q", value))
+
+        def counter(name, value, kind=None):
+            inner = field(Tag.NAME, 4, len(name), name) + u64(Tag.VALUE_U64, value)
+            if kind is not None:
+                inner += u64(Tag.KIND, kind)
             return field(Tag.COUNTER, 5, len(inner), inner)
-        shard = field(Tag.SHARD_ID, 1, 8, struct.pack("<Q", 1)) + counter(b"events_in", 10) + counter(b"udp.drops", 2)
+
+        def bucket(bound, count):
+            inner = u64(Tag.BOUND, bound) + u64(Tag.VALUE_U64, count)
+            return field(Tag.BUCKET, 5, len(inner), inner)
+        histogram = (field(Tag.NAME, 4, 6, b"lat_us")
+                     + field(Tag.VALUE_F64, 3, 8, struct.pack("<d", 123.5))
+                     + bucket(9, 3) + bucket(2**64 - 1, 1) + bucket(4, 2))
+        shard = (u64(Tag.SHARD_ID, 1) + counter(b"events_in", 10) + counter(b"udp.drops", 2)
+                 + counter(b"keys", 7, kind=1) + field(Tag.HISTOGRAM, 5, len(histogram), histogram))
         self.assertEqual(sc.decode_stats(sc.decode_fields(field(Tag.SHARD, 5, len(shard), shard))),
-                         [{"shard": 1, "counters": {"events_in": 10, "udp.drops": 2}}])
+                         [{"shard": 1, "counters": {"events_in": 10, "udp.drops": 2, "keys": 7}, "gauges": {"keys"},
+                           "histograms": {"lat_us": {"sum": 123.5, "buckets": [(9, 3), (None, 1), (4, 2)]}}}])
+        h = {"sum": 0, "buckets": [(9, 3), (None, 1), (4, 2)]}
+        self.assertEqual(sc.histogram_quantile(h, 0.3), 4)   # 2 of 6 values are at most 4
+        self.assertEqual(sc.histogram_quantile(h, 0.8), 9)
+        self.assertIsNone(sc.histogram_quantile(h, 1.0))     # the largest is past every bound
+        self.assertIsNone(sc.histogram_quantile({"sum": 0, "buckets": []}, 0.5))
 
     def test_malformed_fields_raise(self):
         cases = {

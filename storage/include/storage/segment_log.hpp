@@ -96,6 +96,11 @@ class SegmentLog {
   // A ticket for everything appended so far (the block that holds it).
   // With durability none the ticket is 0, durable at once.
   std::uint64_t commit(std::int64_t now_ms);
+  // The same ticket, without asking for a sync (durability sync).
+  std::uint64_t ticket() const noexcept {
+    if (options_.durability == Durability::none) return 0;
+    return builder_.empty() ? blocks_sealed_ : blocks_sealed_ + 1;
+  }
   // For a checkpoint: seals and syncs what was appended (whatever the
   // dial) and returns where the next block goes; `ticket` turns durable
   // once everything before that is.

@@ -44,11 +44,28 @@ struct WindowRow {
   std::optional<double> get(std::string_view name) const;
 };
 
+// A latency histogram of one shard (microseconds): the buckets holding
+// values, as (largest value, values in it), in order. Shards' histograms
+// merge by adding the counts of equal bounds.
+struct StatsHistogram {
+  std::string name;
+  double sum = 0;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> buckets;
+
+  std::uint64_t count() const noexcept;
+  // The q-quantile as its bucket's largest value (at most 12.5% above); 0 when empty.
+  std::uint64_t quantile(double q) const noexcept;
+  void merge(const StatsHistogram& other);
+};
+
 struct ShardStats {
   std::uint32_t shard = 0;
   std::vector<std::pair<std::string, std::uint64_t>> counters;  // name -> value, in server order
+  std::vector<StatKind> kinds;                                  // of each counter, by index
+  std::vector<StatsHistogram> histograms;
 
   std::uint64_t get(std::string_view name) const;  // 0 when absent
+  const StatsHistogram* histogram(std::string_view name) const;  // nullptr when absent
 };
 
 struct PublishResult {

@@ -74,6 +74,10 @@ enum class Tag : std::uint16_t {
   shard = 30,
   shard_id = 31,
   counter = 32,
+  kind = 33,       // STATS: a figure's StatKind (absent: counter)
+  histogram = 34,  // STATS: NAME, VALUE_F64 (the sum) and a BUCKET per bucket holding values
+  bucket = 35,     // BOUND and VALUE_U64 (the values in it)
+  bound = 36,      // a bucket's largest value (UINT64_MAX: no bound)
   producer_id = 40,
   sequence = 41,
   payload = 42,
@@ -82,6 +86,9 @@ enum class Tag : std::uint16_t {
   duplicate = 45,
   durability = 46,  // PUBLISH: how far its events got before the answer (none, group, sync)
 };
+
+// What a STATS figure is: a running total since the start, or a level now.
+enum class StatKind : std::uint8_t { counter = 0, gauge = 1 };
 
 // The shared token in an auth_token_file: its first line, without the line
 // end. nullopt when the file cannot be read.

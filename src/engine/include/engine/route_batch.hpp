@@ -28,6 +28,9 @@ struct RouteBatch {
   // The sender's input watermark when the batch was sealed: how far its
   // inputs had come after the last row (INT64_MIN: no claim).
   std::int64_t watermark = INT64_MIN;
+  // When its first row was read from its input (the monotonic clock, us):
+  // receive_to_applied is timed from it.
+  std::int64_t received_us = 0;
   std::uint32_t key_bytes = 0;
   std::uint32_t capacity = 0;      // rows
   std::uint32_t key_capacity = 0;  // bytes

@@ -46,8 +46,11 @@ class Router {
               std::string_view key, std::string_view id, const double* columns) {
     RouteBatch* b = dst == self_ ? local_[g].get() : open_[dst];
     if (b == nullptr || !b->has_room(key.size() + id.size())) b = batch_for(dst, g, key.size() + id.size());
+    if (b->rows == 0) b->received_us = received_us_;
     b->append(g, hash, ts, stamp, key, id, columns, ncolumns_);
   }
+  // When the rows appended from now on were read (the monotonic clock, us).
+  void set_received(std::int64_t us) noexcept { received_us_ = us; }
 
   void flush_local(std::size_t g);
   void flush(std::uint32_t dst);
@@ -93,6 +96,7 @@ class Router {
   std::vector<SpscRing<RouteBatch>*> out_rings_;     // by destination; nullptr for self
   std::vector<std::int64_t> sent_;                   // by destination: the progress last sent
   std::int64_t pending_since_us_ = 0;                // when rows were first seen waiting (0: none)
+  std::int64_t received_us_ = 0;                     // when the rows being appended were read
 };
 
 }  // namespace spate::engine

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -21,6 +22,7 @@
 #include "io/net/tcp_source.hpp"
 #include "config/config.hpp"
 #include "kernels/counter.hpp"
+#include "kernels/log_histogram.hpp"
 #include "engine/event_parser.hpp"
 #include "engine/event_time.hpp"
 #include "engine/key_table.hpp"
@@ -87,6 +89,11 @@ struct ShardCounters {
   std::atomic<std::uint64_t> checkpoint_align_us{0};  // gauge, the last one: barriers sent until all arrived
   std::atomic<std::uint64_t> checkpoint_snapshot_us{0};  // the loop's pause to copy the state
   std::atomic<std::uint64_t> checkpoint_duration_us{0};  // barriers sent until the file was durable
+  // Latency, in microseconds (docs/metrics.md, "Latency"): one sample per
+  // row applied, or per event durable.
+  kernels::LogHistogram receive_to_applied;  // read from its input until its view holds it
+  kernels::LogHistogram event_to_queryable;  // its event time until its view holds it, by the wall clock
+  kernels::LogHistogram receive_to_durable;  // read from its input until the hot log holds it durably
 
   static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept { kernels::add_relaxed(c, n); }
   // Sums over sources (and reasons); kSourceKinds means every source.
@@ -291,6 +298,22 @@ class Shard final : public io::LineSink, private Router::Host {
   std::size_t raw_field_ = 0;    // keep_raw: the raw line's column (after the schema's)
   bool logging_ = false;         // the lines being ingested go to the log
   std::int64_t loop_ms_ = 0;     // the monotonic clock, read once per loop pass
+  std::int64_t loop_us_ = 0;     // the same in microseconds: when the pass's reads were received
+  std::int64_t wall_ms_ = 0;     // the wall clock, read with it: when the pass's rows became queryable
+  // Rows applied at once on their way in (apply_row) this pass: timed as a
+  // whole when the next pass reads the clocks (a busy pass never sleeps).
+  std::uint64_t direct_rows_ = 0;
+  // Reads the clocks once per loop pass (a read per chunk would cost ~10%
+  // of a one-event datagram's path).
+  void read_clocks() noexcept;
+  // Events logged but not yet durable, by the log's ticket and when they
+  // were read: receive_to_durable is measured as their tickets turn durable.
+  struct Unsynced {
+    std::uint64_t ticket = 0;
+    std::int64_t received_us = 0;
+    std::uint64_t events = 0;
+  };
+  std::deque<Unsynced> unsynced_;
   std::vector<QueryTask*> durable_waits_;  // answered PUBLISHes whose events are not yet durable, in ticket order
   ReplaySource* replay_ = nullptr;
   std::unordered_map<std::uint64_t, std::uint64_t> replayed_;

@@ -7,6 +7,7 @@
 
 #include "client/protocol.hpp"
 #include "engine/engine.hpp"
+#include "kernels/log_histogram.hpp"
 
 namespace spate::query {
 
@@ -16,9 +17,14 @@ struct ServerCounters;
 // server's own counters go in shard 0's.
 void write_stats(const engine::Engine& engine, const ServerCounters& server, FieldWriter& w);
 
-// Every counter of every shard, in STATS order: (shard, name, value). The
-// metrics endpoint renders the same figures (prometheus.hpp). Any thread.
-using StatsVisitor = std::function<void(std::uint32_t shard, std::string_view name, std::uint64_t value)>;
-void visit_stats(const engine::Engine& engine, const ServerCounters& server, const StatsVisitor& visit);
+// Every figure of every shard, in STATS order: (shard, name, value, kind),
+// then the shard's latency histograms (microseconds). The metrics endpoint
+// renders the same figures (metrics_server.cpp). Any thread.
+using StatsVisitor =
+    std::function<void(std::uint32_t shard, std::string_view name, std::uint64_t value, StatKind kind)>;
+using HistogramVisitor =
+    std::function<void(std::uint32_t shard, std::string_view name, const kernels::HistogramCounts& counts)>;
+void visit_stats(const engine::Engine& engine, const ServerCounters& server, const StatsVisitor& visit,
+                 const HistogramVisitor& histogram = {});
 
 }  // namespace spate::query
