@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <memory>
 #include <cstdio>
 #include <filesystem>
@@ -17,6 +18,7 @@
 
 #include "config/config.hpp"
 #include "engine/engine.hpp"
+#include "io/file/log.hpp"
 #include "systemd_notify.hpp"
 #include "query/metrics_server.hpp"
 #include "query/query_server.hpp"
@@ -29,7 +31,8 @@ using spate::engine::SourceKind;
 
 constexpr int kExitConfig = 78;  // EX_CONFIG
 
-void log(const std::string& msg) { fmt::print(stderr, "spated: {}\n", msg); }
+// Seconds rounded to the millisecond, for the log.
+double seconds_ms(double seconds) { return std::round(seconds * 1000) / 1000; }
 
 int report_errors(const std::string& file, const std::vector<spate::engine::ConfigError>& errors) {
   for (const auto& e : errors) {
@@ -57,12 +60,58 @@ bool override_endpoint(Config& config, SourceKind kind, const std::string& text)
   return true;
 }
 
+// What alarms refer to by index: the schema and the views. A reload may
+// change the alarms only while these stay as the engine runs them.
+bool same_pipeline(const Config& a, const Config& b) {
+  if (a.id_field != b.id_field || a.ts_field != b.ts_field || a.fields.size() != b.fields.size() ||
+      a.views.size() != b.views.size()) {
+    return false;
+  }
+  for (std::size_t i = 0; i < a.fields.size(); ++i) {
+    if (a.fields[i].name != b.fields[i].name || a.fields[i].type != b.fields[i].type) return false;
+  }
+  for (std::size_t v = 0; v < a.views.size(); ++v) {
+    const auto& x = a.views[v];
+    const auto& y = b.views[v];
+    if (x.name != y.name || x.aggregates.size() != y.aggregates.size()) return false;
+    for (std::size_t g = 0; g < x.aggregates.size(); ++g) {
+      if (x.aggregates[g].label != y.aggregates[g].label) return false;
+    }
+  }
+  return true;
+}
+
+// SIGHUP: the config file's [[alarm]] tables replace the running ones; the
+// rest of the file needs a restart (docs/alarms.md).
+void reload_alarms(const std::string& config_file, const Config& running, spate::query::QueryServer& server) {
+  if (config_file.empty()) {
+    spate::io::log_warn("SIGHUP: nothing to reload (spated runs the built-in pipeline, no --config)");
+    return;
+  }
+  auto result = spate::engine::load_config_file(config_file);
+  if (!result.ok()) {
+    for (const auto& e : result.errors) {
+      spate::io::log_error("SIGHUP: config error; alarms not reloaded", {{"path", config_file}, {"line", e.line},
+                                                                       {"error", e.message}});
+    }
+    return;
+  }
+  if (!same_pipeline(result.config, running)) {
+    spate::io::log_error("SIGHUP: the schema or the views changed; alarms not reloaded (restart to apply)",
+                         {{"path", config_file}});
+    return;
+  }
+  spate::io::log_info("SIGHUP: alarms reloaded (other changes need a restart)",
+                      {{"path", config_file}, {"alarms", result.config.alarms.size()}});
+  server.reload_alarms(std::move(result.config.alarms));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"spated: real-time JSON event ingestion and windowed views"};
   app.set_version_flag("--version", "spated " SPATE_VERSION);
-  std::string config_file, check_file, data_dir, query_addr, tcp_addr, udp_addr, metrics_addr;
+  std::string config_file, check_file, data_dir, query_addr, tcp_addr, udp_addr, metrics_addr, log_format, log_level;
   std::vector<std::string> ingest;
   unsigned shards = 0;
   bool exit_after_ingest = false;
@@ -76,6 +125,8 @@ int main(int argc, char** argv) {
   app.add_option("--udp-addr", udp_addr, "UDP NDJSON ingest HOST:PORT, or 'off' (default 127.0.0.1:7071)");
   app.add_option("--metrics-addr", metrics_addr, "Prometheus endpoint HOST:PORT, or 'off' (default 127.0.0.1:9464)");
   app.add_flag("--exit-after-ingest", exit_after_ingest, "exit once every --ingest file is applied (batch mode)");
+  app.add_option("--log-format", log_format, "log lines on stderr: logfmt or json (default [log] format, logfmt)");
+  app.add_option("--log-level", log_level, "least level logged: debug, info, warn or error (default [log] level, info)");
   CLI11_PARSE(app, argc, argv);
 
   if (!check_file.empty()) {
@@ -93,6 +144,17 @@ int main(int argc, char** argv) {
     if (!result.ok()) return report_errors(config_file, result.errors);
     config = std::move(result.config);
   }
+  // Before anything is logged: the flags over the file's [log].
+  if (!log_format.empty() && !spate::io::parse_log_format(log_format, config.log.format)) {
+    fmt::print(stderr, "spated: --log-format '{}' is not logfmt or json\n", log_format);
+    return 2;
+  }
+  if (!log_level.empty() && !spate::io::parse_log_level(log_level, config.log.level)) {
+    fmt::print(stderr, "spated: --log-level '{}' is not debug, info, warn or error\n", log_level);
+    return 2;
+  }
+  spate::io::set_log_format(config.log.format);
+  spate::io::set_log_level(config.log.level);
   if (!data_dir.empty()) config.data_dir = data_dir;
   if (shards != 0) config.shards = shards;
   if (!query_addr.empty() && !spate::engine::parse_endpoint(query_addr, config.query.listen)) {
@@ -126,7 +188,7 @@ int main(int argc, char** argv) {
   std::error_code ec;
   std::filesystem::create_directories(config.data_dir, ec);
   if (ec) {
-    fmt::print(stderr, "spated: cannot create data directory '{}': {}\n", config.data_dir, ec.message());
+    spate::io::log_error("cannot create data directory", {{"path", config.data_dir}, {"error", ec.message()}});
     return 1;
   }
 
@@ -135,6 +197,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -146,14 +209,13 @@ int main(int argc, char** argv) {
     engine_ptr = std::make_unique<spate::engine::Engine>(config);
     server_ptr = std::make_unique<spate::query::QueryServer>(*engine_ptr, config.query);
     engine_ptr->start();
-    for (const std::string& line : engine_ptr->recovery_report()) log("recovery: " + line);
     // Before the replay ends: /readyz says 503 until it has.
     if (config.metrics_enabled) {
       metrics_ptr = std::make_unique<spate::query::MetricsServer>(*engine_ptr, server_ptr->counters(), config.metrics_listen);
     }
     server_ptr->start();  // once the segments are replayed
   } catch (const std::exception& e) {
-    fmt::print(stderr, "spated: cannot start: {}\n", e.what());
+    spate::io::log_error("cannot start", {{"error", e.what()}});
     return 1;
   }
   spate::engine::Engine& engine = *engine_ptr;
@@ -169,8 +231,14 @@ int main(int argc, char** argv) {
       sources += fmt::format(" {}={}:{}", spate::engine::source_kind_name(s.kind), s.listen.host, engine.bound_port(i));
     }
   }
-  if (metrics_ptr) sources += fmt::format(" metrics={}:{}", config.metrics_listen.host, metrics_ptr->port());
-  fmt::print("spated ready: shards={} query={}:{}{}\n", engine.shard_count(), config.query.listen.host, server.port(), sources);
+  const std::string query = fmt::format("{}:{}", config.query.listen.host, server.port());
+  const std::string metrics = metrics_ptr ? fmt::format("{}:{}", config.metrics_listen.host, metrics_ptr->port()) : "off";
+  // Logged before the ready line, so that whoever waits for that line finds it.
+  spate::io::log_info("started", {{"version", SPATE_VERSION}, {"shards", engine.shard_count()}, {"query", query},
+                                  {"sources", std::string_view(sources).substr(sources.empty() ? 0 : 1)},
+                                  {"metrics", metrics}, {"data_dir", config.data_dir}});
+  if (metrics_ptr) sources += " metrics=" + metrics;
+  fmt::print("spated ready: shards={} query={}{}\n", engine.shard_count(), query, sources);
   std::fflush(stdout);
   // Under systemd (Type=notify): ready now, and the watchdog pinged while
   // every shard's loop keeps ticking (scripts/spated.service).
@@ -187,8 +255,8 @@ int main(int argc, char** argv) {
     while (!(engine.files_done() && engine.quiescent())) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   } else {
     int sig = 0;
-    sigwait(&signals, &sig);
-    log(fmt::format("signal {}: draining", sig));
+    while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) reload_alarms(config_file, config, server);
+    spate::io::log_info("signal received: draining", {{"signal", sig}});
   }
   spate::sd_notify("STOPPING=1");
   watchdog.reset();
@@ -203,9 +271,11 @@ int main(int argc, char** argv) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
-  log(fmt::format("stopped after {:.3f} s: {} events applied, {} rejected; cpu {:.3f} s user, {:.3f} s system, "
-                  "{} page faults",
-                  secs, events, errors, usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6,
-                  usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6, usage.ru_minflt + usage.ru_majflt));
+  spate::io::log_info("stopped", {{"seconds", seconds_ms(secs)},
+                                  {"events_applied", events},
+                                  {"rejected", errors},
+                                  {"cpu_user_s", seconds_ms(usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6)},
+                                  {"cpu_system_s", seconds_ms(usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6)},
+                                  {"page_faults", usage.ru_minflt + usage.ru_majflt}});
   return 0;
 }

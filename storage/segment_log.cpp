@@ -26,6 +26,7 @@
 
 #include <fmt/format.h>
 
+#include "io/file/log.hpp"
 #include "io/file/source.hpp"
 #include "storage/segment_file.hpp"
 
@@ -73,8 +74,10 @@ bool SegmentLog::open_segment(std::int64_t now_ms) {
   fd_ = ::openat(dir_fd_, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd_ < 0) {  // out of descriptors or disk: this block is lost, the next one tries again
     if (!open_failing_) {
-      fmt::print(stderr, "spated: shard {}: cannot create segment '{}/{}': {}\n", options_.shard, options_.dir, name,
-                 std::strerror(errno));
+      const int err = errno;
+      io::log_error("cannot create segment", {{"shard", options_.shard},
+                                              {"path", fmt::format("{}/{}", options_.dir, name)},
+                                              {"error", std::strerror(err)}});
     }
     open_failing_ = true;
     LogCounters::add(counters_.write_errors, 1);
@@ -224,7 +227,7 @@ bool SegmentLog::reap(bool wait) {
     any = true;
     if ((data & kSyncBit) != 0) {
       if (res < 0) {
-        if (!failed_) fmt::print(stderr, "spated: shard {}: fsync failed: {}\n", options_.shard, std::strerror(-res));
+        if (!failed_) io::log_error("fsync failed", {{"shard", options_.shard}, {"error", std::strerror(-res)}});
         failed_ = true;
         LogCounters::add(counters_.write_errors, 1);
       }
@@ -241,8 +244,8 @@ bool SegmentLog::reap(bool wait) {
     Write& w = it->second;
     counters_.bytes_in_flight.fetch_sub(w.bytes.size(), std::memory_order_relaxed);
     if (res < 0 || static_cast<std::size_t>(res) != w.bytes.size()) {
-      fmt::print(stderr, "spated: shard {}: segment write failed: {}\n", options_.shard,
-                 res < 0 ? std::strerror(-res) : "short write");
+      io::log_error("segment write failed",
+                    {{"shard", options_.shard}, {"error", res < 0 ? std::strerror(-res) : "short write"}});
       LogCounters::add(counters_.write_errors, 1);
       // A lost block loses its own events; a header or footer its segment's
       // structure, so nothing after it can be promised.
@@ -310,12 +313,13 @@ void SegmentLog::check_disk() {
   if (!disk_full_ && used >= options_.high_water_percent) {
     disk_full_ = true;
     LogCounters::add(counters_.disk_full_events, 1);
-    fmt::print(stderr, "spated: shard {}: disk {}% used, at or above the high-water mark of {}%: ingest paused\n",
-               options_.shard, used, options_.high_water_percent);
+    io::log_warn("disk at or above the high-water mark: ingest paused",
+                 {{"shard", options_.shard}, {"disk_used_percent", used},
+                  {"high_water_percent", options_.high_water_percent}});
   } else if (disk_full_ && used < options_.low_water_percent) {
     disk_full_ = false;
-    fmt::print(stderr, "spated: shard {}: disk {}% used, below the low-water mark of {}%: ingest resumed\n",
-               options_.shard, used, options_.low_water_percent);
+    io::log_info("disk below the low-water mark: ingest resumed",
+                 {{"shard", options_.shard}, {"disk_used_percent", used}, {"low_water_percent", options_.low_water_percent}});
   }
   counters_.disk_full.store(disk_full_ ? 1 : 0, std::memory_order_relaxed);
 }

@@ -400,6 +400,14 @@ void watch(Client& client, int interval_ms, std::uint64_t count) {
       if (grew != 0) alarms += fmt::format("ALARM {} (+{})\n", what, grew);
     }
     if (total(now, "storage.disk_full") != 0) alarms += "ALARM disk full now: ingest paused\n";
+    // The data-quality alarms firing now ([[alarm]], docs/alarms.md).
+    for (const auto& [counter, value] : now.empty() ? std::vector<std::pair<std::string, std::uint64_t>>{}
+                                                     : now.front().counters) {
+      if (value == 0 || !counter.starts_with("alarm.") || !counter.ends_with(".active")) continue;
+      const std::string name = counter.substr(6, counter.size() - 6 - 7);
+      alarms += fmt::format("ALARM data quality: {} (fired {} times)\n", name,
+                            now.front().get("alarm." + name + ".fired"));
+    }
     out += alarms.empty() ? "no alarm\n" : alarms;
     if (!tty) out += "\n";
     std::fwrite(out.data(), 1, out.size(), stdout);

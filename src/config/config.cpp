@@ -322,7 +322,8 @@ ConfigResult parse_config(std::string_view text, std::string_view source_name) {
   check.known_keys(root, "the top level",
                    {"shards", "data_dir", "allowed_lateness_ms", "idle_timeout_ms", "window_retention_ms", "max_future_ms",
                     "max_state_bytes",
-                    "max_line_bytes", "ring_slots", "ring_batch_rows", "publish_dedup_ttl_ms", "ring_flush_us", "query", "storage", "dedup", "source", "schema", "view", "metrics"});
+                    "max_line_bytes", "ring_slots", "ring_batch_rows", "publish_dedup_ttl_ms", "ring_flush_us", "query", "storage", "dedup", "source", "schema", "view", "metrics", "log",
+                    "alarm"});
   check.integer(root, "shards", config.shards, 1, 1024);
   check.string(root, "data_dir", config.data_dir);
   check.integer(root, "allowed_lateness_ms", config.allowed_lateness_ms, 0, std::int64_t{30} * 86400000);
@@ -345,6 +346,18 @@ ConfigResult parse_config(std::string_view text, std::string_view source_name) {
       }
     } else {
       check.error(*m, "'metrics' must be a table");
+    }
+  }
+  if (const toml::node* l = root.get("log")) {  // docs/operations.md, "Logs"
+    if (const toml::table* lt = l->as_table()) {
+      check.known_keys(*lt, "[log]", {"format", "level"});
+      std::string format = io::log_format_name(config.log.format), level = io::log_level_name(config.log.level);
+      check.choice(*lt, "format", format, {"logfmt", "json"});
+      check.choice(*lt, "level", level, {"debug", "info", "warn", "error"});
+      io::parse_log_format(format, config.log.format);
+      io::parse_log_level(level, config.log.level);
+    } else {
+      check.error(*l, "'log' must be a table");
     }
   }
   if (const toml::node* q = root.get("query")) {
@@ -418,6 +431,7 @@ ConfigResult parse_config(std::string_view text, std::string_view source_name) {
   }
   if (const toml::node* v = root.get("view")) parse_views(*v, check, config);
   finalize(config, result.errors);
+  if (const toml::node* a = root.get("alarm")) detail::parse_alarms(*a, check, config);
   sort_by_line(result.errors);
   return result;
 }

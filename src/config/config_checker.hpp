@@ -109,5 +109,7 @@ std::string quoted(std::string_view name);
 
 // [[source]] tables (config_sources.cpp).
 void parse_sources(const toml::node& node, Checker& check, Config& config);
+// [[alarm]] tables (config_alarms.cpp); after the schema and views are finalized.
+void parse_alarms(const toml::node& node, Checker& check, Config& config);
 
 }  // namespace spate::engine::detail

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "engine/engine.hpp"
+#include "io/file/log.hpp"
 #include "kernels/hash.hpp"
 #include "storage/checkpoint.hpp"
 
@@ -108,11 +109,14 @@ void Engine::open_storage() {
     if (ec) throw std::runtime_error(fmt::format("cannot create '{}': {}", shard_dir.string(), ec.message()));
     storage::Recovery& recovery = recoveries.emplace_back(storage::recover_directory(shard_dir.string()));
     for (const storage::RecoveryAction& a : recovery.actions) {
-      recovery_report_.push_back(
-          a.quarantined ? fmt::format("segment {} is {} ({}): quarantined, not replayed", a.path,
-                                      storage::segment_state_name(a.state), a.problem)
-                        : fmt::format("segment {}: {} ({}): {} bytes cut off", a.path,
-                                      storage::segment_state_name(a.state), a.problem, a.bytes_dropped));
+      const char* state = storage::segment_state_name(a.state);
+      if (a.quarantined) {
+        io::log_warn("recovery: segment quarantined, not replayed",
+                     {{"shard", i}, {"path", a.path}, {"state", state}, {"problem", a.problem}});
+      } else {
+        io::log_warn("recovery: segment bytes cut off", {{"shard", i}, {"path", a.path}, {"state", state},
+                                                         {"problem", a.problem}, {"bytes", a.bytes_dropped}});
+      }
     }
   }
   load_checkpoints(recoveries);
@@ -146,13 +150,14 @@ std::uint64_t Engine::load_checkpoints(std::vector<storage::Recovery>& recoverie
         c.reset();
       }
       if (c && c->header.fingerprint != fingerprint_) {
-        recovery_report_.push_back(fmt::format(
-            "checkpoint {} was taken with other views, schema or dedup settings: not loaded, the segments replay "
-            "instead", it->second));
+        io::log_warn("recovery: checkpoint taken with other views, schema or dedup settings: not loaded, the "
+                     "segments replay instead",
+                     {{"shard", i}, {"epoch", epoch}, {"path", it->second}});
         break;
       }
       if (!c) {
-        recovery_report_.push_back(fmt::format("checkpoint {} is unusable ({}): an older one is tried", it->second, error));
+        io::log_warn("recovery: checkpoint unusable, an older one is tried",
+                     {{"shard", i}, {"epoch", epoch}, {"path", it->second}, {"error", error}});
         break;
       }
       loaded.push_back(std::move(*c));
@@ -164,7 +169,7 @@ std::uint64_t Engine::load_checkpoints(std::vector<storage::Recovery>& recoverie
       blocks += drop_replayed(recoveries[i].segments, loaded[i].header.position);
       storage::remove_checkpoints(dirs[i], 0, epoch);  // later epochs not every shard finished
     }
-    recovery_report_.push_back(fmt::format("checkpoint epoch {} loaded: {} blocks logged after it replay", epoch, blocks));
+    io::log_info("recovery: checkpoint loaded", {{"epoch", epoch}, {"blocks_to_replay", blocks}});
     return epoch;
   }
   return 0;

@@ -233,6 +233,7 @@ Reject EventParser::parse(const char* line, std::size_t len, std::size_t capacit
   std::uint64_t seen = 0;
   std::size_t next = 0;  // the wanted field expected next
   Reject first_error = Reject::none;
+  std::uint64_t wrong = 0;  // fields of the wrong type
   for (auto field_result : obj) {
     od::field field;
     if (std::move(field_result).get(field) != simdjson::SUCCESS) return Reject::malformed_json;
@@ -276,13 +277,16 @@ Reject EventParser::parse(const char* line, std::size_t len, std::size_t capacit
       // value where it was), so the hot path keeps the value in registers.
       if (r == Reject::wrong_type && !member_is_json(value.raw_json_token().data())) return Reject::malformed_json;
       if (first_error == Reject::none) first_error = r;
+      if (r == Reject::wrong_type) wrong |= bit;
     }
   }
   // Anything after the object (a second value, garbage) makes the line malformed.
   const char* trailing = nullptr;
   if (doc.current_location().get(trailing) == simdjson::SUCCESS) return Reject::malformed_json;
-  if (first_error != Reject::none) return first_error;
-  if (seen != all) return Reject::missing_field;
+  if (first_error != Reject::none || seen != all) [[unlikely]] {
+    absent_ = (all & ~seen) | wrong;
+    return first_error != Reject::none ? first_error : Reject::missing_field;
+  }
   return Reject::none;
 }
 

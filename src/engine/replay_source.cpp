@@ -1,9 +1,9 @@
 // Replaying the shard's segments; see replay_source.hpp.
 #include "engine/replay_source.hpp"
 
-#include <cstdio>
-
 #include <fmt/format.h>
+
+#include "io/file/log.hpp"
 
 namespace spate::engine {
 
@@ -40,7 +40,7 @@ bool ReplaySource::open_next() {
       open_ = true;
       return true;
     }
-    fmt::print(stderr, "spated: cannot replay segment '{}': {}\n", scan.path, error);
+    io::log_error("cannot replay segment", {{"path", scan.path}, {"error", error}});
     ++next_segment_;
   }
   return false;
@@ -70,8 +70,8 @@ bool ReplaySource::poll(io::LineSink& sink, std::size_t budget) {
     const storage::BlockStatus status = reader_.read_block(info.offset, true, block_);
     bytes_ += info.bytes;
     if (status != storage::BlockStatus::ok) {  // changed since the scan at start
-      fmt::print(stderr, "spated: segment '{}', block at byte {}: {}; skipped\n", scan.path, info.offset,
-                 storage::block_status_name(status));
+      io::log_warn("segment block skipped", {{"path", scan.path}, {"offset", info.offset},
+                                             {"error", storage::block_status_name(status)}});
       continue;
     }
     for (std::uint32_t e = 0; e < block_.info.events; ++e) {

@@ -2,6 +2,7 @@
 #include "engine/shard.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <system_error>
@@ -227,6 +228,11 @@ void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_en
   const Reject r = parser_.parse(line, len, static_cast<std::size_t>(buffer_end - line), ev, escapes);
   if (r != Reject::none) {
     if (r == Reject::malformed_json && all_whitespace(line, len)) return;
+    if (r == Reject::missing_field || r == Reject::wrong_type) {  // for the field alarms (docs/alarms.md)
+      for (std::uint64_t bits = parser_.absent_fields(); bits != 0; bits &= bits - 1) {
+        ShardCounters::add(counters_.field_absent[std::countr_zero(bits)], 1);
+      }
+    }
     reject(source, r, line, len);
     return;
   }

@@ -18,6 +18,7 @@
 
 #include "engine/engine.hpp"
 #include "engine/shard.hpp"
+#include "io/file/log.hpp"
 #include "kernels/byte_io.hpp"
 
 namespace spate::engine {
@@ -123,8 +124,8 @@ void Shard::poll_checkpoint(bool stopping) {
     const auto state = log_->state(pending_.ticket);
     if (state == storage::SegmentLog::TicketState::pending) return;
     if (state == storage::SegmentLog::TicketState::lost) {
-      fmt::print(stderr, "spated: shard {}: checkpoint {} not written: the log lost blocks it counts on\n", id_,
-                 pending_.epoch);
+      io::log_error("checkpoint not written: the log lost blocks it counts on",
+                    {{"shard", id_}, {"epoch", pending_.epoch}});
       ShardCounters::add(counters_.checkpoint_failures, 1);
       counters_.checkpoint_epoch.store(pending_.epoch, std::memory_order_release);
       pending_ = {};
@@ -149,7 +150,7 @@ void Shard::poll_checkpoint(bool stopping) {
     }
     storage::remove_checkpoints(log_dir_, all);
   } else {
-    fmt::print(stderr, "spated: shard {}: checkpoint {} not written: {}\n", id_, pending_.epoch, writer_.error());
+    io::log_error("checkpoint not written", {{"shard", id_}, {"epoch", pending_.epoch}, {"error", writer_.error()}});
     ShardCounters::add(counters_.checkpoint_failures, 1);
   }
   counters_.checkpoint_epoch.store(pending_.epoch, std::memory_order_release);

@@ -3,6 +3,7 @@
 
 #include <httplib.h>
 
+#include <chrono>
 #include <cmath>
 #include <map>
 #include <stdexcept>
@@ -56,6 +57,10 @@ std::optional<Sample> sample_of(std::string_view name, StatKind kind) {
     return Sample{"spate_rejected_lines", fmt::format("source=\"{}\",reason=\"{}\"", head, rest.substr(7)), false, 1};
   } else if (head == "late") {
     return Sample{"spate_late_rows", fmt::format("view=\"{}\"", rest), false, 1};
+  } else if (head == "alarm") {  // alarm.<name>.active, alarm.<name>.fired
+    const auto last = rest.rfind('.');
+    return Sample{fmt::format("spate_alarm_{}", rest.substr(last + 1)),
+                  fmt::format("alarm=\"{}\"", rest.substr(0, last)), kind == StatKind::gauge, 1};
   } else if (head == "key_limit") {
     return Sample{"spate_key_limit_dropped_rows", fmt::format("view=\"{}\"", rest), false, 1};
   }
@@ -151,6 +156,10 @@ MetricsServer::MetricsServer(const engine::Engine& engine, const ServerCounters&
   }
   port_ = static_cast<std::uint16_t>(port);
   thread_ = std::thread([this] { http_->listen_after_bind(); });
+  // cpp-httplib's stop() does nothing before the listener runs: a stop
+  // that came first would wait forever on a thread blocked in accept().
+  // (Bounded: a listener that failed at once never runs.)
+  for (int i = 0; i < 5000 && !http_->is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
 MetricsServer::~MetricsServer() {

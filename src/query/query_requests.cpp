@@ -233,7 +233,51 @@ void QueryServer::check_publishes() {
                            waiting_publishes_.end());
 }
 
+void QueryServer::reload_alarms(std::vector<engine::AlarmConfig> alarms) {
+  std::lock_guard lock(reload_mu_);
+  reload_ = std::move(alarms);
+}
+
+void QueryServer::evaluate_alarms(std::int64_t now_ms) {
+  {
+    std::lock_guard lock(reload_mu_);
+    if (reload_) {
+      alarms_.configure(std::move(*reload_));
+      reload_.reset();
+      alarm_asked_.assign(alarms_.size(), 0);
+    }
+  }
+  for (const std::size_t a : alarms_.evaluate(now_ms)) {
+    if (alarm_asked_[a] != 0) continue;  // the last answer is still out
+    const engine::AlarmConfig& def = alarms_.definition(a);
+    auto* task = new QueryTask;
+    task->kind = QueryTask::Kind::view_get;
+    task->ticket = next_ticket_++;
+    task->view = def.view_index;
+    task->key = def.key;
+    task->hash = kernels::hash_key(def.key);
+    if (!submit(engine_.owner_of(task->hash), task)) {  // the shard is busy: next second
+      delete task;
+      continue;
+    }
+    auto pending = std::make_unique<Pending>();
+    pending->op = Op::view_get;
+    pending->view = def.view_index;
+    pending->remaining = 1;
+    pending->alarm = static_cast<int>(a);
+    pending->alarm_generation = alarms_.generation();
+    pending_.emplace(task->ticket, std::move(pending));
+    alarm_asked_[a] = 1;
+  }
+}
+
 void QueryServer::finish(Pending& p) {
+  if (p.alarm >= 0) {  // an aggregate alarm's sample, no client
+    engine::merge_rows(p.rows);
+    if (p.alarm_generation == alarms_.generation()) alarm_asked_[static_cast<std::size_t>(p.alarm)] = 0;
+    alarms_.aggregate_rows(static_cast<std::size_t>(p.alarm), p.alarm_generation, p.rows);
+    return;
+  }
   // A batch not taken must be applied when it is resent.
   const auto refusal = p.op == Op::publish ? p.publish->refusal : engine::QueryTask::Refusal::none;
   if (refusal != engine::QueryTask::Refusal::none) dedup_.unrecord(p.publish->producer, p.publish->sequence);

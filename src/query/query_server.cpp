@@ -56,7 +56,13 @@ bool is_loopback(const std::string& host) {
 }
 
 QueryServer::QueryServer(engine::Engine& engine, const engine::QueryConfig& config)
-    : engine_(engine), config_(config), inflight_per_shard_(engine.shard_count(), 0), dedup_(engine) {
+    : engine_(engine),
+      config_(config),
+      inflight_per_shard_(engine.shard_count(), 0),
+      dedup_(engine),
+      alarms_(engine, counters_.alarms) {
+  alarms_.configure(engine.config().alarms);
+  alarm_asked_.assign(alarms_.size(), 0);
   if (!config_.auth_token_file.empty()) {
     const auto token = read_auth_token(config_.auth_token_file);
     if (!token) throw std::runtime_error(fmt::format("cannot read auth_token_file '{}'", config_.auth_token_file));
@@ -161,6 +167,10 @@ void QueryServer::run() {
     if (now >= next_timeout_sweep_ms_) {
       sweep_timeouts(now);
       next_timeout_sweep_ms_ = now + kTimeoutSweepEveryMs;
+    }
+    if (now >= next_alarms_ms_) {
+      evaluate_alarms(now);
+      next_alarms_ms_ = now + 1000;
     }
   }
 }

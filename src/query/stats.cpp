@@ -177,6 +177,10 @@ void visit_stats(const engine::Engine& engine, const ServerCounters& server, con
       counter("query.slow_clients_closed", load(server.slow_clients_closed));
       counter("query.accept_pauses", load(server.accept_pauses));
       counter("query.auth_failures", load(server.auth_failures));
+      for (const AlarmFigure& a : server.alarms.figures()) {  // docs/alarms.md
+        gauge("alarm." + a.name + ".active", a.active ? 1 : 0);
+        counter("alarm." + a.name + ".fired", a.fired);
+      }
     }
     if (histogram) {
       kernels::HistogramCounts h;

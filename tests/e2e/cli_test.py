@@ -108,7 +108,8 @@ class CliTest(unittest.TestCase):
                                 "--metrics-addr", "off", "--ingest", "-", "--exit-after-ingest"],
                                input=lines, capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("20001 events applied, 1 rejected", r.stderr)
+        self.assertIn("level=info msg=stopped ", r.stderr)
+        self.assertIn(" events_applied=20001 rejected=1 ", r.stderr)
 
     def test_spate_query_watch_shows_rates_backlog_and_alarms(self):
         d = Daemon(udp=False)
@@ -140,7 +141,7 @@ class CliTest(unittest.TestCase):
         d.proc.stdout.close()
         d.client.close()
         self.assertEqual(code, 0, log)
-        self.assertIn("%d events applied, 0 rejected" % n, log)
+        self.assertIn(" events_applied=%d rejected=0 " % n, log)
 
 
 if __name__ == "__main__":

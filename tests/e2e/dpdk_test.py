@@ -109,7 +109,7 @@ class DpdkTest(GeneratedInputTest):
         if "built without DPDK" in out.stderr:
             self.skipTest("this build has no DPDK (dpdk-dev missing)")
         self.assertEqual(out.returncode, 1, out.stderr)
-        self.assertIn("cannot start: DPDK EAL initialisation failed", out.stderr)
+        self.assertIn('level=error msg="cannot start" error="DPDK EAL initialisation failed', out.stderr)
 
 
 if __name__ == "__main__":

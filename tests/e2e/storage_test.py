@@ -79,14 +79,14 @@ class StorageTest(E2ETest):
 
         # A clean stop wrote a checkpoint of everything: nothing replays.
         d = self.start()
-        self.assertIn("checkpoint epoch 1 loaded: 0 blocks logged after it replay", d.read_log())
+        self.assertIn('msg="recovery: checkpoint loaded" epoch=1 blocks_to_replay=0\n', d.read_log())
         self.assertEqual(d.counters()["replay.events_in"], 0)
         self.assert_views_match(d, self.windows)
         reply = d.client.publish(7, 3, self.lines[0])  # the sequences are in the checkpoint
         self.assertEqual(reply, {"accepted": 0, "rejected": 0, "duplicate": True})
         self.assertEqual(d.stop(), 0)
         d = self.start()  # and in the checkpoint of a run that loaded them and published nothing
-        self.assertIn("checkpoint epoch 2 loaded", d.read_log())
+        self.assertIn('msg="recovery: checkpoint loaded" epoch=2 ', d.read_log())
         self.assertTrue(d.client.publish(7, 3, self.lines[0])["duplicate"])
         self.assert_views_match(d, self.windows)
         self.assertEqual(d.stop(), 0)
@@ -144,7 +144,7 @@ class StorageTest(E2ETest):
         while acked < len(batches) or kills < 20:
             self.assertLess(time.time(), deadline, "crash rounds took too long (%d kills, %d acked)" % (kills, acked))
             d = self.start(idle_first=False, config=config)
-            loaded += "checkpoint epoch" in d.read_log()
+            loaded += 'msg="recovery: checkpoint loaded"' in d.read_log()
             if acked == len(batches):
                 break
             killer = threading.Timer(rng.uniform(0.02, 0.2), lambda p=d.proc: p.send_signal(signal.SIGKILL))
@@ -201,7 +201,7 @@ class StorageTest(E2ETest):
 
         d = self.start(config=config)
         log = d.read_log()
-        self.assertRegex(log, r"checkpoint epoch \d+ loaded: \d+ blocks logged after it replay")
+        self.assertRegex(log, r'msg="recovery: checkpoint loaded" epoch=\d+ blocks_to_replay=\d+\n')
         replayed = d.counters()["events_in"]
         self.assertLess(replayed, EVENTS, "the whole log replayed: " + log)
         self.assert_views_match(d, self.windows)
@@ -219,7 +219,8 @@ class StorageTest(E2ETest):
             f.write(bytes([byte[0] ^ 0x40]))
         self.assertNotEqual(inspect("verify", self.data).returncode, 0)
         d = self.start(config=config)
-        self.assertIn("checkpoint %s is unusable (checksum mismatch)" % path, d.read_log())
+        self.assertIn('msg="recovery: checkpoint unusable, an older one is tried" shard=1 ', d.read_log())
+        self.assertIn(' path=%s error="checksum mismatch"\n' % path, d.read_log())
         self.assert_views_match(d, self.windows)
         d.proc.send_signal(signal.SIGKILL)
         d.proc.wait()

@@ -269,3 +269,105 @@ TEST_CASE("config: [metrics] listen is an address or off, on loopback by default
   r = parse_config("[metrics]\nlisten = \"nowhere\"\nport = 1\n", "m.toml");
   CHECK(r.errors.size() == 2);
 }
+
+TEST_CASE("config: [log] sets the format and level, logfmt and info by default, and bad values name their line") {
+  CHECK(default_config().log.format == spate::io::LogFormat::logfmt);
+  CHECK(default_config().log.level == spate::io::LogLevel::info);
+  auto r = parse_config("[log]\nformat = \"json\"\nlevel = \"warn\"\n", "l.toml");
+  REQUIRE(r.ok());
+  CHECK(r.config.log.format == spate::io::LogFormat::json);
+  CHECK(r.config.log.level == spate::io::LogLevel::warn);
+  r = parse_config("[log]\nformat = \"text\"\nlevel = \"verbose\"\ncolour = true\n", "l.toml");
+  REQUIRE(r.errors.size() == 3);
+  CHECK(r.errors[0].line == 2);
+  CHECK(r.errors[0].message == "'format' = 'text' is not one of 'logfmt', 'json'");
+  CHECK(r.errors[1].line == 3);
+  CHECK(r.errors[1].message == "'level' = 'verbose' is not one of 'debug', 'info', 'warn', 'error'");
+  CHECK(r.errors[2].line == 4);
+  CHECK(r.errors[2].message == "unknown key 'colour' in [log]");
+  CHECK(r.config.log.format == spate::io::LogFormat::logfmt);
+  r = parse_config("log = \"json\"\n", "l.toml");
+  REQUIRE(r.errors.size() == 1);
+  CHECK(r.errors[0].message == "'log' must be a table");
+}
+
+TEST_CASE("config: [[alarm]] tables are read, resolved against the schema and views, and bad ones refused by line") {
+  const auto ok = parse_config(R"toml(
+[[alarm]]
+name = "rate"
+type = "volume"
+source = "tcp"
+min = 10
+max = 1e6
+fire_after = 5
+
+[[alarm]]
+name = "amount_present"
+type = "field"
+field = "amount"
+min = 0.99
+
+[[alarm]]
+name = "clicks"
+type = "aggregate"
+view = "per_type_10s"
+aggregate = "sum(amount)"
+key = "click"
+learn = 60
+sigmas = 4
+)toml",
+                               "t.toml");
+  REQUIRE(ok.ok());
+  REQUIRE(ok.config.alarms.size() == 3);
+  const auto& rate = ok.config.alarms[0];
+  CHECK(rate.kind == AlarmConfig::Kind::volume);
+  CHECK(rate.source == "tcp");
+  CHECK((rate.has_min && rate.min == 10 && rate.has_max && rate.max == 1e6));
+  CHECK(rate.fire_after == 5);
+  CHECK(rate.clear_after == 3);
+  CHECK(ok.config.alarms[1].field_index == 4);  // id, ts, user, type, amount
+  const auto& clicks = ok.config.alarms[2];
+  CHECK(clicks.view_index == ok.config.find_view("per_type_10s"));
+  CHECK(clicks.aggregate_index == ok.config.find_aggregate(clicks.view_index, "sum(amount)"));
+  CHECK((clicks.learn == 60 && clicks.sigmas == 4 && !clicks.has_min && !clicks.has_max));
+
+  const auto bad = parse_config(R"toml([[alarm]]
+name = "Bad.Name"
+type = "volume"
+min = 1
+[[alarm]]
+name = "no_bounds"
+type = "volume"
+[[alarm]]
+name = "f"
+type = "field"
+field = "nope"
+min = 1
+[[alarm]]
+name = "a"
+type = "aggregate"
+view = "per_type_10s"
+aggregate = "p99(amount)"
+key = "k"
+max = 1
+[[alarm]]
+name = "f"
+type = "volume"
+source = "kafka"
+field = "amount"
+min = 5
+max = 1
+)toml",
+                                "t.toml");
+  REQUIRE_FALSE(bad.ok());
+  std::string all;
+  for (const auto& e : bad.errors) all += std::to_string(e.line) + ": " + e.message + "\n";
+  CHECK(all.find("1: [[alarm]] needs name") != std::string::npos);
+  CHECK(all.find("5: alarm 'no_bounds' needs bounds") != std::string::npos);
+  CHECK(all.find("11: alarm 'f': \"nope\" is not a field of the schema") != std::string::npos);
+  CHECK(all.find("17: alarm 'a': view 'per_type_10s' has no aggregate 'p99(amount)'") != std::string::npos);
+  CHECK(all.find("alarm 'f' is declared twice") != std::string::npos);
+  CHECK(all.find("unknown source 'kafka'") != std::string::npos);
+  CHECK(all.find("'field' is for field alarms") != std::string::npos);
+  CHECK(all.find("min is above max") != std::string::npos);
+}

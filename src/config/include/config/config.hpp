@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "io/file/log.hpp"
 #include "io/file/source.hpp"
 
 namespace spate::engine {
@@ -37,6 +38,12 @@ struct QueryConfig {
   std::int64_t frame_timeout_ms = 30000;       // a frame begun must be whole this long after
   std::uint64_t max_reply_bytes = 64u << 20;   // answers a client has not read; past it, closed
   std::string auth_token_file;                 // HELLO must carry its token; required off loopback
+};
+
+// The daemon's log lines on stderr (docs/operations.md, "Logs").
+struct LogConfig {
+  io::LogFormat format = io::LogFormat::logfmt;
+  io::LogLevel level = io::LogLevel::info;  // lines below it are not written
 };
 
 // The hot log (docs/storage.md): every accepted event is kept in its
@@ -125,6 +132,37 @@ struct KeyGroup {
   std::vector<int> views;
 };
 
+// A data-quality alarm (docs/alarms.md), evaluated every second: it fires
+// once its figure is out of bounds `fire_after` evaluations in a row and
+// clears once it is back in bounds `clear_after` in a row.
+struct AlarmConfig {
+  enum class Kind : std::uint8_t { volume, field, aggregate };
+  std::string name;  // [a-z0-9_], unique: a label in the metrics
+  Kind kind = Kind::volume;
+  // volume: events a second accepted from this source kind ("all": every source)
+  std::string source = "all";
+  // field: the share of JSON objects holding this schema field with its type
+  std::string field;
+  int field_index = -1;  // in the parser's order (id, timestamp, [schema].fields): set by finalize()
+  // aggregate: this aggregate of `key` in the view's newest closed window
+  std::string view;
+  std::string aggregate;
+  std::string key;
+  int view_index = -1;       // set by finalize()
+  int aggregate_index = -1;  // set by finalize()
+  // Fixed bounds (either may be absent) and a band learned from the last
+  // `learn` samples: their mean plus or minus `sigmas` standard deviations.
+  bool has_min = false;
+  bool has_max = false;
+  double min = 0;
+  double max = 0;
+  std::uint32_t learn = 0;  // 0: no learned band
+  double sigmas = 3;
+  std::uint32_t fire_after = 3;
+  std::uint32_t clear_after = 3;
+  int line = 0;
+};
+
 struct Config {
   std::uint32_t shards = 0;  // 0: one per CPU of the process's affinity mask
   std::string data_dir = "./spate-data";
@@ -132,6 +170,7 @@ struct Config {
   // The Prometheus endpoint (/metrics, /healthz, /readyz): docs/metrics.md.
   bool metrics_enabled = true;
   Endpoint metrics_listen{"127.0.0.1", 9464};
+  LogConfig log;
   StorageConfig storage;
   DedupConfig dedup;
   std::vector<SourceConfig> sources;
@@ -139,6 +178,7 @@ struct Config {
   std::string ts_field = "ts";
   std::vector<FieldConfig> fields;
   std::vector<ViewConfig> views;
+  std::vector<AlarmConfig> alarms;
   std::int64_t allowed_lateness_ms = 5000;
   std::int64_t idle_timeout_ms = 2000;
   std::int64_t window_retention_ms = 3600000;

@@ -82,9 +82,6 @@ class Engine {
   // configuration is not loaded (the segments replay instead).
   std::uint64_t checkpoint_fingerprint() const noexcept { return fingerprint_; }
 
-  // What recovery found and did at start, one line each (empty: all clean).
-  const std::vector<std::string>& recovery_report() const noexcept { return recovery_report_; }
-
   // Shard-side view of the stop protocol.
   bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
   void input_finished() noexcept { inputs_finished_.fetch_add(1, std::memory_order_acq_rel); }
@@ -138,7 +135,6 @@ class Engine {
   std::atomic<std::uint64_t> checkpoint_epoch_{0};
   std::uint64_t fingerprint_ = 0;
   bool replays_ = false;
-  std::vector<std::string> recovery_report_;
   bool started_ = false;
 
   void open_storage();

@@ -66,6 +66,9 @@ class EventParser {
   void capture_fields(bool on) noexcept { capture_fields_ = on; }
   // The schema's fields in ParsedEvent::fields order.
   std::size_t field_count() const noexcept { return wanted_.size(); }
+  // After parse() returned missing_field or wrong_type: the fields (bits in
+  // field_name order) that were absent or of the wrong type.
+  std::uint64_t absent_fields() const noexcept { return absent_; }
   std::string_view field_name(std::size_t i) const noexcept { return wanted_[i].name; }
 
  private:
@@ -99,6 +102,7 @@ class EventParser {
   simdjson::ondemand::parser parser_;
   std::vector<Wanted> wanted_;
   std::uint64_t required_mask_ = 0;
+  std::uint64_t absent_ = 0;
   const char* line_end_ = nullptr;  // of the line being parsed
   bool capture_fields_ = false;
 };

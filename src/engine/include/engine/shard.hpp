@@ -51,6 +51,9 @@ struct ShardCounters {
     for (std::size_t v = 0; v < views; ++v) newest_window[v].store(INT64_MIN);
   }
   std::atomic<std::uint64_t> events_in[kSourceKinds] = {};
+  // Lines rejected missing a schema field or holding it with the wrong
+  // type, by field (EventParser::field_name order): the field alarms.
+  std::atomic<std::uint64_t> field_absent[kMaxSchemaFields + 2] = {};
   std::atomic<std::uint64_t> errors[kSourceKinds][kRejectReasons] = {};
   // Connections placed on this shard, for the accept balancing: written by
   // the shard that accepts (another one when it hands a connection over).

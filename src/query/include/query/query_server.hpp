@@ -6,6 +6,8 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -14,6 +16,7 @@
 #include "config/config.hpp"
 #include "engine/engine.hpp"
 #include "client/protocol.hpp"
+#include "query/alarms.hpp"
 #include "query/publish_dedup.hpp"
 
 namespace spate::query {
@@ -30,6 +33,7 @@ struct ServerCounters {
   std::atomic<std::uint64_t> slow_clients_closed{0};
   std::atomic<std::uint64_t> accept_pauses{0};
   std::atomic<std::uint64_t> auth_failures{0};
+  AlarmBoard alarms;  // the data-quality alarms' state (alarms.hpp)
 };
 
 // Whether `host` is a loopback address (127.0.0.0/8, ::1, localhost).
@@ -47,6 +51,8 @@ class QueryServer {
   void start();  // binds (throws on failure) and starts the thread
   void stop();   // stops accepting and answering, joins
   std::uint16_t port() const noexcept { return port_; }
+  // New alarm definitions (SIGHUP), taken up by the server's thread; any thread.
+  void reload_alarms(std::vector<engine::AlarmConfig> alarms);
   const ServerCounters& counters() const noexcept { return counters_; }
 
  private:
@@ -80,6 +86,8 @@ class QueryServer {
     bool overloaded = false;      // a shard could not be asked: the answer is OVERLOADED
     std::vector<engine::ViewRow> rows;
     std::unique_ptr<engine::QueryTask> publish;  // a publish waiting for its rows to be applied
+    int alarm = -1;  // a VIEW_GET of an aggregate alarm (no connection): its index
+    std::uint64_t alarm_generation = 0;
   };
 
 
@@ -100,6 +108,8 @@ class QueryServer {
   void collect_responses();
   void check_publishes();
   void finish(Pending& p);
+  // Every second: evaluates the alarms and asks for the aggregate alarms' windows.
+  void evaluate_alarms(std::int64_t now_ms);
   void reply_error(Connection& c, Op op, std::uint32_t request_id, Status status, std::string_view message);
   void send(Connection& c, const std::string& frame);
   void close_connection(Connection& c);
@@ -128,6 +138,11 @@ class QueryServer {
   std::uint64_t next_ticket_ = 1;
   std::vector<std::uint32_t> inflight_per_shard_;
   PublishDedup dedup_;
+  Alarms alarms_;
+  std::int64_t next_alarms_ms_ = 0;
+  std::vector<std::uint8_t> alarm_asked_;  // by alarm: a VIEW_GET is out
+  std::mutex reload_mu_;
+  std::optional<std::vector<engine::AlarmConfig>> reload_;  // under reload_mu_
   std::int64_t next_dedup_sweep_ms_ = 0;
 };
 
