@@ -1,6 +1,9 @@
 // TCP connections as inputs; see tcp_source.hpp.
 #include "io/net/tcp_source.hpp"
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -152,6 +155,15 @@ void TcpSource::drain(LineSink& sink, std::int64_t deadline_ms) {
     while (c && monotonic_ms() < deadline_ms && read(*c, sink) == ReadResult::data) {
     }
   }
+}
+
+void TcpSource::measure_backlog() {
+  std::uint64_t waiting = 0;
+  for (const auto& c : connections_) {
+    int unread = 0;
+    if (c && ::ioctl(c->fd, SIOCINQ, &unread) == 0 && unread > 0) waiting += static_cast<std::uint64_t>(unread);
+  }
+  counters().waiting_bytes.store(waiting, std::memory_order_relaxed);
 }
 
 }  // namespace spate::io

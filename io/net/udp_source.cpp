@@ -1,6 +1,9 @@
 // UDP datagrams as one input; see udp_source.hpp.
 #include "io/net/udp_source.hpp"
 
+#include <linux/sock_diag.h>
+#include <sys/socket.h>
+
 #include <unistd.h>
 
 #include <cstring>
@@ -63,6 +66,16 @@ bool UdpSource::read_burst(LineSink& sink) {
 void UdpSource::drain(LineSink& sink, std::int64_t deadline_ms) {
   // At most what an 8 MiB receive buffer holds in small datagrams.
   for (int bursts = 0; bursts < 4096 && monotonic_ms() < deadline_ms && read_burst(sink); ++bursts) {
+  }
+}
+
+// The socket's receive queue as the kernel accounts it (SO_MEMINFO, Linux
+// 4.12): FIONREAD would give only the next datagram's size.
+void UdpSource::measure_backlog() {
+  std::uint32_t info[SK_MEMINFO_VARS] = {};
+  socklen_t len = sizeof(info);
+  if (::getsockopt(fd_, SOL_SOCKET, SO_MEMINFO, info, &len) == 0 && len > SK_MEMINFO_RMEM_ALLOC * sizeof(info[0])) {
+    counters().waiting_bytes.store(info[SK_MEMINFO_RMEM_ALLOC], std::memory_order_relaxed);
   }
 }
 

@@ -25,13 +25,9 @@ namespace {
 constexpr std::uint32_t kDirectKeys = 64;
 // What one source may read per loop pass (a file reads this much at once).
 constexpr std::size_t kPollBudgetBytes = 1 << 20;
-constexpr std::int64_t kMaintenanceEveryMs = 100;
 // One read of a TCP connection: the shard's arena holds this beside a
 // partial line of up to max_line_bytes.
 constexpr std::size_t kTcpReadBytes = 256 * 1024;
-// Keys the retention sweep visits per maintenance tick (100 ms): a million
-// keys are swept in about 6 s, and no tick stalls the loop for long.
-constexpr std::uint32_t kRetentionKeysPerTick = 16384;
 constexpr std::int64_t kStopDrainBudgetMs = 2000;
 
 // Files and captures end; files_done() waits for them.
@@ -475,58 +471,6 @@ void Shard::drain_inputs_for_stop() {
 }
 
 // ---------------------------------------------------------------- loop
-
-void Shard::maintenance(std::int64_t now_ms) {
-  // Rows still in batches are sent and applied first: once this shard
-  // turns inactive, the shards it feeds stop waiting for it, and its own
-  // watermark may catch up, so no row of ours may be left behind.
-  router_.flush_all();
-  // Idleness: inputs that delivered nothing for idle_timeout_ms stop
-  // holding back our watermark and, once none is left, the shards we feed.
-  // A tick long overdue (the loop waited on a full ring) is no evidence of
-  // silence: the inputs were not read, so their clocks restart instead.
-  const bool stalled = last_tick_ms_ != 0 && now_ms - last_tick_ms_ > 2 * kMaintenanceEveryMs;
-  last_tick_ms_ = now_ms;
-  time_.tick(now_ms, config_.idle_timeout_ms, router_.pending_min(), stalled);
-  // A producer is an input while it publishes; once idle it leaves.
-  publish_->expire([this](std::uint32_t input) { return time_.input_active(input); }, *this);
-  router_.send_watermarks();
-  // Retention, a slice of keys per tick: windows past it go, and then keys
-  // with no window left in any view of their group.
-  const std::int64_t watermark = time_.watermark();
-  views_.retention_step(watermark, config_.window_retention_ms, kRetentionKeysPerTick, in_progress_.empty());
-  if (views_.dedups()) {
-    views_.expire_ids(watermark);
-    const ViewSet::DedupTotals d = views_.dedup_totals();
-    counters_.dedup_evicted.store(d.evicted, std::memory_order_relaxed);
-    counters_.dedup_expired.store(d.expired, std::memory_order_relaxed);
-    counters_.dedup_ids.store(d.ids, std::memory_order_relaxed);
-    counters_.dedup_bytes.store(d.bytes, std::memory_order_relaxed);
-  }
-  counters_.windows.store(views_.window_count(), std::memory_order_relaxed);
-  const std::uint64_t keys = views_.key_count();
-  counters_.keys.store(keys, std::memory_order_relaxed);
-  set_state_budget(keys);
-  counters_.inputs_open.store(time_.inputs_open(), std::memory_order_relaxed);
-  counters_.inputs_active.store(time_.inputs_active(), std::memory_order_relaxed);
-  counters_.watermark_ms.store(watermark, std::memory_order_relaxed);
-  counters_.tick_ms.store(now_ms, std::memory_order_relaxed);
-  maybe_request_checkpoint(now_ms);
-}
-
-// max_state_bytes, this shard's share: the bytes left, at what a key has
-// cost so far (its key-table slot and bytes, its windows; 512 bytes until
-// there are enough keys to tell), is how many new keys may come before the
-// next tick. Measured every tick rather than per key, so the hot path only
-// counts down an allowance on its insert path.
-void Shard::set_state_budget(std::uint64_t keys) {
-  const std::uint64_t bytes = views_.memory_bytes();
-  counters_.state_bytes.store(bytes, std::memory_order_relaxed);
-  const std::uint64_t share = config_.max_state_bytes / shards_;
-  const std::uint64_t per_key = keys >= 1024 ? std::max<std::uint64_t>(bytes / keys, 64) : 512;
-  // Growing a table doubles it: keep the next doubling within the share.
-  views_.set_key_allowance(bytes >= share ? 0 : (share - bytes) / (2 * per_key));
-}
 
 // Start: the shard's segments go through the pipeline before any live
 // input is read (a live event must not overtake its logged past in event

@@ -3,9 +3,51 @@
 
 #include "query/query_server.hpp"
 
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
+#include <utility>
+
+#include <jemalloc/jemalloc.h>
 
 namespace spate::query {
+namespace {
+
+// jemalloc's figures for the whole process (refreshed by bumping its epoch).
+std::pair<std::uint64_t, std::uint64_t> allocated_and_resident() {
+  std::uint64_t epoch = 1;
+  std::size_t len = sizeof(epoch);
+  mallctl("epoch", &epoch, &len, &epoch, len);
+  std::size_t allocated = 0, resident = 0;
+  len = sizeof(std::size_t);
+  if (mallctl("stats.allocated", &allocated, &len, nullptr, 0) != 0) allocated = 0;
+  len = sizeof(std::size_t);
+  if (mallctl("stats.resident", &resident, &len, nullptr, 0) != 0) resident = 0;
+  return {allocated, resident};
+}
+
+// The kernel's UDP drop counters for the whole host (/proc/net/snmp):
+// datagrams dropped for want of room in a socket's buffer, and all input
+// errors (those and bad checksums). Zeros when unreadable.
+std::pair<std::uint64_t, std::uint64_t> udp_host_drops() {
+  std::ifstream in("/proc/net/snmp");
+  std::string header, values;
+  while (std::getline(in, header) && std::getline(in, values)) {
+    if (!header.starts_with("Udp:") || !values.starts_with("Udp:")) continue;
+    std::istringstream names(header), numbers(values);
+    std::string name, number;
+    std::uint64_t rcvbuf = 0, in_errors = 0;
+    while (names >> name && numbers >> number) {
+      if (name == "RcvbufErrors") rcvbuf = std::strtoull(number.c_str(), nullptr, 10);
+      if (name == "InErrors") in_errors = std::strtoull(number.c_str(), nullptr, 10);
+    }
+    return {rcvbuf, in_errors};
+  }
+  return {0, 0};
+}
+
+}  // namespace
 
 void write_stats(const engine::Engine& engine, const ServerCounters& server, FieldWriter& w) {
   std::uint32_t current = UINT32_MAX;
@@ -90,6 +132,10 @@ void visit_stats(const engine::Engine& engine, const ServerCounters& server, con
     counter("tcp.idle_closed", tcp.idle_closed);
     counter("tcp.accept_pauses", tcp.accept_pauses);
     counter("udp.drops", by_kind[static_cast<std::size_t>(engine::SourceKind::udp)].drops);
+    // Lag: what waits for the shard in the kernel and in its request queue.
+    gauge("tcp.waiting_bytes", tcp.waiting_bytes);
+    gauge("udp.waiting_bytes", by_kind[static_cast<std::size_t>(engine::SourceKind::udp)].waiting_bytes);
+    gauge("requests_waiting", shard.requests().depth());
     // Captures and NIC queues: frames read, and those not delivered by why
     // (docs/captures.md).
     const auto frames = [&](const char* prefix, const io::SourceTotals& t) {
@@ -177,6 +223,12 @@ void visit_stats(const engine::Engine& engine, const ServerCounters& server, con
       counter("query.slow_clients_closed", load(server.slow_clients_closed));
       counter("query.accept_pauses", load(server.accept_pauses));
       counter("query.auth_failures", load(server.auth_failures));
+      const auto [allocated, resident] = allocated_and_resident();  // the process's, on shard 0
+      gauge("memory.allocated_bytes", allocated);
+      gauge("memory.resident_bytes", resident);
+      const auto [rcvbuf, in_errors] = udp_host_drops();  // the host's
+      counter("kernel.udp_rcvbuf_errors", rcvbuf);
+      counter("kernel.udp_in_errors", in_errors);
       for (const AlarmFigure& a : server.alarms.figures()) {  // docs/alarms.md
         gauge("alarm." + a.name + ".active", a.active ? 1 : 0);
         counter("alarm." + a.name + ".fired", a.fired);

@@ -87,6 +87,13 @@ class MetricsTest(E2ETest):
         self.assertEqual(counts["latency.receive_to_applied_us"], rows)
         self.assertEqual(counts["latency.event_to_queryable_us"], rows)
         self.assertEqual(counts["latency.receive_to_durable_us"], events)
+        c0 = shards[0]["counters"]
+        self.assertGreater(c0["memory.allocated_bytes"], 1 << 20)  # jemalloc's, for the process
+        self.assertGreaterEqual(c0["memory.resident_bytes"], c0["memory.allocated_bytes"])
+        for name in ("memory.allocated_bytes", "tcp.waiting_bytes", "udp.waiting_bytes", "requests_waiting"):
+            self.assertIn(name, shards[0]["gauges"])
+        self.assertEqual(sum(sh["counters"]["tcp.waiting_bytes"] for sh in shards), 0)  # all read by now
+        self.assertIn("kernel.udp_rcvbuf_errors", c0)
         self.assertIn("keys", shards[0]["gauges"])
         self.assertIn("watermark_ms", shards[0]["gauges"])
         self.assertNotIn("events_in", shards[0]["gauges"])

@@ -41,6 +41,9 @@ namespace spate::engine {
 
 class Engine;
 
+// The shard's maintenance tick (shard_maintenance.cpp).
+inline constexpr std::int64_t kMaintenanceEveryMs = 100;
+
 // Counters owned by one shard. Only the shard writes them (plain load+store,
 // no locked instruction on the hot path); anyone may read them.
 struct ShardCounters {
@@ -151,6 +154,7 @@ class Shard final : public io::LineSink, private Router::Host {
   ShardCounters& counters() noexcept { return counters_; }
   const ShardCounters& counters() const noexcept { return counters_; }
   SpscRing<QueryTask*>& requests() noexcept { return requests_; }
+  const SpscRing<QueryTask*>& requests() const noexcept { return requests_; }
   SpscRing<QueryTask*>& responses() noexcept { return responses_; }
   bool files_done() const noexcept { return files_done_.load(std::memory_order_acquire); }
   // Counters of this shard's sources of one kind, summed; any thread.
@@ -265,6 +269,7 @@ class Shard final : public io::LineSink, private Router::Host {
   EventTime time_;
   Router router_;
   std::int64_t next_maintenance_ms_ = 0;
+  std::int64_t next_backlog_ms_ = 0;
   std::int64_t last_tick_ms_ = 0;
   // Events stamped after this are future_timestamp: the wall clock plus
   // max_future_ms, read once per loop pass.

@@ -39,6 +39,10 @@ struct SourceCounters {
   std::atomic<std::uint64_t> tcp_retransmits{0};   // segments (or parts) already delivered
   std::atomic<std::uint64_t> tcp_out_of_order{0};  // segments held until the bytes before them came
   std::atomic<std::uint64_t> padding_copies{0};    // DPDK: payloads copied, the mbuf's tailroom too short for the padding
+  // Gauge: bytes the kernel holds for the source, received and not yet
+  // read (TCP: unread stream bytes; UDP: the socket's queued datagrams, as
+  // the kernel accounts their memory), measured every second.
+  std::atomic<std::uint64_t> waiting_bytes{0};
 
   static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept { kernels::add_relaxed(c, n); }
 };
@@ -47,8 +51,10 @@ struct SourceCounters {
 struct SourceTotals {
   std::uint64_t bytes_in = 0, oversized_lines = 0, drops = 0, connections = 0, inputs = 0, refused = 0,
                 idle_closed = 0, accept_pauses = 0, frames = 0, frames_other = 0, fragments = 0, truncated = 0,
-                bad_checksums = 0, tcp_gaps = 0, tcp_retransmits = 0, tcp_out_of_order = 0, padding_copies = 0;
+                bad_checksums = 0, tcp_gaps = 0, tcp_retransmits = 0, tcp_out_of_order = 0, padding_copies = 0,
+                waiting_bytes = 0;
   void add(const SourceCounters& c) noexcept {
+    waiting_bytes += c.waiting_bytes.load(std::memory_order_relaxed);
     padding_copies += c.padding_copies.load(std::memory_order_relaxed);
     frames += c.frames.load(std::memory_order_relaxed);
     frames_other += c.frames_other.load(std::memory_order_relaxed);
@@ -112,6 +118,8 @@ class Source {
   virtual std::int64_t next_deadline_ms() const noexcept { return INT64_MAX; }
   // A source no descriptor announces (a NIC queue): the shard never sleeps.
   virtual bool busy_poll() const noexcept { return false; }
+  // Sets counters().waiting_bytes from the kernel (sockets); on the shard's thread.
+  virtual void measure_backlog() {}
   // Stop: reads what was already received (up to each peer's end, within
   // the deadline on the monotonic clock in ms), hands it over, and closes.
   virtual void drain(LineSink& sink, std::int64_t deadline_ms) = 0;

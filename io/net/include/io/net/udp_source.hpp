@@ -23,6 +23,7 @@ class UdpSource final : public Source {
   bool poll(LineSink& sink, std::size_t budget) override;
   void ready(std::uint64_t token, LineSink& sink) override;
   void drain(LineSink& sink, std::int64_t deadline_ms) override;
+  void measure_backlog() override;
   // Datagrams longer than this are truncated by the kernel and rejected whole.
   static constexpr std::size_t kDatagramBytes = 65536;
 
