@@ -43,6 +43,12 @@ void Shard::maintenance(std::int64_t now_ms) {
     counters_.dedup_bytes.store(d.bytes, std::memory_order_relaxed);
   }
   counters_.windows.store(views_.window_count(), std::memory_order_relaxed);
+  for (std::size_t v = 0; v < config_.views.size(); ++v) {
+    const ViewSet::ViewFigures f = views_.view_figures(v);
+    counters_.view_keys[v].store(f.keys, std::memory_order_relaxed);
+    counters_.view_windows[v].store(f.windows, std::memory_order_relaxed);
+    counters_.view_bytes[v].store(f.bytes, std::memory_order_relaxed);
+  }
   const std::uint64_t keys = views_.key_count();
   counters_.keys.store(keys, std::memory_order_relaxed);
   set_state_budget(keys);

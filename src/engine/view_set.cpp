@@ -172,6 +172,11 @@ void ViewSet::set_key_allowance(std::uint64_t keys) noexcept {
   for (auto& k : keys_) k.set_allowance(keys / keys_.size());
 }
 
+ViewSet::ViewFigures ViewSet::view_figures(std::size_t view) const noexcept {
+  const auto group = static_cast<std::size_t>(config_.views[view].key_group);
+  return {keys_[group].size(), views_[view]->window_count(), views_[view]->memory_bytes()};
+}
+
 std::uint64_t ViewSet::window_count() const noexcept {
   std::uint64_t n = 0;
   for (const auto& v : views_) n += v->window_count();

@@ -61,6 +61,8 @@ std::optional<Sample> sample_of(std::string_view name, StatKind kind) {
     const auto last = rest.rfind('.');
     return Sample{fmt::format("spate_alarm_{}", rest.substr(last + 1)),
                   fmt::format("alarm=\"{}\"", rest.substr(0, last)), kind == StatKind::gauge, 1};
+  } else if ((head == "keys" || head == "windows" || head == "state_bytes") && !rest.empty()) {
+    return Sample{fmt::format("spate_view_{}", head), fmt::format("view=\"{}\"", rest), true, 1};
   } else if (head == "key_limit") {
     return Sample{"spate_key_limit_dropped_rows", fmt::format("view=\"{}\"", rest), false, 1};
   }

@@ -165,6 +165,11 @@ void visit_stats(const engine::Engine& engine, const ServerCounters& server, con
     for (std::size_t v = 0; v < config.views.size(); ++v) {
       counter("key_limit." + config.views[v].name, load(k.key_limit[v]));
     }
+    for (std::size_t v = 0; v < config.views.size(); ++v) {
+      gauge("keys." + config.views[v].name, load(k.view_keys[v]));
+      gauge("windows." + config.views[v].name, load(k.view_windows[v]));
+      gauge("state_bytes." + config.views[v].name, load(k.view_bytes[v]));
+    }
     gauge("state_bytes", load(k.state_bytes));
     if (shard.dedups()) {  // docs/engine.md, "Dedup by event id"
       counter("dedup.duplicates", shard.duplicates());

@@ -50,6 +50,15 @@ class MetricsTest(E2ETest):
         self.assertEqual(sum(v for k, v in rejected.items() if 'reason="missing_field"' in k), 3)
         self.assertEqual(sum(rejected.values()), 7)
         self.assertIn("# TYPE spate_keys gauge", text)
+        deadline = time.time() + 5
+        while True:  # per view, published every maintenance tick
+            keys = samples(scrape(d)[2], "spate_view_keys")
+            per_view = {v: sum(n for k, n in keys.items() if 'view="%s"' % v in k) for v in ("per_user_1m", "per_type_10s")}
+            if per_view == {"per_user_1m": 7, "per_type_10s": 1} or time.time() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertEqual(per_view, {"per_user_1m": 7, "per_type_10s": 1})
+        self.assertIn("# TYPE spate_view_state_bytes gauge", text)
         self.assertIn("# TYPE spate_rows_applied_total counter", text)
         self.assertEqual(set(k.split(",")[0] for k in samples(text, "spate_keys")), {'shard="0"', 'shard="1"'})
         if shutil.which("promtool") is None:

@@ -50,7 +50,10 @@ struct ShardCounters {
   explicit ShardCounters(std::size_t views)
       : late(std::make_unique<std::atomic<std::uint64_t>[]>(views)),
         key_limit(std::make_unique<std::atomic<std::uint64_t>[]>(views)),
-        newest_window(std::make_unique<std::atomic<std::int64_t>[]>(views)) {
+        newest_window(std::make_unique<std::atomic<std::int64_t>[]>(views)),
+        view_keys(std::make_unique<std::atomic<std::uint64_t>[]>(views)),
+        view_windows(std::make_unique<std::atomic<std::uint64_t>[]>(views)),
+        view_bytes(std::make_unique<std::atomic<std::uint64_t>[]>(views)) {
     for (std::size_t v = 0; v < views; ++v) newest_window[v].store(INT64_MIN);
   }
   std::atomic<std::uint64_t> events_in[kSourceKinds] = {};
@@ -85,6 +88,10 @@ struct ShardCounters {
   std::atomic<std::uint64_t> dedup_ids{0};    // gauge
   std::atomic<std::uint64_t> dedup_bytes{0};  // gauge
   std::unique_ptr<std::atomic<std::int64_t>[]> newest_window;  // per view: start of the newest window with rows
+  // Gauges per view, every maintenance tick: keys, windows, windows' bytes.
+  std::unique_ptr<std::atomic<std::uint64_t>[]> view_keys;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> view_windows;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> view_bytes;
   // Checkpoints (docs/storage.md): the newest epoch this shard is done
   // with (written, failed or given up) and the newest it wrote.
   std::atomic<std::uint64_t> checkpoint_epoch{0};

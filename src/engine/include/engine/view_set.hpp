@@ -113,6 +113,12 @@ class ViewSet {
   std::uint64_t window_count() const noexcept;
   std::uint64_t key_count() const noexcept;
   std::uint64_t memory_bytes() const noexcept;
+  // One view's: the keys of its key group, its windows, and their memory
+  // (the group's key table is in memory_bytes() only: views share it).
+  struct ViewFigures {
+    std::uint64_t keys = 0, windows = 0, bytes = 0;
+  };
+  ViewFigures view_figures(std::size_t view) const noexcept;
   // The state budget for the keys to come: each key table may add about
   // `keys` more (split evenly over the groups) before the next call.
   void set_key_allowance(std::uint64_t keys) noexcept;
