@@ -256,6 +256,7 @@ void QueryServer::evaluate_alarms(std::int64_t now_ms) {
     task->view = def.view_index;
     task->key = def.key;
     task->hash = kernels::hash_key(def.key);
+    task->from_ms = alarms_.windows_from(a);
     if (!submit(engine_.owner_of(task->hash), task)) {  // the shard is busy: next second
       delete task;
       continue;

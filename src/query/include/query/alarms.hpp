@@ -58,6 +58,12 @@ class Alarms {
   void aggregate_rows(std::size_t alarm, std::uint64_t generation, const std::vector<engine::ViewRow>& rows);
   std::uint64_t generation() const noexcept { return generation_; }
   const engine::AlarmConfig& definition(std::size_t alarm) const { return states_[alarm].def; }
+  // An aggregate alarm's VIEW_GET asks only for windows ending after this
+  // (the newest window sampled is among them: it ends after its start).
+  std::int64_t windows_from(std::size_t alarm) const noexcept {
+    const std::int64_t w = states_[alarm].last_window;
+    return w == INT64_MIN ? INT64_MIN : w + 1;
+  }
   std::size_t size() const noexcept { return states_.size(); }
 
  private:
