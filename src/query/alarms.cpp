@@ -40,18 +40,21 @@ Alarms::Alarms(const engine::Engine& engine, AlarmBoard& board) : engine_(engine
 
 void Alarms::configure(std::vector<AlarmConfig> alarms) {
   std::vector<State> next;
+  std::vector<bool> kept(states_.size(), false);
   for (AlarmConfig& def : alarms) {
     State s;
-    for (State& old : states_) {
-      if (same_figure(old.def, def)) s = std::move(old);
+    for (std::size_t i = 0; i < states_.size(); ++i) {
+      if (!kept[i] && same_figure(states_[i].def, def)) {
+        s = std::move(states_[i]);
+        kept[i] = true;
+      }
     }
     s.def = std::move(def);
-    if (s.def.learn == 0) s.history.clear();
     while (s.history.size() > s.def.learn) s.history.pop_front();
     next.push_back(std::move(s));
   }
-  for (const State& old : states_) {
-    if (!old.def.name.empty() && old.active) io::log_info("alarm removed while active", {{"alarm", old.def.name}});
+  for (std::size_t i = 0; i < states_.size(); ++i) {
+    if (!kept[i] && states_[i].active) io::log_info("alarm removed while active", {{"alarm", states_[i].def.name}});
   }
   states_ = std::move(next);
   ++generation_;

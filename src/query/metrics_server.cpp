@@ -57,6 +57,8 @@ std::optional<Sample> sample_of(std::string_view name, StatKind kind) {
     return Sample{"spate_rejected_lines", fmt::format("source=\"{}\",reason=\"{}\"", head, rest.substr(7)), false, 1};
   } else if (head == "late") {
     return Sample{"spate_late_rows", fmt::format("view=\"{}\"", rest), false, 1};
+  } else if (head == "log" && rest.starts_with("lines.")) {
+    return Sample{"spate_log_lines", fmt::format("level=\"{}\"", rest.substr(6)), false, 1};
   } else if (head == "alarm") {  // alarm.<name>.active, alarm.<name>.fired
     const auto last = rest.rfind('.');
     return Sample{fmt::format("spate_alarm_{}", rest.substr(last + 1)),

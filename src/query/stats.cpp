@@ -3,6 +3,8 @@
 
 #include "query/query_server.hpp"
 
+#include "io/file/log.hpp"
+
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -234,6 +236,10 @@ void visit_stats(const engine::Engine& engine, const ServerCounters& server, con
       const auto [rcvbuf, in_errors] = udp_host_drops();  // the host's
       counter("kernel.udp_rcvbuf_errors", rcvbuf);
       counter("kernel.udp_in_errors", in_errors);
+      for (std::size_t l = 0; l < io::kLogLevels; ++l) {  // lines logged, by level (docs/operations.md)
+        const auto level = static_cast<io::LogLevel>(l);
+        counter(std::string("log.lines.") + io::log_level_name(level), io::log_lines(level));
+      }
       for (const AlarmFigure& a : server.alarms.figures()) {  // docs/alarms.md
         gauge("alarm." + a.name + ".active", a.active ? 1 : 0);
         counter("alarm." + a.name + ".fired", a.fired);

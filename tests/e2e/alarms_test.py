@@ -121,6 +121,9 @@ clear_after = 2
             text = r.read().decode()
         self.assertIn('spate_alarm_active{shard="0",alarm="amount_present"} 0', text)
         self.assertIn('spate_alarm_fired_total{shard="0",alarm="amount_present"} 1', text)
+        warn_lines = [l for l in text.splitlines() if l.startswith('spate_log_lines_total{shard="0",level="warn"}')]
+        self.assertEqual(len(warn_lines), 1)
+        self.assertGreaterEqual(float(warn_lines[0].split()[-1]), 1)  # "alarm fired" at least
         self.assertEqual(d.stop(), 0)
 
     def test_a_volume_alarm_fires_outside_its_band_and_a_learned_band_catches_a_burst(self):

@@ -90,6 +90,14 @@ class CliTest(unittest.TestCase):
                 stats = json.loads(r.stdout)
                 self.assertEqual(stats["total"]["file.events_in"], 10)
                 self.assertEqual(len(stats["shards"]), 2)
+                self.assertIn("keys", stats["shards"][0]["gauges"])
+                self.assertNotIn("events_in", stats["shards"][0]["gauges"])
+                # Every row applied is timed as it is applied.
+                applied = stats["histograms"]["latency.event_to_queryable_us"]
+                self.assertEqual(applied["count"], stats["total"]["rows_applied"])
+                self.assertEqual(sum(c for _, c in applied["buckets"]), applied["count"])
+                r = self.run_cmd(SPATE_QUERY, "--addr", addr, "stats")
+                self.assertIn("histogram (us, all shards)", r.stdout)
                 r = self.run_cmd(SPATE_QUERY, "--addr", addr, "view", "nope", "c1")
                 self.assertEqual(r.returncode, 1)
                 self.assertIn("UNKNOWN_VIEW", r.stderr)
@@ -123,6 +131,9 @@ class CliTest(unittest.TestCase):
             self.assertEqual(r.stdout.count("spate-query watch"), 2)
             self.assertIn("events/s", r.stdout)
             self.assertIn("ring depth 0", r.stdout)
+            self.assertIn("socket bytes waiting 0", r.stdout)
+            for latency in ("receive_to_applied", "event_to_queryable", "receive_to_durable"):
+                self.assertEqual(r.stdout.count("latency.%s_us" % latency), 2)
             self.assertEqual(len([l for l in r.stdout.splitlines() if l.strip().startswith(("0 ", "1 "))]), 4)
             self.assertIn("no alarm", r.stdout)  # nothing grew while it watched
         finally:
