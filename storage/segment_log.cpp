@@ -39,6 +39,7 @@ constexpr std::uint64_t kSyncBit = std::uint64_t{1} << 63;
 constexpr std::uint64_t kDirSync = kSyncBit - 1;  // a directory fsync: no ticket of its own
 constexpr std::int64_t kDiskCheckEveryMs = 100;
 constexpr std::int64_t kExpiryEveryMs = 10000;
+constexpr std::int64_t kSizeCheckEveryMs = 1000;  // a directory listing: not every loop pass
 
 }  // namespace
 
@@ -298,7 +299,24 @@ bool SegmentLog::poll(std::int64_t now_ms) {
     next_expiry_ms_ = now_ms + std::min(kExpiryEveryMs, options_.retention_ms / 2);
     expire_segments();
   }
+  if (now_ms >= next_size_check_ms_) {
+    next_size_check_ms_ = now_ms + kSizeCheckEveryMs;
+    measure_tier();
+  }
   return any;
+}
+
+void SegmentLog::measure_tier() {
+  std::uint64_t files = 0, bytes = 0;
+  for (const std::string& path : list_segments(options_.dir)) {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(path, ec);
+    if (ec) continue;  // expired meanwhile
+    ++files;
+    bytes += size;
+  }
+  counters_.hot_segments.store(files, std::memory_order_relaxed);
+  counters_.hot_bytes.store(bytes, std::memory_order_relaxed);
 }
 
 // statvfs of the log's filesystem, with hysteresis between the marks.

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "client/client.hpp"
+#include "kernels/json_escape.hpp"
 
 namespace {
 
@@ -80,26 +81,9 @@ Address parse_address(const std::string& text) {
 }
 
 std::string json_string(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  out.push_back('"');
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += fmt::format("\\u{:04x}", static_cast<unsigned>(static_cast<unsigned char>(c)));
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
-  return out;
+  std::string out = "\"";
+  spate::kernels::append_json_escaped(out, s);
+  return out + '"';
 }
 
 // Aggregate values: integers exactly (count), others in their shortest exact form.

@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "io/file/source.hpp"
+#include "kernels/json_escape.hpp"
 #include "kernels/rfc3339.hpp"
 
 namespace spate::io {
@@ -32,30 +33,6 @@ bool needs_quotes(std::string_view text) {
   return false;
 }
 
-// The escapes JSON defines, shared by quoted logfmt values: `"`, `\` and
-// control bytes; every other byte (UTF-8 or not) as it is.
-void append_escaped(std::string& out, std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (const char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (is_control(u)) {
-          out += "\\u00";
-          out += kHex[u >> 4];
-          out += kHex[u & 0xf];
-        } else {
-          out += c;
-        }
-    }
-  }
-}
-
 void append_string(std::string& out, LogFormat format, std::string_view text) {
   const bool cut = text.size() > kLogMaxValueBytes;
   if (cut) text = text.substr(0, kLogMaxValueBytes);
@@ -64,7 +41,7 @@ void append_string(std::string& out, LogFormat format, std::string_view text) {
     return;
   }
   out += '"';
-  append_escaped(out, text);
+  kernels::append_json_escaped(out, text);  // quoted logfmt values too
   if (cut) out += "...";
   out += '"';
 }
@@ -93,7 +70,7 @@ void append_value(std::string& out, LogFormat format, const LogField& f) {
 void append_key(std::string& out, LogFormat format, std::string_view key) {
   if (format == LogFormat::json) {
     out += ",\"";
-    append_escaped(out, key);
+    kernels::append_json_escaped(out, key);
     out += "\":";
   } else {
     out += ' ';

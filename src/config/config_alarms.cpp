@@ -61,7 +61,7 @@ void parse_alarms(const toml::node& node, Checker& check, Config& config) {
     }
     check.known_keys(*t, "[[alarm]]",
                      {"name", "type", "source", "field", "view", "aggregate", "key", "min", "max", "learn", "sigmas",
-                      "fire_after", "clear_after"});
+                      "min_band", "fire_after", "clear_after"});
     AlarmConfig a;
     a.line = static_cast<int>(item.source().begin.line);
     if (!check.string(*t, "name", a.name) || !alarm_name_ok(a.name)) {
@@ -119,6 +119,9 @@ void parse_alarms(const toml::node& node, Checker& check, Config& config) {
     check.integer(*t, "learn", a.learn, 0, 86400);
     if (number(*t, "sigmas", a.sigmas, check) && !(a.sigmas > 0 && a.sigmas <= 100)) {
       check.error(*t->get("sigmas"), "'sigmas' must be above 0 and at most 100");
+    }
+    if (number(*t, "min_band", a.min_band, check) && !(a.min_band >= 0 && a.min_band <= 10)) {
+      check.error(*t->get("min_band"), "'min_band' must be from 0 to 10 (a share of the learned mean)");
     }
     check.integer(*t, "fire_after", a.fire_after, 1, 3600);
     check.integer(*t, "clear_after", a.clear_after, 1, 3600);

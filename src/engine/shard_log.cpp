@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "kernels/counter.hpp"
+#include "kernels/json_escape.hpp"
 #include "engine/engine.hpp"
 
 namespace spate::engine {
@@ -89,20 +90,7 @@ void Shard::reject(SourceKind source, Reject reason, const char* line, std::size
   dead_budget_ -= static_cast<double>(len);
   // The line's bytes exactly, escaped only where a JSON string needs it.
   dead_line_.assign(1, '"');
-  for (std::size_t i = 0; i < len; ++i) {
-    const auto c = static_cast<unsigned char>(line[i]);
-    if (c == '"' || c == '\\') {
-      dead_line_ += '\\';
-      dead_line_ += static_cast<char>(c);
-    } else if (c < 0x20) {
-      static constexpr char kHex[] = "0123456789abcdef";
-      dead_line_ += "\\u00";
-      dead_line_ += kHex[c >> 4];
-      dead_line_ += kHex[c & 15];
-    } else {
-      dead_line_ += static_cast<char>(c);
-    }
-  }
+  kernels::append_json_escaped(dead_line_, {line, len});
   dead_line_ += '"';
   const std::string& reason_text = dead_reason_text_[static_cast<std::size_t>(reason)];
   const std::string& source_text = dead_source_text_[static_cast<std::size_t>(source)];

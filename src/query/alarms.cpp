@@ -127,10 +127,11 @@ void Alarms::sample(State& s, double value) {
     for (double v : s.history) mean += v;
     mean /= static_cast<double>(s.history.size());
     for (double v : s.history) var += (v - mean) * (v - mean);
-    // A band at least 1% of the mean wide each way: a perfectly steady
-    // figure must not fire on its first wobble.
+    // A band at least min_band of the mean wide each way: a figure that
+    // was steady while the band learned must not fire on its first wobble
+    // (nor stay firing for want of a sample inside a band too narrow).
     const double half = std::max(d.sigmas * std::sqrt(var / static_cast<double>(s.history.size())),
-                                 0.01 * std::abs(mean));
+                                 d.min_band * std::abs(mean));
     lo = std::max(lo, mean - half);
     hi = std::min(hi, mean + half);
   }

@@ -196,6 +196,8 @@ void visit_stats(const engine::Engine& engine, const ServerCounters& server, con
       counter("storage.segments_expired", load(log->segments_expired));
       counter("storage.bytes_expired", load(log->bytes_expired));
       gauge("storage.disk_used_percent", load(log->disk_used_percent));
+      gauge("storage.hot_segments", load(log->hot_segments));
+      gauge("storage.hot_bytes", load(log->hot_bytes));
       gauge("storage.disk_full", load(log->disk_full));
       counter("storage.disk_full_events", load(log->disk_full_events));
       gauge("checkpoint.epoch", load(k.checkpoint_written_epoch));  // docs/storage.md, "Checkpoints"

@@ -105,6 +105,14 @@ class MetricsTest(E2ETest):
             self.assertIn(name, shards[0]["gauges"])
         self.assertEqual(sum(sh["counters"]["tcp.waiting_bytes"] for sh in shards), 0)  # all read by now
         self.assertIn("kernel.udp_rcvbuf_errors", c0)
+        # The hot tier on disk: every shard that logged has a segment file open.
+        deadline = time.time() + 5
+        while sum(sh["counters"]["storage.hot_segments"] for sh in d.client.stats()) == 0 and time.time() < deadline:
+            time.sleep(0.1)
+        tiers = d.client.stats()
+        self.assertGreaterEqual(sum(sh["counters"]["storage.hot_segments"] for sh in tiers), 1)
+        self.assertGreater(sum(sh["counters"]["storage.hot_bytes"] for sh in tiers), 0)
+        self.assertIn("storage.hot_bytes", tiers[0]["gauges"])
         self.assertIn("keys", shards[0]["gauges"])
         self.assertIn("watermark_ms", shards[0]["gauges"])
         self.assertNotIn("events_in", shards[0]["gauges"])

@@ -329,7 +329,7 @@ sigmas = 4
   const auto& clicks = ok.config.alarms[2];
   CHECK(clicks.view_index == ok.config.find_view("per_type_10s"));
   CHECK(clicks.aggregate_index == ok.config.find_aggregate(clicks.view_index, "sum(amount)"));
-  CHECK((clicks.learn == 60 && clicks.sigmas == 4 && !clicks.has_min && !clicks.has_max));
+  CHECK((clicks.learn == 60 && clicks.sigmas == 4 && clicks.min_band == 0.1 && !clicks.has_min && !clicks.has_max));
 
   const auto bad = parse_config(R"toml([[alarm]]
 name = "Bad.Name"

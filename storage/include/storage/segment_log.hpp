@@ -63,6 +63,10 @@ struct LogCounters {
   std::atomic<std::uint64_t> segments_expired{0};  // deleted past retention_ms
   std::atomic<std::uint64_t> bytes_expired{0};
   std::atomic<std::uint64_t> disk_used_percent{0};  // gauge, as last measured
+  // Gauges, measured every second: the hot tier's segment files in the
+  // shard's directory (this run's and the ones recovered), and their bytes.
+  std::atomic<std::uint64_t> hot_segments{0};
+  std::atomic<std::uint64_t> hot_bytes{0};
   std::atomic<std::uint64_t> disk_full{0};          // gauge: 1 while above the high-water mark
   std::atomic<std::uint64_t> disk_full_events{0};   // times it crossed the high-water mark
 
@@ -155,6 +159,8 @@ class SegmentLog {
   std::uint64_t unsynced_bytes_ = 0;
   std::int64_t unsynced_since_ms_ = 0;
   std::uint64_t blocks_sealed_ = 0;   // blocks numbered 1, 2, ... over this run
+  std::int64_t next_size_check_ms_ = 0;
+  void measure_tier();  // hot_segments, hot_bytes
   std::uint64_t durable_blocks_ = 0;  // every block up to this one is fsynced
   std::vector<std::uint64_t> lost_blocks_;  // ascending; the newest few thousand
   std::uint64_t syncs_issued_ = 0;

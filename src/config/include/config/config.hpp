@@ -158,6 +158,7 @@ struct AlarmConfig {
   double max = 0;
   std::uint32_t learn = 0;  // 0: no learned band
   double sigmas = 3;
+  double min_band = 0.1;  // the learned band is at least this share of the mean wide either way
   std::uint32_t fire_after = 3;
   std::uint32_t clear_after = 3;
   int line = 0;
