@@ -348,9 +348,9 @@ void watch(Client& client, int interval_ms, std::uint64_t count) {
     out += fmt::format("in {:>12.0f} events/s {:>10.1f} MB/s   rejected {:>8.0f}/s   late {:>8.0f}/s   duplicates {:>8.0f}/s\n",
                        rate("events_in"), rate("bytes_in") / 1e6, rate("errors"), rate("late_events"),
                        rate("dedup.duplicates"));
-    out += fmt::format("backlog  socket bytes waiting {}   requests waiting {}   ring depth {}   inputs active {} of {}"
-                       "   log bytes in flight {}   disk {}%\n",
-                       total(now, "tcp.waiting_bytes") + total(now, "udp.waiting_bytes"),
+    out += fmt::format("backlog  socket bytes waiting {}   connections waiting {}   requests waiting {}   ring depth {}"
+                       "   inputs active {} of {}   log bytes in flight {}   disk {}%\n",
+                       total(now, "tcp.waiting_bytes") + total(now, "udp.waiting_bytes"), total(now, "tcp.accept_queue"),
                        total(now, "requests_waiting"), total(now, "ring_depth"), total(now, "inputs_active"),
                        total(now, "inputs_open"), total(now, "storage.bytes_in_flight"),
                        now.empty() ? 0 : now.front().get("storage.disk_used_percent"));

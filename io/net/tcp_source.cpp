@@ -2,6 +2,8 @@
 #include "io/net/tcp_source.hpp"
 
 #include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/ioctl.h>
 
 #include <sys/socket.h>
@@ -164,6 +166,12 @@ void TcpSource::measure_backlog() {
     if (c && ::ioctl(c->fd, SIOCINQ, &unread) == 0 && unread > 0) waiting += static_cast<std::uint64_t>(unread);
   }
   counters().waiting_bytes.store(waiting, std::memory_order_relaxed);
+  // For a listener, TCP_INFO's unacked is its accept queue's length.
+  tcp_info info{};
+  socklen_t len = sizeof(info);
+  if (listen_fd_ >= 0 && ::getsockopt(listen_fd_, IPPROTO_TCP, TCP_INFO, &info, &len) == 0) {
+    counters().accept_queue.store(info.tcpi_unacked, std::memory_order_relaxed);
+  }
 }
 
 }  // namespace spate::io

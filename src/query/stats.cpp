@@ -136,6 +136,7 @@ void visit_stats(const engine::Engine& engine, const ServerCounters& server, con
     counter("udp.drops", by_kind[static_cast<std::size_t>(engine::SourceKind::udp)].drops);
     // Lag: what waits for the shard in the kernel and in its request queue.
     gauge("tcp.waiting_bytes", tcp.waiting_bytes);
+    gauge("tcp.accept_queue", tcp.accept_queue);
     gauge("udp.waiting_bytes", by_kind[static_cast<std::size_t>(engine::SourceKind::udp)].waiting_bytes);
     gauge("requests_waiting", shard.requests().depth());
     // Captures and NIC queues: frames read, and those not delivered by why

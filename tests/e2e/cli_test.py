@@ -125,6 +125,9 @@ class CliTest(unittest.TestCase):
             with socket.create_connection(("127.0.0.1", d.tcp_port)) as s:
                 s.sendall("".join(event(i, "w%d" % (i % 10)) + "\n" for i in range(1000)).encode() + b"{broken\n")
             d.wait_settled(1000)
+            deadline = time.time() + 5  # the bytes waiting in sockets are measured once a second
+            while d.counters()["tcp.waiting_bytes"] != 0 and time.time() < deadline:
+                time.sleep(0.1)
             r = self.run_cmd(SPATE_QUERY, "--addr", "127.0.0.1:%d" % d.query_port, "watch", "--count", "2",
                              "--interval-ms", "100")
             self.assertEqual(r.returncode, 0, r.stderr)

@@ -345,6 +345,12 @@ class StorageTest(E2ETest):
                 s.sendall(b"".join(self.lines[:500]))
                 time.sleep(0.5)
                 self.assertEqual(d.counters()["tcp.events_in"], 0)
+                # The lag shows: nothing is accepted while full, so the connection waits in
+                # the listener's accept queue (measured every second).
+                deadline = time.time() + 5
+                while d.counters()["tcp.accept_queue"] != 1:
+                    self.assertLess(time.time(), deadline, "no bytes seen waiting: %r" % d.counters())
+                    time.sleep(0.05)
                 # Room again: below the low-water mark ingest resumes and nothing was lost.
                 os.unlink(ballast)
                 deadline = time.time() + 20

@@ -43,6 +43,9 @@ struct SourceCounters {
   // read (TCP: unread stream bytes; UDP: the socket's queued datagrams, as
   // the kernel accounts their memory), measured every second.
   std::atomic<std::uint64_t> waiting_bytes{0};
+  // Gauge, TCP: connections the kernel completed that wait to be accepted
+  // (their bytes are not counted above until they are), every second.
+  std::atomic<std::uint64_t> accept_queue{0};
 
   static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept { kernels::add_relaxed(c, n); }
 };
@@ -52,9 +55,10 @@ struct SourceTotals {
   std::uint64_t bytes_in = 0, oversized_lines = 0, drops = 0, connections = 0, inputs = 0, refused = 0,
                 idle_closed = 0, accept_pauses = 0, frames = 0, frames_other = 0, fragments = 0, truncated = 0,
                 bad_checksums = 0, tcp_gaps = 0, tcp_retransmits = 0, tcp_out_of_order = 0, padding_copies = 0,
-                waiting_bytes = 0;
+                waiting_bytes = 0, accept_queue = 0;
   void add(const SourceCounters& c) noexcept {
     waiting_bytes += c.waiting_bytes.load(std::memory_order_relaxed);
+    accept_queue += c.accept_queue.load(std::memory_order_relaxed);
     padding_copies += c.padding_copies.load(std::memory_order_relaxed);
     frames += c.frames.load(std::memory_order_relaxed);
     frames_other += c.frames_other.load(std::memory_order_relaxed);

@@ -39,7 +39,7 @@ class TcpSource final : public Source {
   bool poll(LineSink& sink, std::size_t budget) override;
   void ready(std::uint64_t token, LineSink& sink) override;
   void drain(LineSink& sink, std::int64_t deadline_ms) override;
-  void measure_backlog() override;  // SIOCINQ of every connection
+  void measure_backlog() override;  // SIOCINQ of every connection, the listener's accept queue
 
   // A connection accepted elsewhere (for this listener) and handed over.
   void adopt(int fd, LineSink& sink);
