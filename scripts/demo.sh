@@ -52,6 +52,10 @@ PY
 echo "== counters (spate-query stats)"
 query stats | grep -E "^(counter|events_in|bytes_in|errors|late_events|routed_out|keys|windows|dedup.duplicates|storage.events|storage.bytes_written|storage.syncs) " || true
 window=$((1764000000000 + 12 * 60000))  # spate-gen's event time starts at 1764000000000
+echo "== latency over all shards, microseconds (spate-query stats; the generated events are dated"
+echo "   2025-11-24, so their event time to queryable is past the histograms' last bound, 12.7 days: inf)"
+query stats | sed -n '/^histogram/,$p'
+
 echo "== top 5 users by count in the per_user_1m window starting at $window (spate-query top)"
 query top per_user_1m --window "$window" -k 5
 echo "== the first windows of user u1 (spate-query view per_user_1m u1 --to ...)"
