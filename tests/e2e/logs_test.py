@@ -10,7 +10,6 @@ import socket
 import subprocess
 import tempfile
 import unittest
-import urllib.request
 
 from spate_e2e import SPATED, TEST_CONFIG, Daemon
 
@@ -27,21 +26,10 @@ def event(i):
 def stop_and_read(d):
     """SIGTERM, then the exit code and the whole of stderr (Daemon.stop()
     would remove the log with the rest)."""
-    # Once the metrics endpoint answers: a stop before its listener thread
-    # runs is lost by cpp-httplib 0.11 (Server::stop() is a no-op until then),
-    # and the daemon would wait for that thread for good.
-    urllib.request.urlopen("http://127.0.0.1:%d/healthz" % d.metrics_port, timeout=10).read()
-    d.client.close()
     d.proc.send_signal(signal.SIGTERM)
-    try:
-        code = d.proc.wait(30)
-        return code, d.read_log()
-    finally:
-        if d.proc.poll() is None:
-            d.proc.kill()
-        d.proc.stdout.close()
-        d.log.close()
-        d.dir.cleanup()
+    d.proc.wait(30)
+    log = d.read_log()
+    return d.stop(), log
 
 
 def json_lines(text):
