@@ -178,7 +178,9 @@ void Shard::read_clocks() noexcept {
   if (direct_rows_ != 0) {
     counters_.receive_to_applied.record(static_cast<std::uint64_t>(std::max<std::int64_t>(now_us - loop_us_, 0)),
                                         direct_rows_);
+    counters_.event_to_queryable.add_sum(static_cast<double>(direct_age_ms_) * 1000.0);
     direct_rows_ = 0;
+    direct_age_ms_ = 0;
   }
   loop_us_ = now_us;
   loop_ms_ = now_us / 1000;
@@ -350,8 +352,11 @@ void Shard::apply_row(std::size_t g, std::uint64_t hash, std::string_view key, s
   const std::int64_t wm = time_.advance(std::min({row_wm, time_.channels_min_cached(), router_.pending_min(g)}));
   views_.apply_row(g, hash, key, id, ts, columns, wm);
   ShardCounters::add(counters_.rows_applied, 1);
+  // Its age in its bucket now; the ages' sum is added once a pass (read_clocks).
+  const std::int64_t age_ms = std::max<std::int64_t>(wall_ms_ - ts, 0);
+  counters_.event_to_queryable.add_bucket(kernels::histogram_bucket(static_cast<std::uint64_t>(age_ms) * 1000));
+  direct_age_ms_ += age_ms;
   ++direct_rows_;
-  counters_.event_to_queryable.record(static_cast<std::uint64_t>(std::max<std::int64_t>(wall_ms_ - ts, 0)) * 1000);
 }
 
 bool Shard::drain_rings() {

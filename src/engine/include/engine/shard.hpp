@@ -318,6 +318,7 @@ class Shard final : public io::LineSink, private Router::Host {
   // Rows applied at once on their way in (apply_row) this pass: timed as a
   // whole when the next pass reads the clocks (a busy pass never sleeps).
   std::uint64_t direct_rows_ = 0;
+  std::int64_t direct_age_ms_ = 0;  // and the sum of their ages (event_to_queryable's sum)
   // Reads the clocks once per loop pass (a read per chunk would cost ~10%
   // of a one-event datagram's path).
   void read_clocks() noexcept;
