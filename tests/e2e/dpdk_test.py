@@ -9,7 +9,7 @@ import subprocess
 import time
 import unittest
 
-from pcap_test import read_pcap, write_pcap
+from pcap_test import read_pcap, split_capture
 from spate_e2e import GeneratedInputTest, SPATED, TEST_CONFIG, Daemon, read_expect
 
 EVENTS = GeneratedInputTest.EVENTS
@@ -79,14 +79,11 @@ class DpdkTest(GeneratedInputTest):
         # slower one, unlike the generator's single timeline.
         path = self.gen("u.pcap", "--late-share", "0")
         summary, windows = read_expect(self.expect)
-        header, recs = read_pcap(path)
-        halves = [os.path.join(self.tmp, "q%d.pcap" % q) for q in (0, 1)]
-        for q, half in enumerate(halves):
-            write_pcap(half, header, recs[q::2])
+        halves, frames = split_capture(path, self.tmp)
         d = self.start(dpdk_config(*halves), shards=2)
-        c = self.settle(d, len(recs))
+        c = self.settle(d, frames)
         per_shard = [s["counters"]["dpdk.frames"] for s in d.client.stats()]
-        self.assertEqual(per_shard, [len(recs[0::2]), len(recs[1::2])])
+        self.assertEqual(per_shard, [(frames + 1) // 2, frames // 2])
         self.assertEqual(c["events_in"], summary["events"])
         self.assert_views_match(d, windows, relative=1e-12)
         self.assertEqual(d.stop(), 0)

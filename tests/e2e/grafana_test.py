@@ -18,7 +18,7 @@ import unittest
 import urllib.request
 
 from dpdk_test import dpdk_config
-from pcap_test import read_pcap, write_pcap
+from pcap_test import split_capture
 from spate_e2e import TEST_CONFIG, Daemon, GeneratedInputTest, read_expect
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -68,10 +68,7 @@ class GrafanaDashboardTest(GeneratedInputTest):
         through every one of them. Returns (daemon, whether DPDK runs)."""
         path = self.gen("u.pcap", "--late-share", "0")
         summary, _ = read_expect(self.expect)
-        header, recs = read_pcap(path)
-        halves = [os.path.join(self.tmp, "q%d.pcap" % q) for q in (0, 1)]
-        for q, half in enumerate(halves):
-            write_pcap(half, header, recs[q::2])
+        halves, _ = split_capture(path, self.tmp)
         try:
             d = Daemon(shards=2, config=dpdk_config(*halves, extra=ALARM), idle_first=False)
             dpdk, expected = True, summary["events"]

@@ -36,6 +36,16 @@ def write_pcap(path, header, records):
             f.write(data)
 
 
+def split_capture(path, out_dir, parts=2):
+    """The capture's records dealt round-robin into `parts` captures (one per
+    NIC queue); returns their paths and the number of records."""
+    header, records = read_pcap(path)
+    paths = [os.path.join(out_dir, "q%d.pcap" % q) for q in range(parts)]
+    for q, part in enumerate(paths):
+        write_pcap(part, header, records[q::parts])
+    return paths, len(records)
+
+
 def tcp_info(frame):
     """(src port, seq, flags, payload) of an Ethernet/IPv4/TCP frame spate-gen wrote."""
     ihl = (frame[14] & 0x0F) * 4
