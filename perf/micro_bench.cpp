@@ -35,6 +35,7 @@ namespace {
 
 namespace od = simdjson::ondemand;
 using spate::engine::Config;
+using spate::engine::DedupRole;
 using spate::engine::EventParser;
 using spate::engine::kDefaultBatchRows;
 constexpr std::uint32_t kBatchRows = kDefaultBatchRows;
@@ -430,7 +431,7 @@ struct BatchSource {
     b.clear();
     for (std::uint32_t r = 0; r < kBatchRows; ++r) {
       const double amount = r * 0.25;
-      b.append(0, hashes[r], ts0 + r, INT64_MIN, keys[r], {}, &amount, 1);
+      b.append(0, hashes[r], ts0 + r, INT64_MIN, keys[r], DedupRole::none, {}, &amount, 1);
     }
     b.watermark = ts0;
   }
@@ -542,7 +543,7 @@ struct WindowInput {
         const std::uint32_t id = zipf(rng);
         const std::string key = user_key(id + 1);
         const double amount = static_cast<double>(1 + rng.below(99999)) / 100.0;
-        b->append(0, hash_key(key), ts++, INT64_MIN, key, {}, &amount, 1);
+        b->append(0, hash_key(key), ts++, INT64_MIN, key, DedupRole::none, {}, &amount, 1);
         row_ids.push_back(id);
       }
       batches.push_back(std::move(b));

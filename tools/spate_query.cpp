@@ -330,6 +330,7 @@ void watch(Client& client, int interval_ms, std::uint64_t count) {
       {"checkpoint.failures", "a checkpoint was not written"},
       {"dpdk.port_missed", "the NIC dropped frames: no room in an RX ring"},
       {"dedup.beyond_horizon", "events older than the dedup horizon let through unchecked"},
+      {"dedup.evicted", "dedup ids forgotten before the horizon: the table is full at max_bytes"},
       {"key_limit", "rows dropped: a view's key limit"},
   };
   const bool tty = ::isatty(1) != 0;
@@ -386,6 +387,14 @@ void watch(Client& client, int interval_ms, std::uint64_t count) {
       if (grew != 0) alarms += fmt::format("ALARM {} (+{})\n", what, grew);
     }
     if (total(now, "storage.disk_full") != 0) alarms += "ALARM disk full now: ingest paused\n";
+    for (const auto& s : now) {
+      const std::uint64_t horizon = s.get("dedup.horizon_ms");
+      const std::uint64_t covered = s.get("dedup.horizon_covered_ms");
+      if (covered < horizon) {
+        alarms += fmt::format("ALARM shard {} dedup covers {:.1f} s of its {:.1f} s horizon: raise [dedup] max_bytes\n",
+                              s.shard, static_cast<double>(covered) / 1e3, static_cast<double>(horizon) / 1e3);
+      }
+    }
     // The data-quality alarms firing now ([[alarm]], docs/alarms.md).
     for (const auto& [counter, value] : now.empty() ? std::vector<std::pair<std::string, std::uint64_t>>{}
                                                      : now.front().counters) {

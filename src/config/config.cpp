@@ -221,6 +221,12 @@ Config default_config() {
 }
 
 void finalize(Config& config, std::vector<ConfigError>& errors) {
+  config.dedup.effective_horizon_ms = config.dedup.horizon_ms;
+  if (config.dedup.horizon_ms == 0) {
+    std::int64_t widest = 0;
+    for (const auto& v : config.views) widest = std::max(widest, v.window_ms);
+    config.dedup.effective_horizon_ms = std::max<std::int64_t>(widest + config.allowed_lateness_ms, 1000);
+  }
   config.columns.clear();
   config.key_groups.clear();
   auto field_type = [&](const std::string& name, FieldType& type) {
@@ -410,10 +416,14 @@ ConfigResult parse_config(std::string_view text, std::string_view source_name) {
   }
   if (const toml::node* d = root.get("dedup")) {
     if (const toml::table* dt = d->as_table()) {
-      check.known_keys(*dt, "[dedup]", {"enabled", "horizon_ms", "max_ids"});
+      if (const toml::node* old = dt->get("max_ids")) {
+        check.error(*old, "[dedup] max_ids is gone: dedup keeps every id of horizon_ms within max_bytes a shard "
+                          "(default 384 MiB); remove max_ids, and set max_bytes to bound the memory");
+      }
+      check.known_keys(*dt, "[dedup]", {"enabled", "horizon_ms", "max_bytes", "max_ids"});
       check.boolean(*dt, "enabled", config.dedup.enabled);
       check.integer(*dt, "horizon_ms", config.dedup.horizon_ms, 1000, std::int64_t{30} * 86400000);
-      check.integer(*dt, "max_ids", config.dedup.max_ids, 1, std::int64_t{1} << 31);
+      check.integer(*dt, "max_bytes", config.dedup.max_bytes, 65536, std::int64_t{1} << 40);
     } else {
       check.error(*d, "'dedup' must be a table");
     }

@@ -2,171 +2,247 @@
 #include "engine/dedup_table.hpp"
 
 #include <algorithm>
-#include <bit>
-#include <cstring>
 
 namespace spate::engine {
 namespace {
-constexpr std::uint64_t kInitialSlots = 8192;  // each generation grows by doubling, up to 2 x its ids
-constexpr std::uint64_t kHighHalf = 0xffffffff00000000ull;
-constexpr std::size_t kEntryHead = sizeof(std::uint64_t) + sizeof(std::uint16_t);
-constexpr std::size_t kMaxArenaBytes = (std::size_t{1} << 32) - 4096;  // offsets are 32-bit
+constexpr std::int64_t kEpochS = 1577836800;  // slot times count seconds from 2020-01-01
+constexpr std::uint64_t kMaxBuckets = std::uint64_t{1} << 32;
+// Grows past this share of slots in use; after growing it is under half.
+constexpr std::uint64_t kGrowPercent = 85;
 
-std::uint64_t load_u64(const char* p) noexcept {
-  std::uint64_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
+std::uint64_t mix(std::uint64_t x) noexcept {  // murmur3's finalizer
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ull;
+  x ^= x >> 33;
+  return x;
 }
 
-std::uint16_t load_u16(const char* p) noexcept {
-  std::uint16_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
+std::int64_t minus(std::int64_t a, std::int64_t b) noexcept {
+  std::int64_t r;
+  return __builtin_sub_overflow(a, b, &r) ? INT64_MIN : r;
 }
 }  // namespace
 
-DedupTable::DedupTable(std::uint32_t max_ids, std::int64_t horizon_ms)
-    : half_(std::max<std::uint32_t>(max_ids / 2, 1)), horizon_ms_(horizon_ms) {}
-
-std::uint64_t DedupTable::memory_bytes() const noexcept {
-  std::uint64_t bytes = 0;
-  for (const Generation& g : gens_) bytes += g.slots.capacity() * sizeof(std::uint64_t) + g.arena.capacity();
-  return bytes;
+DedupTable::DedupTable(Options options)
+    : horizon_ms_(options.horizon_ms),
+      max_buckets_(std::clamp<std::uint64_t>(options.max_bytes / kBucketBytes, 1, kMaxBuckets)),
+      a_mask_(options.fingerprint_bits >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << options.fingerprint_bits) - 1),
+      b_mask_(options.fingerprint_bits >= 96   ? ~std::uint32_t{0}
+              : options.fingerprint_bits <= 64 ? 0u
+                                               : (std::uint32_t{1} << (options.fingerprint_bits - 64)) - 1) {
+  buckets_.resize(std::min(kMinBuckets, max_buckets_));
+  grow_at_ = buckets_.size() < max_buckets_ ? capacity() * kGrowPercent / 100 : UINT64_MAX;
 }
 
-std::uint64_t DedupTable::Generation::find(std::uint64_t hash, std::string_view id, bool& found) const noexcept {
-  const std::uint64_t high = hash & kHighHalf;
-  std::uint64_t i = home(hash);
-  for (;; i = (i + 1) & mask) {
-    const std::uint64_t s = slots[i];
-    if (s == 0) break;
-    if ((s & kHighHalf) != high) continue;
-    const char* e = arena.data() + (static_cast<std::uint32_t>(s) - 1);
-    if (load_u64(e) == hash && load_u16(e + 8) == id.size() && std::memcmp(e + kEntryHead, id.data(), id.size()) == 0) {
-      found = true;
-      return i;
-    }
-  }
-  found = false;
-  return i;
+DedupTable::Key DedupTable::key_of(const kernels::Fingerprint& fp) const noexcept {
+  return {fp.lo & a_mask_, static_cast<std::uint32_t>(fp.hi) & b_mask_};
 }
 
-void DedupTable::Generation::place(std::uint64_t hash, std::uint32_t offset) noexcept {
-  std::uint64_t i = home(hash);
-  while (slots[i] != 0) i = (i + 1) & mask;
-  slots[i] = (hash & kHighHalf) | (static_cast<std::uint64_t>(offset) + 1);
+std::uint64_t DedupTable::first_bucket(const Key& k) const noexcept {
+  const std::uint64_t h = mix(k.a ^ (static_cast<std::uint64_t>(k.b) * 0x9e3779b97f4a7c15ull));
+  return ((h >> 32) * buckets_.size()) >> 32;
 }
 
-// Slots for `ids` at most half full; the entries are placed again.
-void DedupTable::Generation::size_for(std::uint64_t ids) {
-  const std::uint64_t n = std::max(kInitialSlots, std::bit_ceil(2 * ids));
-  if (n <= slots.size()) return;
-  slots.assign(n, 0);
-  mask = n - 1;
-  shift = 64 - static_cast<unsigned>(std::countr_zero(n));
-  for (std::size_t at = 0; at < arena.size();) {
-    place(load_u64(arena.data() + at), static_cast<std::uint32_t>(at));
-    at += kEntryHead + load_u16(arena.data() + at + 8);
-  }
+std::uint64_t DedupTable::second_bucket(const Key& k) const noexcept {
+  const std::uint64_t h = mix(k.a ^ (static_cast<std::uint64_t>(k.b) * 0x9e3779b97f4a7c15ull));
+  const std::uint64_t second = ((h & 0xffffffffull) * buckets_.size()) >> 32;
+  return second != first_bucket(k) ? second : (second + 1) % buckets_.size();
 }
 
-void DedupTable::Generation::clear() noexcept {
-  std::fill(slots.begin(), slots.end(), 0);
-  arena.clear();
-  count = 0;
-  max_ts = INT64_MIN;
+std::uint32_t DedupTable::time_of(std::int64_t ts_ms) noexcept {
+  const std::int64_t s = (ts_ms >= 0 ? ts_ms / 1000 : (ts_ms - 999) / 1000) - kEpochS;
+  return static_cast<std::uint32_t>(std::clamp<std::int64_t>(s, 0, kTimeMask - 1)) + 1;
 }
 
-DedupTable::Verdict DedupTable::check(std::uint64_t hash, std::string_view id, std::int64_t ts, std::int64_t watermark) {
-  if (watermark != INT64_MIN && ts < watermark - horizon_ms_) return Verdict::beyond_horizon;
-  Generation& older = gens_[1 - current_];
-  bool found = false;
-  if (older.count > 0) {
-    older.find(hash, id, found);
-    if (found) return Verdict::duplicate;
+// A slot dated below this holds only ids dated past the horizon.
+std::uint32_t DedupTable::stale_below(std::int64_t watermark) const noexcept {
+  if (watermark == INT64_MIN) return 0;
+  const std::int64_t edge = minus(watermark, horizon_ms_);
+  return edge == INT64_MIN ? 0 : time_of(edge);
+}
+
+bool DedupTable::find(const Bucket& bucket, const Key& k) const noexcept {
+  for (const Slot& s : bucket.slots) {
+    if ((s.meta & kTimeMask) != 0 && s.a == k.a && s.b == k.b) return true;
   }
-  Generation* cur = &gens_[current_];
-  std::uint64_t slot = 0;
-  if (cur->count > 0) {
-    slot = cur->find(hash, id, found);
-    if (found) return Verdict::duplicate;
-  }
-  if (cur->count == half_ || cur->arena.size() > kMaxArenaBytes) {  // full: the older generation goes, the current one ages
-    evicted_ += older.count;
-    older.clear();
-    current_ = 1 - current_;
-    cur = &gens_[current_];
-  }
-  if (cur->slots.empty() || 2 * (static_cast<std::uint64_t>(cur->count) + 1) > cur->slots.size()) {
-    cur->size_for(std::min<std::uint64_t>(half_, 2 * (static_cast<std::uint64_t>(cur->count) + 1)));
-    slot = cur->find(hash, id, found);
-  } else if (cur->count == 0) {
-    slot = cur->find(hash, id, found);
-  }
-  const auto offset = static_cast<std::uint32_t>(cur->arena.size());
-  char head[kEntryHead];
-  const auto len = static_cast<std::uint16_t>(id.size());
-  std::memcpy(head, &hash, sizeof(hash));
-  std::memcpy(head + 8, &len, sizeof(len));
-  cur->arena.append(head, kEntryHead);
-  cur->arena.append(id.data(), id.size());
-  cur->slots[slot] = (hash & kHighHalf) | (static_cast<std::uint64_t>(offset) + 1);
-  ++cur->count;
-  cur->max_ts = std::max(cur->max_ts, ts);
+  return false;
+}
+
+DedupTable::Verdict DedupTable::check(const kernels::Fingerprint& fp, std::int64_t ts, std::int64_t watermark) {
+  if (watermark != INT64_MIN && ts < minus(watermark, horizon_ms_)) return Verdict::beyond_horizon;
+  const Key k = key_of(fp);
+  const Bucket& first = buckets_[first_bucket(k)];
+  if (find(first, k)) return Verdict::duplicate;
+  if ((first.slots[0].meta & kOverflowBit) != 0 && find(buckets_[second_bucket(k)], k)) return Verdict::duplicate;
+  if (used_ >= grow_at_) grow(watermark, false);
+  while (!place(k, time_of(ts), stale_below(watermark), true)) grow(watermark, true);
   return Verdict::first;
 }
 
-void DedupTable::expire(std::int64_t watermark) {
-  if (watermark == INT64_MIN) return;
-  for (int k = 0; k < 2; ++k) {
-    Generation& older = gens_[1 - current_];
-    if (older.count > 0 && older.max_ts < watermark - horizon_ms_) {
-      expired_ += older.count;
-      older.clear();
+bool DedupTable::place(const Key& k, std::uint32_t time, std::uint32_t stale, bool may_grow) {
+  Bucket& first = buckets_[first_bucket(k)];
+  Bucket& second = buckets_[second_bucket(k)];
+  const auto put_key = [&](Slot& s, const Key& key, std::uint32_t t) {
+    const std::uint32_t was = s.meta & kTimeMask;
+    if (was == 0) {
+      ++used_;
+    } else if (was < stale) {
+      ++expired_;
+    } else {  // a live id makes room
+      ++evicted_;
+      newest_evicted_ = std::max(newest_evicted_, was);
     }
-    // The current generation too, once it is all past the horizon: it ages
-    // and goes on the next turn of the loop.
-    Generation& cur = gens_[current_];
-    if (k == 0 && cur.count > 0 && cur.max_ts < watermark - horizon_ms_ && gens_[1 - current_].count == 0) {
-      current_ = 1 - current_;
-    } else {
-      break;
+    s.a = key.a;
+    s.b = key.b;
+    s.meta = (s.meta & ~kTimeMask) | t;  // slot 0 keeps its bucket's overflow bit
+  };
+  const auto put = [&](Slot& s) {
+    put_key(s, k, time);
+    return true;
+  };
+  const auto free = [stale](const Slot& s) { return (s.meta & kTimeMask) < std::max<std::uint32_t>(stale, 1); };
+  for (Slot& s : first.slots) {
+    if (free(s)) return put(s);
+  }
+  first.slots[0].meta |= kOverflowBit;
+  for (Slot& s : second.slots) {
+    if (free(s)) return put(s);
+  }
+  // Both full: one of their eight ids moves to its other bucket if that has
+  // room (without it, two choices of four slots overflowed from about 75%
+  // full on, and the ids lost so were new ones).
+  for (Bucket* b : {&first, &second}) {
+    const std::uint64_t here = static_cast<std::uint64_t>(b - buckets_.data());
+    for (Slot& s : b->slots) {
+      const Key moved{s.a, s.b};
+      const std::uint64_t home = first_bucket(moved);
+      Bucket& other = buckets_[home == here ? second_bucket(moved) : home];
+      for (Slot& t : other.slots) {
+        if (!free(t)) continue;
+        put_key(t, moved, s.meta & kTimeMask);
+        if (home == here) buckets_[home].slots[0].meta |= kOverflowBit;
+        s.meta &= ~kTimeMask;  // the freed slot, filled below
+        --used_;
+        return put(s);
+      }
     }
+  }
+  // Nowhere: a table under its budget grows; at the budget the oldest of the eight goes.
+  if (may_grow && buckets_.size() < max_buckets_) return false;
+  Slot* oldest = &first.slots[0];
+  for (Bucket* b : {&first, &second}) {
+    for (Slot& s : b->slots) {
+      if ((s.meta & kTimeMask) < (oldest->meta & kTimeMask)) oldest = &s;
+    }
+  }
+  return put(*oldest);
+}
+
+void DedupTable::sweep(std::int64_t watermark, std::uint64_t buckets) noexcept {
+  const std::uint32_t stale = stale_below(watermark);
+  if (stale <= 1) return;
+  for (std::uint64_t n = std::min<std::uint64_t>(buckets, buckets_.size()); n > 0; --n) {
+    if (sweep_at_ >= buckets_.size()) sweep_at_ = 0;
+    for (Slot& s : buckets_[sweep_at_].slots) {
+      const std::uint32_t t = s.meta & kTimeMask;
+      if (t != 0 && t < stale) {
+        s.meta &= ~kTimeMask;
+        --used_;
+        ++expired_;
+      }
+    }
+    ++sweep_at_;
   }
 }
 
-// A checkpoint keeps each generation's arena; the hash slots are rebuilt.
+// Frees what the horizon let go first; doubles (up to the budget) only when
+// the ids still held need it, or (`full`) a new id found no room. One pass over the table, on the shard's
+// thread: tens of milliseconds at tens of millions of ids, and each growth
+// doubles, so it happens a handful of times while the rate ramps up.
+void DedupTable::grow(std::int64_t watermark, bool full) {
+  sweep(watermark, buckets_.size());
+  const std::uint64_t n = buckets_.size();
+  if ((full || used_ * 100 >= capacity() * 60) && n < max_buckets_) {
+    std::vector<Bucket> old(std::min(2 * n, max_buckets_));
+    old.swap(buckets_);
+    used_ = 0;
+    for (const Bucket& b : old) {
+      for (const Slot& s : b.slots) {
+        if ((s.meta & kTimeMask) != 0) place({s.a, s.b}, s.meta & kTimeMask, 0, false);  // half full: it fits
+      }
+    }
+  }
+  grow_at_ = buckets_.size() < max_buckets_ ? capacity() * kGrowPercent / 100 : UINT64_MAX;
+}
+
+std::int64_t DedupTable::horizon_covered_ms(std::int64_t watermark) const noexcept {
+  if (newest_evicted_ == 0 || watermark == INT64_MIN) return horizon_ms_;
+  // A slot dated t held ids dated before (t + kEpochS) seconds.
+  const std::int64_t newest_lost_ms = (static_cast<std::int64_t>(newest_evicted_) + kEpochS) * 1000;
+  return std::clamp<std::int64_t>(minus(watermark, newest_lost_ms), 0, horizon_ms_);
+}
+
 void DedupTable::save(kernels::ByteWriter& out) const {
-  out.put<std::int32_t>(current_);
+  out.put<std::uint64_t>(buckets_.size());
+  out.put<std::uint64_t>(used_);
   out.put<std::uint64_t>(evicted_);
   out.put<std::uint64_t>(expired_);
-  for (const Generation& g : gens_) {
-    out.put_bytes(g.arena);
-    out.put<std::uint32_t>(g.count);
-    out.put<std::int64_t>(g.max_ts);
+  out.put<std::uint32_t>(newest_evicted_);
+  out.put<std::uint64_t>(sweep_at_);
+  std::uint64_t in_use = 0;
+  const auto empty = [](const Bucket& b) {
+    return std::all_of(std::begin(b.slots), std::end(b.slots), [](const Slot& s) { return s.meta == 0; });
+  };
+  for (const Bucket& b : buckets_) in_use += !empty(b);
+  out.put<std::uint64_t>(in_use);
+  for (std::uint64_t i = 0; i < buckets_.size(); ++i) {
+    if (empty(buckets_[i])) continue;
+    out.put<std::uint32_t>(static_cast<std::uint32_t>(i));
+    out.put<Bucket>(buckets_[i]);
   }
 }
 
+// Refuses a body whose slots the lookups could not find (an id in neither
+// of its buckets, or in its second without the first's overflow bit), or
+// whose counts disagree with its slots.
 bool DedupTable::load(kernels::ByteReader& in) {
-  const auto current = in.get<std::int32_t>();
-  if (current != 0 && current != 1) return in.fail();
-  current_ = current;
+  const auto n = in.get<std::uint64_t>();
+  if (n == 0 || n > max_buckets_) return in.fail();
+  buckets_.assign(n, Bucket{});
+  used_ = in.get<std::uint64_t>();
   evicted_ = in.get<std::uint64_t>();
   expired_ = in.get<std::uint64_t>();
-  for (Generation& g : gens_) {
-    g = Generation{};
-    g.arena = std::string(in.get_bytes());
-    g.count = in.get<std::uint32_t>();
-    g.max_ts = in.get<std::int64_t>();
-    std::uint32_t entries = 0;
-    for (std::size_t at = 0; at < g.arena.size(); ++entries) {
-      if (g.arena.size() - at < kEntryHead) return in.fail();
-      at += kEntryHead + load_u16(g.arena.data() + at + 8);
-      if (at > g.arena.size()) return in.fail();
-    }
-    if (!in.ok() || entries != g.count || g.count > half_) return in.fail();
-    if (g.count > 0) g.size_for(g.count);
+  newest_evicted_ = in.get<std::uint32_t>();
+  sweep_at_ = in.get<std::uint64_t>();
+  const auto in_use = in.get<std::uint64_t>();
+  if (!in.ok() || in_use > n || in_use > in.remaining() / (sizeof(std::uint32_t) + sizeof(Bucket)) ||
+      newest_evicted_ > kTimeMask || sweep_at_ > n) {
+    return in.fail();
   }
+  std::uint64_t prev = 0, slots = 0;
+  for (std::uint64_t k = 0; k < in_use; ++k) {
+    const std::uint64_t i = in.get<std::uint32_t>();
+    if ((k > 0 && i <= prev) || i >= n) return in.fail();
+    prev = i;
+    buckets_[i] = in.get<Bucket>();
+  }
+  for (std::uint64_t i = 0; i < n && in.ok(); ++i) {
+    for (std::size_t j = 0; j < kSlotsPerBucket; ++j) {
+      const Slot& s = buckets_[i].slots[j];
+      if (j != 0 && (s.meta & kOverflowBit) != 0) return in.fail();
+      if ((s.meta & kTimeMask) == 0) continue;
+      ++slots;
+      const Key key{s.a, s.b};
+      if ((key.a & ~a_mask_) != 0 || (key.b & ~b_mask_) != 0) return in.fail();
+      const bool home = first_bucket(key) == i;
+      const bool overflowed = (buckets_[first_bucket(key)].slots[0].meta & kOverflowBit) != 0;
+      if (!home && !(second_bucket(key) == i && overflowed)) return in.fail();
+    }
+  }
+  if (!in.ok() || slots != used_) return in.fail();
+  grow_at_ = n < max_buckets_ ? capacity() * kGrowPercent / 100 : UINT64_MAX;
   return true;
 }
 

@@ -36,9 +36,9 @@ void sync_path(const fs::path& path, bool directory) {
 // lateness that closes windows, and dedup. Retention and limits are not in
 // it: they act on the state as it is.
 std::uint64_t state_fingerprint(const Config& c, std::uint32_t shards) {
-  std::string text = fmt::format("v{} shards={} id={} ts={} lateness={} dedup={}/{}/{}", storage::kCheckpointVersion,
+  std::string text = fmt::format("v{} shards={} id={} ts={} lateness={} dedup={}/{}", storage::kCheckpointVersion,
                                  shards, c.id_field, c.ts_field, c.allowed_lateness_ms, c.dedup.enabled,
-                                 c.dedup.max_ids, c.dedup.horizon_ms);
+                                 c.dedup.effective_horizon_ms);
   for (const std::string& column : c.columns) text += " column=" + column;
   for (const KeyGroup& g : c.key_groups) text += " group=" + g.field;
   for (const ViewConfig& v : c.views) {

@@ -8,17 +8,19 @@ namespace spate::engine {
 namespace {
 constexpr std::size_t kAlign = 64;
 constexpr std::size_t align_up(std::size_t n) noexcept { return (n + kAlign - 1) & ~(kAlign - 1); }
-// Room for the longest key and id even in the smallest batch.
+// Room for the longest keys of one event even in the smallest batch (its
+// rows on one shard share a batch when they are deduplicated).
 std::uint32_t key_bytes_for(std::uint32_t rows) noexcept {
-  return std::max<std::uint32_t>(rows * kKeyBytesPerRow, static_cast<std::uint32_t>(2 * kMaxKeyBytes));
+  return std::max<std::uint32_t>(rows * kKeyBytesPerRow, static_cast<std::uint32_t>(kMaxKeyGroups * kMaxKeyBytes));
 }
 }  // namespace
 
 std::size_t RouteBatch::bytes_for(std::uint32_t n, std::size_t ncolumns) noexcept {
   return align_up(n * sizeof(std::int64_t)) * 3 +              // ts, wm, hash
          align_up(n * sizeof(std::uint32_t)) +                 // key_off
-         align_up(n * sizeof(std::uint16_t)) * 2 +             // key_len, id_len
-         align_up(n) +                                         // group
+         align_up(n * sizeof(std::uint16_t)) +                 // key_len
+         align_up(n * sizeof(kernels::Fingerprint)) +          // id
+         align_up(n) * 2 +                                     // dedup, group
          align_up(n * sizeof(double)) * ncolumns +             // columns
          align_up(key_bytes_for(n)) + kAlign;                // keys, and room to align the start
 }
@@ -38,7 +40,8 @@ void RouteBatch::allocate(std::uint32_t n, std::size_t ncolumns) {
   hash = static_cast<std::uint64_t*>(take(n * sizeof(std::uint64_t)));
   key_off = static_cast<std::uint32_t*>(take(n * sizeof(std::uint32_t)));
   key_len = static_cast<std::uint16_t*>(take(n * sizeof(std::uint16_t)));
-  id_len = static_cast<std::uint16_t*>(take(n * sizeof(std::uint16_t)));
+  id = static_cast<kernels::Fingerprint*>(take(n * sizeof(kernels::Fingerprint)));
+  dedup = static_cast<DedupRole*>(take(n));
   group = static_cast<std::uint8_t*>(take(n));
   for (std::size_t c = 0; c < kMaxColumns; ++c) {
     columns[c] = c < ncolumns ? static_cast<double*>(take(n * sizeof(double))) : nullptr;

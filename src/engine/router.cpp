@@ -31,13 +31,13 @@ void Router::prepare() {
   for (auto& b : local_) b->allocate(config_.ring_batch_rows, ncolumns_);
 }
 
-RouteBatch* Router::batch_for(std::uint32_t dst, std::uint8_t group, std::size_t key_size) {
+RouteBatch* Router::batch_for(std::uint32_t dst, std::uint8_t group, std::size_t key_size, std::uint32_t rows) {
   if (dst == self_) {
     if (!local_[group]->has_room(key_size)) flush_local(group);
     return local_[group].get();
   }
   RouteBatch* b = open_[dst];
-  if (b != nullptr && b->has_room(key_size)) return b;
+  if (b != nullptr && b->has_room(key_size, rows)) return b;
   if (b != nullptr) flush(dst);
   // Claim a slot; while the destination is full, the shard keeps applying
   // what others send it. Not reading its inputs meanwhile is the

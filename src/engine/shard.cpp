@@ -238,8 +238,7 @@ void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_en
     reject(source, Reject::future_timestamp, line, len);
     return;
   }
-  // The event id travels with its rows when they are deduplicated: every
-  // copy of an event meets its first on the owner of each of its keys.
+  // With dedup, the id's fingerprint is all that is kept of it.
   std::string_view id;
   if (views_.dedups()) {
     id = ev.fields[0].view();  // the id is the schema's first field
@@ -255,16 +254,94 @@ void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_en
   }
   // The input watermark as it stood before this event travels with its rows.
   const std::int64_t row_wm = time_.stamp(from.input, ev.ts_ms);
+  if (!views_.dedups()) {
+    EventRows& rows = next_rows_;
+    rows.ts = ev.ts_ms;
+    rows.stamp = row_wm;
+    for (std::size_t g = 0; g < views_.groups(); ++g) rows.locate(g, ev.keys[g], engine_);
+    route_rows(rows, ev.keys, ev.columns, false);
+    return;
+  }
+  // The rows wait for the next line's parse (or the chunk's end) while the
+  // id's bucket comes into the cache: a table of the horizon's ids is far
+  // larger than the caches, and this overlaps its miss with a parse.
+  if (has_next_rows_) route_next_rows();
+  EventRows& rows = next_rows_;
+  rows.ts = ev.ts_ms;
+  rows.stamp = row_wm;
+  rows.id = kernels::fingerprint(id);
+  bool here = false;
+  std::size_t at = 0;
+  for (std::size_t g = 0; g < views_.groups(); ++g) {  // the keys are in the parser's buffer: copied
+    kernels::copy_bytes(rows.key_bytes + at, ev.keys[g].data(), ev.keys[g].size());
+    rows.locate(g, {rows.key_bytes + at, ev.keys[g].size()}, engine_);
+    at += ev.keys[g].size();
+    here = here || rows.dst[g] == id_;
+  }
+  std::copy_n(ev.columns, config_.columns.size(), rows.columns);
+  if (here) views_.prefetch_id(rows.id);
+  has_next_rows_ = true;
+}
+
+void Shard::EventRows::locate(std::size_t g, std::string_view key, const Engine& engine) noexcept {
+  keys[g] = key;
+  hash[g] = kernels::hash_key(key);
+  dst[g] = engine.owner_of(hash[g]);
+}
+
+void Shard::route_next_rows() {
+  has_next_rows_ = false;
+  route_rows(next_rows_, next_rows_.keys, next_rows_.columns, true);
+}
+
+// An event's rows to the owners of its keys. With dedup (docs/engine.md),
+// on each shard the first of its key groups owned there decides for all of
+// them there: here at once, elsewhere as the decider row of a run that
+// travels in one batch.
+void Shard::route_rows(const EventRows& e, const std::string_view* keys, const double* columns, bool dedup) {
   const std::size_t groups = views_.groups();
+  bool duplicate_here = false;
+  if (dedup) {
+    for (std::size_t g = 0; g < groups; ++g) {
+      if (e.dst[g] != id_) continue;
+      duplicate_here = views_.is_duplicate(e.id, e.ts, time_.watermark(), g == 0);
+      break;
+    }
+  }
   for (std::size_t g = 0; g < groups; ++g) {
-    const std::string_view key = ev.keys[g];
-    const std::uint64_t h = kernels::hash_key(key);
-    const std::uint32_t dst = engine_.owner_of(h);
-    if (dst == id_ && views_.keys_in(g) <= kDirectKeys && views_.has_row_path(g)) {
-      apply_row(g, h, key, id, ev.ts_ms, ev.columns, row_wm);
+    const std::uint32_t dst = e.dst[g];
+    const auto group = static_cast<std::uint8_t>(g);
+    if (dst == id_) {
+      if (duplicate_here) {
+        count_direct_row(e.ts);
+        continue;
+      }
+      if (views_.keys_in(g) <= kDirectKeys && views_.has_row_path(g)) {
+        apply_row(g, e.hash[g], keys[g], e.ts, columns, e.stamp);
+      } else {
+        router_.append(dst, group, e.hash[g], e.ts, e.stamp, keys[g], columns);
+      }
       continue;
     }
-    router_.append(dst, static_cast<std::uint8_t>(g), h, ev.ts_ms, row_wm, key, id, ev.columns);
+    if (!dedup) {
+      router_.append(dst, group, e.hash[g], e.ts, e.stamp, keys[g], columns);
+      continue;
+    }
+    DedupRole role = g == 0 ? DedupRole::primary : DedupRole::secondary;
+    for (std::size_t o = 0; o < g; ++o) {
+      if (e.dst[o] == dst) role = DedupRole::follower;
+    }
+    if (role != DedupRole::follower) {  // the decider's run leaves in one batch
+      std::uint32_t run = 1;
+      std::size_t bytes = keys[g].size();
+      for (std::size_t o = g + 1; o < groups; ++o) {
+        if (e.dst[o] != dst) continue;
+        ++run;
+        bytes += keys[o].size();
+      }
+      if (run > 1) router_.reserve(dst, run, bytes);
+    }
+    router_.append(dst, group, e.hash[g], e.ts, e.stamp, keys[g], columns, role, e.id);
   }
 }
 
@@ -281,6 +358,7 @@ void Shard::ingest_chunk(const char* data, std::size_t len, From from) {
     p = line_end + 1;
     if (escape < p && p < end) escape = kernels::find_byte(p, end, '\\');
   }
+  if (has_next_rows_) route_next_rows();
 }
 
 // ---------------------------------------------------------------- applying
@@ -346,11 +424,18 @@ void Shard::apply_rows(const RouteBatch& b, std::int64_t base, std::int64_t& cha
 // there to prefetch, only costs the copy (4% of a 1-shard run with the
 // default views). Rows of the group still in the local batch go first, so
 // every window sees its rows in arrival order.
-void Shard::apply_row(std::size_t g, std::uint64_t hash, std::string_view key, std::string_view id, std::int64_t ts,
-                      const double* columns, std::int64_t row_wm) {
+void Shard::apply_row(std::size_t g, std::uint64_t hash, std::string_view key, std::int64_t ts, const double* columns,
+                      std::int64_t row_wm) {
   router_.flush_local(g);
   const std::int64_t wm = time_.advance(std::min({row_wm, time_.channels_min_cached(), router_.pending_min(g)}));
-  views_.apply_row(g, hash, key, id, ts, columns, wm);
+  views_.apply_row(g, hash, key, ts, columns, wm);
+  count_direct_row(ts);
+}
+
+// A row handled on the spot (applied, or dropped as a duplicate where it
+// was parsed): rows_applied and the latency histograms count every row, so
+// that rows_applied reaching events x groups means nothing is in flight.
+void Shard::count_direct_row(std::int64_t ts) {
   ShardCounters::add(counters_.rows_applied, 1);
   // Its age in its bucket now; the ages' sum is added once a pass (read_clocks).
   const std::int64_t age_ms = std::max<std::int64_t>(wall_ms_ - ts, 0);

@@ -77,7 +77,7 @@ void Shard::snapshot(std::uint64_t epoch, storage::LogPosition position, std::in
   const std::int64_t at = io::monotonic_us();
   std::string& body = pending_.body;
   body = writer_.take_buffer();
-  body.reserve(views_.memory_bytes() + views_.dedup_totals().bytes + 4096);
+  body.reserve(views_.memory_bytes() + views_.dedup_totals(INT64_MIN).bytes + 4096);
   kernels::ByteWriter out(body);
   time_.save(out);
   views_.save(out);

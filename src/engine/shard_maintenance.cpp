@@ -36,11 +36,25 @@ void Shard::maintenance(std::int64_t now_ms) {
   views_.retention_step(watermark, config_.window_retention_ms, kRetentionKeysPerTick, in_progress_.empty());
   if (views_.dedups()) {
     views_.expire_ids(watermark);
-    const ViewSet::DedupTotals d = views_.dedup_totals();
+    const ViewSet::DedupTotals d = views_.dedup_totals(watermark);
     counters_.dedup_evicted.store(d.evicted, std::memory_order_relaxed);
     counters_.dedup_expired.store(d.expired, std::memory_order_relaxed);
     counters_.dedup_ids.store(d.ids, std::memory_order_relaxed);
     counters_.dedup_bytes.store(d.bytes, std::memory_order_relaxed);
+    counters_.dedup_horizon_covered_ms.store(static_cast<std::uint64_t>(d.horizon_covered_ms), std::memory_order_relaxed);
+    // The operator sees what the promise covers: once when it falls short, once when it is whole again.
+    const bool short_now = d.horizon_covered_ms < config_.dedup.effective_horizon_ms;
+    if (short_now != counters_.dedup_short) {
+      counters_.dedup_short = short_now;
+      if (short_now) {
+        io::log_warn("dedup: the memory budget holds less than the horizon; an older resend may be counted twice",
+                     {{"shard", id_}, {"horizon_covered_ms", d.horizon_covered_ms},
+                      {"horizon_ms", config_.dedup.effective_horizon_ms}, {"max_bytes", config_.dedup.max_bytes}});
+      } else {
+        io::log_info("dedup: the whole horizon is held again",
+                     {{"shard", id_}, {"horizon_ms", config_.dedup.effective_horizon_ms}});
+      }
+    }
   }
   counters_.windows.store(views_.window_count(), std::memory_order_relaxed);
   for (std::size_t v = 0; v < config_.views.size(); ++v) {

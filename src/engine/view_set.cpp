@@ -43,61 +43,53 @@ ViewSet::ViewSet(const Config& config, std::uint32_t shards, std::atomic<std::ui
     if (max_keys != 0) keys_[group_views_.size() - 1].set_max_keys((max_keys + shards - 1) / shards);
   }
   if (config.dedup.enabled && !config.id_field.empty()) {
-    for (std::size_t g = 0; g < keys_.size(); ++g) {
-      dedup_.push_back(std::make_unique<DedupTable>(config.dedup.max_ids, config.dedup.horizon_ms));
-    }
+    dedup_ = std::make_unique<DedupTable>(DedupTable::Options{config.dedup.effective_horizon_ms, config.dedup.max_bytes});
   }
 }
 
-bool ViewSet::is_duplicate(std::size_t group, std::string_view id, std::int64_t ts, std::int64_t watermark) {
-  switch (dedup_[group]->check(kernels::hash_key(id), id, ts, watermark)) {
-    case DedupTable::Verdict::first: return false;
-    case DedupTable::Verdict::beyond_horizon: kernels::add_relaxed(beyond_horizon_, 1); return false;
-    case DedupTable::Verdict::duplicate: kernels::add_relaxed(duplicates_, 1); return true;
-  }
-  return false;
-}
-
-// Each row's id slot prefetched a few rows ahead: the tables hold up to
-// max_ids ids each, far more than the caches.
-void ViewSet::drop_duplicates(const RouteBatch& b, std::uint32_t* ids, const std::int64_t* wms, bool one_group) {
-  constexpr std::uint32_t kAhead = 8;
-  std::uint64_t hashes[kMaxBatchRows];
+// Group prefetching: every decider row's bucket is asked for a group of
+// rows ahead of its check, so the misses of a table far larger than the
+// caches overlap instead of waiting one by one.
+void ViewSet::drop_duplicates(const RouteBatch& b, std::uint32_t* ids, const std::int64_t* wms) {
+  constexpr std::uint32_t kAhead = 16;
   const std::uint32_t rows = b.rows;
+  const DedupRole* role = b.dedup;
   for (std::uint32_t r = 0; r < std::min(rows, kAhead); ++r) {
-    hashes[r] = kernels::hash_key(b.id(r));
-    dedup_[one_group ? b.group[0] : b.group[r]]->prefetch(hashes[r]);
+    if (role[r] == DedupRole::primary || role[r] == DedupRole::secondary) dedup_->prefetch(b.id[r]);
   }
+  bool duplicate = false;  // the verdict of the last decider row
   for (std::uint32_t r = 0; r < rows; ++r) {
-    if (r + kAhead < rows) {
-      hashes[r + kAhead] = kernels::hash_key(b.id(r + kAhead));
-      dedup_[one_group ? b.group[0] : b.group[r + kAhead]]->prefetch(hashes[r + kAhead]);
+    const std::uint32_t ahead = r + kAhead;
+    if (ahead < rows && (role[ahead] == DedupRole::primary || role[ahead] == DedupRole::secondary)) {
+      dedup_->prefetch(b.id[ahead]);
     }
-    if (ids[r] == KeyTable::kMissing) continue;  // refused by the state budget: not applied, not remembered
-    switch (dedup_[one_group ? b.group[0] : b.group[r]]->check(hashes[r], b.id(r), b.ts[r], wms[r])) {
-      case DedupTable::Verdict::first: break;
-      case DedupTable::Verdict::beyond_horizon: kernels::add_relaxed(beyond_horizon_, 1); break;
-      case DedupTable::Verdict::duplicate:
-        kernels::add_relaxed(duplicates_, 1);
-        ids[r] = KeyTable::kMissing;
+    switch (role[r]) {
+      case DedupRole::none: continue;
+      case DedupRole::follower: break;
+      case DedupRole::primary:
+      case DedupRole::secondary: {
+        // A row whose key the state budget refused still has its id
+        // remembered: its event's rows elsewhere were applied.
+        const DedupTable::Verdict v = dedup_->check(b.id[r], b.ts[r], wms[r]);
+        duplicate = v == DedupTable::Verdict::duplicate;
+        if (role[r] == DedupRole::primary && v != DedupTable::Verdict::first) {
+          kernels::add_relaxed(duplicate ? duplicates_ : beyond_horizon_, 1);
+        }
         break;
+      }
     }
+    if (duplicate) ids[r] = KeyTable::kMissing;
   }
 }
 
 void ViewSet::expire_ids(std::int64_t watermark) {
-  for (auto& d : dedup_) d->expire(watermark);
+  if (dedup_ != nullptr) dedup_->sweep(watermark, 16384);  // 1 MiB of buckets a tick
 }
 
-ViewSet::DedupTotals ViewSet::dedup_totals() const noexcept {
-  DedupTotals t;
-  for (const auto& d : dedup_) {
-    t.evicted += d->evicted();
-    t.expired += d->expired();
-    t.ids += d->size();
-    t.bytes += d->memory_bytes();
-  }
-  return t;
+ViewSet::DedupTotals ViewSet::dedup_totals(std::int64_t watermark) const noexcept {
+  if (dedup_ == nullptr) return {};
+  return {dedup_->evicted(), dedup_->expired(), dedup_->ids(), dedup_->memory_bytes(),
+          dedup_->horizon_covered_ms(watermark)};
 }
 
 void ViewSet::collect(int view, std::uint64_t hash, std::string_view key, std::int64_t from, std::int64_t to,
@@ -192,7 +184,7 @@ std::uint64_t ViewSet::key_count() const noexcept {
 void ViewSet::save(kernels::ByteWriter& out) const {
   for (const KeyTable& keys : keys_) keys.save(out);
   for (const auto& view : views_) view->save(out);
-  for (const auto& dedup : dedup_) dedup->save(out);
+  if (dedup_ != nullptr) dedup_->save(out);
 }
 
 bool ViewSet::load(kernels::ByteReader& in) {
@@ -214,9 +206,7 @@ bool ViewSet::load(kernels::ByteReader& in) {
     view.evict_keys(INT64_MAX, 0, keys.id_limit(), UINT32_MAX);
     if (view.window_count() != windows) return in.fail();
   }
-  for (auto& dedup : dedup_) {
-    if (!dedup->load(in)) return false;
-  }
+  if (dedup_ != nullptr && !dedup_->load(in)) return false;
   sweep_group_ = 0;
   sweep_key_ = 0;
   for (std::size_t v = 0; v < views_.size(); ++v) publish_newest(v, views_[v]->newest_start());

@@ -181,6 +181,8 @@ void visit_stats(const engine::Engine& engine, const ServerCounters& server, con
       counter("dedup.expired", load(k.dedup_expired));
       gauge("dedup.ids", load(k.dedup_ids));
       gauge("dedup.bytes", load(k.dedup_bytes));
+      gauge("dedup.horizon_ms", static_cast<std::uint64_t>(config.dedup.effective_horizon_ms));
+      gauge("dedup.horizon_covered_ms", load(k.dedup_horizon_covered_ms));
     }
     if (const storage::LogCounters* log = shard.log_counters()) {  // the hot log (docs/storage.md)
       counter("storage.events", load(log->events));

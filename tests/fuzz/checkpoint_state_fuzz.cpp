@@ -96,7 +96,11 @@ std::string encode(std::string_view body) {
 }
 
 const Config& config() {
-  static const Config c = default_config();
+  static const Config c = [] {
+    Config d = default_config();
+    d.dedup.max_bytes = 1 << 20;  // a body may ask for a table this large
+    return d;
+  }();
   return c;
 }
 
@@ -131,8 +135,11 @@ struct Row {
 void apply(State& s, const std::vector<Row>& rows, std::int64_t wm) {
   RouteBatch b(kDefaultBatchRows, kMaxColumns);
   for (const Row& r : rows) {
-    if (!b.has_room(r.key.size() + r.id.size())) break;
-    b.append(r.group, kernels::hash_key(r.key), r.ts, wm, r.key, r.id, &r.amount, config().columns.size());
+    if (!b.has_room(r.key.size())) break;
+    // As another shard sends them: the event's first row decides, the next of the same id follows.
+    const DedupRole role = r.group == 0 ? DedupRole::primary : DedupRole::follower;
+    b.append(r.group, kernels::hash_key(r.key), r.ts, wm, r.key, role, kernels::fingerprint(r.id), &r.amount,
+             config().columns.size());
   }
   std::vector<std::uint32_t> ids(std::max<std::uint32_t>(b.rows, 1));
   std::vector<std::int64_t> wms(std::max<std::uint32_t>(b.rows, 1), wm);
@@ -140,7 +147,9 @@ void apply(State& s, const std::vector<Row>& rows, std::int64_t wm) {
   if (rows.empty()) return;
   const Row& r = rows.back();
   if (s.views.has_row_path(r.group)) {
-    s.views.apply_row(r.group, kernels::hash_key(r.key), r.key, r.id, r.ts, &r.amount, wm);
+    if (!s.views.is_duplicate(kernels::fingerprint(r.id), r.ts, wm, true)) {
+      s.views.apply_row(r.group, kernels::hash_key(r.key), r.key, r.ts, &r.amount, wm);
+    }
   }
 }
 
@@ -213,7 +222,7 @@ std::uint64_t query(State& s, const Keys& keys, std::int64_t wm, std::vector<std
   }
   (void)s.views.window_count();
   (void)s.views.memory_bytes();
-  (void)s.views.dedup_totals();
+  (void)s.views.dedup_totals(INT64_MIN);
   return collected;
 }
 

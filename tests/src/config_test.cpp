@@ -245,12 +245,22 @@ disk_low_water_percent = 60
 }
 
 TEST_CASE("config: the [dedup] table is read and checked") {
-  const auto r = parse_config("[dedup]\nenabled = false\nhorizon_ms = 60000\nmax_ids = 4096\n", "d.toml");
+  const auto r = parse_config("[dedup]\nenabled = false\nhorizon_ms = 60000\nmax_bytes = 1048576\n", "d.toml");
   REQUIRE(r.ok());
   CHECK_FALSE(r.config.dedup.enabled);
-  CHECK(r.config.dedup.horizon_ms == 60000);
-  CHECK(r.config.dedup.max_ids == 4096);
+  CHECK(r.config.dedup.effective_horizon_ms == 60000);
+  CHECK(r.config.dedup.max_bytes == 1048576);
   CHECK(default_config().dedup.enabled);
+  // By default the horizon is the widest window plus the allowed lateness.
+  CHECK(default_config().dedup.effective_horizon_ms == 65000);
+  const auto wide = parse_config("allowed_lateness_ms = 2000\n[[view]]\nname = \"v\"\nkey = \"user\"\nsize_ms = 300000\n"
+                                 "aggregates = [\"count\"]\n", "w.toml");
+  REQUIRE(wide.ok());
+  CHECK(wide.config.dedup.effective_horizon_ms == 302000);
+  const auto old = parse_config("[dedup]\nmax_ids = 4096\n", "o.toml");
+  REQUIRE(old.errors.size() == 1);
+  CHECK(old.errors[0].line == 2);
+  CHECK(old.errors[0].message.find("max_ids is gone") != std::string::npos);
   const auto bad = parse_config("[dedup]\nhorizon_ms = 10\nwindow = 3\n", "d.toml");
   REQUIRE(bad.errors.size() == 2);
   CHECK(bad.errors[0].message == "'horizon_ms' = 10 is out of range [1000, 2592000000]");

@@ -27,7 +27,7 @@ struct Fixture {
   bool add(std::string_view key, std::int64_t ts, double amount, std::int64_t watermark) {
     batch.clear();
     const double cols[1] = {amount};
-    batch.append(0, 1, ts, INT64_MIN, key, {}, cols, 1);
+    batch.append(0, 1, ts, INT64_MIN, key, DedupRole::none, {}, cols, 1);
     return view.add(keys.intern(std::hash<std::string_view>{}(key), key), batch, 0, watermark);
   }
 };
@@ -220,7 +220,7 @@ TEST_CASE("tumbling window: rows whose key the budget refused are skipped") {
   Fixture f;
   RouteBatch b{kDefaultBatchRows, kMaxColumns};
   const double cols[1] = {5.0};
-  for (int i = 0; i < 4; ++i) b.append(0, 1, 1000, INT64_MIN, "k", {}, cols, 1);
+  for (int i = 0; i < 4; ++i) b.append(0, 1, 1000, INT64_MIN, "k", DedupRole::none, {}, cols, 1);
   const std::uint32_t id = f.keys.intern(7, "k");
   const std::uint32_t ids[4] = {id, KeyTable::kMissing, id, KeyTable::kMissing};
   const std::int64_t wms[4] = {0, 0, 0, 0};
@@ -241,7 +241,7 @@ TEST_CASE("tumbling window: keys renumbered after most were forgotten keep their
     for (int n = 0; n <= i % 3; ++n) {  // key i has 1 + i % 3 rows
       const double cols[1] = {static_cast<double>(i)};
       f.batch.clear();
-      f.batch.append(0, 1, 1000, INT64_MIN, key(i), {}, cols, 1);
+      f.batch.append(0, 1, 1000, INT64_MIN, key(i), DedupRole::none, {}, cols, 1);
       CHECK(f.view.add(f.keys.intern(hash(i), key(i)), f.batch, 0, 1000));
     }
   }

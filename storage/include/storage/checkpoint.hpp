@@ -18,7 +18,7 @@
 
 namespace spate::storage {
 
-inline constexpr std::uint32_t kCheckpointVersion = 1;
+inline constexpr std::uint32_t kCheckpointVersion = 2;  // 2: dedup as one table of id fingerprints a shard
 
 // A place in a shard's hot log: block `block` (0-based) of segment
 // `segment`; replay starts there. Later segments replay whole.

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string_view>
 
+#include "kernels/hash.hpp"
 #include "kernels/small_bytes.hpp"
 #include "kernels/assert.hpp"
 #include "config/config.hpp"
@@ -19,6 +20,17 @@ inline constexpr std::uint32_t kDefaultBatchRows = 512;
 inline constexpr std::uint32_t kMinBatchRows = 16;
 inline constexpr std::uint32_t kMaxBatchRows = 4096;
 inline constexpr std::uint32_t kKeyBytesPerRow = 32;
+
+// Who decides a row's dedup by event id (docs/engine.md): the first of an
+// event's key groups owned by a shard checks the id there, for that shard's
+// rows of the event; its other rows there follow that verdict. Rows decided
+// where they were parsed travel as `none`.
+enum class DedupRole : std::uint8_t {
+  none,       // not checked here (decided already, or no dedup)
+  primary,    // the event's first key group: checks and counts dedup.duplicates
+  secondary,  // the first of a later key group's on another shard: checks, counts nothing
+  follower,   // takes the verdict of the decider row just before it in the batch
+};
 
 struct RouteBatch {
   std::uint32_t rows = 0;  // 0: a watermark-only batch, or a checkpoint barrier
@@ -43,7 +55,8 @@ struct RouteBatch {
   std::uint64_t* hash = nullptr;
   std::uint32_t* key_off = nullptr;
   std::uint16_t* key_len = nullptr;
-  std::uint16_t* id_len = nullptr;  // the event id's JSON text follows the key's bytes (0: no dedup)
+  DedupRole* dedup = nullptr;
+  kernels::Fingerprint* id = nullptr;  // the event id's fingerprint, for a primary or secondary row
   std::uint8_t* group = nullptr;
   double* columns[kMaxColumns] = {};  // the first ncolumns are allocated
   char* keys = nullptr;
@@ -57,15 +70,17 @@ struct RouteBatch {
   // Bytes one such batch takes.
   static std::size_t bytes_for(std::uint32_t capacity_rows, std::size_t ncolumns) noexcept;
 
-  bool has_room(std::size_t bytes) const noexcept { return rows < capacity && key_bytes + bytes <= key_capacity; }
+  bool has_room(std::size_t bytes, std::uint32_t n = 1) const noexcept {
+    return rows + n <= capacity && key_bytes + bytes <= key_capacity;
+  }
   void clear() noexcept {
     rows = 0;
     key_bytes = 0;
     barrier = 0;
   }
-  void append(std::uint8_t g, std::uint64_t h, std::int64_t t, std::int64_t w, std::string_view key, std::string_view id,
-              const double* cols, std::size_t ncols) noexcept {
-    SPATE_DEBUG_ASSERT(has_room(key.size() + id.size()), "append to a full batch");
+  void append(std::uint8_t g, std::uint64_t h, std::int64_t t, std::int64_t w, std::string_view key, DedupRole role,
+              const kernels::Fingerprint& fp, const double* cols, std::size_t ncols) noexcept {
+    SPATE_DEBUG_ASSERT(has_room(key.size()), "append to a full batch");
     const std::uint32_t r = rows++;
     group[r] = g;
     ts[r] = t;
@@ -75,15 +90,11 @@ struct RouteBatch {
     key_len[r] = static_cast<std::uint16_t>(key.size());
     kernels::copy_bytes(keys + key_bytes, key.data(), key.size());
     key_bytes += static_cast<std::uint32_t>(key.size());
-    id_len[r] = static_cast<std::uint16_t>(id.size());
-    if (!id.empty()) {
-      kernels::copy_bytes(keys + key_bytes, id.data(), id.size());
-      key_bytes += static_cast<std::uint32_t>(id.size());
-    }
+    dedup[r] = role;
+    id[r] = fp;
     for (std::size_t c = 0; c < ncols; ++c) columns[c][r] = cols[c];
   }
   std::string_view key(std::uint32_t r) const noexcept { return {keys + key_off[r], key_len[r]}; }
-  std::string_view id(std::uint32_t r) const noexcept { return {keys + key_off[r] + key_len[r], id_len[r]}; }
 
  private:
   std::unique_ptr<std::byte[]> memory_;

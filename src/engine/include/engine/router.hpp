@@ -40,14 +40,21 @@ class Router {
   // On the shard's thread, before it runs: the local batches' memory.
   void prepare();
 
-  // Appends one row of key group g for shard dst.
-  // id: the event id's JSON text when rows are deduplicated, else empty.
+  // Appends one row of key group g for shard dst; role and fp: its dedup
+  // by event id (route_batch.hpp).
   void append(std::uint32_t dst, std::uint8_t g, std::uint64_t hash, std::int64_t ts, std::int64_t stamp,
-              std::string_view key, std::string_view id, const double* columns) {
+              std::string_view key, const double* columns, DedupRole role = DedupRole::none,
+              const kernels::Fingerprint& fp = {}) {
     RouteBatch* b = dst == self_ ? local_[g].get() : open_[dst];
-    if (b == nullptr || !b->has_room(key.size() + id.size())) b = batch_for(dst, g, key.size() + id.size());
+    if (b == nullptr || !b->has_room(key.size())) b = batch_for(dst, g, key.size(), 1);
     if (b->rows == 0) b->received_us = received_us_;
-    b->append(g, hash, ts, stamp, key, id, columns, ncolumns_);
+    b->append(g, hash, ts, stamp, key, role, fp, columns, ncolumns_);
+  }
+  // Makes room in the batch to another shard for `rows` rows and `bytes`
+  // key bytes, so that a decider row and its followers travel together.
+  void reserve(std::uint32_t dst, std::uint32_t rows, std::size_t bytes) {
+    RouteBatch* b = open_[dst];
+    if (b == nullptr || !b->has_room(bytes, rows)) batch_for(dst, 0, bytes, rows);
   }
   // When the rows appended from now on were read (the monotonic clock, us).
   void set_received(std::int64_t us) noexcept { received_us_ = us; }
@@ -81,7 +88,7 @@ class Router {
   const SpscRing<RouteBatch>* ring_to(std::uint32_t dst) const noexcept { return out_rings_[dst]; }
 
  private:
-  RouteBatch* batch_for(std::uint32_t dst, std::uint8_t group, std::size_t key_size);
+  RouteBatch* batch_for(std::uint32_t dst, std::uint8_t group, std::size_t key_size, std::uint32_t rows);
 
   const std::uint32_t self_;
   const std::uint32_t shards_;

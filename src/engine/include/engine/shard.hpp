@@ -87,6 +87,8 @@ struct ShardCounters {
   std::atomic<std::uint64_t> dedup_expired{0};
   std::atomic<std::uint64_t> dedup_ids{0};    // gauge
   std::atomic<std::uint64_t> dedup_bytes{0};  // gauge
+  std::atomic<std::uint64_t> dedup_horizon_covered_ms{0};  // gauge: every id this far behind the watermark is held
+  bool dedup_short = false;  // the shard's thread: the covered horizon was short at the last tick (logged once)
   std::unique_ptr<std::atomic<std::int64_t>[]> newest_window;  // per view: start of the newest window with rows
   // Gauges per view, every maintenance tick: keys, windows, windows' bytes.
   std::unique_ptr<std::atomic<std::uint64_t>[]> view_keys;
@@ -225,8 +227,26 @@ class Shard final : public io::LineSink, private Router::Host {
   void apply(const RouteBatch& batch, std::uint32_t source_shard);
   template <bool kOneGroup>
   void apply_rows(const RouteBatch& batch, std::int64_t base, std::int64_t& channel);
-  void apply_row(std::size_t group, std::uint64_t hash, std::string_view key, std::string_view id, std::int64_t ts,
-                 const double* columns, std::int64_t row_wm);
+  void apply_row(std::size_t group, std::uint64_t hash, std::string_view key, std::int64_t ts, const double* columns,
+                 std::int64_t row_wm);
+  void count_direct_row(std::int64_t ts);
+  // One parsed event's rows, on their way to the owners of its keys.
+  struct EventRows {
+    std::int64_t ts = 0;
+    std::int64_t stamp = 0;  // the input watermark before it
+    kernels::Fingerprint id;
+    std::string_view keys[kMaxKeyGroups];
+    std::uint64_t hash[kMaxKeyGroups] = {};
+    std::uint32_t dst[kMaxKeyGroups] = {};
+    double columns[kMaxColumns] = {};
+    char key_bytes[kMaxKeyGroups * kMaxKeyBytes];  // the keys, when the event waits (the parser reuses its buffer)
+    void locate(std::size_t g, std::string_view key, const Engine& engine) noexcept;
+  };
+  // keys and columns: the event's (e's own, or the parser's when routed at once).
+  void route_rows(const EventRows& e, const std::string_view* keys, const double* columns, bool dedup);
+  void route_next_rows();
+  EventRows next_rows_;  // with dedup: the last event parsed, routed after the next one's parse
+  bool has_next_rows_ = false;
 
   bool drain_rings();
   // Checkpoints (shard_checkpoint.cpp). A ring that delivered the barrier

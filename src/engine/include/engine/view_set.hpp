@@ -27,17 +27,29 @@ class ViewSet {
   ViewSet(const Config& config, std::uint32_t shards, std::atomic<std::uint64_t>* late,
           std::atomic<std::uint64_t>* key_limit, std::atomic<std::int64_t>* newest_window);
 
-  // Dedup by event id ([dedup]): rows carry the id; each group keeps the
-  // ids it has seen. Counted in STATS as dedup.*.
-  bool dedups() const noexcept { return !dedup_.empty(); }
-  // Rows dropped as duplicates, and rows too old to check; any thread.
+  // Dedup by event id ([dedup], docs/engine.md): one table a shard. Rows
+  // decided where they were parsed arrive as DedupRole::none; the others
+  // are checked in apply(). Counted in STATS as dedup.*.
+  bool dedups() const noexcept { return dedup_ != nullptr; }
+  // Events dropped as duplicates, and events too old to check; any thread.
   std::uint64_t duplicates() const noexcept { return duplicates_.load(std::memory_order_relaxed); }
   std::uint64_t beyond_horizon() const noexcept { return beyond_horizon_.load(std::memory_order_relaxed); }
-  // The shard's thread: the tables' own figures.
+  void prefetch_id(const kernels::Fingerprint& fp) const noexcept { dedup_->prefetch(fp); }
+  // Decides an event's rows on this shard where it was parsed; primary: the
+  // event's first key group is among them (it counts the verdict).
+  bool is_duplicate(const kernels::Fingerprint& fp, std::int64_t ts, std::int64_t watermark, bool primary) {
+    const DedupTable::Verdict v = dedup_->check(fp, ts, watermark);
+    if (v == DedupTable::Verdict::first) return false;
+    if (primary) kernels::add_relaxed(v == DedupTable::Verdict::duplicate ? duplicates_ : beyond_horizon_, 1);
+    return v == DedupTable::Verdict::duplicate;
+  }
+  // The shard's thread: the table's own figures.
   struct DedupTotals {
     std::uint64_t evicted = 0, expired = 0, ids = 0, bytes = 0;
+    std::int64_t horizon_covered_ms = 0;
   };
-  DedupTotals dedup_totals() const noexcept;
+  DedupTotals dedup_totals(std::int64_t watermark) const noexcept;
+  // Frees ids past the horizon, a bounded slice of the table a call.
   void expire_ids(std::int64_t watermark);
 
   std::size_t groups() const noexcept { return keys_.size(); }
@@ -63,7 +75,7 @@ class ViewSet {
       refused += ids[r] == KeyTable::kMissing;
     }
     if (refused != 0) count_refused(b, ids, kOneGroup);
-    if (!dedup_.empty()) drop_duplicates(b, ids, wms, kOneGroup);
+    if (dedup_ != nullptr && !kOneGroup) drop_duplicates(b, ids, wms);  // a local batch was decided as parsed
     for (std::size_t g = 0; g < group_views_.size(); ++g) {
       if (kOneGroup && g != b.group[0]) continue;
       const BatchRows batch_rows{b, ids, wms, 0, rows, kOneGroup ? -1 : static_cast<int>(g)};
@@ -72,9 +84,9 @@ class ViewSet {
     for (std::size_t v = 0; v < views_.size(); ++v) publish_newest(v, views_[v]->newest_start());
   }
   // One row on the per-row path (has_row_path(group)).
-  void apply_row(std::size_t group, std::uint64_t hash, std::string_view key, std::string_view id, std::int64_t ts,
-                 const double* columns, std::int64_t watermark) {
-    if (!dedup_.empty() && is_duplicate(group, id, ts, watermark)) return;
+  // Its dedup was decided as it was parsed.
+  void apply_row(std::size_t group, std::uint64_t hash, std::string_view key, std::int64_t ts, const double* columns,
+                 std::int64_t watermark) {
     const std::uint32_t key_id = keys_[group].intern(hash, key);
     if (key_id == KeyTable::kMissing) {
       for (const std::size_t v : group_views_[group]) kernels::add_relaxed(key_limit_[v], 1);
@@ -127,9 +139,8 @@ class ViewSet {
   void count_late(std::size_t view, std::uint64_t n) noexcept { kernels::add_relaxed(late_[view], n); }
   // Out of line: a batch with refused keys is the rare case.
   void count_refused(const RouteBatch& b, const std::uint32_t* ids, bool one_group) noexcept;
-  // Marks the rows whose event id the group has seen (ids[r] = kMissing).
-  void drop_duplicates(const RouteBatch& b, std::uint32_t* ids, const std::int64_t* wms, bool one_group);
-  bool is_duplicate(std::size_t group, std::string_view id, std::int64_t ts, std::int64_t watermark);
+  // Marks the rows whose event id this shard has seen (ids[r] = kMissing).
+  void drop_duplicates(const RouteBatch& b, std::uint32_t* ids, const std::int64_t* wms);
   // Stored only when it moves: a plain compare per row (loading the atomic
   // and an out-of-line call per row cost 37 instructions an event).
   void publish_newest(std::size_t view, std::int64_t newest) noexcept {
@@ -147,7 +158,7 @@ class ViewSet {
   std::atomic<std::uint64_t>* key_limit_;
   std::atomic<std::int64_t>* newest_window_;
   std::vector<std::int64_t> newest_seen_;
-  std::vector<std::unique_ptr<DedupTable>> dedup_;  // by key group; empty: no dedup
+  std::unique_ptr<DedupTable> dedup_;  // nullptr: no dedup
   std::atomic<std::uint64_t> duplicates_{0};
   std::atomic<std::uint64_t> beyond_horizon_{0};
   // Retention sweep: the group and key id it continues from.
