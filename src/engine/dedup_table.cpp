@@ -10,15 +10,6 @@ constexpr std::uint64_t kMaxBuckets = std::uint64_t{1} << 32;
 // Grows past this share of slots in use; after growing it is under half.
 constexpr std::uint64_t kGrowPercent = 85;
 
-std::uint64_t mix(std::uint64_t x) noexcept {  // murmur3's finalizer
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ull;
-  x ^= x >> 33;
-  return x;
-}
-
 std::int64_t minus(std::int64_t a, std::int64_t b) noexcept {
   std::int64_t r;
   return __builtin_sub_overflow(a, b, &r) ? INT64_MIN : r;
@@ -36,21 +27,6 @@ DedupTable::DedupTable(Options options)
   grow_at_ = buckets_.size() < max_buckets_ ? capacity() * kGrowPercent / 100 : UINT64_MAX;
 }
 
-DedupTable::Key DedupTable::key_of(const kernels::Fingerprint& fp) const noexcept {
-  return {fp.lo & a_mask_, static_cast<std::uint32_t>(fp.hi) & b_mask_};
-}
-
-std::uint64_t DedupTable::first_bucket(const Key& k) const noexcept {
-  const std::uint64_t h = mix(k.a ^ (static_cast<std::uint64_t>(k.b) * 0x9e3779b97f4a7c15ull));
-  return ((h >> 32) * buckets_.size()) >> 32;
-}
-
-std::uint64_t DedupTable::second_bucket(const Key& k) const noexcept {
-  const std::uint64_t h = mix(k.a ^ (static_cast<std::uint64_t>(k.b) * 0x9e3779b97f4a7c15ull));
-  const std::uint64_t second = ((h & 0xffffffffull) * buckets_.size()) >> 32;
-  return second != first_bucket(k) ? second : (second + 1) % buckets_.size();
-}
-
 std::uint32_t DedupTable::time_of(std::int64_t ts_ms) noexcept {
   const std::int64_t s = (ts_ms >= 0 ? ts_ms / 1000 : (ts_ms - 999) / 1000) - kEpochS;
   return static_cast<std::uint32_t>(std::clamp<std::int64_t>(s, 0, kTimeMask - 1)) + 1;
@@ -63,27 +39,27 @@ std::uint32_t DedupTable::stale_below(std::int64_t watermark) const noexcept {
   return edge == INT64_MIN ? 0 : time_of(edge);
 }
 
-bool DedupTable::find(const Bucket& bucket, const Key& k) const noexcept {
-  for (const Slot& s : bucket.slots) {
-    if ((s.meta & kTimeMask) != 0 && s.a == k.a && s.b == k.b) return true;
-  }
-  return false;
-}
-
 DedupTable::Verdict DedupTable::check(const kernels::Fingerprint& fp, std::int64_t ts, std::int64_t watermark) {
   if (watermark != INT64_MIN && ts < minus(watermark, horizon_ms_)) return Verdict::beyond_horizon;
   const Key k = key_of(fp);
-  const Bucket& first = buckets_[first_bucket(k)];
+  Spots spots = spots_of(k);
+  const Bucket& first = buckets_[spots.first];
   if (find(first, k)) return Verdict::duplicate;
-  if ((first.slots[0].meta & kOverflowBit) != 0 && find(buckets_[second_bucket(k)], k)) return Verdict::duplicate;
-  if (used_ >= grow_at_) grow(watermark, false);
-  while (!place(k, time_of(ts), stale_below(watermark), true)) grow(watermark, true);
+  if ((first.slots[0].meta & kOverflowBit) != 0 && find(buckets_[spots.second], k)) return Verdict::duplicate;
+  if (used_ >= grow_at_) {
+    grow(watermark, false);
+    spots = spots_of(k);
+  }
+  while (!place(k, spots, time_of(ts), stale_below(watermark), true)) {
+    grow(watermark, true);
+    spots = spots_of(k);
+  }
   return Verdict::first;
 }
 
-bool DedupTable::place(const Key& k, std::uint32_t time, std::uint32_t stale, bool may_grow) {
-  Bucket& first = buckets_[first_bucket(k)];
-  Bucket& second = buckets_[second_bucket(k)];
+bool DedupTable::place(const Key& k, const Spots& spots, std::uint32_t time, std::uint32_t stale, bool may_grow) {
+  Bucket& first = buckets_[spots.first];
+  Bucket& second = buckets_[spots.second];
   const auto put_key = [&](Slot& s, const Key& key, std::uint32_t t) {
     const std::uint32_t was = s.meta & kTimeMask;
     if (was == 0) {
@@ -117,8 +93,9 @@ bool DedupTable::place(const Key& k, std::uint32_t time, std::uint32_t stale, bo
     const std::uint64_t here = static_cast<std::uint64_t>(b - buckets_.data());
     for (Slot& s : b->slots) {
       const Key moved{s.a, s.b};
-      const std::uint64_t home = first_bucket(moved);
-      Bucket& other = buckets_[home == here ? second_bucket(moved) : home];
+      const Spots its = spots_of(moved);
+      const std::uint64_t home = its.first;
+      Bucket& other = buckets_[home == here ? its.second : home];
       for (Slot& t : other.slots) {
         if (!free(t)) continue;
         put_key(t, moved, s.meta & kTimeMask);
@@ -170,7 +147,8 @@ void DedupTable::grow(std::int64_t watermark, bool full) {
     used_ = 0;
     for (const Bucket& b : old) {
       for (const Slot& s : b.slots) {
-        if ((s.meta & kTimeMask) != 0) place({s.a, s.b}, s.meta & kTimeMask, 0, false);  // half full: it fits
+        const Key k{s.a, s.b};
+        if ((s.meta & kTimeMask) != 0) place(k, spots_of(k), s.meta & kTimeMask, 0, false);  // half full: it fits
       }
     }
   }
@@ -236,9 +214,9 @@ bool DedupTable::load(kernels::ByteReader& in) {
       ++slots;
       const Key key{s.a, s.b};
       if ((key.a & ~a_mask_) != 0 || (key.b & ~b_mask_) != 0) return in.fail();
-      const bool home = first_bucket(key) == i;
-      const bool overflowed = (buckets_[first_bucket(key)].slots[0].meta & kOverflowBit) != 0;
-      if (!home && !(second_bucket(key) == i && overflowed)) return in.fail();
+      const Spots spots = spots_of(key);
+      const bool overflowed = (buckets_[spots.first].slots[0].meta & kOverflowBit) != 0;
+      if (spots.first != i && !(spots.second == i && overflowed)) return in.fail();
     }
   }
   if (!in.ok() || slots != used_) return in.fail();

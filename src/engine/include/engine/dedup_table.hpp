@@ -21,6 +21,7 @@
 
 #include "kernels/byte_io.hpp"
 #include "kernels/hash.hpp"
+#include "kernels/prefetch.hpp"
 
 namespace spate::engine {
 
@@ -41,9 +42,14 @@ class DedupTable {
 
   explicit DedupTable(Options options);
 
-  // The bucket check() reads first, for prefetching.
+  // The buckets check() may read, for prefetching: both, as a bucket that
+  // once overflowed stays marked, and most are in a table that has run
+  // near full (prefetching the first alone left a miss on the second:
+  // perf/RESULTS.md, "Dedup by fingerprint").
   void prefetch(const kernels::Fingerprint& fp) const noexcept {
-    __builtin_prefetch(&buckets_[first_bucket(key_of(fp))]);
+    const Spots s = spots_of(key_of(fp));
+    kernels::prefetch(&buckets_[s.first]);
+    kernels::prefetch(&buckets_[s.second]);
   }
   // The id of an event dated ts, judged against `watermark`: an event dated
   // more than the horizon behind it is let through unchecked
@@ -89,15 +95,36 @@ class DedupTable {
   static constexpr std::uint32_t kTimeMask = 0x7fffffffu;
   static constexpr std::uint32_t kOverflowBit = 0x80000000u;
 
-  Key key_of(const kernels::Fingerprint& fp) const noexcept;
-  std::uint64_t first_bucket(const Key& k) const noexcept;
-  std::uint64_t second_bucket(const Key& k) const noexcept;
+  Key key_of(const kernels::Fingerprint& fp) const noexcept {
+    return {fp.lo & a_mask_, static_cast<std::uint32_t>(fp.hi) & b_mask_};
+  }
+  // An id's two buckets, both from one hash of its key (distinct).
+  struct Spots {
+    std::uint64_t first;
+    std::uint64_t second;
+  };
+  Spots spots_of(const Key& k) const noexcept {
+    std::uint64_t h = k.a ^ (static_cast<std::uint64_t>(k.b) * 0x9e3779b97f4a7c15ull);
+    h ^= h >> 33;  // murmur3's finalizer
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    const std::uint64_t n = buckets_.size();
+    const std::uint64_t first = ((h >> 32) * n) >> 32;
+    const std::uint64_t second = ((h & 0xffffffffull) * n) >> 32;
+    return {first, second != first ? second : (second + 1 == n ? 0 : second + 1)};
+  }
   static std::uint32_t time_of(std::int64_t ts_ms) noexcept;
   std::uint32_t stale_below(std::int64_t watermark) const noexcept;
-  bool find(const Bucket& bucket, const Key& k) const noexcept;
+  static bool find(const Bucket& bucket, const Key& k) noexcept {
+    bool found = false;  // all four compared: no branch to mispredict on which slot
+    for (const Slot& s : bucket.slots) found |= (s.meta & kTimeMask) != 0 && s.a == k.a && s.b == k.b;
+    return found;
+  }
   // Places an id known to be absent; false when it found no room and the
   // table may grow (else the oldest of its eight slots goes).
-  bool place(const Key& k, std::uint32_t time, std::uint32_t stale, bool may_grow);
+  bool place(const Key& k, const Spots& spots, std::uint32_t time, std::uint32_t stale, bool may_grow);
   void grow(std::int64_t watermark, bool full);
 
   const std::int64_t horizon_ms_;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/byte_io.hpp"
+#include "kernels/prefetch.hpp"
 #include "kernels/small_bytes.hpp"
 
 namespace spate::engine {
@@ -45,7 +46,7 @@ class KeyTable {
     }
   }
 
-  void prefetch(std::uint64_t hash) const noexcept { __builtin_prefetch(&slots_[hash & mask_]); }
+  void prefetch(std::uint64_t hash) const noexcept { kernels::prefetch(&slots_[hash & mask_]); }
 
   // The state budget: intern() refuses a new key (kMissing) once the table
   // holds `max_keys`, or once `allowance` more keys were added since it was
