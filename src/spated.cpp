@@ -18,6 +18,7 @@
 
 #include "config/config.hpp"
 #include "engine/engine.hpp"
+#include "engine/view_registry.hpp"
 #include "io/file/log.hpp"
 #include "systemd_notify.hpp"
 #include "query/metrics_server.hpp"
@@ -132,6 +133,7 @@ int main(int argc, char** argv) {
   if (!check_file.empty()) {
     auto result = spate::engine::load_config_file(check_file);
     for (auto& e : spate::engine::check_file_sources(result.config)) result.errors.push_back(std::move(e));
+    for (auto& e : spate::engine::check_views(result.config)) result.errors.push_back(std::move(e));
     spate::engine::sort_by_line(result.errors);
     if (!result.errors.empty()) return report_errors(check_file, result.errors);
     fmt::print("{}: ok ({} sources, {} views)\n", check_file, result.config.sources.size(), result.config.views.size());
@@ -141,6 +143,8 @@ int main(int argc, char** argv) {
   Config config = spate::engine::default_config();
   if (!config_file.empty()) {
     auto result = spate::engine::load_config_file(config_file);
+    for (auto& e : spate::engine::check_views(result.config)) result.errors.push_back(std::move(e));
+    spate::engine::sort_by_line(result.errors);
     if (!result.ok()) return report_errors(config_file, result.errors);
     config = std::move(result.config);
   }

@@ -130,7 +130,7 @@ void parse_views(const toml::node& node, Checker& check, Config& config) {
       check.error(item, "each [[view]] must be a table");
       continue;
     }
-    check.known_keys(*t, "[[view]]", {"name", "key", "window", "size_ms", "aggregates", "max_keys"});
+    check.known_keys(*t, "[[view]]", {"name", "key", "window", "size_ms", "slide_ms", "aggregates", "max_keys"});
     ViewConfig view;
     const int line = static_cast<int>(item.source().begin.line);
     view.line = line;
@@ -138,11 +138,9 @@ void parse_views(const toml::node& node, Checker& check, Config& config) {
     if (!check.string(*t, "key", view.key_field) || view.key_field.empty()) {
       check.error(line, fmt::format("view '{}' needs key = \"FIELD\"", view.name));
     }
-    std::string window = "tumbling";
-    if (check.string(*t, "window", window) && window != "tumbling") {
-      check.error(*t->get("window"), fmt::format("view '{}': window '{}' is not supported (tumbling)", view.name, window));
-    }
+    check.string(*t, "window", view.window);  // the kind and its settings: engine::check_views()
     check.integer(*t, "size_ms", view.window_ms, 1, std::int64_t{366} * 86400000);
+    check.integer(*t, "slide_ms", view.slide_ms, 1, std::int64_t{366} * 86400000);
     check.integer(*t, "max_keys", view.max_keys, 0, std::int64_t{1} << 40);
     const toml::node* aggs = t->get("aggregates");
     const toml::array* aggs_arr = aggs != nullptr ? aggs->as_array() : nullptr;
@@ -211,9 +209,9 @@ Config default_config() {
     return out;
   };
   c.views = {
-      {"per_user_1m", "user", 60000,
+      {"per_user_1m", "user", "tumbling", 60000, 0,
        aggregates({"count", "sum(amount)", "min(amount)", "max(amount)", "avg(amount)"}), -1, 0},
-      {"per_type_10s", "type", 10000, aggregates({"count", "sum(amount)"}), -1, 0},
+      {"per_type_10s", "type", "tumbling", 10000, 0, aggregates({"count", "sum(amount)"}), -1, 0},
   };
   std::vector<ConfigError> errors;
   finalize(c, errors);

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "engine/engine.hpp"
+#include "engine/view_registry.hpp"
 #include "io/file/log.hpp"
 #include "kernels/hash.hpp"
 #include "storage/checkpoint.hpp"
@@ -42,7 +43,8 @@ std::uint64_t state_fingerprint(const Config& c, std::uint32_t shards) {
   for (const std::string& column : c.columns) text += " column=" + column;
   for (const KeyGroup& g : c.key_groups) text += " group=" + g.field;
   for (const ViewConfig& v : c.views) {
-    text += fmt::format(" view={}/{}/{}", v.name, v.key_field, v.window_ms);
+    const ViewKind* kind = find_view_kind(v.window);
+    text += fmt::format(" view={}/{}/{}", v.name, v.key_field, kind != nullptr ? kind->state_tag(v) : v.window);
     for (const AggregateConfig& a : v.aggregates) text += "/" + a.label;
   }
   return kernels::hash_key(text);

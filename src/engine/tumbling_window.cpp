@@ -5,7 +5,10 @@
 #include <cmath>
 #include <limits>
 
+#include <fmt/format.h>
+
 #include "kernels/rfc3339.hpp"
+#include "engine/view_registry.hpp"
 
 namespace spate::engine {
 
@@ -392,5 +395,18 @@ bool TumblingView::load(kernels::ByteReader& in) {
   }
   return true;
 }
+
+// window = "tumbling": size_ms, every window [k * size, (k + 1) * size).
+extern const ViewKind kTumblingKind;
+const ViewKind kTumblingKind{
+    "tumbling",
+    [](const ViewConfig& view, std::vector<std::string>& problems) {
+      if (view.slide_ms != 0) problems.emplace_back("slide_ms is for hopping windows; a tumbling window slides by its size");
+    },
+    [](const ViewConfig& view) { return fmt::format("tumbling/{}", view.window_ms); },
+    [](const ViewConfig& view, std::int64_t allowed_lateness_ms) -> std::unique_ptr<View> {
+      return std::make_unique<TumblingView>(view, allowed_lateness_ms);
+    },
+};
 
 }  // namespace spate::engine

@@ -1,12 +1,10 @@
-// The view factory; see view.hpp.
+// What every view shares: merging rows and keeping the top ones; see view.hpp.
 #include "engine/view.hpp"
 
 #include <algorithm>
 #include <map>
 #include <string_view>
 #include <utility>
-
-#include "engine/tumbling_window.hpp"
 
 namespace spate::engine {
 
@@ -38,10 +36,6 @@ void merge_rows(std::vector<ViewRow>& rows) {
     into.closed = into.closed && row.closed;
   }
   rows.swap(merged);
-}
-
-std::unique_ptr<View> make_view(const ViewConfig& config, std::int64_t allowed_lateness_ms) {
-  return std::make_unique<TumblingView>(config, allowed_lateness_ms);
 }
 
 }  // namespace spate::engine

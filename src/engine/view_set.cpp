@@ -4,6 +4,8 @@
 #include <algorithm>
 
 #include "kernels/hash.hpp"
+#include "engine/tumbling_window.hpp"
+#include "engine/view_registry.hpp"
 
 namespace spate::engine {
 
@@ -30,7 +32,7 @@ ViewSet::ViewSet(const Config& config, std::uint32_t shards, std::atomic<std::ui
     auto& direct = direct_.emplace_back();
     for (const int v : group.views) {
       views.push_back(static_cast<std::size_t>(v));
-      direct.push_back(dynamic_cast<TumblingView*>(views_[static_cast<std::size_t>(v)].get()));
+      direct.push_back(views_[static_cast<std::size_t>(v)]->row_store());
     }
     if (std::find(direct.begin(), direct.end(), nullptr) != direct.end()) direct.clear();
     // A view's max_keys is over all shards; keys spread evenly by hash, so

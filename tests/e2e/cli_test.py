@@ -49,6 +49,31 @@ class CliTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0)
         self.assertTrue(r.stdout.startswith("spated "))
 
+    def test_a_view_kind_checks_its_own_settings_at_its_line(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            bad = os.path.join(tmp, "kinds.toml")
+            with open(bad, "w") as f:
+                f.write('[[view]]\nname = "a"\nkey = "user"\nwindow = "hopping"\nsize_ms = 60000\n'
+                        'aggregates = ["count"]\n\n'
+                        '[[view]]\nname = "b"\nkey = "user"\nwindow = "hopping"\nsize_ms = 60000\n'
+                        'slide_ms = 7000\naggregates = ["count"]\n\n'
+                        '[[view]]\nname = "c"\nkey = "type"\nwindow = "sliding"\nsize_ms = 1000\n'
+                        'aggregates = ["count"]\n')
+            for args in (("--check-config", bad), ("--config", bad)):
+                r = self.run_cmd(SPATED, *args)
+                self.assertEqual(r.returncode, 78, r.stderr)
+                self.assertIn("kinds.toml:1: error: view 'a': a hopping window needs slide_ms", r.stderr)
+                self.assertIn("kinds.toml:8: error: view 'b': size_ms (60000) must be a multiple of slide_ms (7000)",
+                              r.stderr)
+                self.assertIn("kinds.toml:16: error: view 'c': window 'sliding' is not a view kind (tumbling, hopping)",
+                              r.stderr)
+            good = os.path.join(tmp, "hop.toml")
+            with open(good, "w") as f:
+                f.write('[[view]]\nname = "a"\nkey = "user"\nwindow = "hopping"\nsize_ms = 60000\n'
+                        'slide_ms = 10000\naggregates = ["count"]\n')
+            r = self.run_cmd(SPATED, "--check-config", good)
+            self.assertEqual(r.returncode, 0, r.stderr)
+
     def test_rings_too_large_for_the_machine_are_refused_with_the_reason(self):
         with tempfile.TemporaryDirectory() as tmp:
             cfg = os.path.join(tmp, "big.toml")

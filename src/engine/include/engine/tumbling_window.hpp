@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "kernels/prefetch.hpp"
 #include "config/config.hpp"
 #include "engine/key_table.hpp"
 #include "engine/route_batch.hpp"
@@ -51,8 +52,8 @@ class TumblingView final : public View {
   // opens a new window (most rows of rare keys) links the old one there.
   void prefetch(std::uint32_t key_id) const noexcept {
     if (key_id < keys_) {
-      __builtin_prefetch(&hot_[static_cast<std::size_t>(key_id) * words_]);
-      __builtin_prefetch(&head_[key_id]);
+      kernels::prefetch(&hot_[static_cast<std::size_t>(key_id) * words_]);
+      kernels::prefetch(&head_[key_id]);
     }
   }
 
@@ -93,6 +94,7 @@ class TumblingView final : public View {
   }
   std::int64_t window_ms() const noexcept { return window_ms_; }
   std::int64_t newest_start() const noexcept override { return newest_start_; }
+  TumblingView* row_store() noexcept override { return this; }
 
  private:
   template <typename Column>

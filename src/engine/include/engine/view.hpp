@@ -1,8 +1,8 @@
 // A materialized view on one shard, behind the interface the shard loop
 // applies batches through: per-key state for one key group, folded a batch
 // at a time, with typed results a query merges across shards. A new kind of
-// view (hopping, session, distinct) is a new implementation and a line in
-// make_view.
+// view (session, distinct) is a new implementation and a line in
+// view_registry.cpp.
 #pragma once
 
 #include <algorithm>
@@ -93,6 +93,8 @@ struct BatchRows {
   int group;  // fold only rows of this key group; -1 when every row is of it
 };
 
+class TumblingView;
+
 class View {
  public:
   virtual ~View() = default;
@@ -142,11 +144,15 @@ class View {
   // The start of the newest window any row went into (INT64_MIN: none yet).
   virtual std::int64_t newest_start() const noexcept = 0;
 
+  // The store a row is folded into, when it is a TumblingView (tumbling
+  // windows, a hopping view's panes): a group of few keys then folds each
+  // row as it is parsed, with no per-row virtual call (ViewSet::apply_row).
+  virtual TumblingView* row_store() noexcept { return nullptr; }
+
  protected:
   explicit View(const ViewConfig& config) : config_(config) {}
   ViewConfig config_;
 };
 
-std::unique_ptr<View> make_view(const ViewConfig& config, std::int64_t allowed_lateness_ms);
 
 }  // namespace spate::engine

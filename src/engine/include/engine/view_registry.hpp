@@ -1,0 +1,40 @@
+// View kinds by name: `window = "..."` in a [[view]] names one. A kind is
+// one file (its View implementation and a ViewKind that describes it) and
+// one line in view_registry.cpp's list; nothing else names it.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.hpp"
+#include "engine/view.hpp"
+
+namespace spate::engine {
+
+struct ViewKind {
+  std::string_view name;
+  // The kind's own checks of a view's settings (its size, its slide),
+  // beyond what the config parser checks for every view; each problem
+  // appended as the reason, without the view's name.
+  void (*check)(const ViewConfig& view, std::vector<std::string>& problems);
+  // What of the view's settings its state depends on, for the checkpoint
+  // fingerprint: state kept under other settings is not loaded.
+  std::string (*state_tag)(const ViewConfig& view);
+  std::unique_ptr<View> (*make)(const ViewConfig& view, std::int64_t allowed_lateness_ms);
+};
+
+// The kind of that name, or nullptr.
+const ViewKind* find_view_kind(std::string_view name) noexcept;
+// Every kind's name, for error messages and docs ("tumbling, hopping").
+std::string view_kind_names();
+
+// Every view's kind exists and accepts its settings: what --check-config and
+// a start add to the config parser's checks (each error at the view's line).
+std::vector<ConfigError> check_views(const Config& config);
+
+// The view for a config that check_views() accepted (throws otherwise).
+std::unique_ptr<View> make_view(const ViewConfig& config, std::int64_t allowed_lateness_ms);
+
+}  // namespace spate::engine

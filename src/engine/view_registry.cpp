@@ -1,0 +1,65 @@
+// The list of view kinds; see view_registry.hpp. Adding a kind is adding
+// its file and its line below.
+#include "engine/view_registry.hpp"
+
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+namespace spate::engine {
+
+extern const ViewKind kTumblingKind;  // tumbling_window.cpp
+extern const ViewKind kHoppingKind;   // hopping_window.cpp
+
+namespace {
+const ViewKind* const kKinds[] = {
+    &kTumblingKind,
+    &kHoppingKind,
+};
+}  // namespace
+
+const ViewKind* find_view_kind(std::string_view name) noexcept {
+  for (const ViewKind* kind : kKinds) {
+    if (kind->name == name) return kind;
+  }
+  return nullptr;
+}
+
+std::string view_kind_names() {
+  std::string names;
+  for (const ViewKind* kind : kKinds) {
+    if (!names.empty()) names += ", ";
+    names += kind->name;
+  }
+  return names;
+}
+
+std::vector<ConfigError> check_views(const Config& config) {
+  std::vector<ConfigError> errors;
+  for (const ViewConfig& view : config.views) {
+    const ViewKind* kind = find_view_kind(view.window);
+    if (kind == nullptr) {
+      errors.push_back({view.line, fmt::format("view '{}': window '{}' is not a view kind ({})", view.name,
+                                               view.window, view_kind_names())});
+      continue;
+    }
+    std::vector<std::string> problems;
+    kind->check(view, problems);
+    for (const std::string& p : problems) errors.push_back({view.line, fmt::format("view '{}': {}", view.name, p)});
+  }
+  return errors;
+}
+
+std::unique_ptr<View> make_view(const ViewConfig& config, std::int64_t allowed_lateness_ms) {
+  const ViewKind* kind = find_view_kind(config.window);
+  if (kind == nullptr) {
+    throw std::invalid_argument(fmt::format("view '{}': window '{}' is not a view kind ({})", config.name,
+                                            config.window, view_kind_names()));
+  }
+  std::vector<std::string> problems;
+  kind->check(config, problems);
+  if (!problems.empty()) throw std::invalid_argument(fmt::format("view '{}': {}", config.name, problems.front()));
+  return kind->make(config, allowed_lateness_ms);
+}
+
+}  // namespace spate::engine
