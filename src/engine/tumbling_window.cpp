@@ -29,7 +29,9 @@ TumblingView::TumblingView(const ViewConfig& config, std::int64_t allowed_latene
 // Each row's window is prefetched 16 rows before it is folded (the key ids
 // are known). Prefetching the whole batch first (512 rows) and then folding
 // read 0.40-0.41 of the raw parse at 1 M users against 0.40-0.45 for this,
-// and 0.53 against 0.54 at 10 k users, in alternating runs.
+// and 0.53 against 0.54 at 10 k users, in alternating runs -- but both were
+// measured when GCC had dropped every __builtin_prefetch here (none was in
+// the object file; kernels/prefetch.hpp): the choice between them is open.
 std::uint64_t TumblingView::apply(const BatchRows& rows) {
   constexpr std::uint32_t kAhead = 16;
   const RouteBatch& b = rows.batch;
