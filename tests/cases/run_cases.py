@@ -12,10 +12,16 @@
                          "windows": N, how many windows the daemon holds;
                          "top": {VIEW: {"window_start": W, "keys": [...]}},
                                    VIEW_TOP with its default window}
-    NAME/case.json      optional: {"sources": [...], "shards": [...]}; by
-                        default every source kind (file, tcp, udp, publish,
-                        pcap: the UDP datagrams in a capture read at its
-                        recorded pace) with 1, 2 and 3 shards
+    NAME/case.json      optional: {"sources": [...], "shards": [...],
+                        "restarts": [...]}; by default every source kind
+                        (file, tcp, udp, publish, pcap: the UDP datagrams in a
+                        capture read at its recorded pace) with 1, 2 and 3
+                        shards. Each restart ("term": SIGTERM, a clean stop;
+                        "kill": SIGKILL once the log is durable, a crash)
+                        starts the daemon again on its data with no source,
+                        in turn, and the views, window count and top must be
+                        the expected ones again: a restart never changes an
+                        answer
 
 Each case runs through every source kind it names with every shard count and
 must give the same answers. Adding a case needs no code.
@@ -26,6 +32,7 @@ must give the same answers. Adding a case needs no code.
 
 import json
 import os
+import signal
 import socket
 import struct
 import sys
@@ -101,12 +108,17 @@ def write_capture(path, inputs):
             f.write(struct.pack("<IIII", int(t), int((t % 1) * 1e6), len(frame), len(frame)) + frame)
 
 
-def start(case_dir, source, shards, inputs, tmp):
-    """spated on free ports with the case's config and only the source under
-    test (file inputs are written without their pause lines)."""
+def case_config(case_dir):
     config_text = open(os.path.join(case_dir, "config.toml")).read()
     if "idle_timeout_ms" not in config_text:
         config_text = "idle_timeout_ms = %d\n" % IDLE_TIMEOUT_MS + config_text
+    return config_text
+
+
+def start(case_dir, source, shards, inputs, tmp):
+    """spated on free ports with the case's config and only the source under
+    test (file inputs are written without their pause lines)."""
+    config_text = case_config(case_dir)
     extra = []
     if source == "file":
         for i, items in enumerate(inputs):
@@ -119,9 +131,35 @@ def start(case_dir, source, shards, inputs, tmp):
         write_capture(path, inputs)
         config_text += '\n[[source]]\ntype = "pcap"\npath = "%s"\npace = "recorded"\n' % path
     daemon = Daemon(shards=shards, config=config_text, extra_args=extra, tcp=source == "tcp", udp=source == "udp",
-                    idle_first=source not in ("file", "pcap"))
+                    idle_first=source not in ("file", "pcap"), data_dir=os.path.join(tmp, "data"))
     daemon.views = tomllib.loads(config_text).get("view", [])
     return daemon
+
+
+def restart(daemon, case_dir, shards, tmp, how):
+    """Stops the daemon (how: "term" or "kill") and starts it again on its
+    data, with no source; returns (the new daemon, failures)."""
+    failures = []
+    logged = daemon.counters()["storage.events"]
+    if how == "kill":
+        # What was applied is in the log once nothing is in flight and the
+        # group commit has synced it (every commit_interval_ms, 5 ms).
+        wait(daemon, lambda c: c["storage.bytes_in_flight"] == 0, "log written")
+        time.sleep(0.2)
+        daemon.stop(sig=signal.SIGKILL)
+    else:
+        code = daemon.stop()
+        if code != 0:
+            failures.append("spated exited %d at SIGTERM" % code)
+    again = Daemon(shards=shards, config=case_config(case_dir), tcp=False, udp=False, idle_first=False,
+                   data_dir=os.path.join(tmp, "data"))
+    again.views = daemon.views
+    # A crash replays every logged event (no checkpoint yet: the cases run
+    # for less than its interval); a clean stop's checkpoint replays none.
+    replayed = again.counters()["replay.events_in"]
+    if replayed != (logged if how == "kill" else 0):
+        failures.append("after %s: %d events replayed of %d logged" % (how, replayed, logged))
+    return again, failures
 
 
 def wait(daemon, predicate, what, timeout=20, settle=None):
@@ -192,6 +230,12 @@ def check(daemon, expected, source, groups):
     for name, value in expected["counters"].items():
         if c.get(name) != value:
             failures.append("counter %s: want %r, have %r" % (name, value, c.get(name)))
+    return failures + check_answers(daemon, expected)
+
+
+def check_answers(daemon, expected):
+    """The views, window count and top against the expected ones."""
+    failures = []
     for view, keys in expected.get("views", {}).items():
         got = daemon.client.view_get_many(view, list(keys))
         for key, rows in keys.items():
@@ -230,12 +274,17 @@ def run_case(name):
                     groups = len({v["key"] for v in daemon.views}) or 2
                     feed(daemon, source, inputs)
                     failures = check(daemon, expected, source, groups)
+                    for how in meta.get("restarts", []) if not failures else []:
+                        stopping, daemon = daemon, None  # none running if the restart fails
+                        daemon, failed = restart(stopping, case_dir, shards, tmp, how)
+                        failures += failed + ["after %s: %s" % (how, f) for f in check_answers(daemon, expected)]
                 except Exception as e:  # a timeout or a protocol error is this run's failure
                     failures = ["%s: %s" % (type(e).__name__, e)]
-                log = daemon.read_log()
-                code = daemon.stop()
-                if code != 0:
-                    failures.append("spated exited %d; log: %s" % (code, log[-2000:]))
+                if daemon is not None:
+                    log = daemon.read_log()
+                    code = daemon.stop()
+                    if code != 0:
+                        failures.append("spated exited %d; log: %s" % (code, log[-2000:]))
             results.append((source, shards, failures))
             print("%-4s %s %-8s %d shard%s%s" % ("ok" if not failures else "FAIL", name, source, shards,
                   "" if shards == 1 else "s", "".join("\n    " + f for f in failures)), flush=True)

@@ -134,9 +134,11 @@ class Daemon:
             c = self.counters()
         return c["windows"]
 
-    def stop(self, timeout=30):
+    def stop(self, timeout=30, sig=signal.SIGTERM):
+        """Sends sig (SIGTERM: drain and seal; SIGKILL: a crash) and returns
+        the exit code; the data directory stays when it was given."""
         self.client.close()
-        self.proc.send_signal(signal.SIGTERM)
+        self.proc.send_signal(sig)
         try:
             code = self.proc.wait(timeout)
         finally:
