@@ -21,7 +21,10 @@
                         starts the daemon again on its data with no source,
                         in turn, and the views, window count and top must be
                         the expected ones again: a restart never changes an
-                        answer
+                        answer. {"config_error": [TEXT, ...]}: the config
+                        is refused instead, by --check-config and at start
+                        (exit 78), with each TEXT in what it says; such a
+                        case has no inputs and no expected.json
 
 Each case runs through every source kind it names with every shard count and
 must give the same answers. Adding a case needs no code.
@@ -35,12 +38,13 @@ import os
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import tempfile
 import time
 import tomllib
 
-from spate_e2e import Daemon
+from spate_e2e import SPATED, Daemon
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ALL_SOURCES = ["file", "tcp", "udp", "publish", "pcap"]
@@ -257,11 +261,35 @@ def check_answers(daemon, expected):
     return failures
 
 
+def check_refused(case_dir, texts):
+    """The case's config refused by --check-config and by a start, each
+    saying every one of texts."""
+    failures = []
+    with tempfile.TemporaryDirectory(prefix="spate-case-") as tmp:
+        path = os.path.join(tmp, "config.toml")
+        with open(path, "w") as f:
+            f.write(open(os.path.join(case_dir, "config.toml")).read())
+        for args in (["--check-config", path],
+                     ["--config", path, "--data-dir", os.path.join(tmp, "data"), "--tcp-addr", "off",
+                      "--udp-addr", "off", "--query-addr", "127.0.0.1:0", "--metrics-addr", "off"]):
+            r = subprocess.run([SPATED, *args], capture_output=True, text=True, timeout=60)
+            if r.returncode != 78:
+                failures.append("%s: exit %d, want 78; stderr: %s" % (args[0], r.returncode, r.stderr[-500:]))
+            failures += ["%s: %r not said; stderr: %s" % (args[0], t, r.stderr[-500:]) for t in texts
+                         if t not in r.stderr]
+    return failures
+
+
 def run_case(name):
     case_dir = os.path.join(HERE, name)
     meta = {}
     if os.path.exists(os.path.join(case_dir, "case.json")):
         meta = json.load(open(os.path.join(case_dir, "case.json")))
+    if "config_error" in meta:
+        failures = check_refused(case_dir, meta["config_error"])
+        print("%-4s %s refused%s" % ("ok" if not failures else "FAIL", name, "".join("\n    " + f for f in failures)),
+              flush=True)
+        return [("config", 0, failures)]
     expected = json.load(open(os.path.join(case_dir, "expected.json")))
     inputs = [read_input(os.path.join(case_dir, f))
               for f in sorted(os.listdir(case_dir)) if f.startswith("input") and f.endswith(".ndjson")]
