@@ -54,10 +54,9 @@ class ViewSet {
 
   std::size_t groups() const noexcept { return keys_.size(); }
   std::uint32_t keys_in(std::size_t group) const noexcept { return keys_[group].size(); }
-  // True when every view of the group is tumbling: its rows may take the
-  // per-row path (a direct call, no virtual one per row). With dedup its id
-  // check is not prefetched there; sending those rows through the batch
-  // path instead measured the same (0.31-0.32 of the raw parse, 1 shard).
+  // True when every view of the group folds rows into a TumblingView store
+  // (View::row_store: tumbling windows, a hopping view's panes): its rows
+  // may take the per-row path (a direct call, no virtual one per row).
   bool has_row_path(std::size_t group) const noexcept { return !direct_[group].empty(); }
 
   // Interns the batch's keys (each key-table slot prefetched a few rows
@@ -153,7 +152,7 @@ class ViewSet {
   std::vector<KeyTable> keys_;  // by key group
   std::vector<std::unique_ptr<View>> views_;
   std::vector<std::vector<std::size_t>> group_views_;  // by key group: the views keyed by it
-  std::vector<std::vector<TumblingView*>> direct_;     // by key group: its views if all tumbling, else empty
+  std::vector<std::vector<TumblingView*>> direct_;     // by key group: its views' row stores if all have one, else empty
   std::atomic<std::uint64_t>* late_;
   std::atomic<std::uint64_t>* key_limit_;
   std::atomic<std::int64_t>* newest_window_;
