@@ -254,44 +254,27 @@ void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_en
   }
   // The input watermark as it stood before this event travels with its rows.
   const std::int64_t row_wm = time_.stamp(from.input, ev.ts_ms);
-  if (!views_.dedups()) {
-    EventRows& rows = next_rows_;
-    rows.ts = ev.ts_ms;
-    rows.stamp = row_wm;
-    for (std::size_t g = 0; g < views_.groups(); ++g) rows.locate(g, ev.keys[g], engine_);
-    route_rows(rows, ev.keys, ev.columns, false);
-    return;
-  }
-  // The rows wait for the next line's parse (or the chunk's end) while the
-  // id's bucket comes into the cache: a table of the horizon's ids is far
-  // larger than the caches, and this overlaps its miss with a parse.
-  if (has_next_rows_) route_next_rows();
-  EventRows& rows = next_rows_;
+  EventRows& rows = event_rows_;
   rows.ts = ev.ts_ms;
   rows.stamp = row_wm;
-  rows.id = kernels::fingerprint(id);
-  bool here = false;
-  std::size_t at = 0;
-  for (std::size_t g = 0; g < views_.groups(); ++g) {  // the keys are in the parser's buffer: copied
-    kernels::copy_bytes(rows.key_bytes + at, ev.keys[g].data(), ev.keys[g].size());
-    rows.locate(g, {rows.key_bytes + at, ev.keys[g].size()}, engine_);
-    at += ev.keys[g].size();
-    here = here || rows.dst[g] == id_;
+  const bool dedup = views_.dedups();
+  if (dedup) {
+    // The id's bucket is asked for now and read once the keys are hashed
+    // and located. Holding the rows until the next line's parse overlapped
+    // more of the miss (up to 0.05 of the raw parse in process), but an
+    // event stamped while an older one's rows waited let the other shards'
+    // watermarks pass those rows (perf/RESULTS.md).
+    rows.id = kernels::fingerprint(id);
+    views_.prefetch_id(rows.id);
   }
-  std::copy_n(ev.columns, config_.columns.size(), rows.columns);
-  if (here) views_.prefetch_id(rows.id);
-  has_next_rows_ = true;
+  for (std::size_t g = 0; g < views_.groups(); ++g) rows.locate(g, ev.keys[g], engine_);
+  route_rows(rows, ev.keys, ev.columns, dedup);
 }
 
 void Shard::EventRows::locate(std::size_t g, std::string_view key, const Engine& engine) noexcept {
   keys[g] = key;
   hash[g] = kernels::hash_key(key);
   dst[g] = engine.owner_of(hash[g]);
-}
-
-void Shard::route_next_rows() {
-  has_next_rows_ = false;
-  route_rows(next_rows_, next_rows_.keys, next_rows_.columns, true);
 }
 
 // An event's rows to the owners of its keys. With dedup (docs/engine.md),
@@ -358,7 +341,6 @@ void Shard::ingest_chunk(const char* data, std::size_t len, From from) {
     p = line_end + 1;
     if (escape < p && p < end) escape = kernels::find_byte(p, end, '\\');
   }
-  if (has_next_rows_) route_next_rows();
 }
 
 // ---------------------------------------------------------------- applying

@@ -238,15 +238,11 @@ class Shard final : public io::LineSink, private Router::Host {
     std::string_view keys[kMaxKeyGroups];
     std::uint64_t hash[kMaxKeyGroups] = {};
     std::uint32_t dst[kMaxKeyGroups] = {};
-    double columns[kMaxColumns] = {};
-    char key_bytes[kMaxKeyGroups * kMaxKeyBytes];  // the keys, when the event waits (the parser reuses its buffer)
     void locate(std::size_t g, std::string_view key, const Engine& engine) noexcept;
   };
-  // keys and columns: the event's (e's own, or the parser's when routed at once).
+  // keys and columns: the parser's, for this event.
   void route_rows(const EventRows& e, const std::string_view* keys, const double* columns, bool dedup);
-  void route_next_rows();
-  EventRows next_rows_;  // with dedup: the last event parsed, routed after the next one's parse
-  bool has_next_rows_ = false;
+  EventRows event_rows_;
 
   bool drain_rings();
   // Checkpoints (shard_checkpoint.cpp). A ring that delivered the barrier
