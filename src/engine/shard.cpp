@@ -268,7 +268,7 @@ void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_en
     views_.prefetch_id(rows.id);
   }
   for (std::size_t g = 0; g < views_.groups(); ++g) rows.locate(g, ev.keys[g], engine_);
-  route_rows(rows, ev.keys, ev.columns, dedup);
+  route_rows(rows, ev.columns, dedup);
 }
 
 void Shard::EventRows::locate(std::size_t g, std::string_view key, const Engine& engine) noexcept {
@@ -281,7 +281,8 @@ void Shard::EventRows::locate(std::size_t g, std::string_view key, const Engine&
 // on each shard the first of its key groups owned there decides for all of
 // them there: here at once, elsewhere as the decider row of a run that
 // travels in one batch.
-void Shard::route_rows(const EventRows& e, const std::string_view* keys, const double* columns, bool dedup) {
+void Shard::route_rows(const EventRows& e, const double* columns, bool dedup) {
+  const std::string_view* keys = e.keys;
   const std::size_t groups = views_.groups();
   bool duplicate_here = false;
   if (dedup) {
@@ -341,113 +342,6 @@ void Shard::ingest_chunk(const char* data, std::size_t len, From from) {
     p = line_end + 1;
     if (escape < p && p < end) escape = kernels::find_byte(p, end, '\\');
   }
-}
-
-// ---------------------------------------------------------------- applying
-
-void Shard::apply_local(const RouteBatch& batch) { apply(batch, id_); }
-
-// Queries are answered meanwhile; a PUBLISH waits (it would ingest in the
-// middle of the line whose rows are being routed).
-bool Shard::work_while_waiting() {
-  const bool drained = drain_rings();  // both, whatever the first did
-  return serve_requests(false) || drained;
-}
-
-void Shard::apply(const RouteBatch& b, std::uint32_t source_shard) {
-  // Each row is judged against the watermark as it stood before it: the
-  // minimum of `base` (everything but this batch's own channel) and the
-  // stamp the row carries for its channel.
-  if (source_shard == id_) {  // a local batch: one key group
-    std::int64_t channel = INT64_MIN;
-    apply_rows<true>(b, std::min(time_.channels_min_cached(), router_.pending_min(b.group[0])), channel);
-  } else {
-    std::int64_t channel = time_.channel(source_shard);
-    const std::int64_t base =
-        std::min(time_.channels_min(source_shard), time_.self_bound(router_.pending_min()));
-    apply_rows<false>(b, base, channel);
-    time_.advance_channel(source_shard, std::max(channel, b.watermark));
-  }
-  ShardCounters::add(counters_.rows_applied, b.rows);
-  if (b.rows == 0) return;
-  // Timed from the batch's first read: its other rows count as long.
-  const std::int64_t waited = io::monotonic_us() - b.received_us;
-  counters_.receive_to_applied.record(static_cast<std::uint64_t>(std::max<std::int64_t>(waited, 0)), b.rows);
-}
-
-// The watermark advances row by row (each row is judged against it as it
-// stood before the row); then the views fold the batch. kOneGroup (a local
-// batch) makes the group a constant of the loops.
-template <bool kOneGroup>
-void Shard::apply_rows(const RouteBatch& b, std::int64_t base, std::int64_t& channel) {
-  std::uint32_t ids[kMaxBatchRows];
-  std::int64_t wms[kMaxBatchRows];
-  std::int64_t wm = time_.watermark();
-  std::int64_t ch = channel;
-  // Each row's age by the wall clock, in its histogram bucket.
-  kernels::LogHistogram& ages = counters_.event_to_queryable;
-  std::int64_t age_sum_ms = 0;
-  for (std::uint32_t r = 0; r < b.rows; ++r) {
-    ch = std::max(ch, b.wm[r]);
-    wm = std::max(wm, std::min(base, ch));
-    wms[r] = wm;
-    const std::int64_t age_ms = std::max<std::int64_t>(wall_ms_ - b.ts[r], 0);
-    ages.add_bucket(kernels::histogram_bucket(static_cast<std::uint64_t>(age_ms) * 1000));
-    age_sum_ms += age_ms;
-  }
-  ages.add_sum(static_cast<double>(age_sum_ms) * 1000.0);
-  channel = ch;
-  time_.advance(wm);
-  views_.apply<kOneGroup>(b, ids, wms);
-}
-
-// A row of a key group with few keys on this shard (event types, say):
-// its key table and windows stay in the L1 cache, so the batch, which is
-// there to prefetch, only costs the copy (4% of a 1-shard run with the
-// default views). Rows of the group still in the local batch go first, so
-// every window sees its rows in arrival order.
-void Shard::apply_row(std::size_t g, std::uint64_t hash, std::string_view key, std::int64_t ts, const double* columns,
-                      std::int64_t row_wm) {
-  router_.flush_local(g);
-  const std::int64_t wm = time_.advance(std::min({row_wm, time_.channels_min_cached(), router_.pending_min(g)}));
-  views_.apply_row(g, hash, key, ts, columns, wm);
-  count_direct_row(ts);
-}
-
-// A row handled on the spot (applied, or dropped as a duplicate where it
-// was parsed): rows_applied and the latency histograms count every row, so
-// that rows_applied reaching events x groups means nothing is in flight.
-void Shard::count_direct_row(std::int64_t ts) {
-  ShardCounters::add(counters_.rows_applied, 1);
-  // Its age in its bucket now; the ages' sum is added once a pass (read_clocks).
-  const std::int64_t age_ms = std::max<std::int64_t>(wall_ms_ - ts, 0);
-  counters_.event_to_queryable.add_bucket(kernels::histogram_bucket(static_cast<std::uint64_t>(age_ms) * 1000));
-  direct_age_ms_ += age_ms;
-  ++direct_rows_;
-}
-
-bool Shard::drain_rings() {
-  bool any = false;
-  for (std::uint32_t src = 0; src < shards_; ++src) {
-    SpscRing<RouteBatch>* ring = in_rings_[src];
-    if (ring == nullptr || ring_held(src)) continue;
-    while (const RouteBatch* b = ring->front()) {
-      if (b->barrier != 0) {
-        barrier_seen_[src] = std::max(barrier_seen_[src], b->barrier);
-        ring->pop();
-        any = true;
-        if (ring_held(src)) break;
-        continue;
-      }
-      apply(*b, src);
-      ShardCounters::add(counters_.routed_in, b->rows);
-      ring->pop();
-      any = true;
-    }
-  }
-  if (any) time_.recompute_channels();  // stamps moved; a drained idle channel no longer counts
-  if (any && engine_.publish_waiting()) engine_.notify_response();
-  return any;
 }
 
 // ---------------------------------------------------------------- inputs

@@ -240,8 +240,8 @@ class Shard final : public io::LineSink, private Router::Host {
     std::uint32_t dst[kMaxKeyGroups] = {};
     void locate(std::size_t g, std::string_view key, const Engine& engine) noexcept;
   };
-  // keys and columns: the parser's, for this event.
-  void route_rows(const EventRows& e, const std::string_view* keys, const double* columns, bool dedup);
+  // columns: the parser's, for this event.
+  void route_rows(const EventRows& e, const double* columns, bool dedup);
   EventRows event_rows_;
 
   bool drain_rings();
