@@ -47,21 +47,19 @@ using detail::Checker;
 using detail::parse_sources;
 using detail::quoted;
 
+// "NAME" or "NAME(FIELD)", NAME of [a-z0-9_]; which names are kinds and
+// which take a field is the engine's to say (check_aggregates).
 bool parse_aggregate(std::string_view text, AggregateConfig& out) {
   out.label = std::string(text);
-  if (text == "count") {
-    out.kind = AggKind::count;
-    return true;
-  }
   const auto open = text.find('(');
-  if (open == std::string_view::npos || text.back() != ')' || open + 2 >= text.size()) return false;
-  const auto fn = text.substr(0, open);
+  const auto name = text.substr(0, open);
+  if (name.empty() || name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") != std::string_view::npos) {
+    return false;
+  }
+  out.function = std::string(name);
+  if (open == std::string_view::npos) return true;
+  if (text.back() != ')' || open + 2 >= text.size()) return false;
   out.field = std::string(text.substr(open + 1, text.size() - open - 2));
-  if (fn == "sum") out.kind = AggKind::sum;
-  else if (fn == "min") out.kind = AggKind::min;
-  else if (fn == "max") out.kind = AggKind::max;
-  else if (fn == "avg") out.kind = AggKind::avg;
-  else return false;
   return true;
 }
 
@@ -151,7 +149,7 @@ void parse_views(const toml::node& node, Checker& check, Config& config) {
       for (const toml::node& a : *aggs_arr) {
         AggregateConfig agg;
         if (!a.is_string() || !parse_aggregate(a.as_string()->get(), agg)) {
-          check.error(a, "aggregate must be \"count\" or sum/min/max/avg(FIELD)");
+          check.error(a, "aggregate must be \"NAME\" or \"NAME(FIELD)\", such as \"count\" or \"sum(amount)\"");
           continue;
         }
         view.aggregates.push_back(std::move(agg));
@@ -279,7 +277,7 @@ void finalize(Config& config, std::vector<ConfigError>& errors) {
           errors.push_back({view.line, fmt::format("view '{}': aggregate '{}' is listed twice", view.name, agg.label)});
         }
       }
-      if (agg.kind == AggKind::count) {
+      if (agg.field.empty()) {
         agg.column = -1;
         continue;
       }

@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "engine/aggregate.hpp"
+
 namespace spate::engine {
 
 extern const ViewKind kTumblingKind;  // tumbling_window.cpp
@@ -45,6 +47,7 @@ std::vector<ConfigError> check_views(const Config& config) {
     }
     std::vector<std::string> problems;
     kind->check(view, problems);
+    check_aggregates(view, problems);
     for (const std::string& p : problems) errors.push_back({view.line, fmt::format("view '{}': {}", view.name, p)});
   }
   return errors;
@@ -58,6 +61,7 @@ std::unique_ptr<View> make_view(const ViewConfig& config, std::int64_t allowed_l
   }
   std::vector<std::string> problems;
   kind->check(config, problems);
+  check_aggregates(config, problems);
   if (!problems.empty()) throw std::invalid_argument(fmt::format("view '{}': {}", config.name, problems.front()));
   return kind->make(config, allowed_lateness_ms);
 }

@@ -81,8 +81,8 @@ void check_valid(const Config& c) {
       const AggregateConfig& agg = view.aggregates[a];
       require(c.find_aggregate(static_cast<int>(v), agg.label) == static_cast<int>(a), "an aggregate label that finds another",
               agg.label);
-      if (agg.kind == AggKind::count) {
-        require(agg.column == -1, "count with a column", agg.label);
+      if (agg.field.empty()) {
+        require(agg.column == -1, "an aggregate without a field but with a column", agg.label);
       } else {
         require(agg.column >= 0 && static_cast<std::size_t>(agg.column) < c.columns.size() &&
                     c.columns[static_cast<std::size_t>(agg.column)] == agg.field && field_type(agg.field, FieldType::number),

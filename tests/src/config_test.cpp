@@ -69,7 +69,7 @@ type = "carrier-pigeon"
 name = "v"
 key = "nope"
 size_ms = 1000
-aggregates = ["count", "median(amount)", "sum(user)"]
+aggregates = ["count", "Sum amount", "sum(user)"]
 colour = "blue"
 )toml",
                               "bad.toml");

@@ -18,7 +18,7 @@
 
 namespace spate::storage {
 
-inline constexpr std::uint32_t kCheckpointVersion = 2;  // 2: dedup as one table of id fingerprints a shard
+inline constexpr std::uint32_t kCheckpointVersion = 3;  // 2: dedup as one table of id fingerprints a shard; 3: a window keeps each aggregate kind's own words
 
 // A place in a shard's hot log: block `block` (0-based) of segment
 // `segment`; replay starts there. Later segments replay whole.

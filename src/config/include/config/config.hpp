@@ -112,13 +112,13 @@ struct FieldConfig {
   int line = 0;  // where it is declared, for error messages
 };
 
-enum class AggKind : std::uint8_t { count, sum, min, max, avg };
-
+// "count", "sum(amount)": the kind (engine/aggregate.hpp checks the name)
+// and the number field it reads, if it takes one.
 struct AggregateConfig {
-  AggKind kind = AggKind::count;
-  std::string label;  // "count", "sum(amount)": the name clients see
-  std::string field;  // the number field it reads; empty for count
-  int column = -1;    // index into Config::columns, set by finalize(); -1 for count
+  std::string function;  // "sum"
+  std::string label;     // "sum(amount)": the name clients see
+  std::string field;     // empty for a kind that takes none (count)
+  int column = -1;       // index into Config::columns, set by finalize(); -1 without a field
 };
 
 struct ViewConfig {

@@ -1,5 +1,5 @@
-// Tumbling event-time windows per key for one view on one shard: count, sum,
-// min, max and avg of the view's numeric columns.
+// Tumbling event-time windows per key for one view on one shard, each
+// holding the view's aggregates (engine/aggregate.hpp).
 #pragma once
 
 #include <cstdint>
@@ -10,21 +10,12 @@
 
 #include "kernels/prefetch.hpp"
 #include "config/config.hpp"
+#include "engine/aggregate.hpp"
 #include "engine/key_table.hpp"
 #include "engine/route_batch.hpp"
 #include "engine/view.hpp"
 
 namespace spate::engine {
-
-// One window's state is a run of words: start, count, then sum, min and max
-// for each column the view aggregates. Keeping only the used columns makes a
-// per_user_1m window 40 bytes instead of 112, which halved the cache misses
-// of the window update (the largest cost after parsing in a profile).
-union WindowWord {
-  std::int64_t i;
-  std::uint64_t u;
-  double d;
-};
 
 inline std::int64_t window_start_of(std::int64_t ts, std::int64_t window_ms) noexcept {
   std::int64_t q = ts / window_ms;
@@ -40,12 +31,19 @@ class TumblingView final : public View {
 
   // Folds row r of batch b into key_id's window. Returns false, changing
   // nothing, when that window closed: watermark >= window end + lateness.
+  // One row at a time: apply() is the staged path for a batch, and this the
+  // reference it is tested against.
   bool add(std::uint32_t key_id, const RouteBatch& b, std::uint32_t r, std::int64_t watermark) {
-    return add(key_id, b.ts[r], watermark, [&b, r](std::uint8_t c) { return b.columns[c][r]; });
+    WindowWord* w = take(key_id, b.ts[r], watermark, [](const WindowWord*) {});
+    if (w != nullptr) fold(w, r, b.ts, [&b](int c) { return b.columns[c]; });
+    return w != nullptr;
   }
   // The same for one row outside a batch; columns[c] is batch column c.
   bool add(std::uint32_t key_id, std::int64_t ts, const double* columns, std::int64_t watermark) {
-    return add(key_id, ts, watermark, [columns](std::uint8_t c) { return columns[c]; });
+    WindowWord* w = take(key_id, ts, watermark, [](const WindowWord*) {});
+    if (w == nullptr) return false;
+    fold(w, 0, &ts, [columns](int c) { return columns + c; });
+    return true;
   }
 
   // The key's newest window, and the head of its older ones: a row that
@@ -97,31 +95,52 @@ class TumblingView final : public View {
   TumblingView* row_store() noexcept override { return this; }
 
  private:
-  template <typename Column>
-  bool add(std::uint32_t key_id, std::int64_t ts, std::int64_t watermark, Column column) {
+  // Where a view's aggregates live in a window: one slot per distinct state
+  // (its kind's state kind and its field), so sum(x) and avg(x) share one.
+  struct Slot {
+    const AggregateKind* kind;  // the state kind: its words, init and fold
+    int column;                 // batch column it reads; -1 for none
+    std::uint32_t offset;       // its first word in a window
+  };
+  static constexpr std::uint32_t kNoSlot = UINT32_MAX;
+
+  // The window of key_id a row at ts goes to, with the row counted; nullptr,
+  // changing nothing, when that window closed. before_move(w) is called
+  // before the window at w moves (the key's newest, when a newer one
+  // comes), and before_move(nullptr) before every window may (the arrays
+  // grow): the staged apply folds the rows it holds pointers for first.
+  template <typename BeforeMove>
+  WindowWord* take(std::uint32_t key_id, std::int64_t ts, std::int64_t watermark, BeforeMove before_move) {
     // Rows mostly fall into the window of the row before: reuse its start
     // instead of a 64-bit division per row (8% of apply in a profile).
     if (static_cast<std::uint64_t>(ts) - static_cast<std::uint64_t>(last_start_) >= static_cast<std::uint64_t>(window_ms_)) {
       last_start_ = window_start_of(ts, window_ms_);
     }
     const std::int64_t start = last_start_;
-    if (start + window_ms_ + lateness_ms_ <= watermark) return false;
+    if (start + window_ms_ + lateness_ms_ <= watermark) return nullptr;
     if (start > newest_start_) newest_start_ = start;
-    if (key_id >= keys_) grow(key_id + 1);
+    if (key_id >= keys_) {
+      before_move(nullptr);
+      grow(key_id + 1);
+    }
     // The newest window of each key lives in one flat array: in-order events
     // touch one place; new windows and out-of-order events take the slow path.
     WindowWord* w = &hot_[static_cast<std::size_t>(key_id) * words_];
-    if (w[1].u == 0 || w[0].i != start) w = window_for(key_id, start);
-    ++w[1].u;
-    for (std::uint32_t i = 0; i < ncolumns_; ++i) {
-      const double v = column(columns_[i]);
-      WindowWord* c = w + 2 + 3 * i;
-      c[0].d += v;
-      if (v < c[1].d) c[1].d = v;
-      if (v > c[2].d) c[2].d = v;
+    if (w[1].u == 0 || w[0].i != start) {
+      if (w[1].u != 0 && start > w[0].i) before_move(w);
+      w = window_for(key_id, start);
     }
-    return true;
+    ++w[1].u;
+    return w;
   }
+  // Folds row r (its ts[r], column(c)[r]) into the aggregates of w.
+  template <typename Column>
+  void fold(WindowWord* w, std::uint32_t r, const std::int64_t* ts, Column column) const {
+    for (const Slot& slot : slots_) {
+      slot.kind->fold(FoldRows{&w, &r, 1, slot.offset, slot.column >= 0 ? column(slot.column) : nullptr, ts});
+    }
+  }
+  void fold_rows(const RouteBatch& b, WindowWord* const* windows, const std::uint32_t* rows, std::uint32_t n) const;
   void grow(std::uint32_t keys);
   std::int64_t horizon(std::int64_t watermark, std::int64_t retention_ms) const noexcept;
   WindowWord* window_for(std::uint32_t key_id, std::int64_t start);
@@ -139,9 +158,9 @@ class TumblingView final : public View {
 
   std::int64_t window_ms_;
   std::int64_t lateness_ms_;
-  std::uint8_t columns_[kMaxColumns] = {};   // slot -> batch column
-  std::uint8_t slot_of_[kMaxColumns] = {};   // batch column -> slot
-  std::uint32_t ncolumns_ = 0;
+  std::vector<Slot> slots_;
+  std::vector<const AggregateKind*> kinds_;  // per aggregate
+  std::vector<std::uint32_t> agg_slot_;      // per aggregate: its slot, or kNoSlot (count)
   std::uint32_t words_ = 2;                  // words per window
   std::uint32_t keys_ = 0;
   std::vector<WindowWord> hot_;  // newest window per key; count 0 = none

@@ -15,50 +15,11 @@
 
 #include "config/config.hpp"
 #include "kernels/byte_io.hpp"
+#include "engine/aggregate.hpp"
 #include "engine/key_table.hpp"
 #include "engine/route_batch.hpp"
 
 namespace spate::engine {
-
-// One aggregate's result: counts stay integers, the rest are doubles.
-struct AggValue {
-  bool integral = false;
-  std::uint64_t u = 0;
-  double d = 0;
-  static AggValue count(std::uint64_t n) noexcept { return {true, n, static_cast<double>(n)}; }
-  static AggValue real(double v) noexcept { return {false, 0, v}; }
-  double as_double() const noexcept { return integral ? static_cast<double>(u) : d; }
-};
-
-// One aggregate's partial state for one key and window: what any part of
-// the rows folds to, so that the states of two parts (two shards, two
-// sketches, a checkpoint and what came after it) merge into the state of
-// all of them. An average is kept as its sum and count, never as an average
-// of averages.
-struct AggState {
-  AggKind kind = AggKind::count;
-  std::uint64_t count = 0;
-  double sum = 0;
-  double min = std::numeric_limits<double>::infinity();
-  double max = -std::numeric_limits<double>::infinity();
-
-  void merge(const AggState& other) noexcept {
-    count += other.count;
-    sum += other.sum;
-    min = std::min(min, other.min);
-    max = std::max(max, other.max);
-  }
-  AggValue value() const noexcept {
-    switch (kind) {
-      case AggKind::count: return AggValue::count(count);
-      case AggKind::sum: return AggValue::real(sum);
-      case AggKind::min: return AggValue::real(min);
-      case AggKind::max: return AggValue::real(max);
-      case AggKind::avg: return AggValue::real(count == 0 ? 0.0 : sum / static_cast<double>(count));
-    }
-    return AggValue::real(0);
-  }
-};
 
 // One window of one key as a query sees it: each aggregate's state, in the
 // view's order.

@@ -1,0 +1,52 @@
+// The list of aggregate kinds; see aggregate.hpp. Adding a kind is adding
+// its file under aggregates/ and its line below.
+#include "engine/aggregate.hpp"
+
+#include <fmt/format.h>
+
+namespace spate::engine {
+
+extern const AggregateKind kCountKind;  // aggregates/basic.cpp
+extern const AggregateKind kSumKind;
+extern const AggregateKind kMinKind;
+extern const AggregateKind kMaxKind;
+extern const AggregateKind kAvgKind;
+extern const AggregateKind kLastKind;  // aggregates/last.cpp
+
+namespace {
+const AggregateKind* const kKinds[] = {
+    &kCountKind, &kSumKind, &kMinKind, &kMaxKind, &kAvgKind, &kLastKind,
+};
+}  // namespace
+
+const AggregateKind* find_aggregate_kind(std::string_view name) noexcept {
+  for (const AggregateKind* kind : kKinds) {
+    if (kind->name == name) return kind;
+  }
+  return nullptr;
+}
+
+std::string aggregate_kind_names() {
+  std::string names;
+  for (const AggregateKind* kind : kKinds) {
+    if (!names.empty()) names += ", ";
+    names += kind->name;
+  }
+  return names;
+}
+
+void check_aggregates(const ViewConfig& view, std::vector<std::string>& problems) {
+  for (const AggregateConfig& agg : view.aggregates) {
+    const AggregateKind* kind = find_aggregate_kind(agg.function);
+    if (kind == nullptr) {
+      problems.push_back(fmt::format("aggregate '{}': '{}' is not an aggregate ({})", agg.label, agg.function,
+                                     aggregate_kind_names()));
+    } else if (kind->takes_field && agg.field.empty()) {
+      problems.push_back(fmt::format("aggregate '{}' needs a field: {}(FIELD)", agg.label, agg.function));
+    } else if (!kind->takes_field && !agg.field.empty()) {
+      problems.push_back(fmt::format("aggregate '{}': {} takes no field", agg.label, agg.function));
+    }
+  }
+}
+
+}  // namespace spate::engine
