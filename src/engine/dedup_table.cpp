@@ -44,13 +44,15 @@ DedupTable::Verdict DedupTable::check(const kernels::Fingerprint& fp, std::int64
   const Key k = key_of(fp);
   Spots spots = spots_of(k);
   const Bucket& first = buckets_[spots.first];
-  if (find(first, k)) return Verdict::duplicate;
-  if ((first.slots[0].meta & kOverflowBit) != 0 && find(buckets_[spots.second], k)) return Verdict::duplicate;
+  const std::uint32_t stale = stale_below(watermark);
+  const std::uint32_t live_from = std::max<std::uint32_t>(stale, 1);
+  if (find(first, k, live_from)) return Verdict::duplicate;
+  if ((first.slots[0].meta & kOverflowBit) != 0 && find(buckets_[spots.second], k, live_from)) return Verdict::duplicate;
   if (used_ >= grow_at_) {
     grow(watermark, false);
     spots = spots_of(k);
   }
-  while (!place(k, spots, time_of(ts), stale_below(watermark), true)) {
+  while (!place(k, spots, time_of(ts), stale, true)) {
     grow(watermark, true);
     spots = spots_of(k);
   }

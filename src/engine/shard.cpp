@@ -288,7 +288,7 @@ void Shard::route_rows(const EventRows& e, const double* columns, bool dedup) {
   if (dedup) {
     for (std::size_t g = 0; g < groups; ++g) {
       if (e.dst[g] != id_) continue;
-      duplicate_here = views_.is_duplicate(e.id, e.ts, time_.watermark(), g == 0);
+      duplicate_here = views_.is_duplicate(e.id, e.ts, e.stamp, g == 0);
       break;
     }
   }

@@ -52,7 +52,7 @@ ViewSet::ViewSet(const Config& config, std::uint32_t shards, std::atomic<std::ui
 // Group prefetching: every decider row's bucket is asked for a group of
 // rows ahead of its check, so the misses of a table far larger than the
 // caches overlap instead of waiting one by one.
-void ViewSet::drop_duplicates(const RouteBatch& b, std::uint32_t* ids, const std::int64_t* wms) {
+void ViewSet::drop_duplicates(const RouteBatch& b, std::uint32_t* ids) {
   constexpr std::uint32_t kAhead = 16;
   const std::uint32_t rows = b.rows;
   const DedupRole* role = b.dedup;
@@ -72,7 +72,7 @@ void ViewSet::drop_duplicates(const RouteBatch& b, std::uint32_t* ids, const std
       case DedupRole::secondary: {
         // A row whose key the state budget refused still has its id
         // remembered: its event's rows elsewhere were applied.
-        const DedupTable::Verdict v = dedup_->check(b.id[r], b.ts[r], wms[r]);
+        const DedupTable::Verdict v = dedup_->check(b.id[r], b.ts[r], b.wm[r]);
         duplicate = v == DedupTable::Verdict::duplicate;
         if (role[r] == DedupRole::primary && v != DedupTable::Verdict::first) {
           kernels::add_relaxed(duplicate ? duplicates_ : beyond_horizon_, 1);

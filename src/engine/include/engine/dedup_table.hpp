@@ -117,9 +117,12 @@ class DedupTable {
   }
   static std::uint32_t time_of(std::int64_t ts_ms) noexcept;
   std::uint32_t stale_below(std::int64_t watermark) const noexcept;
-  static bool find(const Bucket& bucket, const Key& k) noexcept {
+  // A slot dated below live_from (at least 1: 0 is an empty slot) is past
+  // the horizon, swept or not: matching it would make the verdict depend
+  // on how far the sweep had come (an id resent with another timestamp).
+  static bool find(const Bucket& bucket, const Key& k, std::uint32_t live_from) noexcept {
     bool found = false;  // all four compared: no branch to mispredict on which slot
-    for (const Slot& s : bucket.slots) found |= (s.meta & kTimeMask) != 0 && s.a == k.a && s.b == k.b;
+    for (const Slot& s : bucket.slots) found |= (s.meta & kTimeMask) >= live_from && s.a == k.a && s.b == k.b;
     return found;
   }
   // Places an id known to be absent; false when it found no room and the

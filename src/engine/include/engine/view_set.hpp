@@ -36,7 +36,10 @@ class ViewSet {
   std::uint64_t beyond_horizon() const noexcept { return beyond_horizon_.load(std::memory_order_relaxed); }
   void prefetch_id(const kernels::Fingerprint& fp) const noexcept { dedup_->prefetch(fp); }
   // Decides an event's rows on this shard where it was parsed; primary: the
-  // event's first key group is among them (it counts the verdict).
+  // event's first key group is among them (it counts the verdict). The
+  // horizon is judged against the event's stamp (its input's watermark
+  // before it), as a decider row elsewhere is: a function of the input's
+  // order alone, not of how far this shard's batches were applied.
   bool is_duplicate(const kernels::Fingerprint& fp, std::int64_t ts, std::int64_t watermark, bool primary) {
     const DedupTable::Verdict v = dedup_->check(fp, ts, watermark);
     if (v == DedupTable::Verdict::first) return false;
@@ -74,7 +77,7 @@ class ViewSet {
       refused += ids[r] == KeyTable::kMissing;
     }
     if (refused != 0) count_refused(b, ids, kOneGroup);
-    if (dedup_ != nullptr && !kOneGroup) drop_duplicates(b, ids, wms);  // a local batch was decided as parsed
+    if (dedup_ != nullptr && !kOneGroup) drop_duplicates(b, ids);  // a local batch was decided as parsed
     for (std::size_t g = 0; g < group_views_.size(); ++g) {
       if (kOneGroup && g != b.group[0]) continue;
       const BatchRows batch_rows{b, ids, wms, 0, rows, kOneGroup ? -1 : static_cast<int>(g)};
@@ -139,7 +142,7 @@ class ViewSet {
   // Out of line: a batch with refused keys is the rare case.
   void count_refused(const RouteBatch& b, const std::uint32_t* ids, bool one_group) noexcept;
   // Marks the rows whose event id this shard has seen (ids[r] = kMissing).
-  void drop_duplicates(const RouteBatch& b, std::uint32_t* ids, const std::int64_t* wms);
+  void drop_duplicates(const RouteBatch& b, std::uint32_t* ids);
   // Stored only when it moves: a plain compare per row (loading the atomic
   // and an out-of-line call per row cost 37 instructions an event).
   void publish_newest(std::size_t view, std::int64_t newest) noexcept {
