@@ -152,6 +152,7 @@ void parse_views(const toml::node& node, Checker& check, Config& config) {
           check.error(a, "aggregate must be \"NAME\" or \"NAME(FIELD)\", such as \"count\" or \"sum(amount)\"");
           continue;
         }
+        agg.line = static_cast<int>(a.source().begin.line);
         view.aggregates.push_back(std::move(agg));
       }
     }

@@ -35,16 +35,19 @@ std::string aggregate_kind_names() {
   return names;
 }
 
-void check_aggregates(const ViewConfig& view, std::vector<std::string>& problems) {
+void check_aggregates(const ViewConfig& view, std::vector<ConfigError>& errors) {
   for (const AggregateConfig& agg : view.aggregates) {
+    const auto error = [&](std::string reason) {
+      errors.push_back({agg.line != 0 ? agg.line : view.line,
+                        fmt::format("view '{}': aggregate '{}' {}", view.name, agg.label, reason)});
+    };
     const AggregateKind* kind = find_aggregate_kind(agg.function);
     if (kind == nullptr) {
-      problems.push_back(fmt::format("aggregate '{}': '{}' is not an aggregate ({})", agg.label, agg.function,
-                                     aggregate_kind_names()));
+      error(fmt::format("is not an aggregate ({})", aggregate_kind_names()));
     } else if (kind->takes_field && agg.field.empty()) {
-      problems.push_back(fmt::format("aggregate '{}' needs a field: {}(FIELD)", agg.label, agg.function));
+      error(fmt::format("needs a field: {}(FIELD)", agg.function));
     } else if (!kind->takes_field && !agg.field.empty()) {
-      problems.push_back(fmt::format("aggregate '{}': {} takes no field", agg.label, agg.function));
+      error(fmt::format("takes no field: {}", agg.function));
     }
   }
 }

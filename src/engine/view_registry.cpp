@@ -47,8 +47,8 @@ std::vector<ConfigError> check_views(const Config& config) {
     }
     std::vector<std::string> problems;
     kind->check(view, problems);
-    check_aggregates(view, problems);
     for (const std::string& p : problems) errors.push_back({view.line, fmt::format("view '{}': {}", view.name, p)});
+    check_aggregates(view, errors);
   }
   return errors;
 }
@@ -61,8 +61,10 @@ std::unique_ptr<View> make_view(const ViewConfig& config, std::int64_t allowed_l
   }
   std::vector<std::string> problems;
   kind->check(config, problems);
-  check_aggregates(config, problems);
   if (!problems.empty()) throw std::invalid_argument(fmt::format("view '{}': {}", config.name, problems.front()));
+  std::vector<ConfigError> errors;
+  check_aggregates(config, errors);
+  if (!errors.empty()) throw std::invalid_argument(errors.front().message);
   return kind->make(config, allowed_lateness_ms);
 }
 

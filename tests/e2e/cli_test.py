@@ -34,7 +34,7 @@ class CliTest(unittest.TestCase):
             self.assertEqual(r.returncode, 78, r.stderr)
             self.assertIn("bad.toml:2: error: unknown key 'mystery'", r.stderr)
             self.assertIn("bad.toml:6: error: 'size_ms' = -5 is out of range", r.stderr)
-            self.assertIn("bad.toml:7: error: aggregate must be", r.stderr)
+            self.assertIn("bad.toml:7: error: view 'v': aggregate 'p99(amount)' is not an aggregate", r.stderr)
             good = os.path.join(tmp, "good.toml")
             with open(good, "w") as f:
                 f.write('shards = 2\n[[view]]\nname = "v"\nkey = "user"\nsize_ms = 1000\naggregates = ["count"]\n')

@@ -119,6 +119,7 @@ struct AggregateConfig {
   std::string label;     // "sum(amount)": the name clients see
   std::string field;     // empty for a kind that takes none (count)
   int column = -1;       // index into Config::columns, set by finalize(); -1 without a field
+  int line = 0;          // where it is written, for error messages
 };
 
 struct ViewConfig {

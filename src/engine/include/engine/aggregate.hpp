@@ -79,8 +79,8 @@ const AggregateKind* find_aggregate_kind(std::string_view name) noexcept;
 std::string aggregate_kind_names();
 
 // Each of the view's aggregates names a kind and gives it a field exactly
-// when the kind takes one; each problem appended as the reason.
-void check_aggregates(const ViewConfig& view, std::vector<std::string>& problems);
+// when the kind takes one; each problem appended at the aggregate's line.
+void check_aggregates(const ViewConfig& view, std::vector<ConfigError>& errors);
 
 // One aggregate's partial state for one key and window, as a query sees
 // it: what merges across the parts of a window into its result.
