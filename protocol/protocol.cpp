@@ -1,5 +1,5 @@
 // Query protocol v1 codec; see protocol.hpp and docs/protocol.md.
-#include "client/protocol.hpp"
+#include "protocol/protocol.hpp"
 
 #include <fstream>
 

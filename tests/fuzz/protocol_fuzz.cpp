@@ -1,5 +1,5 @@
 // libFuzzer target: decoding request frames of the query protocol, with
-// peek_frame, frame_body and FieldReader (client/protocol.hpp) applied to a
+// peek_frame, frame_body and FieldReader (protocol/protocol.hpp) applied to a
 // connection's bytes the way QueryServer::on_readable and handle_frame apply
 // them. The server's handlers themselves are private and reachable only
 // through a socket; this covers the decoding under them.
@@ -17,7 +17,7 @@
 #include <string>
 #include <string_view>
 
-#include "client/protocol.hpp"
+#include "protocol/protocol.hpp"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// Unit tests of the query protocol codec (src/query/protocol.hpp): golden
+// Unit tests of the query protocol codec (protocol/protocol.hpp): golden
 // bytes from docs/protocol.md, round trips, and rejection of malformed input.
 #include <doctest/doctest.h>
 
@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "client/protocol.hpp"
+#include "protocol/protocol.hpp"
 
 namespace {
 

@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-#include "client/protocol.hpp"
+#include "protocol/protocol.hpp"
 
 namespace spate::query {
 

@@ -15,7 +15,7 @@
 
 #include "config/config.hpp"
 #include "engine/engine.hpp"
-#include "client/protocol.hpp"
+#include "protocol/protocol.hpp"
 #include "query/alarms.hpp"
 #include "query/publish_dedup.hpp"
 

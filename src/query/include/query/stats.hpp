@@ -5,7 +5,7 @@
 #include <functional>
 #include <string_view>
 
-#include "client/protocol.hpp"
+#include "protocol/protocol.hpp"
 #include "engine/engine.hpp"
 #include "kernels/log_histogram.hpp"
 
