@@ -1,5 +1,6 @@
 // The query server; see query_server.hpp and docs/protocol.md.
 #include "query/query_server.hpp"
+#include "query/query_op.hpp"
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -417,32 +418,12 @@ bool QueryServer::handle_frame(Connection& c, const FrameHeader& h, std::string_
     reply_error(c, h.op, h.request_id, Status::handshake_required, "the first frame must be HELLO");
     return false;
   }
-  switch (h.op) {
-    case Op::ping: {
-      std::string out;
-      const auto mark = begin_frame(out, Op::ping, Status::ok, h.request_id);
-      FieldReader reader(body);
-      while (auto f = reader.next()) {
-        if (f->tag == Tag::payload) FieldWriter(out).bytes(Tag::payload, f->bytes);
-      }
-      finish_frame(out, mark);
-      send(c, out);
-      return true;
-    }
-    case Op::stats:
-      handle_stats(c, h);
-      return true;
-    case Op::view_get:
-    case Op::view_top:
-      handle_view(c, h, body);
-      return true;
-    case Op::publish:
-      handle_publish(c, h, body);
-      return true;
-    case Op::hello:
-      break;
+  const QueryOp* op = find_query_op(h.op);
+  if (op == nullptr) {
+    reply_error(c, h.op, h.request_id, Status::unknown_op, fmt::format("unknown operation {}", static_cast<unsigned>(h.op)));
+    return true;
   }
-  reply_error(c, h.op, h.request_id, Status::unknown_op, fmt::format("unknown operation {}", static_cast<unsigned>(h.op)));
+  op->handle(*this, c, h, body);
   return true;
 }
 

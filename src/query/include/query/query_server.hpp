@@ -21,6 +21,8 @@
 
 namespace spate::query {
 
+struct QueryOp;
+
 // What the server did to its clients, in STATS under query.* (shard 0's
 // block, so that sums over shards stay right). Kept by the server thread,
 // which also answers STATS.
@@ -55,7 +57,8 @@ class QueryServer {
   void reload_alarms(std::vector<engine::AlarmConfig> alarms);
   const ServerCounters& counters() const noexcept { return counters_; }
 
- private:
+  // For the query operations (query_op.hpp). A connection, and a request
+  // that waits for its shards' answers:
   struct Connection {
     int fd = -1;
     std::uint64_t id = 0;
@@ -78,6 +81,7 @@ class QueryServer {
     std::uint64_t connection_id = 0;
     std::uint32_t request_id = 0;
     Op op{};
+    const QueryOp* handler = nullptr;  // its operation
     int view = -1;
     std::uint32_t k = 0;
     int by = 0;
@@ -90,7 +94,22 @@ class QueryServer {
     std::uint64_t alarm_generation = 0;
   };
 
+  engine::Engine& engine() noexcept { return engine_; }
+  void send(Connection& c, const std::string& frame);
+  void reply_error(Connection& c, Op op, std::uint32_t request_id, Status status, std::string_view message);
+  std::uint64_t next_ticket() noexcept { return next_ticket_++; }
+  // Whether the shard's request ring has room; submit() hands it the task
+  // (false, the task kept, when it is full).
+  bool has_capacity(std::uint32_t shard) const noexcept;
+  bool submit(std::uint32_t shard, std::unique_ptr<engine::QueryTask>& task);
+  // A request of c handled by op, and its wait for the tasks under ticket.
+  std::unique_ptr<Pending> pending_for(const Connection& c, const FrameHeader& h, const QueryOp& op) const;
+  void add_pending(Connection& c, std::uint64_t ticket, std::unique_ptr<Pending> pending);
+  // A PUBLISH waits until the rows it routed are applied (check_publishes).
+  void wait_for_publish(std::uint64_t ticket) { waiting_publishes_.push_back(ticket); }
+  PublishDedup& publish_dedup() noexcept { return dedup_; }
 
+ private:
   void run();
   void accept_all();
   void pause_accepting(std::int64_t now_ms);
@@ -100,18 +119,11 @@ class QueryServer {
   void on_writable(Connection& c);
   bool handle_frame(Connection& c, const FrameHeader& h, std::string_view body);
   void handle_hello(Connection& c, const FrameHeader& h, std::string_view body);
-  void handle_stats(Connection& c, const FrameHeader& h);
-  void handle_view(Connection& c, const FrameHeader& h, std::string_view body);
-  void handle_publish(Connection& c, const FrameHeader& h, std::string_view body);
-  bool has_capacity(std::uint32_t shard) const noexcept;
-  bool submit(std::uint32_t shard, engine::QueryTask* task);
   void collect_responses();
   void check_publishes();
   void finish(Pending& p);
   // Every second: evaluates the alarms and asks for the aggregate alarms' windows.
   void evaluate_alarms(std::int64_t now_ms);
-  void reply_error(Connection& c, Op op, std::uint32_t request_id, Status status, std::string_view message);
-  void send(Connection& c, const std::string& frame);
   void close_connection(Connection& c);
   void update_interest(Connection& c);
   bool can_read(const Connection& c) const noexcept;

@@ -1,0 +1,43 @@
+// Query operations by opcode: what the server does with a request frame of
+// each Op once HELLO is done. An operation is one file under src/query/ops/
+// (its decoder, the shard tasks it asks for, how it merges their answers
+// and encodes the reply) and one line in query_ops.cpp's list; the server's
+// loop names none of them.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "engine/query_task.hpp"
+#include "protocol/protocol.hpp"
+#include "query/query_server.hpp"
+
+namespace spate::query {
+
+using Connection = QueryServer::Connection;
+using Pending = QueryServer::Pending;
+
+struct QueryOp {
+  Op code;
+  // A request (its fields' wire types checked): answered at once
+  // (QueryServer::send), refused (reply_error), or handed to shards as
+  // tasks under one ticket (QueryServer::submit, then add_pending).
+  void (*handle)(QueryServer& server, Connection& c, const FrameHeader& h, std::string_view body);
+  // A shard's answer to one of the request's tasks; true once the request
+  // has every answer it waits for (then finish). nullptr: no shard tasks.
+  bool (*answered)(QueryServer& server, std::uint64_t ticket, Pending& p, std::unique_ptr<engine::QueryTask> task);
+  // The request is whole: the reply, to c (nullptr when the client went
+  // away: only what must happen regardless).
+  void (*finish)(QueryServer& server, Pending& p, Connection* c);
+};
+
+// The operation with that opcode, or nullptr (HELLO is the server's own).
+const QueryOp* find_query_op(Op code) noexcept;
+
+// VIEW_GET's and VIEW_TOP's reply: the rows of p, merged, in one frame.
+void reply_view_rows(QueryServer& server, Pending& p, Connection& c);
+// Both take a shard's rows the same way.
+bool view_rows_answered(QueryServer& server, std::uint64_t ticket, Pending& p, std::unique_ptr<engine::QueryTask> task);
+
+}  // namespace spate::query

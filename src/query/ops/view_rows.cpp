@@ -1,0 +1,58 @@
+// What VIEW_GET and VIEW_TOP share: taking the shards' rows, and the reply
+// that merges and encodes them.
+#include <iterator>
+
+#include "query/query_op.hpp"
+
+namespace spate::query {
+
+bool view_rows_answered(QueryServer&, std::uint64_t, Pending& p, std::unique_ptr<engine::QueryTask> task) {
+  std::move(task->rows.begin(), task->rows.end(), std::back_inserter(p.rows));
+  return --p.remaining == 0;
+}
+
+void reply_view_rows(QueryServer& server, Pending& p, Connection& c) {
+  if (p.overloaded) {
+    server.reply_error(c, p.op, p.request_id, Status::overloaded, "a shard request queue is full; retry");
+    return;
+  }
+  const auto& view = server.engine().config().views[static_cast<std::size_t>(p.view)];
+  // Each shard's part of a window merged (a key's rows live on one shard
+  // today, so parts meet only when state is spread wider), then for
+  // VIEW_TOP each shard's best merged into the best k.
+  engine::merge_rows(p.rows);
+  if (p.op == Op::view_top) engine::keep_top(p.rows, p.k, p.by);
+  std::string out;
+  const auto mark = begin_frame(out, p.op, Status::ok, p.request_id);
+  FieldWriter w(out);
+  if (p.op == Op::view_top && p.window_start != INT64_MIN) w.i64(Tag::window_start, p.window_start);
+  std::size_t n = 0;
+  for (const auto& row : p.rows) {
+    // Stay within the frame limit with room for one more row and the flag.
+    if (n++ == kMaxRowsPerResponse || out.size() - mark > kDefaultMaxFrameBytes - (64u << 10)) {
+      w.u64(Tag::truncated, 1);
+      break;
+    }
+    const auto rm = w.begin_nested(Tag::row);
+    w.bytes(Tag::key, row.key);
+    w.i64(Tag::window_start, row.window_start);
+    w.i64(Tag::window_end, row.window_end);
+    w.u64(Tag::closed, row.closed ? 1 : 0);
+    for (std::size_t a = 0; a < view.aggregates.size(); ++a) {
+      const auto am = w.begin_nested(Tag::agg);
+      w.bytes(Tag::name, view.aggregates[a].label);
+      const engine::AggValue value = row.value(a);
+      if (value.integral) {
+        w.u64(Tag::value_u64, value.u);
+      } else {
+        w.f64(Tag::value_f64, value.d);
+      }
+      w.end_nested(am);
+    }
+    w.end_nested(rm);
+  }
+  finish_frame(out, mark);
+  server.send(c, out);
+}
+
+}  // namespace spate::query

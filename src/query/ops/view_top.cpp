@@ -1,0 +1,83 @@
+// VIEW_TOP: the best K keys of a view's window by one aggregate (BY), each
+// shard's best merged into the best K. Without WINDOW_START, the newest
+// window any shard has rows in.
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "query/query_op.hpp"
+
+namespace spate::query {
+
+extern const QueryOp kViewTopOp;
+const QueryOp kViewTopOp{
+    Op::view_top,
+    [](QueryServer& server, Connection& c, const FrameHeader& h, std::string_view body) {
+      std::string_view view_name, by = "count";
+      bool has_window = false;
+      std::int64_t window_start = 0;
+      std::uint64_t k = 10;
+      FieldReader reader(body);
+      while (auto f = reader.next()) {
+        switch (f->tag) {
+          case Tag::view: view_name = f->bytes; break;
+          case Tag::window_start: window_start = f->as_i64(); has_window = true; break;
+          case Tag::k: k = f->u; break;
+          case Tag::by: by = f->bytes; break;
+          default: break;  // unknown fields are skipped
+        }
+      }
+      engine::Engine& engine = server.engine();
+      const auto& config = engine.config();
+      const int view = config.find_view(view_name);
+      if (view < 0) {
+        server.reply_error(c, h.op, h.request_id, Status::unknown_view, fmt::format("no view named '{}'", view_name));
+        return;
+      }
+      const int agg = config.find_aggregate(view, by);
+      if (agg < 0) {
+        server.reply_error(c, h.op, h.request_id, Status::unknown_aggregate,
+                           fmt::format("view '{}' has no aggregate '{}'", view_name, by));
+        return;
+      }
+      if (k == 0 || k > kMaxTopK) {
+        server.reply_error(c, h.op, h.request_id, Status::bad_request, fmt::format("K must be in [1, {}]", kMaxTopK));
+        return;
+      }
+      if (!has_window) {
+        window_start = INT64_MIN;
+        for (std::uint32_t s = 0; s < engine.shard_count(); ++s) {
+          window_start = std::max(window_start, engine.shard(s).counters().newest_window[view].load(std::memory_order_relaxed));
+        }
+      }
+      const std::uint64_t ticket = server.next_ticket();
+      auto pending = server.pending_for(c, h, kViewTopOp);
+      pending->view = view;
+      pending->k = static_cast<std::uint32_t>(k);
+      pending->by = agg;
+      pending->window_start = window_start;
+      for (std::uint32_t s = 0; s < engine.shard_count(); ++s) {
+        auto task = std::make_unique<engine::QueryTask>();
+        task->kind = engine::QueryTask::Kind::view_top;
+        task->ticket = ticket;
+        task->view = view;
+        task->window_start = window_start;
+        task->k = static_cast<std::uint32_t>(k);
+        task->by = agg;
+        if (server.submit(s, task)) ++pending->remaining;  // a shard not asked: OVERLOADED below
+      }
+      if (pending->remaining == 0) {
+        server.reply_error(c, h.op, h.request_id, Status::overloaded, "every shard request queue is full; retry");
+        return;
+      }
+      // Some shards were not asked: answer OVERLOADED once the others return.
+      pending->overloaded = pending->remaining != engine.shard_count();
+      server.add_pending(c, ticket, std::move(pending));
+    },
+    view_rows_answered,
+    [](QueryServer& server, Pending& p, Connection* c) {
+      if (c != nullptr) reply_view_rows(server, p, *c);
+    },
+};
+
+}  // namespace spate::query
