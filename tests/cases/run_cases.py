@@ -4,7 +4,14 @@
                         sets the sources and ports itself
     NAME/input-*.ndjson the inputs, one file per input (a connection, a UDP
                         sender, a file source, a PUBLISH producer); a line
-                        "#pause MS" pauses that input's sender and is not sent
+                        "#pause MS" pauses that input's sender and is not sent;
+                        a line "#check STEP" is a query mid-stream: each
+                        input's sender stops there until every input has
+                        reached its "#check STEP" (or its end), the answers
+                        must then be NAME/expected-STEP.json (the same form
+                        as expected.json), and the inputs go on. The file and
+                        pcap sources read their input whole: they skip the
+                        mid-stream checks
     NAME/expected.json  the exact answers, written by hand:
                         {"counters": {NAME: VALUE}, totals over shards;
                          "views": {VIEW: {KEY: [[WINDOW_START, {AGG: VALUE}], ...]}},
@@ -59,22 +66,27 @@ def read_input(path):
             line = raw.rstrip(b"\n")
             if line.startswith(b"#pause "):
                 items.append(("pause", int(line.split()[1]) / 1000.0))
+            elif line.startswith(b"#check "):
+                items.append(("check", line.split()[1].decode()))
             elif line:
                 items.append(("line", line + b"\n"))
     return items
 
 
 def segments(items):
-    """The lines between pauses, as (bytes, pause seconds after them)."""
+    """The lines between pauses and checks, as ("send", bytes, pause seconds
+    after them), and the checks as ("check", STEP, 0)."""
     out, cur = [], b""
     for kind, value in items:
-        if kind == "pause":
-            out.append((cur, value))
-            cur = b""
-        else:
+        if kind == "line":
             cur += value
-    out.append((cur, 0))
-    return [(data, pause) for data, pause in out if data or pause]
+            continue
+        out.append(("send", cur, value if kind == "pause" else 0))
+        cur = b""
+        if kind == "check":
+            out.append(("check", value, 0))
+    out.append(("send", cur, 0))
+    return [e for e in out if e[0] == "check" or e[1] or e[2]]
 
 
 def udp_frame(payload):
@@ -103,7 +115,7 @@ def write_capture(path, inputs):
             kind, value = queues[i].pop(0)
             if kind == "pause":
                 resume[i] = now + value
-            else:
+            elif kind == "line":
                 records.append((now, udp_frame(value)))
         now += 0.0001
     with open(path, "wb") as f:
@@ -181,9 +193,11 @@ def wait(daemon, predicate, what, timeout=20, settle=None):
         time.sleep(0.02)
 
 
-def feed(daemon, source, inputs):
+def feed(daemon, source, inputs, at_check):
     """Sends every input at once, round-robin a line (UDP: a datagram, PUBLISH:
-    the lines between two pauses) at a time, honouring each input's pauses."""
+    the lines between two pauses) at a time, honouring each input's pauses;
+    at_check(STEP) once every input has stopped at its "#check STEP" or
+    ended."""
     if source in ("file", "pcap"):
         return
     if source == "tcp":
@@ -204,17 +218,25 @@ def feed(daemon, source, inputs):
     if source == "publish":
         queues = [segments(items) for items in inputs]
     else:
-        queues = [[(v, 0) if k == "line" else (b"", v) for k, v in items] for items in inputs]
+        queues = [[("send", v, 0) if k == "line" else ("send", b"", v) if k == "pause" else ("check", v, 0)
+                   for k, v in items] for items in inputs]
     resume = [0.0] * len(inputs)
     while any(queues):
         progressed = False
         for i, q in enumerate(queues):
-            if not q or time.time() < resume[i]:
+            if not q or q[0][0] == "check" or time.time() < resume[i]:
                 continue
-            data, pause = q.pop(0)
+            _, data, pause = q.pop(0)
             if data:
                 send(i, data)
             resume[i] = time.time() + pause
+            progressed = True
+        if all(not q or q[0][0] == "check" for q in queues) and any(queues):
+            for step in sorted({q[0][1] for q in queues if q}):
+                at_check(step)
+            for q in queues:
+                if q:
+                    q.pop(0)
             progressed = True
         if not progressed:
             time.sleep(0.005)
@@ -300,8 +322,14 @@ def run_case(name):
                 daemon = start(case_dir, source, shards, inputs, tmp)
                 try:
                     groups = len({v["key"] for v in daemon.views}) or 2
-                    feed(daemon, source, inputs)
-                    failures = check(daemon, expected, source, groups)
+                    failures = []
+
+                    def at_check(step):
+                        want = json.load(open(os.path.join(case_dir, "expected-%s.json" % step)))
+                        failures.extend("at #check %s: %s" % (step, f) for f in check(daemon, want, source, groups))
+
+                    feed(daemon, source, inputs, at_check)
+                    failures += check(daemon, expected, source, groups)
                     for how in meta.get("restarts", []) if not failures else []:
                         stopping, daemon = daemon, None  # none running if the restart fails
                         daemon, failed = restart(stopping, case_dir, shards, tmp, how)
