@@ -62,51 +62,20 @@ DedupTable::Verdict DedupTable::check(const kernels::Fingerprint& fp, std::int64
 bool DedupTable::place(const Key& k, const Spots& spots, std::uint32_t time, std::uint32_t stale, bool may_grow) {
   Bucket& first = buckets_[spots.first];
   Bucket& second = buckets_[spots.second];
-  const auto put_key = [&](Slot& s, const Key& key, std::uint32_t t) {
-    const std::uint32_t was = s.meta & kTimeMask;
-    if (was == 0) {
-      ++used_;
-    } else if (was < stale) {
-      ++expired_;
-    } else {  // a live id makes room
-      ++evicted_;
-      newest_evicted_ = std::max(newest_evicted_, was);
-    }
-    s.a = key.a;
-    s.b = key.b;
-    s.meta = (s.meta & ~kTimeMask) | t;  // slot 0 keeps its bucket's overflow bit
-  };
-  const auto put = [&](Slot& s) {
-    put_key(s, k, time);
-    return true;
-  };
   const auto free = [stale](const Slot& s) { return (s.meta & kTimeMask) < std::max<std::uint32_t>(stale, 1); };
   for (Slot& s : first.slots) {
-    if (free(s)) return put(s);
+    if (free(s)) return put(s, k, time, stale);
   }
   first.slots[0].meta |= kOverflowBit;
   for (Slot& s : second.slots) {
-    if (free(s)) return put(s);
+    if (free(s)) return put(s, k, time, stale);
   }
-  // Both full: one of their eight ids moves to its other bucket if that has
-  // room (without it, two choices of four slots overflowed from about 75%
-  // full on, and the ids lost so were new ones).
+  // Both full: an id of theirs moves to its other bucket, or one of that
+  // bucket's ids to its own other one first. With one step only, two
+  // buckets of four overflowed from about 75% full on; and at 10 M ids a
+  // rare miss of the one step made the table double while 60% full.
   for (Bucket* b : {&first, &second}) {
-    const std::uint64_t here = static_cast<std::uint64_t>(b - buckets_.data());
-    for (Slot& s : b->slots) {
-      const Key moved{s.a, s.b};
-      const Spots its = spots_of(moved);
-      const std::uint64_t home = its.first;
-      Bucket& other = buckets_[home == here ? its.second : home];
-      for (Slot& t : other.slots) {
-        if (!free(t)) continue;
-        put_key(t, moved, s.meta & kTimeMask);
-        if (home == here) buckets_[home].slots[0].meta |= kOverflowBit;
-        s.meta &= ~kTimeMask;  // the freed slot, filled below
-        --used_;
-        return put(s);
-      }
-    }
+    if (Slot* s = make_room(*b, stale, 2)) return put(*s, k, time, stale);
   }
   // Nowhere: a table under its budget grows; at the budget the oldest of the eight goes.
   if (may_grow && buckets_.size() < max_buckets_) return false;
@@ -116,7 +85,56 @@ bool DedupTable::place(const Key& k, const Spots& spots, std::uint32_t time, std
       if ((s.meta & kTimeMask) < (oldest->meta & kTimeMask)) oldest = &s;
     }
   }
-  return put(*oldest);
+  return put(*oldest, k, time, stale);
+}
+
+// Puts id k, dated time, in slot s, counting what it held: nothing, an id
+// past the horizon (expired), or a live id (evicted).
+bool DedupTable::put(Slot& s, const Key& k, std::uint32_t time, std::uint32_t stale) noexcept {
+  const std::uint32_t was = s.meta & kTimeMask;
+  if (was == 0) {
+    ++used_;
+  } else if (was < stale) {
+    ++expired_;
+  } else {
+    ++evicted_;
+    newest_evicted_ = std::max(newest_evicted_, was);
+  }
+  s.a = k.a;
+  s.b = k.b;
+  s.meta = (s.meta & ~kTimeMask) | time;  // slot 0 keeps its bucket's overflow bit
+  return true;
+}
+
+// Frees a slot of the full bucket b by moving one of its ids to its other
+// bucket; with depth 2, that bucket may first move one of its own ids on.
+// Returns the freed slot (empty), or nullptr.
+DedupTable::Slot* DedupTable::make_room(Bucket& b, std::uint32_t stale, int depth) noexcept {
+  const auto free = [stale](const Slot& s) { return (s.meta & kTimeMask) < std::max<std::uint32_t>(stale, 1); };
+  const std::uint64_t here = static_cast<std::uint64_t>(&b - buckets_.data());
+  for (int d = 1; d <= depth; ++d) {
+    for (Slot& s : b.slots) {
+      const Key moved{s.a, s.b};
+      const Spots its = spots_of(moved);
+      const bool from_home = its.first == here;
+      Bucket& other = buckets_[from_home ? its.second : its.first];
+      Slot* to = nullptr;
+      for (Slot& t : other.slots) {
+        if (free(t)) {
+          to = &t;
+          break;
+        }
+      }
+      if (to == nullptr && d > 1) to = make_room(other, stale, d - 1);
+      if (to == nullptr) continue;
+      put(*to, moved, s.meta & kTimeMask, stale);
+      if (from_home) b.slots[0].meta |= kOverflowBit;  // its home now sends lookups on
+      s.meta &= ~kTimeMask;
+      --used_;
+      return &s;
+    }
+  }
+  return nullptr;
 }
 
 void DedupTable::sweep(std::int64_t watermark, std::uint64_t buckets) noexcept {

@@ -128,6 +128,8 @@ class DedupTable {
   // Places an id known to be absent; false when it found no room and the
   // table may grow (else the oldest of its eight slots goes).
   bool place(const Key& k, const Spots& spots, std::uint32_t time, std::uint32_t stale, bool may_grow);
+  bool put(Slot& s, const Key& k, std::uint32_t time, std::uint32_t stale) noexcept;
+  Slot* make_room(Bucket& b, std::uint32_t stale, int depth) noexcept;
   void grow(std::int64_t watermark, bool full);
 
   const std::int64_t horizon_ms_;
