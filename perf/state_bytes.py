@@ -327,7 +327,7 @@ def measure(build, tmp, n, empty, empty_status, keep):
                "file_bytes_per_key": round(ckpt_bytes / n, 1), "segment_bytes": segments,
                "stop_s": round(stop_s, 3),
                "stop_log_s": round((stopped_ms - drain_ms) / 1000.0, 3) if drain_ms and stopped_ms else None,
-               "load_s": round(load_s, 3), "ready_s": round(d.ready_s, 3),
+               "load_s": round(load_s, 3), "ready_s": round(d.ready_s, 3), "rss_peak_bytes_load": st["VmHWM"],
                "state_bytes_after_load": s["state_bytes"],
                "state_bytes_per_user_after_load": round(s["state_bytes"] / n, 1),
                "dedup_bytes_after_load": s["dedup.bytes"],
@@ -397,6 +397,7 @@ def table(empty, results):
         ("  per user key, B", lambda r: "%.1f" % r["checkpoint"]["state_bytes_per_user_after_load"]),
         ("periodic checkpoint pause, ms", lambda r: "%.0f" % (r["checkpoint"]["periodic_snapshot_us"] / 1000)),
         ("periodic checkpoint to durable, ms", lambda r: "%.0f" % (r["checkpoint"]["periodic_duration_us"] / 1000)),
+        ("VmHWM of the restarted daemon once loaded, MiB", lambda r: mib(r["checkpoint"]["rss_peak_bytes_load"])),
         ("VmHWM of the restarted daemon, MiB", lambda r: mib(r["checkpoint"]["rss_peak_bytes_restart"])),
     ]
     for name, f in rows:

@@ -8,6 +8,7 @@
 #include <system_error>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -25,7 +26,7 @@ constexpr std::size_t kTailBytes = 8 + 8;                                 // che
 
 [[noreturn]] void throw_errno(const std::string& what) { throw std::system_error(errno, std::generic_category(), what); }
 
-void write_all(int fd, const std::string& bytes, const std::string& path) {
+void write_all(int fd, std::string_view bytes, const std::string& path) {
   std::size_t done = 0;
   while (done < bytes.size()) {
     const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
@@ -33,6 +34,36 @@ void write_all(int fd, const std::string& bytes, const std::string& path) {
     if (n <= 0) throw_errno("write " + path);
     done += static_cast<std::size_t>(n);
   }
+}
+
+// The file's bytes before the body: the magic, the header and the body's length.
+std::string head_of(const CheckpointHeader& h, std::uint64_t body_size) {
+  std::string out;
+  out.append(kMagic, sizeof(kMagic));
+  kernels::ByteWriter w(out);
+  w.put<std::uint32_t>(kCheckpointVersion);
+  w.put<std::uint32_t>(h.shard);
+  w.put<std::uint32_t>(h.shards);
+  w.put<std::uint64_t>(h.epoch);
+  w.put<std::int64_t>(h.created_ms);
+  w.put<std::uint64_t>(h.fingerprint);
+  w.put<std::uint64_t>(h.position.segment);
+  w.put<std::uint64_t>(h.position.block);
+  w.put<std::uint64_t>(body_size);
+  return out;
+}
+
+// The bytes after the body: the checksum of everything before, the trailer.
+std::string tail_of(std::string_view head, std::string_view body) {
+  XXH3_state_t* state = XXH3_createState();
+  XXH3_64bits_reset(state);
+  XXH3_64bits_update(state, head.data(), head.size());
+  XXH3_64bits_update(state, body.data(), body.size());
+  const std::uint64_t sum = XXH3_64bits_digest(state);
+  XXH3_freeState(state);
+  std::string out(reinterpret_cast<const char*>(&sum), sizeof(sum));
+  out.append(kTrailer, sizeof(kTrailer));
+  return out;
 }
 
 void fsync_path(const std::string& path, bool directory) {
@@ -46,21 +77,11 @@ void fsync_path(const std::string& path, bool directory) {
 }  // namespace
 
 std::string encode_checkpoint(const CheckpointHeader& h, std::string_view body) {
-  std::string out;
-  out.reserve(kFixedBytes + body.size() + kTailBytes);
-  out.append(kMagic, sizeof(kMagic));
-  kernels::ByteWriter w(out);
-  w.put<std::uint32_t>(kCheckpointVersion);
-  w.put<std::uint32_t>(h.shard);
-  w.put<std::uint32_t>(h.shards);
-  w.put<std::uint64_t>(h.epoch);
-  w.put<std::int64_t>(h.created_ms);
-  w.put<std::uint64_t>(h.fingerprint);
-  w.put<std::uint64_t>(h.position.segment);
-  w.put<std::uint64_t>(h.position.block);
-  w.put_bytes(body);
-  w.put<std::uint64_t>(XXH3_64bits(out.data(), out.size()));
-  out.append(kTrailer, sizeof(kTrailer));
+  std::string out = head_of(h, body.size());
+  const std::string tail = tail_of(out, body);
+  out.reserve(out.size() + body.size() + tail.size());
+  out.append(body);
+  out.append(tail);
   return out;
 }
 
@@ -70,14 +91,23 @@ std::optional<Checkpoint> read_checkpoint(const std::string& path, std::string& 
     error = fmt::format("cannot open: {}", std::strerror(errno));
     return std::nullopt;
   }
+  // Read in place at its size: a body of gigabytes is held once, not
+  // grown by doubling and then copied out.
+  struct stat st {};
   std::string bytes;
-  char buf[1 << 16];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR)) {
-    if (n > 0) bytes.append(buf, static_cast<std::size_t>(n));
+  if (::fstat(fd, &st) == 0 && st.st_size > 0) bytes.resize(static_cast<std::size_t>(st.st_size));
+  std::size_t have = 0;
+  ssize_t n = 0;
+  while (true) {
+    if (have == bytes.size()) bytes.resize(std::max<std::size_t>(2 * bytes.size(), 1 << 16));  // it grew meanwhile
+    n = ::read(fd, bytes.data() + have, bytes.size() - have);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    have += static_cast<std::size_t>(n);
   }
   const int read_errno = errno;
   ::close(fd);
+  bytes.resize(have);
   if (n < 0) {
     error = fmt::format("cannot read: {}", std::strerror(read_errno));
     return std::nullopt;
@@ -113,11 +143,16 @@ std::optional<Checkpoint> read_checkpoint(const std::string& path, std::string& 
   c.header.fingerprint = r.get<std::uint64_t>();
   c.header.position.segment = r.get<std::uint64_t>();
   c.header.position.block = r.get<std::uint64_t>();
-  c.body = std::string(r.get_bytes());
+  const std::string_view body = r.get_bytes();
   if (!r.ok() || r.remaining() != 0) {
     error = "body length disagrees with the file";
     return std::nullopt;
   }
+  const auto offset = static_cast<std::size_t>(body.data() - bytes.data());
+  const std::size_t size = body.size();
+  bytes.erase(0, offset);  // the body moves down in place: no second copy
+  bytes.resize(size);
+  c.body = std::move(bytes);
   return c;
 }
 
@@ -139,6 +174,11 @@ std::vector<std::pair<std::uint64_t, std::string>> list_checkpoints(const std::s
 }
 
 void write_checkpoint_file(const std::string& shard_dir, std::uint64_t epoch, const std::string& bytes) {
+  write_checkpoint_file(shard_dir, epoch, {std::string_view(bytes)});
+}
+
+void write_checkpoint_file(const std::string& shard_dir, std::uint64_t epoch,
+                           std::initializer_list<std::string_view> parts) {
   const std::string dir = checkpoint_dir(shard_dir);
   std::filesystem::create_directories(dir);
   const std::string path = dir + "/" + checkpoint_file_name(epoch);
@@ -146,7 +186,7 @@ void write_checkpoint_file(const std::string& shard_dir, std::uint64_t epoch, co
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw_errno("open " + tmp);
   try {
-    write_all(fd, bytes, tmp);
+    for (const std::string_view part : parts) write_all(fd, part, tmp);
     if (::fsync(fd) != 0) throw_errno("fsync " + tmp);
   } catch (...) {
     ::close(fd);
@@ -178,9 +218,11 @@ void CheckpointWriter::start(std::string shard_dir, CheckpointHeader header, std
   body_ = std::move(body);
   thread_ = std::thread([this, dir = std::move(shard_dir), header, notify_fd] {
     try {
-      const std::string bytes = encode_checkpoint(header, body_);
-      write_checkpoint_file(dir, header.epoch, bytes);
-      bytes_ = bytes.size();
+      // Written in three parts: the body is not copied into a file image.
+      const std::string head = head_of(header, body_.size());
+      const std::string tail = tail_of(head, body_);
+      write_checkpoint_file(dir, header.epoch, {head, body_, tail});
+      bytes_ = head.size() + body_.size() + tail.size();
     } catch (const std::exception& e) {
       error_ = e.what();
     }

@@ -11,8 +11,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -54,6 +56,8 @@ std::string checkpoint_file_name(std::uint64_t epoch);
 std::vector<std::pair<std::uint64_t, std::string>> list_checkpoints(const std::string& shard_dir);
 // Writes `bytes` as the checkpoint of `epoch` atomically. Throws std::system_error.
 void write_checkpoint_file(const std::string& shard_dir, std::uint64_t epoch, const std::string& bytes);
+// The same for a file given in parts, written one after the other.
+void write_checkpoint_file(const std::string& shard_dir, std::uint64_t epoch, std::initializer_list<std::string_view> parts);
 // Deletes the shard's checkpoints of epochs below `epoch`, and above
 // `above` (leftovers of a run that crashed before finishing them).
 void remove_checkpoints(const std::string& shard_dir, std::uint64_t below, std::uint64_t above = UINT64_MAX);
