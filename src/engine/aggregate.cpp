@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "engine/registry.hpp"
+
 namespace spate::engine {
 
 extern const AggregateKind kCountKind;  // aggregates/basic.cpp
@@ -20,20 +22,10 @@ const AggregateKind* const kKinds[] = {
 }  // namespace
 
 const AggregateKind* find_aggregate_kind(std::string_view name) noexcept {
-  for (const AggregateKind* kind : kKinds) {
-    if (kind->name == name) return kind;
-  }
-  return nullptr;
+  return find_by_name<AggregateKind>(kKinds, name);
 }
 
-std::string aggregate_kind_names() {
-  std::string names;
-  for (const AggregateKind* kind : kKinds) {
-    if (!names.empty()) names += ", ";
-    names += kind->name;
-  }
-  return names;
-}
+std::string aggregate_kind_names() { return names_of<AggregateKind>(kKinds); }
 
 void check_aggregates(const ViewConfig& view, std::vector<ConfigError>& errors) {
   for (const AggregateConfig& agg : view.aggregates) {

@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "engine/registry.hpp"
+
 #include "engine/aggregate.hpp"
 
 namespace spate::engine {
@@ -21,20 +23,10 @@ const ViewKind* const kKinds[] = {
 }  // namespace
 
 const ViewKind* find_view_kind(std::string_view name) noexcept {
-  for (const ViewKind* kind : kKinds) {
-    if (kind->name == name) return kind;
-  }
-  return nullptr;
+  return find_by_name<ViewKind>(kKinds, name);
 }
 
-std::string view_kind_names() {
-  std::string names;
-  for (const ViewKind* kind : kKinds) {
-    if (!names.empty()) names += ", ";
-    names += kind->name;
-  }
-  return names;
-}
+std::string view_kind_names() { return names_of<ViewKind>(kKinds); }
 
 std::vector<ConfigError> check_views(const Config& config) {
   std::vector<ConfigError> errors;
