@@ -55,12 +55,11 @@ std::string head_of(const CheckpointHeader& h, std::uint64_t body_size) {
 
 // The bytes after the body: the checksum of everything before, the trailer.
 std::string tail_of(std::string_view head, std::string_view body) {
-  XXH3_state_t* state = XXH3_createState();
-  XXH3_64bits_reset(state);
-  XXH3_64bits_update(state, head.data(), head.size());
-  XXH3_64bits_update(state, body.data(), body.size());
-  const std::uint64_t sum = XXH3_64bits_digest(state);
-  XXH3_freeState(state);
+  XXH3_state_t state;
+  XXH3_64bits_reset(&state);
+  XXH3_64bits_update(&state, head.data(), head.size());
+  XXH3_64bits_update(&state, body.data(), body.size());
+  const std::uint64_t sum = XXH3_64bits_digest(&state);
   std::string out(reinterpret_cast<const char*>(&sum), sizeof(sum));
   out.append(kTrailer, sizeof(kTrailer));
   return out;

@@ -62,13 +62,12 @@ DedupTable::Verdict DedupTable::check(const kernels::Fingerprint& fp, std::int64
 bool DedupTable::place(const Key& k, const Spots& spots, std::uint32_t time, std::uint32_t stale, bool may_grow) {
   Bucket& first = buckets_[spots.first];
   Bucket& second = buckets_[spots.second];
-  const auto free = [stale](const Slot& s) { return (s.meta & kTimeMask) < std::max<std::uint32_t>(stale, 1); };
   for (Slot& s : first.slots) {
-    if (free(s)) return put(s, k, time, stale);
+    if (is_free(s, stale)) return put(s, k, time, stale);
   }
   first.slots[0].meta |= kOverflowBit;
   for (Slot& s : second.slots) {
-    if (free(s)) return put(s, k, time, stale);
+    if (is_free(s, stale)) return put(s, k, time, stale);
   }
   // Both full: an id of theirs moves to its other bucket, or one of that
   // bucket's ids to its own other one first. With one step only, two
@@ -110,7 +109,6 @@ bool DedupTable::put(Slot& s, const Key& k, std::uint32_t time, std::uint32_t st
 // bucket; with depth 2, that bucket may first move one of its own ids on.
 // Returns the freed slot (empty), or nullptr.
 DedupTable::Slot* DedupTable::make_room(Bucket& b, std::uint32_t stale, int depth) noexcept {
-  const auto free = [stale](const Slot& s) { return (s.meta & kTimeMask) < std::max<std::uint32_t>(stale, 1); };
   const std::uint64_t here = static_cast<std::uint64_t>(&b - buckets_.data());
   for (int d = 1; d <= depth; ++d) {
     for (Slot& s : b.slots) {
@@ -120,7 +118,7 @@ DedupTable::Slot* DedupTable::make_room(Bucket& b, std::uint32_t stale, int dept
       Bucket& other = buckets_[from_home ? its.second : its.first];
       Slot* to = nullptr;
       for (Slot& t : other.slots) {
-        if (free(t)) {
+        if (is_free(t, stale)) {
           to = &t;
           break;
         }

@@ -25,11 +25,8 @@ const QueryOp kViewGetOp{
         }
       }
       engine::Engine& engine = server.engine();
-      const int view = engine.config().find_view(view_name);
-      if (view < 0) {
-        server.reply_error(c, h.op, h.request_id, Status::unknown_view, fmt::format("no view named '{}'", view_name));
-        return;
-      }
+      const int view = find_view_or_refuse(server, c, h, view_name);
+      if (view < 0) return;
       if (!has_key || key.size() > kMaxKeyBytes) {
         server.reply_error(c, h.op, h.request_id, Status::bad_request,
                            has_key ? fmt::format("KEY longer than {} bytes", kMaxKeyBytes) : std::string("VIEW_GET needs KEY"));
@@ -54,9 +51,7 @@ const QueryOp kViewGetOp{
       server.add_pending(c, ticket, std::move(pending));
     },
     view_rows_answered,
-    [](QueryServer& server, Pending& p, Connection* c) {
-      if (c != nullptr) reply_view_rows(server, p, *c);
-    },
+    reply_view_rows,
 };
 
 }  // namespace spate::query

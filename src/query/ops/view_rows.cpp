@@ -2,6 +2,8 @@
 // that merges and encodes them.
 #include <iterator>
 
+#include <fmt/format.h>
+
 #include "query/query_op.hpp"
 
 namespace spate::query {
@@ -11,7 +13,15 @@ bool view_rows_answered(QueryServer&, std::uint64_t, Pending& p, std::unique_ptr
   return --p.remaining == 0;
 }
 
-void reply_view_rows(QueryServer& server, Pending& p, Connection& c) {
+int find_view_or_refuse(QueryServer& server, Connection& c, const FrameHeader& h, std::string_view name) {
+  const int view = server.engine().config().find_view(name);
+  if (view < 0) server.reply_error(c, h.op, h.request_id, Status::unknown_view, fmt::format("no view named '{}'", name));
+  return view;
+}
+
+void reply_view_rows(QueryServer& server, Pending& p, Connection* client) {
+  if (client == nullptr) return;
+  Connection& c = *client;
   if (p.overloaded) {
     server.reply_error(c, p.op, p.request_id, Status::overloaded, "a shard request queue is full; retry");
     return;

@@ -29,11 +29,8 @@ const QueryOp kViewTopOp{
       }
       engine::Engine& engine = server.engine();
       const auto& config = engine.config();
-      const int view = config.find_view(view_name);
-      if (view < 0) {
-        server.reply_error(c, h.op, h.request_id, Status::unknown_view, fmt::format("no view named '{}'", view_name));
-        return;
-      }
+      const int view = find_view_or_refuse(server, c, h, view_name);
+      if (view < 0) return;
       const int agg = config.find_aggregate(view, by);
       if (agg < 0) {
         server.reply_error(c, h.op, h.request_id, Status::unknown_aggregate,
@@ -75,9 +72,7 @@ const QueryOp kViewTopOp{
       server.add_pending(c, ticket, std::move(pending));
     },
     view_rows_answered,
-    [](QueryServer& server, Pending& p, Connection* c) {
-      if (c != nullptr) reply_view_rows(server, p, *c);
-    },
+    reply_view_rows,
 };
 
 }  // namespace spate::query

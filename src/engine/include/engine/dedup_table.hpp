@@ -15,6 +15,7 @@
 // forgot all but the newest 32-64 Ki ids, about a second of traffic.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -129,6 +130,10 @@ class DedupTable {
   // table may grow (else the oldest of its eight slots goes).
   bool place(const Key& k, const Spots& spots, std::uint32_t time, std::uint32_t stale, bool may_grow);
   bool put(Slot& s, const Key& k, std::uint32_t time, std::uint32_t stale) noexcept;
+  // Empty, or holding an id past the horizon (dated below stale).
+  static bool is_free(const Slot& s, std::uint32_t stale) noexcept {
+    return (s.meta & kTimeMask) < std::max<std::uint32_t>(stale, 1);
+  }
   Slot* make_room(Bucket& b, std::uint32_t stale, int depth) noexcept;
   void grow(std::int64_t watermark, bool full);
 

@@ -35,9 +35,12 @@ struct QueryOp {
 // The operation with that opcode, or nullptr (HELLO is the server's own).
 const QueryOp* find_query_op(Op code) noexcept;
 
-// VIEW_GET's and VIEW_TOP's reply: the rows of p, merged, in one frame.
-void reply_view_rows(QueryServer& server, Pending& p, Connection& c);
-// Both take a shard's rows the same way.
+// What VIEW_GET and VIEW_TOP share (ops/view_rows.cpp): the view named
+// in the request, or -1 once UNKNOWN_VIEW is the reply; taking a shard's
+// rows; and the reply, the rows merged in one frame (nothing when the
+// client has gone).
+int find_view_or_refuse(QueryServer& server, Connection& c, const FrameHeader& h, std::string_view name);
 bool view_rows_answered(QueryServer& server, std::uint64_t ticket, Pending& p, std::unique_ptr<engine::QueryTask> task);
+void reply_view_rows(QueryServer& server, Pending& p, Connection* c);
 
 }  // namespace spate::query
