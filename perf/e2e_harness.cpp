@@ -401,8 +401,8 @@ double run_in_process(const Input& in, const fs::path* path, std::uint32_t shard
   config.sources.clear();
   if (path != nullptr) {
     spate::engine::SourceConfig file;
-    file.kind = spate::engine::SourceKind::file;
-    file.path = path->string();
+    file.type = "file";
+    file.set("path", path->string());
     config.sources.push_back(std::move(file));
   }
   spate::engine::Engine engine(config);
@@ -415,10 +415,8 @@ double run_in_process(const Input& in, const fs::path* path, std::uint32_t shard
   counts = {};
   for (std::uint32_t s = 0; s < engine.shard_count(); ++s) {
     const auto& c = engine.shard(s).counters();
-    for (std::size_t k = 0; k < spate::engine::kSourceKinds; ++k) {
-      counts.events_in += c.events_in[k].load();
-      for (std::size_t r = 1; r < spate::engine::kRejectReasons; ++r) counts.errors += c.errors[k][r].load();
-    }
+    counts.events_in += c.events();
+    counts.errors += c.rejected();
     counts.rows_applied += c.rows_applied.load();
     counts.routed_out += c.routed_out.load();
   }

@@ -18,6 +18,7 @@
 
 #include "config/config.hpp"
 #include "engine/engine.hpp"
+#include "engine/source_kind.hpp"
 #include "engine/view_registry.hpp"
 #include "io/file/log.hpp"
 #include "systemd_notify.hpp"
@@ -28,7 +29,6 @@ namespace {
 
 using spate::engine::Config;
 using spate::engine::Endpoint;
-using spate::engine::SourceKind;
 
 constexpr int kExitConfig = 78;  // EX_CONFIG
 
@@ -43,22 +43,38 @@ int report_errors(const std::string& file, const std::vector<spate::engine::Conf
   return kExitConfig;
 }
 
-bool override_endpoint(Config& config, SourceKind kind, const std::string& text) {
+// --tcp-addr, --udp-addr: the listen address of every source of the type
+// (one is added when there is none), or "off": none.
+bool override_endpoint(Config& config, std::string_view type, const std::string& text) {
   Endpoint ep;
   if (text == "off") {
-    std::erase_if(config.sources, [&](const auto& s) { return s.kind == kind; });
+    std::erase_if(config.sources, [&](const auto& s) { return s.type == type; });
     return true;
   }
   if (!spate::engine::parse_endpoint(text, ep)) return false;
   bool found = false;
   for (auto& s : config.sources) {
-    if (s.kind == kind) {
-      s.listen = ep;
+    if (s.type == type) {
+      s.set("listen", text);
       found = true;
     }
   }
-  if (!found) config.sources.push_back({kind, ep, {}});
+  if (!found) {
+    spate::engine::SourceConfig& s = config.sources.emplace_back();
+    s.type = type;
+    s.set("listen", text);
+  }
   return true;
+}
+
+// A config file with what the engine's parts check (the sources' and the
+// views' kinds and settings) beside what parse_config checks.
+spate::engine::ConfigResult load_checked(const std::string& path) {
+  auto result = spate::engine::load_config_file(path);
+  for (auto& e : spate::engine::check_sources(result.config)) result.errors.push_back(std::move(e));
+  for (auto& e : spate::engine::check_views(result.config)) result.errors.push_back(std::move(e));
+  spate::engine::sort_by_line(result.errors);
+  return result;
 }
 
 // What alarms refer to by index: the schema and the views. A reload may
@@ -89,7 +105,7 @@ void reload_alarms(const std::string& config_file, const Config& running, spate:
     spate::io::log_warn("SIGHUP: nothing to reload (spated runs the built-in pipeline, no --config)");
     return;
   }
-  auto result = spate::engine::load_config_file(config_file);
+  auto result = load_checked(config_file);
   if (!result.ok()) {
     for (const auto& e : result.errors) {
       spate::io::log_error("SIGHUP: config error; alarms not reloaded", {{"path", config_file}, {"line", e.line},
@@ -131,10 +147,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (!check_file.empty()) {
-    auto result = spate::engine::load_config_file(check_file);
-    for (auto& e : spate::engine::check_file_sources(result.config)) result.errors.push_back(std::move(e));
-    for (auto& e : spate::engine::check_views(result.config)) result.errors.push_back(std::move(e));
-    spate::engine::sort_by_line(result.errors);
+    auto result = load_checked(check_file);
     if (!result.errors.empty()) return report_errors(check_file, result.errors);
     fmt::print("{}: ok ({} sources, {} views)\n", check_file, result.config.sources.size(), result.config.views.size());
     return 0;
@@ -142,9 +155,7 @@ int main(int argc, char** argv) {
 
   Config config = spate::engine::default_config();
   if (!config_file.empty()) {
-    auto result = spate::engine::load_config_file(config_file);
-    for (auto& e : spate::engine::check_views(result.config)) result.errors.push_back(std::move(e));
-    spate::engine::sort_by_line(result.errors);
+    auto result = load_checked(config_file);
     if (!result.ok()) return report_errors(config_file, result.errors);
     config = std::move(result.config);
   }
@@ -171,16 +182,15 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "spated: --metrics-addr '{}' is not HOST:PORT or 'off'\n", metrics_addr);
     return 2;
   }
-  if ((!tcp_addr.empty() && !override_endpoint(config, SourceKind::tcp, tcp_addr)) ||
-      (!udp_addr.empty() && !override_endpoint(config, SourceKind::udp, udp_addr))) {
+  if ((!tcp_addr.empty() && !override_endpoint(config, "tcp", tcp_addr)) ||
+      (!udp_addr.empty() && !override_endpoint(config, "udp", udp_addr))) {
     fmt::print(stderr, "spated: ingest address is not HOST:PORT or 'off'\n");
     return 2;
   }
   for (const auto& f : ingest) {  // a capture by its name, else NDJSON
-    spate::engine::SourceConfig source;
-    source.kind = f.ends_with(".pcap") || f.ends_with(".pcapng") || f.ends_with(".cap") ? SourceKind::pcap : SourceKind::file;
-    source.path = f;
-    config.sources.push_back(std::move(source));
+    spate::engine::SourceConfig& source = config.sources.emplace_back();
+    source.type = f.ends_with(".pcap") || f.ends_with(".pcapng") || f.ends_with(".cap") ? "pcap" : "file";
+    source.set("path", f);
   }
 
   // Every connection is a descriptor: take as many as the hard limit allows.
@@ -225,16 +235,7 @@ int main(int argc, char** argv) {
   spate::engine::Engine& engine = *engine_ptr;
   spate::query::QueryServer& server = *server_ptr;
   std::string sources;
-  for (std::size_t i = 0; i < config.sources.size(); ++i) {
-    const auto& s = config.sources[i];
-    if (s.kind == SourceKind::file || s.kind == SourceKind::pcap) {
-      sources += fmt::format(" {}={}", spate::engine::source_kind_name(s.kind), s.path);
-    } else if (s.kind == SourceKind::dpdk) {
-      sources += fmt::format(" dpdk=port{}", s.dpdk_port);
-    } else {
-      sources += fmt::format(" {}={}:{}", spate::engine::source_kind_name(s.kind), s.listen.host, engine.bound_port(i));
-    }
-  }
+  for (const spate::engine::StartedSource& s : engine.sources()) sources += fmt::format(" {}={}", s.kind->name, s.where);
   const std::string query = fmt::format("{}:{}", config.query.listen.host, server.port());
   const std::string metrics = metrics_ptr ? fmt::format("{}:{}", config.metrics_listen.host, metrics_ptr->port()) : "off";
   // Logged before the ready line, so that whoever waits for that line finds it.

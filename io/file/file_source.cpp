@@ -52,7 +52,7 @@ FileSource::~FileSource() {
 }
 
 void FileSource::attach(LineSink& sink) {
-  input_ = sink.open_input(SourceKind::file);
+  input_ = sink.open_input(kind(), false);
   SourceCounters::add(counters().inputs, 1);
 }
 

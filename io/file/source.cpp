@@ -1,21 +1,18 @@
 // Source helpers; see source.hpp.
 #include "io/file/source.hpp"
 
+#include <unistd.h>
+
 #include <chrono>
+
+#include "kernels/assert.hpp"
 
 namespace spate::io {
 
-const char* source_kind_name(SourceKind kind) noexcept {
-  switch (kind) {
-    case SourceKind::tcp: return "tcp";
-    case SourceKind::udp: return "udp";
-    case SourceKind::file: return "file";
-    case SourceKind::publish: return "publish";
-    case SourceKind::replay: return "replay";
-    case SourceKind::pcap: return "pcap";
-    case SourceKind::dpdk: return "dpdk";
-  }
-  return "unknown";
+// Only a source that accepts connections is handed one.
+void Source::adopt(int fd, LineSink&) {
+  SPATE_ASSERT(false, "a connection handed to a source that accepts none");
+  ::close(fd);
 }
 
 std::int64_t monotonic_ms() noexcept {

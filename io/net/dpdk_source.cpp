@@ -131,7 +131,7 @@ void DpdkSource::attach(LineSink& sink) {
   if (attached_) return;
   attached_ = true;
   rte_thread_register();  // this shard's thread as an lcore: the mbuf pool keeps a cache for it
-  input_ = sink.open_input(SourceKind::dpdk);
+  input_ = sink.open_input(kind(), false);
   SourceCounters::add(counters().inputs, 1);
 }
 

@@ -40,7 +40,7 @@ PcapSource::~PcapSource() {
 void PcapSource::attach(LineSink& sink) {
   if (attached_) return;
   attached_ = true;
-  udp_input_ = sink.open_input(SourceKind::pcap);
+  udp_input_ = sink.open_input(kind(), false);
   SourceCounters::add(counters().inputs, 1);
 }
 
@@ -140,7 +140,7 @@ void PcapSource::tcp(const kernels::Frame& f, LineSink& sink) {
       flows_.erase(oldest);
     }
     it = flows_.emplace(key, Flow{}).first;
-    it->second.input = sink.open_input(SourceKind::pcap);
+    it->second.input = sink.open_input(kind(), false);
     SourceCounters::add(counters().inputs, 1);
   }
   Flow& flow = it->second;

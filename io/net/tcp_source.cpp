@@ -98,7 +98,7 @@ void TcpSource::adopt(int fd, LineSink& sink) {
   auto c = std::make_unique<Connection>(arena_, max_line_bytes_);
   c->fd = fd;
   c->last_read_ms = monotonic_ms();
-  c->input = sink.open_input(SourceKind::tcp);
+  c->input = sink.open_input(kind(), true);
   SourceCounters::add(counters().inputs, 1);
   SourceCounters::add(counters().connections, 1);
   if (connections_.size() <= static_cast<std::size_t>(fd)) connections_.resize(static_cast<std::size_t>(fd) + 1);

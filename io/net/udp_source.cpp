@@ -21,7 +21,7 @@ UdpSource::~UdpSource() {
 }
 
 void UdpSource::attach(LineSink& sink) {
-  input_ = sink.open_input(SourceKind::udp);
+  input_ = sink.open_input(kind(), false);
   SourceCounters::add(counters().inputs, 1);
 }
 

@@ -195,10 +195,10 @@ int Config::find_aggregate(int view, std::string_view label) const noexcept {
 
 Config default_config() {
   Config c;
-  for (const auto& [kind, port] : {std::pair{SourceKind::tcp, 7072}, std::pair{SourceKind::udp, 7071}}) {
+  for (const auto& [type, listen] : {std::pair{"tcp", "127.0.0.1:7072"}, std::pair{"udp", "127.0.0.1:7071"}}) {
     SourceConfig& s = c.sources.emplace_back();
-    s.kind = kind;
-    s.listen = {"127.0.0.1", static_cast<std::uint16_t>(port)};
+    s.type = type;
+    s.set("listen", listen);
   }
   c.fields = {{"user", FieldType::string}, {"type", FieldType::string}, {"amount", FieldType::number}};
   auto aggregates = [](std::initializer_list<std::string_view> labels) {

@@ -83,10 +83,7 @@ void parse_alarms(const toml::node& node, Checker& check, Config& config) {
     };
     if (type == "volume") {
       a.kind = AlarmConfig::Kind::volume;
-      check.string(*t, "source", a.source);
-      bool known = a.source == "all";
-      for (std::size_t k = 0; k < kSourceKinds; ++k) known = known || a.source == source_kind_name(static_cast<SourceKind>(k));
-      if (!known) check.error(*t->get("source"), fmt::format("alarm '{}': unknown source '{}'", a.name, a.source));
+      check.string(*t, "source", a.source);  // a source kind's name: engine::check_sources()
     } else if (type == "field") {
       a.kind = AlarmConfig::Kind::field;
       if (!check.string(*t, "field", a.field)) {

@@ -1,6 +1,8 @@
 // PUBLISH batches as a source; see publish_source.hpp.
 #include "engine/publish_source.hpp"
 
+#include "engine/source_kind.hpp"
+
 namespace spate::engine {
 
 bool PublishSource::deliver(std::uint64_t producer, std::uint64_t sequence, const char* data, std::size_t size,
@@ -8,7 +10,7 @@ bool PublishSource::deliver(std::uint64_t producer, std::uint64_t sequence, cons
   io::SourceCounters::add(counters().bytes_in, size);
   auto [it, joined] = producers_.try_emplace(producer, 0);
   if (joined) {
-    it->second = sink.open_input(io::SourceKind::publish);
+    it->second = sink.open_input(kind(), false);
     io::SourceCounters::add(counters().inputs, 1);
   }
   sink.lines(it->second, data, size, sequence);
@@ -32,5 +34,8 @@ void PublishSource::expire(const std::function<bool(std::uint32_t)>& active, io:
     }
   }
 }
+
+// Made by the engine, named by no [[source]]; its events are counted as its own.
+extern const SourceKind kPublishSource{"publish"};
 
 }  // namespace spate::engine

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include "engine/source_kind.hpp"
 #include "io/file/log.hpp"
 
 namespace spate::engine {
@@ -62,7 +63,7 @@ bool ReplaySource::poll(io::LineSink& sink, std::size_t budget) {
       break;
     }
     if (!input_open_) {
-      input_ = sink.open_input(io::SourceKind::replay);
+      input_ = sink.open_input(kind(), false);
       io::SourceCounters::add(counters().inputs, 1);
       input_open_ = true;
     }
@@ -93,7 +94,7 @@ bool ReplaySource::poll(io::LineSink& sink, std::size_t budget) {
     }
     events_ += block_.info.events;
     for (const storage::Position& p : block_.positions) {
-      if (p.kind != static_cast<std::uint8_t>(io::SourceKind::publish)) continue;
+      if (p.kind != static_cast<std::uint8_t>(storage::PositionKind::publish)) continue;
       std::uint64_t& seq = sequences_[p.input];
       seq = std::max(seq, p.value);
     }
@@ -111,5 +112,8 @@ bool ReplaySource::poll(io::LineSink& sink, std::size_t budget) {
   }
   return !lines_.empty() || done_;
 }
+
+// Made by the engine, named by no [[source]]; its events are counted as its own.
+extern const SourceKind kReplaySource{"replay"};
 
 }  // namespace spate::engine

@@ -10,9 +10,6 @@
 #include <unistd.h>
 
 #include "io/file/file_source.hpp"
-#include "io/net/tcp_source.hpp"
-#include "io/net/pcap_source.hpp"
-#include "io/net/udp_source.hpp"
 #include "kernels/find_byte.hpp"
 #include "kernels/hash.hpp"
 #include "kernels/assert.hpp"
@@ -25,15 +22,10 @@ namespace {
 constexpr std::uint32_t kDirectKeys = 64;
 // What one source may read per loop pass (a file reads this much at once).
 constexpr std::size_t kPollBudgetBytes = 1 << 20;
-// One read of a TCP connection: the shard's arena holds this beside a
-// partial line of up to max_line_bytes.
-constexpr std::size_t kTcpReadBytes = 256 * 1024;
+// One read of a connection: the shard's arena holds this beside a partial
+// line of up to max_line_bytes.
+constexpr std::size_t kConnectionReadBytes = 256 * 1024;
 constexpr std::int64_t kStopDrainBudgetMs = 2000;
-
-// Files and captures end; files_done() waits for them.
-bool finite(const io::Source& source) {
-  return source.kind() == SourceKind::file || source.kind() == SourceKind::pcap;
-}
 
 bool all_whitespace(const char* p, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) {
@@ -61,7 +53,7 @@ Shard::Shard(std::uint32_t id, Engine& engine)
   if (views_.dedups()) parser_.capture_fields(true);  // the id's text rides with the rows
   auto publish = std::make_unique<PublishSource>();
   publish_ = publish.get();
-  add_source(std::move(publish));
+  add_source(kPublishSource, std::move(publish));
   in_rings_.assign(shards_, nullptr);
   barrier_seen_.assign(shards_, 0);
   for (std::uint32_t other = 0; other < shards_; ++other) {
@@ -75,47 +67,33 @@ Shard::~Shard() = default;
 // a file's stripes) in prepare(), or after the replay when there is one: an
 // input that holds event time back while the segments replay would let
 // every replayed late event into a closed window.
-void Shard::add_source(std::unique_ptr<io::Source> source) {
-  if (finite(*source)) files_done_.store(false, std::memory_order_release);
+void Shard::add_source(const SourceKind& kind, std::unique_ptr<io::Source> source) {
+  source->set_kind(source_kind_id(kind));
+  if (source->finite()) files_done_.store(false, std::memory_order_release);  // files_done() waits for it
   busy_poll_ = busy_poll_ || source->busy_poll();
   sources_.push_back(std::move(source));
 }
 
-void Shard::add_tcp_listener(int fd, std::uint32_t listener, io::TcpLimits limits) {
-  if (!tcp_arena_) tcp_arena_ = std::make_unique<io::ReadArena>(kTcpReadBytes, config_.max_line_bytes, kPadding);
-  auto tcp = std::make_unique<io::TcpSource>(
-      fd, poller_, *tcp_arena_, config_.max_line_bytes, limits,
-      [this, listener](int conn, bool may_move) { return hand_off(conn, listener, may_move); });
-  if (tcp_.size() <= listener) tcp_.resize(listener + 1, nullptr);
-  tcp_[listener] = tcp.get();
-  add_source(std::move(tcp));
+void Shard::add_listener(const SourceKind& kind, std::uint32_t listener, std::unique_ptr<io::Source> source) {
+  if (listeners_.size() <= listener) listeners_.resize(listener + 1, nullptr);
+  listeners_[listener] = source.get();
+  add_source(kind, std::move(source));
 }
 
-void Shard::add_udp_socket(int fd) { add_source(std::make_unique<io::UdpSource>(fd, poller_, kPadding)); }
-
-void Shard::add_file(int fd, const std::vector<io::FileStripe>& stripes) {
-  auto file = io::FileSource::file(fd, config_.max_line_bytes, kPadding,
-                                   [this](std::uint64_t stripe) { return may_read_stripe(stripe); });
-  for (const auto& stripe : stripes) file->add_stripe(stripe);
-  add_source(std::move(file));
+io::ReadArena& Shard::connection_arena() {
+  if (!connection_arena_) {
+    connection_arena_ = std::make_unique<io::ReadArena>(kConnectionReadBytes, config_.max_line_bytes, kPadding);
+  }
+  return *connection_arena_;
 }
 
-void Shard::add_buffer(const char* data, const std::vector<io::FileStripe>& stripes) {
-  auto buffer = io::FileSource::buffer(data, [this](std::uint64_t stripe) { return may_read_stripe(stripe); });
-  for (const auto& stripe : stripes) buffer->add_stripe(stripe);
-  add_source(std::move(buffer));
+std::function<bool(int, bool)> Shard::connection_hand_off(std::uint32_t listener) {
+  return [this, listener](int fd, bool may_move) { return hand_off(fd, listener, may_move); };
 }
 
-void Shard::add_pcap(io::PcapOptions options) {
-  options.max_line_bytes = config_.max_line_bytes;
-  add_source(std::make_unique<io::PcapSource>(std::move(options), kPadding));
+std::function<bool(std::uint64_t)> Shard::stripe_gate() {
+  return [this](std::uint64_t stripe) { return may_read_stripe(stripe); };
 }
-
-void Shard::add_dpdk(io::DpdkPort& port, std::uint16_t queue) {
-  add_source(std::make_unique<io::DpdkSource>(port, queue, kPadding));
-}
-
-void Shard::add_stdin() { add_source(io::FileSource::standard_input(poller_, config_.max_line_bytes, kPadding)); }
 
 void Shard::wake() noexcept { poller_.wake(); }
 
@@ -135,32 +113,32 @@ void Shard::prepare() {
 
 // ---------------------------------------------------------------- sources
 
-std::uint32_t Shard::open_input(SourceKind kind) {
+std::uint32_t Shard::open_input(io::SourceKindId kind, bool connection) {
   const std::uint32_t input = time_.open_input();
-  if (input_kind_.size() <= input) input_kind_.resize(input + 1);
-  input_kind_[input] = kind;
+  if (inputs_.size() <= input) inputs_.resize(input + 1);
+  inputs_[input] = {kind, connection};
   return input;
 }
 
 void Shard::close_input(std::uint32_t input) {
   time_.close_input(input);
-  if (input_kind_[input] == SourceKind::tcp) counters_.tcp_connections.fetch_sub(1, std::memory_order_relaxed);
+  if (inputs_[input].connection) counters_.connections.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void Shard::lines(std::uint32_t input, const char* data, std::size_t size, std::uint64_t) {
-  const SourceKind kind = input_kind_[input];
+  const io::SourceKindId kind = inputs_[input].kind;
   // Replayed events are in the log already; a PUBLISH batch ends its chunk
   // once its position is logged too (execute), in the same block.
-  logging_ = log_ != nullptr && kind != SourceKind::replay;
+  logging_ = log_ != nullptr && kind != replay_kind_;
   router_.set_received(loop_us_);
   if (!logging_) {
     ingest_chunk(data, size, {kind, input});
     return;
   }
-  std::atomic<std::uint64_t>& events = counters_.events_in[static_cast<std::size_t>(kind)];
+  std::atomic<std::uint64_t>& events = counters_.events_in[kind];
   const std::uint64_t before = events.load(std::memory_order_relaxed);
   ingest_chunk(data, size, {kind, input});
-  if (kind != SourceKind::publish) log_->end_chunk(loop_ms_);
+  if (kind != publish_kind_) log_->end_chunk(loop_ms_);
   logging_ = false;
   // Timed once durable (poll_log); one entry per block and loop pass.
   const std::uint64_t logged = events.load(std::memory_order_relaxed) - before;
@@ -188,7 +166,7 @@ void Shard::read_clocks() noexcept {
   future_limit_ms_ = wall_ms_ + config_.max_future_ms;
 }
 
-io::SourceTotals Shard::source_totals(SourceKind kind) const noexcept {
+io::SourceTotals Shard::source_totals(io::SourceKindId kind) const noexcept {
   io::SourceTotals t;
   for (const auto& source : sources_) {
     if (source->kind() == kind) t.add(source->counters());
@@ -196,8 +174,8 @@ io::SourceTotals Shard::source_totals(SourceKind kind) const noexcept {
   return t;
 }
 
-std::uint64_t Shard::rejected(SourceKind kind, Reject reason) const noexcept {
-  std::uint64_t n = counters_.errors[static_cast<std::size_t>(kind)][static_cast<std::size_t>(reason)].load(
+std::uint64_t Shard::rejected(io::SourceKindId kind, Reject reason) const noexcept {
+  std::uint64_t n = counters_.errors[kind][static_cast<std::size_t>(reason)].load(
       std::memory_order_relaxed);
   if (reason == Reject::oversized_line) n += source_totals(kind).oversized_lines;
   return n;
@@ -205,8 +183,8 @@ std::uint64_t Shard::rejected(SourceKind kind, Reject reason) const noexcept {
 
 std::uint64_t Shard::rejected() const noexcept {
   std::uint64_t n = 0;
-  for (std::size_t k = 0; k < kSourceKinds; ++k) {
-    for (std::size_t r = 1; r < kRejectReasons; ++r) n += rejected(static_cast<SourceKind>(k), static_cast<Reject>(r));
+  for (std::size_t k = 0; k < source_kinds().size(); ++k) {
+    for (std::size_t r = 1; r < kRejectReasons; ++r) n += rejected(static_cast<io::SourceKindId>(k), static_cast<Reject>(r));
   }
   return n;
 }
@@ -214,8 +192,8 @@ std::uint64_t Shard::rejected() const noexcept {
 // ---------------------------------------------------------------- parsing
 
 void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_end, From from, bool escapes) {
-  const SourceKind source = from.source;
-  const auto s = static_cast<std::size_t>(source);
+  const io::SourceKindId source = from.source;
+  const std::size_t s = source;
   if (len > 0 && line[len - 1] == '\r') --len;
   if (len == 0) return;
   if (len > config_.max_line_bytes) {
@@ -352,9 +330,9 @@ void Shard::ingest_chunk(const char* data, std::size_t len, From from) {
 bool Shard::hand_off(int fd, std::uint32_t listener, bool may_move) {
   std::uint32_t target = id_;
   if (may_move) {
-    std::uint64_t fewest = counters_.tcp_connections.load(std::memory_order_relaxed);
+    std::uint64_t fewest = counters_.connections.load(std::memory_order_relaxed);
     for (std::uint32_t s = 0; s < shards_; ++s) {
-      const std::uint64_t n = engine_.shard(s).counters().tcp_connections.load(std::memory_order_relaxed);
+      const std::uint64_t n = engine_.shard(s).counters().connections.load(std::memory_order_relaxed);
       if (n < fewest) {
         fewest = n;
         target = s;
@@ -364,13 +342,13 @@ bool Shard::hand_off(int fd, std::uint32_t listener, bool may_move) {
   if (target != id_) {
     if (HandedConnection* slot = engine_.handoff(id_, target).claim()) {
       *slot = {fd, listener};
-      engine_.shard(target).counters().tcp_connections.fetch_add(1, std::memory_order_relaxed);
+      engine_.shard(target).counters().connections.fetch_add(1, std::memory_order_relaxed);
       engine_.handoff(id_, target).publish();
       engine_.shard(target).wake();
       return true;
     }
   }
-  counters_.tcp_connections.fetch_add(1, std::memory_order_relaxed);
+  counters_.connections.fetch_add(1, std::memory_order_relaxed);
   return false;
 }
 
@@ -380,9 +358,9 @@ bool Shard::adopt_handoffs() {
     if (src == id_) continue;
     SpscRing<HandedConnection>& ring = engine_.handoff(src, id_);
     while (HandedConnection* handed = ring.front()) {
-      SPATE_ASSERT(handed->listener < tcp_.size() && tcp_[handed->listener] != nullptr,
-                   "every shard listens on every TCP listener");
-      tcp_[handed->listener]->adopt(handed->fd, *this);
+      SPATE_ASSERT(handed->listener < listeners_.size() && listeners_[handed->listener] != nullptr,
+                   "every shard listens on every listener");
+      listeners_[handed->listener]->adopt(handed->fd, *this);
       ring.pop();
       any = true;
     }
@@ -414,7 +392,7 @@ bool Shard::poll_sources() {
   any |= poller_.wait(0, *this);
   if (!files_done_.load(std::memory_order_relaxed)) {
     const bool done = std::all_of(sources_.begin(), sources_.end(), [](const auto& source) {
-      return !finite(*source) || source->finished();
+      return !source->finite() || source->finished();
     });
     if (done) {
       router_.flush_all();
@@ -507,9 +485,7 @@ void Shard::run() {
       // Stop, step 1: connections the kernel completed carry received data
       // too, so accept them here (no more handoffs) and close the listeners.
       stopping = true;
-      for (auto& source : sources_) {
-        if (source->kind() == SourceKind::tcp) static_cast<io::TcpSource&>(*source).stop_accepting(*this);
-      }
+      for (auto& source : sources_) source->stop_accepting(*this);
       engine_.handoffs_closed();
       continue;
     }

@@ -24,7 +24,7 @@ void Shard::set_storage(std::string dir, storage::Recovery recovery) {
                                                  [this](std::int64_t sealed_ms) { return may_replay(sealed_ms); });
     replay_ = replay.get();
     counters_.replay_next_ms.store(replay->next_sealed_ms(), std::memory_order_relaxed);  // before any shard runs
-    add_source(std::move(replay));
+    add_source(kReplaySource, std::move(replay));
   }
 }
 
@@ -63,8 +63,8 @@ void Shard::open_logs() {
     for (std::size_t r = 0; r < kRejectReasons; ++r) {
       dead_reason_text_[r] = std::string("\"") + reject_name(static_cast<Reject>(r)) + '"';
     }
-    for (std::size_t k = 0; k < kSourceKinds; ++k) {
-      dead_source_text_[k] = std::string("\"") + source_kind_name(static_cast<SourceKind>(k)) + '"';
+    for (std::size_t k = 0; k < source_kinds().size(); ++k) {
+      dead_source_text_[k] = "\"" + std::string(source_kinds()[k]->name) + '"';
     }
   }
   raw_field_ = o.fields.size();
@@ -75,7 +75,7 @@ void Shard::open_logs() {
   parser_.capture_fields(true);
 }
 
-void Shard::reject(SourceKind source, Reject reason, const char* line, std::size_t len) {
+void Shard::reject(io::SourceKindId source, Reject reason, const char* line, std::size_t len) {
   reject(source, reason);
   if (!dead_ || !logging_) return;  // replayed lines were judged before
   const double rate = static_cast<double>(config_.storage.dead_letter_bytes_per_s);

@@ -60,7 +60,7 @@ bool Shard::execute(QueryTask& task) {
         task.refusal = QueryTask::Refusal::disk_full;
         return true;
       }
-      const auto s = static_cast<std::size_t>(SourceKind::publish);
+      const std::size_t s = publish_kind_;
       const std::uint64_t in0 = counters_.events(s);
       const std::uint64_t rej0 = counters_.rejected(s);
       const bool joined = publish_->deliver(task.producer, task.sequence, task.payload.data(), task.payload_len, *this);
@@ -77,7 +77,7 @@ bool Shard::execute(QueryTask& task) {
         // The batch's sequence goes in the block of its events, so that
         // after a crash either both are read back or neither is.
         if (task.sequence != 0) {
-          log_->add_position({static_cast<std::uint8_t>(SourceKind::publish), task.producer, task.sequence});
+          log_->add_position({static_cast<std::uint8_t>(storage::PositionKind::publish), task.producer, task.sequence});
           published_[task.producer] = {task.sequence, loop_ms_};
         }
         log_->end_chunk(loop_ms_);

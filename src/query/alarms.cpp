@@ -28,10 +28,8 @@ bool same_figure(const AlarmConfig& a, const AlarmConfig& b) {
 }
 
 std::size_t source_index(const std::string& source) {
-  for (std::size_t k = 0; k < engine::kSourceKinds; ++k) {
-    if (source == engine::source_kind_name(static_cast<engine::SourceKind>(k))) return k;
-  }
-  return engine::kSourceKinds;  // "all"
+  const engine::SourceKind* kind = engine::find_source_kind(source);
+  return kind != nullptr ? engine::source_kind_id(*kind) : engine::kAllSources;  // "all"
 }
 
 }  // namespace
@@ -79,7 +77,7 @@ std::vector<std::size_t> Alarms::evaluate(std::int64_t now_ms) {
       }
       // Lines that were JSON objects: accepted, or refused for what they held.
       objects += k.events();
-      for (std::size_t src = 0; src < engine::kSourceKinds; ++src) {
+      for (std::size_t src = 0; src < engine::kMaxSourceKinds; ++src) {
         for (engine::Reject r : {engine::Reject::missing_field, engine::Reject::wrong_type,
                                  engine::Reject::bad_timestamp, engine::Reject::future_timestamp,
                                  engine::Reject::key_too_long}) {

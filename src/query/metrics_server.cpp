@@ -27,12 +27,7 @@ struct Sample {
   double scale = 1;
 };
 
-bool is_source(std::string_view s) {
-  for (std::size_t k = 0; k < engine::kSourceKinds; ++k) {
-    if (s == engine::source_kind_name(static_cast<engine::SourceKind>(k))) return true;
-  }
-  return false;
-}
+bool is_source(std::string_view s) { return engine::find_source_kind(s) != nullptr; }
 
 // nullopt: a total of figures the endpoint gives by label (errors, late_events...).
 std::optional<Sample> sample_of(std::string_view name, StatKind kind) {

@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <span>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -97,10 +98,11 @@ void visit_stats(const engine::Engine& engine, const ServerCounters& server, con
     const engine::ShardCounters& k = shard.counters();
     const auto counter = [&](std::string_view name, std::uint64_t value) { visit(s, name, value, StatKind::counter); };
     const auto gauge = [&](std::string_view name, std::uint64_t value) { visit(s, name, value, StatKind::gauge); };
-    io::SourceTotals by_kind[engine::kSourceKinds];
+    const auto kinds = engine::source_kinds();
+    io::SourceTotals by_kind[engine::kMaxSourceKinds];
     std::uint64_t bytes = 0, late = 0;
-    for (std::size_t src = 0; src < engine::kSourceKinds; ++src) {
-      by_kind[src] = shard.source_totals(static_cast<engine::SourceKind>(src));
+    for (std::size_t src = 0; src < kinds.size(); ++src) {
+      by_kind[src] = shard.source_totals(static_cast<io::SourceKindId>(src));
       bytes += by_kind[src].bytes_in;
     }
     for (std::size_t v = 0; v < config.views.size(); ++v) late += load(k.late[v]);
@@ -110,7 +112,7 @@ void visit_stats(const engine::Engine& engine, const ServerCounters& server, con
     for (std::size_t r = 1; r < engine::kRejectReasons; ++r) {  // by reason, over every source kind
       const auto reason = static_cast<engine::Reject>(r);
       std::uint64_t n = 0;
-      for (std::size_t src = 0; src < engine::kSourceKinds; ++src) n += shard.rejected(static_cast<engine::SourceKind>(src), reason);
+      for (std::size_t src = 0; src < kinds.size(); ++src) n += shard.rejected(static_cast<io::SourceKindId>(src), reason);
       counter(std::string("errors.") + engine::reject_name(reason), n);
     }
     counter("late_events", late);
@@ -128,41 +130,22 @@ void visit_stats(const engine::Engine& engine, const ServerCounters& server, con
     gauge("active", shard.active() ? 1 : 0);
     gauge("inputs_open", load(k.inputs_open));
     gauge("inputs_active", load(k.inputs_active));
-    const io::SourceTotals& tcp = by_kind[static_cast<std::size_t>(engine::SourceKind::tcp)];
-    gauge("tcp.connections", tcp.connections);
-    counter("tcp.connections_refused", tcp.refused);
-    counter("tcp.idle_closed", tcp.idle_closed);
-    counter("tcp.accept_pauses", tcp.accept_pauses);
-    counter("udp.drops", by_kind[static_cast<std::size_t>(engine::SourceKind::udp)].drops);
-    // Lag: what waits for the shard in the kernel and in its request queue.
-    gauge("tcp.waiting_bytes", tcp.waiting_bytes);
-    gauge("tcp.accept_queue", tcp.accept_queue);
-    gauge("udp.waiting_bytes", by_kind[static_cast<std::size_t>(engine::SourceKind::udp)].waiting_bytes);
-    gauge("requests_waiting", shard.requests().depth());
-    // Captures and NIC queues: frames read, and those not delivered by why
-    // (docs/captures.md).
-    const auto frames = [&](const char* prefix, const io::SourceTotals& t) {
-      const std::string p(prefix);
-      counter(p + ".frames", t.frames);
-      counter(p + ".frames_other", t.frames_other);
-      counter(p + ".fragments", t.fragments);
-      counter(p + ".truncated", t.truncated);
-      counter(p + ".bad_checksums", t.bad_checksums);
-    };
-    const io::SourceTotals& pcap = by_kind[static_cast<std::size_t>(engine::SourceKind::pcap)];
-    frames("pcap", pcap);
-    counter("pcap.tcp_gaps", pcap.tcp_gaps);
-    counter("pcap.tcp_retransmits", pcap.tcp_retransmits);
-    counter("pcap.tcp_out_of_order", pcap.tcp_out_of_order);
-    counter("pcap.oversized_lines", pcap.oversized_lines);
-    const io::SourceTotals& dpdk = by_kind[static_cast<std::size_t>(engine::SourceKind::dpdk)];
-    frames("dpdk", dpdk);  // this shard's queue
-    counter("dpdk.padding_copies", dpdk.padding_copies);
-    if (const io::DpdkPortCounters* port = s == 0 ? engine.dpdk_counters() : nullptr) {  // the port's, on shard 0
-      counter("dpdk.port_rx", load(port->rx));
-      counter("dpdk.port_missed", load(port->missed));
-      counter("dpdk.port_errors", load(port->errors));
-      counter("dpdk.port_no_mbuf", load(port->no_mbuf));
+    gauge("requests_waiting", shard.requests().depth());  // what waits for the shard in its request queue
+    // Each kind's own figures ("tcp.connections"), and on shard 0 those of
+    // each source as a whole (a NIC port's).
+    for (std::size_t src = 0; src < kinds.size(); ++src) {
+      if (kinds[src]->stats == nullptr) continue;
+      const std::string prefix = std::string(kinds[src]->name) + ".";
+      kinds[src]->stats(by_kind[src], [&](std::string_view name, std::uint64_t value, bool is_gauge) {
+        visit(s, prefix + std::string(name), value, is_gauge ? StatKind::gauge : StatKind::counter);
+      });
+    }
+    for (const engine::StartedSource& source : s == 0 ? engine.sources() : std::span<const engine::StartedSource>{}) {
+      if (!source.group) continue;
+      const std::string prefix = std::string(source.kind->name) + ".";
+      source.group->stats([&](std::string_view name, std::uint64_t value, bool is_gauge) {
+        visit(s, prefix + std::string(name), value, is_gauge ? StatKind::gauge : StatKind::counter);
+      });
     }
     for (std::size_t v = 0; v < config.views.size(); ++v) counter("late." + config.views[v].name, load(k.late[v]));
     for (std::size_t v = 0; v < config.views.size(); ++v) {
@@ -216,9 +199,9 @@ void visit_stats(const engine::Engine& engine, const ServerCounters& server, con
       counter("storage.dead_letter_bytes", load(dead->bytes_written));
       counter("storage.dead_letters_dropped", shard.dead_letters_dropped());
     }
-    for (std::size_t src = 0; src < engine::kSourceKinds; ++src) {
-      const auto kind = static_cast<engine::SourceKind>(src);
-      const std::string prefix = engine::source_kind_name(kind);
+    for (std::size_t src = 0; src < kinds.size(); ++src) {
+      const auto kind = static_cast<io::SourceKindId>(src);
+      const std::string prefix(kinds[src]->name);
       counter(prefix + ".events_in", load(k.events_in[src]));
       counter(prefix + ".bytes_in", by_kind[src].bytes_in);
       counter(prefix + ".inputs", by_kind[src].inputs);

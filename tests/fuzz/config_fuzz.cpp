@@ -91,7 +91,7 @@ void check_valid(const Config& c) {
     }
   }
   for (const auto& s : c.sources) {
-    if (s.kind == SourceKind::file) require(!s.path.empty(), "a file source without a path");
+    require(!s.type.empty() && s.line > 0, "a source without its type or line");
   }
 
   // One event with every wanted field once, each of its declared type.

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "config/config.hpp"
+#include "engine/source_kind.hpp"
 
 using namespace spate::engine;
 
@@ -51,7 +52,7 @@ aggregates = ["count", "sum(price)", "max(qty)"]
   CHECK(c.data_dir == "/var/lib/spate");
   CHECK(c.query.listen.port == 9000);
   REQUIRE(c.sources.size() == 2);
-  CHECK(c.sources[1].kind == SourceKind::file);
+  CHECK(c.sources[1].type == "file");
   CHECK(c.id_field == "event_id");
   CHECK(c.ts_field == "time");
   REQUIRE(c.views.size() == 1);
@@ -74,8 +75,10 @@ colour = "blue"
 )toml",
                               "bad.toml");
   REQUIRE_FALSE(r.ok());
+  std::vector<ConfigError> errors = r.errors;
+  for (ConfigError& e : check_sources(r.config)) errors.push_back(std::move(e));  // the kinds' checks
   auto has = [&](int line, const std::string& text) {
-    for (const auto& e : r.errors) {
+    for (const auto& e : errors) {
       if (e.line == line && e.message.find(text) != std::string::npos) return true;
     }
     return false;
@@ -135,8 +138,10 @@ aggregates = ["count"]
 )toml",
                               "names.toml");
   REQUIRE_FALSE(r.ok());
+  std::vector<ConfigError> errors = r.errors;
+  for (ConfigError& e : check_sources(r.config)) errors.push_back(std::move(e));  // the kinds' checks
   auto has = [&](int line, const std::string& text) {
-    for (const auto& e : r.errors) {
+    for (const auto& e : errors) {
       if (e.line == line && e.message.find(text) != std::string::npos) return true;
     }
     return false;
@@ -176,12 +181,14 @@ shards = 0
 TEST_CASE("config: file sources must be readable files") {
   Config config = default_config();
   const auto file = [](std::string path, int line) {
-    SourceConfig s{SourceKind::file, {}, std::move(path)};
+    SourceConfig s;
+    s.type = "file";
+    s.set("path", std::move(path));
     s.line = line;
     return s;
   };
   config.sources = {file("/nonexistent/spate/input.ndjson", 7), file(".", 9), file("-", 11)};
-  const auto errors = check_file_sources(config);
+  const auto errors = check_sources(config);
   REQUIRE(errors.size() == 2);
   CHECK(errors[0].line == 7);
   CHECK(errors[0].message.find("\"/nonexistent/spate/input.ndjson\": cannot be read: No such file") != std::string::npos);
@@ -372,6 +379,7 @@ max = 1
   REQUIRE_FALSE(bad.ok());
   std::string all;
   for (const auto& e : bad.errors) all += std::to_string(e.line) + ": " + e.message + "\n";
+  for (const auto& e : check_sources(bad.config)) all += std::to_string(e.line) + ": " + e.message + "\n";
   CHECK(all.find("1: [[alarm]] needs name") != std::string::npos);
   CHECK(all.find("5: alarm 'no_bounds' needs bounds") != std::string::npos);
   CHECK(all.find("11: alarm 'f': \"nope\" is not a field of the schema") != std::string::npos);

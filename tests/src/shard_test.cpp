@@ -35,8 +35,8 @@ void wait_until(const std::function<bool()>& done) {
 // line is applied; stopped on destruction.
 Config with_file_source(Config config, const std::string& path) {
   SourceConfig file;
-  file.kind = SourceKind::file;
-  file.path = path;
+  file.type = "file";
+  file.set("path", path);
   config.sources = {file};
   return config;
 }
@@ -118,13 +118,14 @@ TEST_CASE("engine: three shards split an input, route rows to key owners and ans
   Engine& engine = p.engine;
 
   std::uint64_t events = 0, malformed = 0, routed_out = 0, routed_in = 0;
+  const spate::io::SourceKindId file = source_kind_id(kFileSource);
   for (std::uint32_t s = 0; s < engine.shard_count(); ++s) {
     const auto& c = engine.shard(s).counters();
-    events += c.events_in[static_cast<int>(SourceKind::file)].load();
-    malformed += c.errors[static_cast<int>(SourceKind::file)][static_cast<int>(Reject::malformed_json)].load();
+    events += c.events_in[file].load();
+    malformed += c.errors[file][static_cast<int>(Reject::malformed_json)].load();
     routed_out += c.routed_out.load();
     routed_in += c.routed_in.load();
-    CHECK(c.events_in[static_cast<int>(SourceKind::file)].load() > 0);  // every shard read part of the file
+    CHECK(c.events_in[file].load() > 0);  // every shard read part of the file
   }
   CHECK(events == 30000);
   CHECK(malformed == 30);

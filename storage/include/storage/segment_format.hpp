@@ -53,8 +53,12 @@ struct BlockInfo {
 
 // Where a batch of events came from, recorded in the block that holds them
 // (a PUBLISH producer's sequence, later a Kafka partition's offset).
+// What a position is a place in. Stored: a value keeps its meaning for good
+// (3 is what PUBLISH's positions were first written with).
+enum class PositionKind : std::uint8_t { publish = 3 };
+
 struct Position {
-  std::uint8_t kind = 0;     // io::SourceKind
+  std::uint8_t kind = 0;     // a PositionKind
   std::uint64_t input = 0;   // the producer id (PUBLISH)
   std::uint64_t value = 0;   // the batch sequence
 };

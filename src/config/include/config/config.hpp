@@ -6,10 +6,10 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "io/file/log.hpp"
-#include "io/file/source.hpp"
 
 namespace spate::engine {
 
@@ -19,10 +19,6 @@ inline constexpr std::size_t kMaxKeyGroups = 8;      // distinct view keys
 inline constexpr std::size_t kMaxSchemaFields = 62;  // [schema].fields, besides the id and timestamp
 inline constexpr std::size_t kMaxKeyBytes = 1024;
 inline constexpr std::size_t kMaxFieldNameBytes = 256;
-
-using io::kSourceKinds;
-using io::source_kind_name;
-using io::SourceKind;
 
 struct Endpoint {
   std::string host;
@@ -85,23 +81,25 @@ struct DedupConfig {
   std::uint64_t max_bytes = std::uint64_t{384} << 20;
 };
 
+// One key of a [[source]] table as written. The source's kind reads and
+// checks it (engine/source_kind.hpp), as a view kind checks its window.
+struct Setting {
+  std::string key;
+  std::variant<std::string, std::int64_t, double, bool, std::vector<std::string>> value;
+  int line = 0;
+};
+
+// A [[source]]: its kind by name ("tcp", "file"...: the kinds the engine
+// registers) and its other keys, for the kind to read.
 struct SourceConfig {
-  SourceKind kind = SourceKind::tcp;
-  Endpoint listen;   // tcp, udp
-  std::string path;  // file: a path or "-" for stdin
-  std::uint32_t max_connections = 10000;  // tcp: more are accepted and closed at once
-  std::int64_t max_idle_ms = 600000;      // tcp: a connection silent this long is closed (0: never)
-  // pcap: the capture's UDP payloads and TCP streams (docs/captures.md).
-  bool recorded_pace = false;  // pace = "recorded": as the capture's timestamps say; else as fast as read
-  double speed = 1.0;          // recorded pace times this
-  std::uint16_t port = 0;      // only datagrams and streams to this port (0: any)
-  bool verify_checksums = false;
-  // dpdk: a NIC port, one RX queue per shard (docs/captures.md).
-  std::vector<std::string> eal_args = {};
-  std::uint16_t dpdk_port = 0;
-  std::uint32_t rx_descriptors = 1024;
-  std::uint32_t mbufs = 0;  // 0: enough for every queue
-  int line = 0;      // where it is declared, for error messages
+  std::string type;
+  std::vector<Setting> settings;
+  int line = 0;       // where it is declared, for error messages
+  int type_line = 0;  // where its type is
+
+  const Setting* find(std::string_view key) const noexcept;
+  // Replaces the key's value, or adds it (the built-in sources, flags over the file).
+  void set(std::string_view key, std::string value);
 };
 
 enum class FieldType : std::uint8_t { string, number };
@@ -231,9 +229,6 @@ Config default_config();
 // Parses and validates TOML text. Every problem is reported, each with its line.
 ConfigResult parse_config(std::string_view toml_text, std::string_view source_name);
 ConfigResult load_config_file(const std::string& path);
-// Each file source (other than stdin) can be opened for reading and is not
-// a directory: what --check-config and the start add to the file's checks.
-std::vector<ConfigError> check_file_sources(const Config& config);
 // In file order, errors tied to no line last (parse_config's order).
 void sort_by_line(std::vector<ConfigError>& errors);
 

@@ -16,8 +16,8 @@
 
 namespace spate::engine {
 
-// A TCP connection on its way to another shard, and the listener it came
-// through (whose limits it counts against).
+// An accepted connection on its way to another shard, and the listener it
+// came through (whose limits it counts against).
 struct HandedConnection {
   int fd = -1;
   std::uint32_t listener = 0;
@@ -49,7 +49,7 @@ class Engine {
   std::uint32_t owner_of(std::uint64_t key_hash) const noexcept { return kernels::shard_of(key_hash, shard_count_); }
 
   SpscRing<RouteBatch>& ring(std::uint32_t src, std::uint32_t dst) noexcept { return *rings_[src * shard_count() + dst]; }
-  // Accepted TCP connections handed from the accepting shard to the least loaded one.
+  // Accepted connections handed from the accepting shard to the least loaded one.
   SpscRing<HandedConnection>& handoff(std::uint32_t src, std::uint32_t dst) noexcept {
     return *handoffs_[src * shard_count() + dst];
   }
@@ -58,8 +58,9 @@ class Engine {
   // inbound slots (ring_slots rounded up to a power of two).
   std::uint64_t ring_memory_bytes() const noexcept;
 
-  // The port each configured tcp/udp source is bound to (useful with port 0).
-  std::uint16_t bound_port(std::size_t source_index) const noexcept { return bound_ports_[source_index]; }
+  // The configured sources as started (config.sources' order): where each
+  // reads, the port a listener is bound to (useful with port 0).
+  const std::vector<StartedSource>& sources() const noexcept { return sources_; }
 
   // True once every file source has been read to its end.
   bool files_done() const noexcept;
@@ -107,23 +108,17 @@ class Engine {
   void activity_changed() noexcept { activity_epoch_.fetch_add(1, std::memory_order_acq_rel); }
   const std::atomic<std::uint64_t>& activity_epoch_counter() const noexcept { return activity_epoch_; }
 
-  // The NIC port's own counters (nullptr without a dpdk source).
-  const io::DpdkPortCounters* dpdk_counters() const noexcept { return dpdk_ ? &dpdk_->counters() : nullptr; }
-
   // The highest watermark any shard has reached (idle shards catch up to it).
   std::int64_t max_watermark() const noexcept;
 
  private:
   Config config_;
   std::uint32_t shard_count_ = 0;
-  std::unique_ptr<io::DpdkPort> dpdk_;  // before the shards: their sources use it until they go
+  std::vector<StartedSource> sources_;  // before the shards: their sources use what these hold until they go
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<std::unique_ptr<SpscRing<RouteBatch>>> rings_;
   std::vector<std::unique_ptr<SpscRing<HandedConnection>>> handoffs_;
-  // Per TCP listener (in config order): its connections over all shards.
-  std::vector<std::unique_ptr<std::atomic<std::uint32_t>>> tcp_open_;
   std::vector<std::thread> threads_;
-  std::vector<std::uint16_t> bound_ports_;
   std::vector<std::string_view> buffers_;
   std::atomic<bool> stopping_{false};
   std::atomic<std::uint32_t> inputs_finished_{0};

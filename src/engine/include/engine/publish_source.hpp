@@ -14,7 +14,6 @@ namespace spate::engine {
 
 class PublishSource final : public io::Source {
  public:
-  io::SourceKind kind() const noexcept override { return io::SourceKind::publish; }
   bool poll(io::LineSink&, std::size_t) override { return false; }  // batches arrive through deliver()
   void ready(std::uint64_t, io::LineSink&) override {}
   void drain(io::LineSink&, std::int64_t) override {}  // a batch is delivered whole when it arrives

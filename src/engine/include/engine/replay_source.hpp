@@ -28,7 +28,6 @@ class ReplaySource final : public io::Source {
   // When the next block was sealed (INT64_MAX: none left).
   std::int64_t next_sealed_ms() const noexcept;
 
-  io::SourceKind kind() const noexcept override { return io::SourceKind::replay; }
   void attach(io::LineSink& sink) override;
   bool poll(io::LineSink& sink, std::size_t budget) override;
   void ready(std::uint64_t, io::LineSink&) override {}

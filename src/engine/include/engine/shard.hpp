@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -17,9 +18,7 @@
 #include "io/file/file_source.hpp"
 #include "io/file/poller.hpp"
 #include "io/file/source.hpp"
-#include "io/net/dpdk_source.hpp"
-#include "io/net/pcap_source.hpp"
-#include "io/net/tcp_source.hpp"
+#include "io/file/line_buffer.hpp"
 #include "config/config.hpp"
 #include "kernels/counter.hpp"
 #include "kernels/log_histogram.hpp"
@@ -30,6 +29,7 @@
 #include "engine/route_batch.hpp"
 #include "engine/publish_source.hpp"
 #include "engine/replay_source.hpp"
+#include "engine/source_kind.hpp"
 #include "storage/checkpoint.hpp"
 #include "storage/segment_file.hpp"
 #include "storage/segment_log.hpp"
@@ -56,14 +56,14 @@ struct ShardCounters {
         view_bytes(std::make_unique<std::atomic<std::uint64_t>[]>(views)) {
     for (std::size_t v = 0; v < views; ++v) newest_window[v].store(INT64_MIN);
   }
-  std::atomic<std::uint64_t> events_in[kSourceKinds] = {};
+  std::atomic<std::uint64_t> events_in[kMaxSourceKinds] = {};  // by source kind (io::SourceKindId)
   // Lines rejected missing a schema field or holding it with the wrong
   // type, by field (EventParser::field_name order): the field alarms.
   std::atomic<std::uint64_t> field_absent[kMaxSchemaFields + 2] = {};
-  std::atomic<std::uint64_t> errors[kSourceKinds][kRejectReasons] = {};
+  std::atomic<std::uint64_t> errors[kMaxSourceKinds][kRejectReasons] = {};
   // Connections placed on this shard, for the accept balancing: written by
   // the shard that accepts (another one when it hands a connection over).
-  std::atomic<std::uint64_t> tcp_connections{0};
+  std::atomic<std::uint64_t> connections{0};
   std::atomic<std::uint64_t> routed_out{0};
   std::atomic<std::uint64_t> routed_in{0};
   std::atomic<std::uint64_t> ring_full_waits{0};  // times a batch waited for room in a full ring (ring_slots)
@@ -111,18 +111,18 @@ struct ShardCounters {
   kernels::LogHistogram receive_to_durable;  // read from its input until the hot log holds it durably
 
   static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept { kernels::add_relaxed(c, n); }
-  // Sums over sources (and reasons); kSourceKinds means every source.
-  std::uint64_t events(std::size_t source = kSourceKinds) const noexcept {
+  // Sums over source kinds (and reasons); kAllSources means every kind.
+  std::uint64_t events(std::size_t source = kAllSources) const noexcept {
     std::uint64_t n = 0;
-    for (std::size_t s = 0; s < kSourceKinds; ++s) {
-      if (source == kSourceKinds || source == s) n += events_in[s].load(std::memory_order_acquire);
+    for (std::size_t s = 0; s < kMaxSourceKinds; ++s) {
+      if (source == kAllSources || source == s) n += events_in[s].load(std::memory_order_acquire);
     }
     return n;
   }
-  std::uint64_t rejected(std::size_t source = kSourceKinds) const noexcept {
+  std::uint64_t rejected(std::size_t source = kAllSources) const noexcept {
     std::uint64_t n = 0;
-    for (std::size_t s = 0; s < kSourceKinds; ++s) {
-      if (source != kSourceKinds && source != s) continue;
+    for (std::size_t s = 0; s < kMaxSourceKinds; ++s) {
+      if (source != kAllSources && source != s) continue;
       for (std::size_t r = 0; r < kRejectReasons; ++r) n += errors[s][r].load(std::memory_order_relaxed);
     }
     return n;
@@ -136,17 +136,23 @@ class Shard final : public io::LineSink, private Router::Host {
   Shard(const Shard&) = delete;
   Shard& operator=(const Shard&) = delete;
 
-  // Start-up (before run): the sources this shard polls. A new source kind
-  // is a new io::Source and an add_source call; the loop does not change.
-  void add_source(std::unique_ptr<io::Source> source);
-  // The shard's socket of TCP listener number `listener` (in config order).
-  void add_tcp_listener(int fd, std::uint32_t listener, io::TcpLimits limits);
-  void add_udp_socket(int fd);
-  void add_file(int fd, const std::vector<io::FileStripe>& stripes);  // takes the descriptor
-  void add_buffer(const char* data, const std::vector<io::FileStripe>& stripes);
-  void add_stdin();
-  void add_pcap(io::PcapOptions options);  // throws std::runtime_error when the capture cannot be read
-  void add_dpdk(io::DpdkPort& port, std::uint16_t queue);
+  // Start-up (before run): the sources this shard polls, each of a kind
+  // (source_kind.hpp), which starts them; the loop knows no kind.
+  void add_source(const SourceKind& kind, std::unique_ptr<io::Source> source);
+  // A source that accepts connections, as listener number `listener` (the
+  // same on every shard: its place in config.sources): connections it
+  // hands over with connection_hand_off(listener) go to another shard's
+  // source of that number.
+  void add_listener(const SourceKind& kind, std::uint32_t listener, std::unique_ptr<io::Source> source);
+  // What sources are built with: the shard's poller; the buffer every
+  // connection of the shard reads into, one at a time (an idle one keeps
+  // only its partial line: docs/engine.md); the hand-off of an accepted
+  // connection to the shard with the fewest; the gate a file stripe waits
+  // at, so that no shard reads far ahead of the others in event time.
+  io::Poller& poller() noexcept { return poller_; }
+  io::ReadArena& connection_arena();
+  std::function<bool(int, bool)> connection_hand_off(std::uint32_t listener);
+  std::function<bool(std::uint64_t)> stripe_gate();
   // The hot log: this shard's segment directory as recovery left it (what
   // to replay, where the next segment's numbers start). Before prepare().
   void set_storage(std::string dir, storage::Recovery recovery);
@@ -167,10 +173,10 @@ class Shard final : public io::LineSink, private Router::Host {
   SpscRing<QueryTask*>& responses() noexcept { return responses_; }
   bool files_done() const noexcept { return files_done_.load(std::memory_order_acquire); }
   // Counters of this shard's sources of one kind, summed; any thread.
-  io::SourceTotals source_totals(SourceKind kind) const noexcept;
+  io::SourceTotals source_totals(io::SourceKindId kind) const noexcept;
   // Lines rejected from sources of one kind for one reason: by the parser,
   // and (oversized lines cut across reads) by the sources themselves.
-  std::uint64_t rejected(SourceKind kind, Reject reason) const noexcept;
+  std::uint64_t rejected(io::SourceKindId kind, Reject reason) const noexcept;
   // Every line rejected, any source and reason.
   std::uint64_t rejected() const noexcept;
 
@@ -194,7 +200,7 @@ class Shard final : public io::LineSink, private Router::Host {
 
  private:
   // io::LineSink: what the sources call.
-  std::uint32_t open_input(SourceKind kind) override;
+  std::uint32_t open_input(io::SourceKindId kind, bool connection) override;
   void close_input(std::uint32_t input) override;
   void lines(std::uint32_t input, const char* data, std::size_t size, std::uint64_t position) override;
   void held_back(std::uint32_t input) override { time_.held_back(input); }
@@ -210,17 +216,17 @@ class Shard final : public io::LineSink, private Router::Host {
   // Parsing and routing.
   // Where bytes came from: the source kind (for counters) and the input (for event time).
   struct From {
-    SourceKind source;
+    io::SourceKindId source;
     std::uint32_t input;
   };
   void ingest_chunk(const char* data, std::size_t len, From from);  // data has kPadding readable
   // escapes: the line may hold a backslash (else its escapes need no check).
   void ingest_line(const char* line, std::size_t len, const char* buffer_end, From from, bool escapes);
-  void reject(SourceKind source, Reject reason) noexcept {
+  void reject(io::SourceKindId source, Reject reason) noexcept {
     ShardCounters::add(counters_.errors[static_cast<std::size_t>(source)][static_cast<std::size_t>(reason)], 1);
   }
   // A rejected line, kept with its reason in the dead-letter segments.
-  void reject(SourceKind source, Reject reason, const char* line, std::size_t len);
+  void reject(io::SourceKindId source, Reject reason, const char* line, std::size_t len);
   // Applying. Router::Host: what the router calls.
   void apply_local(const RouteBatch& batch) override;
   bool work_while_waiting() override;
@@ -306,12 +312,16 @@ class Shard final : public io::LineSink, private Router::Host {
   // Inputs.
   io::Poller poller_;
   std::vector<std::unique_ptr<io::Source>> sources_;
-  std::vector<io::TcpSource*> tcp_;  // by listener: where its connections, handed over too, go
-  // What every TCP connection of the shard reads into, one at a time: an
-  // idle connection keeps only its partial line (docs/engine.md).
-  std::unique_ptr<io::ReadArena> tcp_arena_;
+  std::vector<io::Source*> listeners_;  // by listener: where its connections, handed over too, go
+  std::unique_ptr<io::ReadArena> connection_arena_;
   PublishSource* publish_ = nullptr;  // PUBLISH hand-offs, which arrive as query tasks
-  std::vector<SourceKind> input_kind_;  // by input
+  struct InputInfo {
+    io::SourceKindId kind = 0;
+    bool connection = false;
+  };
+  std::vector<InputInfo> inputs_;  // by input
+  const io::SourceKindId publish_kind_ = source_kind_id(kPublishSource);
+  const io::SourceKindId replay_kind_ = source_kind_id(kReplaySource);
 
   // The hot log (docs/storage.md).
   std::string log_dir_;
@@ -320,7 +330,7 @@ class Shard final : public io::LineSink, private Router::Host {
   std::unique_ptr<storage::SegmentLog> dead_;  // rejected lines and their reasons
   std::string dead_line_;        // a rejected line as a JSON string
   std::string dead_reason_text_[kRejectReasons];  // each reason, and each source kind, as a JSON string
-  std::string dead_source_text_[kSourceKinds];
+  std::string dead_source_text_[kMaxSourceKinds];
   // Dead letters' token bucket (dead_letter_bytes_per_s): bytes it may
   // still keep, refilled from the loop's clock.
   double dead_budget_ = 0;

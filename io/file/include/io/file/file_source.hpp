@@ -36,7 +36,7 @@ class FileSource final : public Source {
 
   void add_stripe(FileStripe stripe) { stripes_.push_back(stripe); }
 
-  SourceKind kind() const noexcept override { return SourceKind::file; }
+  bool finite() const noexcept override { return true; }
   void attach(LineSink& sink) override;
   bool poll(LineSink& sink, std::size_t budget) override;
   void ready(std::uint64_t token, LineSink& sink) override;

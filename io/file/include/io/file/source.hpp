@@ -12,11 +12,10 @@
 
 namespace spate::io {
 
-// replay: events read back from the shard's own segments at start; pcap:
-// the UDP payloads and TCP streams of a capture file; dpdk: a NIC queue.
-enum class SourceKind : std::uint8_t { tcp, udp, file, publish, replay, pcap, dpdk };
-inline constexpr std::size_t kSourceKinds = 7;
-const char* source_kind_name(SourceKind kind) noexcept;
+// Which kind a source is: an index into the kinds its user registers (the
+// engine's, engine/source_kind.hpp), given to the source when it is added.
+// It picks the slot of the kind's counters; this layer knows no kind.
+using SourceKindId = std::uint8_t;
 
 // Counters a source keeps about itself. One writer (the shard thread that
 // polls the source), any reader; relaxed stores, no locked instruction.
@@ -85,7 +84,9 @@ class LineSink {
  public:
   virtual ~LineSink() = default;
   // An input begins: it holds event time back until it closes or idles.
-  virtual std::uint32_t open_input(SourceKind kind) = 0;
+  // A connection (one peer of a listener) is counted as one, so that
+  // accepted connections can be balanced over the shards.
+  virtual std::uint32_t open_input(SourceKindId kind, bool connection) = 0;
   virtual void close_input(std::uint32_t input) = 0;
   // `size` bytes of whole lines of one input (the last may lack its
   // newline only at the input's end), starting at byte `position` of the
@@ -100,7 +101,8 @@ class LineSink {
 class Source {
  public:
   virtual ~Source() = default;
-  virtual SourceKind kind() const noexcept = 0;
+  SourceKindId kind() const noexcept { return kind_; }
+  void set_kind(SourceKindId kind) noexcept { kind_ = kind; }
   // Called once, before the shard's thread starts: a source whose input
   // exists from the start (a file, a socket) opens it here, so that it holds
   // event time back before its first read.
@@ -115,8 +117,15 @@ class Source {
   void pause() noexcept { paused_ = true; }
   void resume() noexcept { paused_ = false; }
   bool paused() const noexcept { return paused_; }
-  // A finite source (a file) read to its end; live sources never are.
+  // A finite source (a file, a capture) ends; finished() once read to its
+  // end. Live sources never do.
+  virtual bool finite() const noexcept { return false; }
   virtual bool finished() const noexcept { return false; }
+  // Sources that accept connections (a listener): one accepted by another
+  // shard's listener of the same source and handed over to this one; and,
+  // at stop, accepting what the kernel completed, here, then no more.
+  virtual void adopt(int fd, LineSink& sink);
+  virtual void stop_accepting(LineSink& sink) { (void)sink; }
   // When poll() has work next that no descriptor announces (a capture
   // replayed at its recorded pace), on the monotonic clock in ms.
   virtual std::int64_t next_deadline_ms() const noexcept { return INT64_MAX; }
@@ -132,6 +141,7 @@ class Source {
 
  private:
   bool paused_ = false;
+  SourceKindId kind_ = 0;
   SourceCounters counters_;
 };
 

@@ -65,7 +65,6 @@ class DpdkSource final : public Source {
   DpdkSource(DpdkPort& port, std::uint16_t queue, std::size_t padding);
   ~DpdkSource() override;
 
-  SourceKind kind() const noexcept override { return SourceKind::dpdk; }
   void attach(LineSink& sink) override;
   bool poll(LineSink& sink, std::size_t budget) override;
   void ready(std::uint64_t, LineSink&) override {}

@@ -38,7 +38,7 @@ class PcapSource final : public Source {
   PcapSource(PcapOptions options, std::size_t padding);
   ~PcapSource() override;
 
-  SourceKind kind() const noexcept override { return SourceKind::pcap; }
+  bool finite() const noexcept override { return true; }
   void attach(LineSink& sink) override;
   bool poll(LineSink& sink, std::size_t budget) override;
   void ready(std::uint64_t, LineSink&) override {}

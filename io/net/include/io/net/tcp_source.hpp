@@ -33,7 +33,6 @@ class TcpSource final : public Source {
             std::function<bool(int, bool)> hand_off);
   ~TcpSource() override;
 
-  SourceKind kind() const noexcept override { return SourceKind::tcp; }
   // Housekeeping on the loop's pass: closes idle connections (once a
   // second) and listens again after running out of descriptors.
   bool poll(LineSink& sink, std::size_t budget) override;
@@ -42,9 +41,9 @@ class TcpSource final : public Source {
   void measure_backlog() override;  // SIOCINQ of every connection, the listener's accept queue
 
   // A connection accepted elsewhere (for this listener) and handed over.
-  void adopt(int fd, LineSink& sink);
+  void adopt(int fd, LineSink& sink) override;
   // Stop, step one: accept what the kernel completed, here, and close the listener.
-  void stop_accepting(LineSink& sink);
+  void stop_accepting(LineSink& sink) override;
 
  private:
   struct Connection {

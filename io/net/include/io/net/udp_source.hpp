@@ -18,7 +18,6 @@ class UdpSource final : public Source {
   UdpSource(int fd, Poller& poller, std::size_t padding);
   ~UdpSource() override;
 
-  SourceKind kind() const noexcept override { return SourceKind::udp; }
   void attach(LineSink& sink) override;
   bool poll(LineSink& sink, std::size_t budget) override;
   void ready(std::uint64_t token, LineSink& sink) override;
