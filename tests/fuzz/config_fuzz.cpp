@@ -14,6 +14,8 @@
 
 #include "config/config.hpp"
 #include "engine/event_parser.hpp"
+#include "engine/source_kind.hpp"
+#include "engine/view_registry.hpp"
 
 namespace {
 
@@ -91,7 +93,7 @@ void check_valid(const Config& c) {
     }
   }
   for (const auto& s : c.sources) {
-    require(!s.type.empty() && s.line > 0, "a source without its type or line");
+    require(!s.type.empty(), "a source without its type");
   }
 
   // One event with every wanted field once, each of its declared type.
@@ -130,6 +132,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const ConfigResult r = parse_config(text, "fuzz.toml");
   if (r.ok()) {
     check_valid(r.config);
+    // What the kinds check (each source's keys, each view's window): errors, never a crash.
+    std::vector<ConfigError> kinds = check_sources(r.config);
+    for (ConfigError& e : check_views(r.config)) kinds.push_back(std::move(e));
+    for (const auto& e : kinds) require(e.line >= 0 && !e.message.empty(), "a kind's error without a line or message", e.message);
   } else {
     for (const auto& e : r.errors) require(e.line >= 0 && !e.message.empty(), "an error without a line or message", e.message);
   }
