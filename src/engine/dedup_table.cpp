@@ -2,6 +2,7 @@
 #include "engine/dedup_table.hpp"
 
 #include <algorithm>
+#include <bit>
 
 namespace spate::engine {
 namespace {
@@ -62,13 +63,10 @@ DedupTable::Verdict DedupTable::check(const kernels::Fingerprint& fp, std::int64
 bool DedupTable::place(const Key& k, const Spots& spots, std::uint32_t time, std::uint32_t stale, bool may_grow) {
   Bucket& first = buckets_[spots.first];
   Bucket& second = buckets_[spots.second];
-  for (Slot& s : first.slots) {
-    if (is_free(s, stale)) return put(s, k, time, stale);
-  }
+  const std::uint32_t live_from = std::max<std::uint32_t>(stale, 1);
+  if (const unsigned free = free_slots(first, live_from)) return put(first.slots[std::countr_zero(free)], k, time, stale);
   first.slots[0].meta |= kOverflowBit;
-  for (Slot& s : second.slots) {
-    if (is_free(s, stale)) return put(s, k, time, stale);
-  }
+  if (const unsigned free = free_slots(second, live_from)) return put(second.slots[std::countr_zero(free)], k, time, stale);
   // Both full: an id of theirs moves to its other bucket, or one of that
   // bucket's ids to its own other one first. With one step only, two
   // buckets of four overflowed from about 75% full on; and at 10 M ids a
@@ -163,12 +161,31 @@ void DedupTable::grow(std::int64_t watermark, bool full) {
     std::vector<Bucket> old(std::min(2 * n, max_buckets_));
     old.swap(buckets_);
     used_ = 0;
+    // Each id goes to a random bucket of the new table: their buckets are
+    // asked for kAhead ids before they are placed, so that the misses
+    // overlap (one at a time, the moves were most of a growth's time).
+    constexpr std::size_t kAhead = 16;
+    struct Moving {
+      Key key;
+      Spots spots;
+      std::uint32_t time;
+    };
+    Moving ring[kAhead];
+    std::size_t queued = 0;
+    const auto place_moving = [&](const Moving& m) { place(m.key, m.spots, m.time, 0, false); };  // half full: it fits
     for (const Bucket& b : old) {
       for (const Slot& s : b.slots) {
-        const Key k{s.a, s.b};
-        if ((s.meta & kTimeMask) != 0) place(k, spots_of(k), s.meta & kTimeMask, 0, false);  // half full: it fits
+        if ((s.meta & kTimeMask) == 0) continue;
+        Moving& m = ring[queued % kAhead];
+        if (queued >= kAhead) place_moving(m);
+        m.key = {s.a, s.b};
+        m.spots = spots_of(m.key);
+        m.time = s.meta & kTimeMask;
+        kernels::prefetch(&buckets_[m.spots.first]);
+        ++queued;
       }
     }
+    for (std::size_t i = queued > kAhead ? queued - kAhead : 0; i < queued; ++i) place_moving(ring[i % kAhead]);
   }
   grow_at_ = buckets_.size() < max_buckets_ ? capacity() * kGrowPercent / 100 : UINT64_MAX;
 }

@@ -265,7 +265,7 @@ Reject EventParser::parse(const char* line, std::size_t len, std::size_t capacit
     seen |= bit;
     next = i + 1 == n ? 0 : i + 1;
     od::value value = field.value();
-    if (capture_fields_) {
+    if ((capture_mask_ & bit) != 0) {
       const std::string_view text = value_text(value.raw_json_token());
       out.fields[i] = {text.data(), text.size()};
     }

@@ -42,6 +42,8 @@ Shard::Shard(std::uint32_t id, Engine& engine)
       config_(engine.config()),
       shards_(engine.shard_count()),
       parser_(config_),
+      parse_batch_(std::make_unique<OneEvent[]>(kParseBatch)),
+      batch_keys_(std::make_unique_for_overwrite<char[]>(kParseBatch * kMaxKeyGroups * kMaxKeyBytes)),
       counters_(config_.views.size()),
       views_(config_, engine.shard_count(), counters_.late.get(), counters_.key_limit.get(),
              counters_.newest_window.get()),
@@ -50,7 +52,7 @@ Shard::Shard(std::uint32_t id, Engine& engine)
       requests_(4096),
       responses_(4096) {
   read_clocks();
-  if (views_.dedups()) parser_.capture_fields(true);  // the id's text rides with the rows
+  if (views_.dedups()) parser_.capture_first_field();  // the id, whose fingerprint rides with the rows
   auto publish = std::make_unique<PublishSource>();
   publish_ = publish.get();
   add_source(kPublishSource, std::move(publish));
@@ -191,62 +193,60 @@ std::uint64_t Shard::rejected() const noexcept {
 
 // ---------------------------------------------------------------- parsing
 
-void Shard::ingest_line(const char* line, std::size_t len, const char* buffer_end, From from, bool escapes) {
+bool Shard::parse_line(const char* line, std::size_t len, const char* buffer_end, From from, bool escapes,
+                       OneEvent& out) {
   const io::SourceKindId source = from.source;
-  const std::size_t s = source;
   if (len > 0 && line[len - 1] == '\r') --len;
-  if (len == 0) return;
+  if (len == 0) return false;
   if (len > config_.max_line_bytes) {
     reject(source, Reject::oversized_line);
-    return;
+    return false;
   }
-  ParsedEvent& ev = parsed_;  // a member: zeroing ~100 bytes per line showed in the profile
+  ParsedEvent& ev = out.ev;  // kept between lines: zeroing ~100 bytes per line showed in the profile
   const Reject r = parser_.parse(line, len, static_cast<std::size_t>(buffer_end - line), ev, escapes);
   if (r != Reject::none) {
-    if (r == Reject::malformed_json && all_whitespace(line, len)) return;
+    if (r == Reject::malformed_json && all_whitespace(line, len)) return false;
     if (r == Reject::missing_field || r == Reject::wrong_type) {  // for the field alarms (docs/alarms.md)
       for (std::uint64_t bits = parser_.absent_fields(); bits != 0; bits &= bits - 1) {
         ShardCounters::add(counters_.field_absent[std::countr_zero(bits)], 1);
       }
     }
     reject(source, r, line, len);
-    return;
+    return false;
   }
   if (ev.ts_ms > future_limit_ms_) {  // it would close every window before its time
     reject(source, Reject::future_timestamp, line, len);
-    return;
+    return false;
   }
-  // With dedup, the id's fingerprint is all that is kept of it.
-  std::string_view id;
+  out.line = line;
+  out.len = len;
+  EventRows& rows = out.rows;
+  rows.ts = ev.ts_ms;
   if (views_.dedups()) {
-    id = ev.fields[0].view();  // the id is the schema's first field
+    // With dedup, the id's fingerprint is all that is kept of it; its
+    // bucket is asked for now and read when the event is routed.
+    const std::string_view id = ev.fields[0].view();  // the id is the schema's first field
     if (id.size() > kMaxKeyBytes) {
       reject(source, Reject::key_too_long, line, len);
-      return;
+      return false;
     }
-  }
-  ShardCounters::add(counters_.events_in[s], 1);
-  if (logging_) {
-    ev.fields[raw_field_] = {line, len};  // used only when keep_raw made it a column
-    log_->append(ev.fields, ~std::uint64_t{0}, ev.ts_ms, loop_ms_);  // every field is required
-  }
-  // The input watermark as it stood before this event travels with its rows.
-  const std::int64_t row_wm = time_.stamp(from.input, ev.ts_ms);
-  EventRows& rows = event_rows_;
-  rows.ts = ev.ts_ms;
-  rows.stamp = row_wm;
-  const bool dedup = views_.dedups();
-  if (dedup) {
-    // The id's bucket is asked for now and read once the keys are hashed
-    // and located. Holding the rows until the next line's parse overlapped
-    // more of the miss (up to 0.05 of the raw parse in process), but an
-    // event stamped while an older one's rows waited let the other shards'
-    // watermarks pass those rows (perf/RESULTS.md).
     rows.id = kernels::fingerprint(id);
     views_.prefetch_id(rows.id);
   }
-  for (std::size_t g = 0; g < views_.groups(); ++g) rows.locate(g, ev.keys[g], engine_);
-  route_rows(rows, ev.columns, dedup);
+  return true;
+}
+
+void Shard::admit(OneEvent& event, From from) {
+  ParsedEvent& ev = event.ev;
+  ShardCounters::add(counters_.events_in[from.source], 1);
+  if (logging_) {
+    ev.fields[raw_field_] = {event.line, event.len};  // used only when keep_raw made it a column
+    log_->append(ev.fields, ~std::uint64_t{0}, ev.ts_ms, loop_ms_);  // every field is required
+  }
+  // The input watermark as it stood before this event travels with its rows.
+  EventRows& rows = event.rows;
+  rows.stamp = time_.stamp(from.input, ev.ts_ms);
+  route_rows(rows, ev.columns, views_.dedups());
 }
 
 void Shard::EventRows::locate(std::size_t g, std::string_view key, const Engine& engine) noexcept {
@@ -314,11 +314,26 @@ void Shard::ingest_chunk(const char* data, std::size_t len, From from) {
   // The chunk's backslashes, found in one scan rather than one per line:
   // the parser checks the escapes of a line only when it holds one.
   const char* escape = kernels::find_byte(data, end, '\\');
+  const std::size_t groups = views_.groups();
   while (p < end) {
-    const char* line_end = kernels::find_byte(p, end, '\n');
-    ingest_line(p, static_cast<std::size_t>(line_end - p), buffer_end, from, escape < line_end);
-    p = line_end + 1;
-    if (escape < p && p < end) escape = kernels::find_byte(p, end, '\\');
+    std::size_t n = 0;
+    char* key_bytes = batch_keys_.get();
+    while (p < end && n < kParseBatch) {
+      const char* line_end = kernels::find_byte(p, end, '\n');
+      OneEvent& event = parse_batch_[n];
+      if (parse_line(p, static_cast<std::size_t>(line_end - p), buffer_end, from, escape < line_end, event)) {
+        for (std::size_t g = 0; g < groups; ++g) {  // the parser's copy of a key lasts until its next line
+          const std::string_view key = event.ev.keys[g];
+          std::memcpy(key_bytes, key.data(), key.size());
+          event.rows.locate(g, {key_bytes, key.size()}, engine_);
+          key_bytes += key.size();
+        }
+        ++n;
+      }
+      p = line_end + 1;
+      if (escape < p && p < end) escape = kernels::find_byte(p, end, '\\');
+    }
+    for (std::size_t i = 0; i < n; ++i) admit(parse_batch_[i], from);
   }
 }
 

@@ -121,10 +121,24 @@ class DedupTable {
   // A slot dated below live_from (at least 1: 0 is an empty slot) is past
   // the horizon, swept or not: matching it would make the verdict depend
   // on how far the sweep had come (an id resent with another timestamp).
+  // All four slots compared with no branch (bitwise, not &&: with && the
+  // compiler branched on each slot's time and key, and a check took about
+  // 200 instructions: perf/RESULTS.md).
   static bool find(const Bucket& bucket, const Key& k, std::uint32_t live_from) noexcept {
-    bool found = false;  // all four compared: no branch to mispredict on which slot
-    for (const Slot& s : bucket.slots) found |= (s.meta & kTimeMask) >= live_from && s.a == k.a && s.b == k.b;
-    return found;
+    unsigned found = 0;
+    for (const Slot& s : bucket.slots) {
+      found |= static_cast<unsigned>((s.meta & kTimeMask) >= live_from) & static_cast<unsigned>(s.a == k.a) &
+               static_cast<unsigned>(s.b == k.b);
+    }
+    return found != 0;
+  }
+  // The bucket's free slots (see is_free) as bits 0-3.
+  static unsigned free_slots(const Bucket& bucket, std::uint32_t live_from) noexcept {
+    unsigned free = 0;
+    for (unsigned i = 0; i < kSlotsPerBucket; ++i) {
+      free |= static_cast<unsigned>((bucket.slots[i].meta & kTimeMask) < live_from) << i;
+    }
+    return free;
   }
   // Places an id known to be absent; false when it found no room and the
   // table may grow (else the oldest of its eight slots goes).

@@ -41,7 +41,7 @@ struct ParsedEvent {
   // with its quotes and escapes): exact, for what stores events whole (the
   // durable log). In EventParser::field_name order: the id (when the schema
   // has one), the timestamp, then [schema].fields in the file's order. Only
-  // when EventParser::capture_fields(true): at most 7% of the parse in
+  // those EventParser::capture_fields() asks for: all, at most 7% of the parse in
   // BM_ParseEventParser. Left uninitialized otherwise, so that an event on
   // the stack costs no more (1 KiB of string_views zeroed per line cost 5%).
   struct Text {
@@ -62,8 +62,10 @@ class EventParser {
   // the check of its escapes.
   Reject parse(const char* line, std::size_t len, std::size_t capacity, ParsedEvent& out, bool escapes = true) noexcept;
 
-  // Whether parse() fills ParsedEvent::fields (off: nothing needs them yet).
-  void capture_fields(bool on) noexcept { capture_fields_ = on; }
+  // Which of ParsedEvent::fields parse() fills: every one (the log keeps
+  // them), or the first (dedup reads the id); none until something needs them.
+  void capture_fields(bool on) noexcept { capture_mask_ |= on ? ~std::uint64_t{0} : 0; }
+  void capture_first_field() noexcept { capture_mask_ |= 1; }
   // The schema's fields in ParsedEvent::fields order.
   std::size_t field_count() const noexcept { return wanted_.size(); }
   // After parse() returned missing_field or wrong_type: the fields (bits in
@@ -104,7 +106,7 @@ class EventParser {
   std::uint64_t required_mask_ = 0;
   std::uint64_t absent_ = 0;
   const char* line_end_ = nullptr;  // of the line being parsed
-  bool capture_fields_ = false;
+  std::uint64_t capture_mask_ = 0;  // by wanted field
 };
 
 }  // namespace spate::engine

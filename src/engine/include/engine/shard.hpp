@@ -219,9 +219,19 @@ class Shard final : public io::LineSink, private Router::Host {
     io::SourceKindId source;
     std::uint32_t input;
   };
+  // A chunk's lines go in batches of up to kParseBatch: each line parsed
+  // (a refused one counted and kept as a dead letter), and each accepted
+  // event's id bucket prefetched; then each event in turn counted, logged,
+  // stamped and routed. So the dedup check's miss overlaps the parse of the
+  // lines after it, and what an event is judged against (the input's
+  // watermark before it) is as it was line by line.
   void ingest_chunk(const char* data, std::size_t len, From from);  // data has kPadding readable
+  static constexpr std::size_t kParseBatch = 16;
+  struct OneEvent;
   // escapes: the line may hold a backslash (else its escapes need no check).
-  void ingest_line(const char* line, std::size_t len, const char* buffer_end, From from, bool escapes);
+  // False when the line is refused (or blank).
+  bool parse_line(const char* line, std::size_t len, const char* buffer_end, From from, bool escapes, OneEvent& out);
+  void admit(OneEvent& event, From from);
   void reject(io::SourceKindId source, Reject reason) noexcept {
     ShardCounters::add(counters_.errors[static_cast<std::size_t>(source)][static_cast<std::size_t>(reason)], 1);
   }
@@ -248,7 +258,12 @@ class Shard final : public io::LineSink, private Router::Host {
   };
   // columns: the parser's, for this event.
   void route_rows(const EventRows& e, const double* columns, bool dedup);
-  EventRows event_rows_;
+  struct OneEvent {
+    ParsedEvent ev;
+    EventRows rows;
+    const char* line = nullptr;
+    std::size_t len = 0;
+  };
 
   bool drain_rings();
   // Checkpoints (shard_checkpoint.cpp). A ring that delivered the barrier
@@ -288,7 +303,10 @@ class Shard final : public io::LineSink, private Router::Host {
   const Config& config_;
   const std::uint32_t shards_;
   EventParser parser_;
-  ParsedEvent parsed_;  // the line being ingested
+  // The batch being parsed, and its keys' bytes: a key is the parser's
+  // (unescaped) copy, which the next line's parse overwrites.
+  std::unique_ptr<OneEvent[]> parse_batch_;
+  std::unique_ptr<char[]> batch_keys_;
   ShardCounters counters_;
 
   std::vector<SpscRing<RouteBatch>*> in_rings_;   // by source; nullptr for self
