@@ -315,18 +315,23 @@ void Shard::ingest_chunk(const char* data, std::size_t len, From from) {
   // the parser checks the escapes of a line only when it holds one.
   const char* escape = kernels::find_byte(data, end, '\\');
   const std::size_t groups = views_.groups();
+  // Without dedup nothing waits for a miss the batch would overlap, and
+  // batches cost about 5% there (perf/RESULTS.md): one line at a time.
+  const std::size_t batch = views_.dedups() ? kParseBatch : 1;
   while (p < end) {
     std::size_t n = 0;
     char* key_bytes = batch_keys_.get();
-    while (p < end && n < kParseBatch) {
+    while (p < end && n < batch) {
       const char* line_end = kernels::find_byte(p, end, '\n');
       OneEvent& event = parse_batch_[n];
       if (parse_line(p, static_cast<std::size_t>(line_end - p), buffer_end, from, escape < line_end, event)) {
-        for (std::size_t g = 0; g < groups; ++g) {  // the parser's copy of a key lasts until its next line
-          const std::string_view key = event.ev.keys[g];
-          std::memcpy(key_bytes, key.data(), key.size());
-          event.rows.locate(g, {key_bytes, key.size()}, engine_);
-          key_bytes += key.size();
+        for (std::size_t g = 0; g < groups; ++g) {
+          std::string_view key = event.ev.keys[g];
+          if (batch > 1) {  // the parser's copy of a key lasts until its next line
+            key = {static_cast<const char*>(std::memcpy(key_bytes, key.data(), key.size())), key.size()};
+            key_bytes += key.size();
+          }
+          event.rows.locate(g, key, engine_);
         }
         ++n;
       }

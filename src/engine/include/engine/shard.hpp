@@ -219,12 +219,12 @@ class Shard final : public io::LineSink, private Router::Host {
     io::SourceKindId source;
     std::uint32_t input;
   };
-  // A chunk's lines go in batches of up to kParseBatch: each line parsed
-  // (a refused one counted and kept as a dead letter), and each accepted
-  // event's id bucket prefetched; then each event in turn counted, logged,
-  // stamped and routed. So the dedup check's miss overlaps the parse of the
-  // lines after it, and what an event is judged against (the input's
-  // watermark before it) is as it was line by line.
+  // With dedup, a chunk's lines go in batches of up to kParseBatch: each
+  // line parsed (a refused one counted and kept as a dead letter), and each
+  // accepted event's id bucket prefetched; then each event in turn counted,
+  // logged, stamped and routed. So the dedup check's miss overlaps the
+  // parse of the lines after it, and what an event is judged against (the
+  // input's watermark before it) is as it was line by line.
   void ingest_chunk(const char* data, std::size_t len, From from);  // data has kPadding readable
   static constexpr std::size_t kParseBatch = 16;
   struct OneEvent;
