@@ -111,7 +111,7 @@ bool Shard::poll_log(std::int64_t now_ms) {
     QueryTask* task = durable_waits_[done];
     const auto state = log_->state(task->durable_ticket);
     if (state == storage::SegmentLog::TicketState::pending) break;
-    if (state == storage::SegmentLog::TicketState::lost) task->refusal = QueryTask::Refusal::storage_failed;
+    if (state == storage::SegmentLog::TicketState::lost) task->durable_lost = true;
     respond(task);
     ++done;
   }
@@ -159,7 +159,7 @@ void Shard::close_logs() {
   log_->close();
   for (QueryTask* task : durable_waits_) {
     if (log_->state(task->durable_ticket) != storage::SegmentLog::TicketState::durable) {
-      task->refusal = QueryTask::Refusal::storage_failed;
+      task->durable_lost = true;
     }
     respond(task);
   }

@@ -1,22 +1,18 @@
-// The shard's side of queries: VIEW_GET, VIEW_TOP in slices, and PUBLISH
-// batches ingested like any input, answered through the response ring.
+// The shard's side of queries: each task run on the shard's thread (again
+// on later passes while it says it is not done), PUBLISH batches ingested
+// like any input, answers through the response ring.
 #include "engine/shard.hpp"
 
 #include "kernels/assert.hpp"
 #include "engine/engine.hpp"
 
 namespace spate::engine {
-namespace {
-// VIEW_TOP visits every key of a view: it ranks this many keys per loop
-// pass, so ingest and other queries go on while a large view is ranked.
-constexpr std::uint32_t kTopKeysPerSlice = 16384;
-}  // namespace
 
 bool Shard::serve_requests(bool may_ingest) {
   bool any = false;
   if (!in_progress_.empty()) {
     QueryTask* task = in_progress_.front();
-    if (execute(*task)) {
+    if (task->run(*this)) {
       in_progress_.erase(in_progress_.begin());
       respond(task);
     }
@@ -24,9 +20,9 @@ bool Shard::serve_requests(bool may_ingest) {
   }
   while (QueryTask** slot = requests_.front()) {
     QueryTask* task = *slot;
-    if (!may_ingest && task->kind == QueryTask::Kind::publish) break;
+    if (!may_ingest && task->ingests()) break;
     requests_.pop();
-    if (!execute(*task)) {
+    if (!task->run(*this)) {
       in_progress_.push_back(task);
     } else if (log_ && log_->state(task->durable_ticket) == storage::SegmentLog::TicketState::pending) {
       durable_waits_.push_back(task);  // answered once its events are durable (poll_log)
@@ -46,48 +42,40 @@ void Shard::respond(QueryTask* task) {
   engine_.notify_response();
 }
 
-bool Shard::execute(QueryTask& task) {
-  switch (task.kind) {
-    case QueryTask::Kind::view_get:
-      views_.collect(task.view, task.hash, task.key, task.from_ms, task.to_ms, time_.watermark(), task.rows);
-      return true;
-    case QueryTask::Kind::view_top:
-      task.next_key = views_.top_slice(task.view, task.window_start, task.k, task.by, time_.watermark(), task.next_key,
-                                       kTopKeysPerSlice, task.rows);
-      return task.next_key == 0;
-    case QueryTask::Kind::publish: {
-      if (log_ && log_->disk_full()) {
-        task.refusal = QueryTask::Refusal::disk_full;
-        return true;
-      }
-      const std::size_t s = publish_kind_;
-      const std::uint64_t in0 = counters_.events(s);
-      const std::uint64_t rej0 = counters_.rejected(s);
-      const bool joined = publish_->deliver(task.producer, task.sequence, task.payload.data(), task.payload_len, *this);
-      router_.flush_all();
-      task.accepted = counters_.events(s) - in0;
-      // An input holds event time back from its opening; a producer whose
-      // first batch held no good event would hold it for nothing.
-      if (joined && task.accepted == 0) publish_->leave(task.producer, *this);
-      task.rejected = counters_.rejected(s) - rej0;
-      for (std::uint32_t d = 0; d < shards_; ++d) {
-        if (const auto* ring = router_.ring_to(d)) task.waits.emplace_back(ring, ring->pushed());
-      }
-      if (log_) {
-        // The batch's sequence goes in the block of its events, so that
-        // after a crash either both are read back or neither is.
-        if (task.sequence != 0) {
-          log_->add_position({static_cast<std::uint8_t>(storage::PositionKind::publish), task.producer, task.sequence});
-          published_[task.producer] = {task.sequence, loop_ms_};
-        }
-        log_->end_chunk(loop_ms_);
-        task.durable_ticket = log_->commit(loop_ms_);
-        task.durability = storage::durability_name(log_->durability());
-      }
-      return true;
-    }
-  }
+bool PublishTask::run(Shard& shard) {
+  shard.publish(*this);
   return true;
+}
+
+void Shard::publish(PublishTask& task) {
+  if (log_ && log_->disk_full()) {
+    task.disk_full = true;
+    return;
+  }
+  const std::size_t s = publish_kind_;
+  const std::uint64_t in0 = counters_.events(s);
+  const std::uint64_t rej0 = counters_.rejected(s);
+  const bool joined = publish_->deliver(task.producer, task.sequence, task.payload.data(), task.payload_len, *this);
+  router_.flush_all();
+  task.accepted = counters_.events(s) - in0;
+  // An input holds event time back from its opening; a producer whose
+  // first batch held no good event would hold it for nothing.
+  if (joined && task.accepted == 0) publish_->leave(task.producer, *this);
+  task.rejected = counters_.rejected(s) - rej0;
+  for (std::uint32_t d = 0; d < shards_; ++d) {
+    if (const auto* ring = router_.ring_to(d)) task.waits.emplace_back(ring, ring->pushed());
+  }
+  if (log_) {
+    // The batch's sequence goes in the block of its events, so that
+    // after a crash either both are read back or neither is.
+    if (task.sequence != 0) {
+      log_->add_position({static_cast<std::uint8_t>(storage::PositionKind::publish), task.producer, task.sequence});
+      published_[task.producer] = {task.sequence, loop_ms_};
+    }
+    log_->end_chunk(loop_ms_);
+    task.durable_ticket = log_->commit(loop_ms_);
+    task.durability = storage::durability_name(log_->durability());
+  }
 }
 
 }  // namespace spate::engine

@@ -95,8 +95,7 @@ void QueryServer::evaluate_alarms(std::int64_t now_ms) {
   for (const std::size_t a : alarms_.evaluate(now_ms)) {
     if (alarm_asked_[a] != 0) continue;  // the last answer is still out
     const engine::AlarmConfig& def = alarms_.definition(a);
-    auto task = std::make_unique<QueryTask>();
-    task->kind = QueryTask::Kind::view_get;
+    auto task = std::make_unique<KeyWindowsTask>();
     const std::uint64_t ticket = next_ticket_++;
     task->ticket = ticket;
     task->view = def.view_index;

@@ -54,8 +54,7 @@ const QueryOp kPublishOp{
       }
       dedup.record(producer, sequence, shard, io::monotonic_ms());
       const std::uint64_t ticket = server.next_ticket();
-      auto task = std::make_unique<engine::QueryTask>();
-      task->kind = engine::QueryTask::Kind::publish;
+      auto task = std::make_unique<engine::PublishTask>();
       task->ticket = ticket;
       task->payload.resize(payload.size() + engine::kPadding);
       std::copy(payload.begin(), payload.end(), task->payload.begin());
@@ -70,22 +69,22 @@ const QueryOp kPublishOp{
     // The shard took the batch: the answer waits until every shard it
     // routed rows to has applied them (QueryServer::check_publishes).
     [](QueryServer& server, std::uint64_t ticket, Pending& p, std::unique_ptr<engine::QueryTask> task) {
-      p.publish = std::move(task);
+      p.publish.reset(static_cast<engine::PublishTask*>(task.release()));  // the op's own task
       server.wait_for_publish(ticket);
       return false;
     },
     [](QueryServer& server, Pending& p, Connection* c) {
-      const engine::QueryTask& task = *p.publish;
+      const engine::PublishTask& task = *p.publish;
       // A batch not taken must be applied when it is resent.
-      if (task.refusal != engine::QueryTask::Refusal::none) server.publish_dedup().unrecord(task.producer, task.sequence);
+      if (task.disk_full || task.durable_lost) server.publish_dedup().unrecord(task.producer, task.sequence);
       if (c == nullptr) return;
-      if (task.refusal == engine::QueryTask::Refusal::storage_failed) {
+      if (task.durable_lost) {
         server.reply_error(*c, p.op, p.request_id, Status::storage_failed,
                            "the shard's log could not write this batch (see the daemon's log and storage.write_errors); "
                            "it may be lost: retry");
         return;
       }
-      if (task.refusal == engine::QueryTask::Refusal::disk_full) {
+      if (task.disk_full) {
         server.reply_error(*c, p.op, p.request_id, Status::disk_full,
                            "the data directory's disk is above its high-water mark (storage.disk_full); nothing was "
                            "taken: retry once it is below the low-water mark");

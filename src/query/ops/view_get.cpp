@@ -2,10 +2,16 @@
 // the shard that owns the key.
 #include <fmt/format.h>
 
+#include "engine/shard.hpp"
 #include "kernels/hash.hpp"
 #include "query/query_op.hpp"
 
 namespace spate::query {
+
+bool KeyWindowsTask::run(engine::Shard& shard) {
+  shard.views().collect(view, hash, key, from_ms, to_ms, shard.watermark(), rows);
+  return true;
+}
 
 extern const QueryOp kViewGetOp;
 const QueryOp kViewGetOp{
@@ -33,8 +39,7 @@ const QueryOp kViewGetOp{
         return;
       }
       const std::uint64_t ticket = server.next_ticket();
-      auto task = std::make_unique<engine::QueryTask>();
-      task->kind = engine::QueryTask::Kind::view_get;
+      auto task = std::make_unique<KeyWindowsTask>();
       task->ticket = ticket;
       task->view = view;
       task->key = std::string(key);

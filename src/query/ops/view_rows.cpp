@@ -9,7 +9,8 @@
 namespace spate::query {
 
 bool view_rows_answered(QueryServer&, std::uint64_t, Pending& p, std::unique_ptr<engine::QueryTask> task) {
-  std::move(task->rows.begin(), task->rows.end(), std::back_inserter(p.rows));
+  auto& rows = static_cast<engine::ViewRowsTask&>(*task).rows;  // the op's own task
+  std::move(rows.begin(), rows.end(), std::back_inserter(p.rows));
   return --p.remaining == 0;
 }
 

@@ -5,9 +5,20 @@
 
 #include <fmt/format.h>
 
+#include "engine/shard.hpp"
 #include "query/query_op.hpp"
 
 namespace spate::query {
+namespace {
+// VIEW_TOP visits every key of a view: a shard ranks this many keys per
+// loop pass, so ingest and other queries go on while a large view is ranked.
+constexpr std::uint32_t kTopKeysPerSlice = 16384;
+}  // namespace
+
+bool TopSliceTask::run(engine::Shard& shard) {
+  next_key = shard.views().top_slice(view, window_start, k, by, shard.watermark(), next_key, kTopKeysPerSlice, rows);
+  return next_key == 0;
+}
 
 extern const QueryOp kViewTopOp;
 const QueryOp kViewTopOp{
@@ -54,8 +65,7 @@ const QueryOp kViewTopOp{
       pending->by = agg;
       pending->window_start = window_start;
       for (std::uint32_t s = 0; s < engine.shard_count(); ++s) {
-        auto task = std::make_unique<engine::QueryTask>();
-        task->kind = engine::QueryTask::Kind::view_top;
+        auto task = std::make_unique<TopSliceTask>();
         task->ticket = ticket;
         task->view = view;
         task->window_start = window_start;

@@ -1,5 +1,7 @@
 // A unit of query work handed from the query server to a shard over an
-// SpscRing, filled in by the shard and handed back.
+// SpscRing, run there and handed back. Each query operation defines the
+// tasks it asks for (src/query/ops/); the shard runs any task it is given
+// and knows none of them, except the PUBLISH batch it ingests.
 #pragma once
 
 #include <cstdint>
@@ -13,37 +15,45 @@
 
 namespace spate::engine {
 
+class Shard;
+
 struct QueryTask {
-  enum class Kind : std::uint8_t { view_get, view_top, publish };
-  Kind kind = Kind::view_get;
+  virtual ~QueryTask() = default;
+  // On the shard's thread: true once done; false to be run again on the
+  // shard's next loop pass (a slice of a long task, as VIEW_TOP's ranking).
+  virtual bool run(Shard& shard) = 0;
+  // A task that ingests waits while the shard may not ingest (a
+  // checkpoint's alignment).
+  virtual bool ingests() const noexcept { return false; }
+
   std::uint64_t ticket = 0;  // the server's handle for the request this belongs to
+  // The log's ticket the answer waits for (0: none), and whether the log
+  // lost it instead of making it durable (set by the shard).
+  std::uint64_t durable_ticket = 0;
+  bool durable_lost = false;
+};
 
-  // view_get / view_top
+// A task whose answer is rows of a view (VIEW_GET's, VIEW_TOP's, an
+// aggregate alarm's).
+struct ViewRowsTask : QueryTask {
   int view = -1;
-  std::string key;
-  std::uint64_t hash = 0;
-  std::int64_t from_ms = INT64_MIN;
-  std::int64_t to_ms = INT64_MAX;
-  std::int64_t window_start = 0;
-  std::uint32_t k = 10;
-  int by = 0;
   std::vector<ViewRow> rows;
-  std::uint32_t next_key = 0;  // view_top: where the next slice starts
+};
 
-  // publish: NDJSON with kPadding readable bytes past payload_len
+// A PUBLISH batch: NDJSON with kPadding readable bytes past payload_len,
+// ingested by the shard its producer maps to like lines of any input.
+struct PublishTask final : QueryTask {
+  bool run(Shard& shard) override;  // shard_queries.cpp
+  bool ingests() const noexcept override { return true; }
+
   std::vector<char> payload;
   std::size_t payload_len = 0;
   std::uint64_t producer = 0;  // the PUBLISH producer id: one input of the shard's event time
   std::uint64_t sequence = 0;  // its batch sequence: the position of these lines
   std::uint64_t accepted = 0;
   std::uint64_t rejected = 0;
-  // The log's ticket the answer waits for (0: none), the promise it then
-  // keeps (storage::durability_name, or "none" without a log), and why the
-  // batch was not taken, if it was not.
-  std::uint64_t durable_ticket = 0;
-  const char* durability = "none";
-  enum class Refusal : std::uint8_t { none, storage_failed, disk_full };
-  Refusal refusal = Refusal::none;
+  const char* durability = "none";  // the promise kept (storage::durability_name, or "none" without a log)
+  bool disk_full = false;           // not taken: the disk is above its high-water mark
   // The publish is applied everywhere once each ring has popped this many batches.
   std::vector<std::pair<const SpscRing<RouteBatch>*, std::uint64_t>> waits;
 };

@@ -180,6 +180,12 @@ class Shard final : public io::LineSink, private Router::Host {
   // Every line rejected, any source and reason.
   std::uint64_t rejected() const noexcept;
 
+  // What query tasks read and do, on the shard's thread (query_task.hpp):
+  // the views and the watermark they are judged at; a PUBLISH batch ingested.
+  const ViewSet& views() const noexcept { return views_; }
+  std::int64_t watermark() const noexcept { return time_.watermark(); }
+  void publish(PublishTask& task);
+
   // Wakes the shard if it sleeps; call after pushing to one of its rings.
   void wake() noexcept;
 
@@ -293,7 +299,6 @@ class Shard final : public io::LineSink, private Router::Host {
   // Answers queued queries; a PUBLISH only when may_ingest.
   bool serve_requests(bool may_ingest = true);
   // Runs a query task, or its next slice (VIEW_TOP); true when it is done.
-  bool execute(QueryTask& task);
   void respond(QueryTask* task);
   void maintenance(std::int64_t now_ms);
   void set_state_budget(std::uint64_t keys);

@@ -32,6 +32,27 @@ struct QueryOp {
   void (*finish)(QueryServer& server, Pending& p, Connection* c);
 };
 
+// VIEW_GET's task (and an aggregate alarm's): one key's windows of a view
+// overlapping [from_ms, to_ms), on the shard that owns the key
+// (ops/view_get.cpp).
+struct KeyWindowsTask final : engine::ViewRowsTask {
+  bool run(engine::Shard& shard) override;
+  std::string key;
+  std::uint64_t hash = 0;
+  std::int64_t from_ms = INT64_MIN;
+  std::int64_t to_ms = INT64_MAX;
+};
+
+// VIEW_TOP's task: one shard's best k keys of a window by one aggregate,
+// ranked a slice of the view's keys per loop pass (ops/view_top.cpp).
+struct TopSliceTask final : engine::ViewRowsTask {
+  bool run(engine::Shard& shard) override;
+  std::int64_t window_start = 0;
+  std::uint32_t k = 10;
+  int by = 0;
+  std::uint32_t next_key = 0;  // where the next slice starts
+};
+
 // The operation with that opcode, or nullptr (HELLO is the server's own).
 const QueryOp* find_query_op(Op code) noexcept;
 

@@ -89,7 +89,7 @@ class QueryServer {
     std::uint32_t remaining = 0;  // shard tasks still out
     bool overloaded = false;      // a shard could not be asked: the answer is OVERLOADED
     std::vector<engine::ViewRow> rows;
-    std::unique_ptr<engine::QueryTask> publish;  // a publish waiting for its rows to be applied
+    std::unique_ptr<engine::PublishTask> publish;  // a publish waiting for its rows to be applied
     int alarm = -1;  // a VIEW_GET of an aggregate alarm (no connection): its index
     std::uint64_t alarm_generation = 0;
   };
@@ -102,6 +102,13 @@ class QueryServer {
   // (false, the task kept, when it is full).
   bool has_capacity(std::uint32_t shard) const noexcept;
   bool submit(std::uint32_t shard, std::unique_ptr<engine::QueryTask>& task);
+  template <typename Task>
+  bool submit(std::uint32_t shard, std::unique_ptr<Task>& task) {
+    std::unique_ptr<engine::QueryTask> any(task.release());
+    const bool taken = submit(shard, any);
+    task.reset(static_cast<Task*>(any.release()));  // back when not taken
+    return taken;
+  }
   // A request of c handled by op, and its wait for the tasks under ticket.
   std::unique_ptr<Pending> pending_for(const Connection& c, const FrameHeader& h, const QueryOp& op) const;
   void add_pending(Connection& c, std::uint64_t ticket, std::unique_ptr<Pending> pending);
