@@ -133,19 +133,16 @@ void visit_stats(const engine::Engine& engine, const ServerCounters& server, con
     gauge("requests_waiting", shard.requests().depth());  // what waits for the shard in its request queue
     // Each kind's own figures ("tcp.connections"), and on shard 0 those of
     // each source as a whole (a NIC port's).
-    for (std::size_t src = 0; src < kinds.size(); ++src) {
-      if (kinds[src]->stats == nullptr) continue;
-      const std::string prefix = std::string(kinds[src]->name) + ".";
-      kinds[src]->stats(by_kind[src], [&](std::string_view name, std::uint64_t value, bool is_gauge) {
+    const auto figures_of = [&](const engine::SourceKind& kind) -> engine::StatEmit {
+      return [&visit, s, prefix = std::string(kind.name) + "."](std::string_view name, std::uint64_t value, bool is_gauge) {
         visit(s, prefix + std::string(name), value, is_gauge ? StatKind::gauge : StatKind::counter);
-      });
+      };
+    };
+    for (std::size_t src = 0; src < kinds.size(); ++src) {
+      if (kinds[src]->stats != nullptr) kinds[src]->stats(by_kind[src], figures_of(*kinds[src]));
     }
     for (const engine::StartedSource& source : s == 0 ? engine.sources() : std::span<const engine::StartedSource>{}) {
-      if (!source.group) continue;
-      const std::string prefix = std::string(source.kind->name) + ".";
-      source.group->stats([&](std::string_view name, std::uint64_t value, bool is_gauge) {
-        visit(s, prefix + std::string(name), value, is_gauge ? StatKind::gauge : StatKind::counter);
-      });
+      if (source.group) source.group->stats(figures_of(*source.kind));
     }
     for (std::size_t v = 0; v < config.views.size(); ++v) counter("late." + config.views[v].name, load(k.late[v]));
     for (std::size_t v = 0; v < config.views.size(); ++v) {
