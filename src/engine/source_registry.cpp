@@ -66,37 +66,31 @@ void SourceSettings::error_at(const Setting& setting, std::string message) {
 
 void SourceSettings::error(std::string message) { errors_.push_back({source_.line, std::move(message)}); }
 
-bool SourceSettings::string(std::string_view key, std::string& out) {
+template <typename T>
+const T* SourceSettings::get_as(std::string_view key, std::string_view what) {
   const Setting* s = get(key);
-  if (s == nullptr) return false;
-  if (const auto* v = std::get_if<std::string>(&s->value)) {
-    out = *v;
-    return true;
-  }
-  error_at(*s, fmt::format("'{}' must be a string, not {}", key, type_name(*s)));
-  return false;
+  if (s == nullptr) return nullptr;
+  if (const T* v = std::get_if<T>(&s->value)) return v;
+  error_at(*s, fmt::format("'{}' must be {}, not {}", key, what, type_name(*s)));
+  return nullptr;
+}
+
+bool SourceSettings::string(std::string_view key, std::string& out) {
+  const auto* v = get_as<std::string>(key, "a string");
+  if (v != nullptr) out = *v;
+  return v != nullptr;
 }
 
 bool SourceSettings::strings(std::string_view key, std::vector<std::string>& out) {
-  const Setting* s = get(key);
-  if (s == nullptr) return false;
-  if (const auto* v = std::get_if<std::vector<std::string>>(&s->value)) {
-    out = *v;
-    return true;
-  }
-  error_at(*s, fmt::format("'{}' must be an array of strings, not {}", key, type_name(*s)));
-  return false;
+  const auto* v = get_as<std::vector<std::string>>(key, "an array of strings");
+  if (v != nullptr) out = *v;
+  return v != nullptr;
 }
 
 bool SourceSettings::boolean(std::string_view key, bool& out) {
-  const Setting* s = get(key);
-  if (s == nullptr) return false;
-  if (const auto* v = std::get_if<bool>(&s->value)) {
-    out = *v;
-    return true;
-  }
-  error_at(*s, fmt::format("'{}' must be true or false, not {}", key, type_name(*s)));
-  return false;
+  const auto* v = get_as<bool>(key, "true or false");
+  if (v != nullptr) out = *v;
+  return v != nullptr;
 }
 
 bool SourceSettings::number(std::string_view key, double& out, double min, double max) {
@@ -118,15 +112,10 @@ bool SourceSettings::number(std::string_view key, double& out, double min, doubl
 }
 
 bool SourceSettings::integer(std::string_view key, std::int64_t& out, std::int64_t min, std::int64_t max) {
-  const Setting* s = get(key);
-  if (s == nullptr) return false;
-  const auto* v = std::get_if<std::int64_t>(&s->value);
-  if (v == nullptr) {
-    error_at(*s, fmt::format("'{}' must be an integer, not {}", key, type_name(*s)));
-    return false;
-  }
+  const auto* v = get_as<std::int64_t>(key, "an integer");
+  if (v == nullptr) return false;
   if (*v < min || *v > max) {
-    error_at(*s, fmt::format("'{}' = {} is out of range [{}, {}]", key, *v, min, max));
+    error_at(*source_.find(key), fmt::format("'{}' = {} is out of range [{}, {}]", key, *v, min, max));
     return false;
   }
   out = *v;
@@ -188,8 +177,8 @@ std::vector<ConfigError> check_sources(const Config& config) {
   }
   for (const AlarmConfig& alarm : config.alarms) {
     if (alarm.kind != AlarmConfig::Kind::volume || alarm.source == "all" || find_source_kind(alarm.source)) continue;
-    errors.push_back({alarm.line, fmt::format("alarm '{}': unknown source '{}' (all, {}, publish, replay)", alarm.name,
-                                              alarm.source, source_kind_names())});
+    errors.push_back({alarm.line, fmt::format("alarm '{}': unknown source '{}' (all, {})", alarm.name, alarm.source,
+                                              names_of<SourceKind>(kKinds))});
   }
   return errors;
 }

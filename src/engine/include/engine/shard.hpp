@@ -298,7 +298,7 @@ class Shard final : public io::LineSink, private Router::Host {
   bool poll_log(std::int64_t now_ms);
   // Answers queued queries; a PUBLISH only when may_ingest.
   bool serve_requests(bool may_ingest = true);
-  // Runs a query task, or its next slice (VIEW_TOP); true when it is done.
+  // Hands a task that is done back to the server.
   void respond(QueryTask* task);
   void maintenance(std::int64_t now_ms);
   void set_state_budget(std::uint64_t keys);

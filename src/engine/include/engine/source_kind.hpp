@@ -65,6 +65,9 @@ class SourceSettings {
 
  private:
   const Setting* get(std::string_view key);  // notes the key as one the kind takes
+  // The key's value when it is a T; else an error saying it must be `what`.
+  template <typename T>
+  const T* get_as(std::string_view key, std::string_view what);
   void error_at(const Setting& setting, std::string message);
 
   const SourceConfig& source_;
