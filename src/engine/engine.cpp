@@ -42,27 +42,11 @@ Engine::Engine(Config config) : config_(std::move(config)) {
         static_cast<double>(ring_memory_bytes()) / (1u << 30), shard_count_, shard_count_ - 1,
         std::bit_ceil(std::max<std::uint32_t>(config_.ring_slots, 2)), config_.ring_batch_rows));
   }
-  rings_.resize(static_cast<std::size_t>(shard_count_) * shard_count_);
-  handoffs_.resize(rings_.size());
-  for (std::uint32_t s = 0; s < shard_count_; ++s) {
-    for (std::uint32_t d = 0; d < shard_count_; ++d) {
-      if (s == d) continue;
-      rings_[s * shard_count_ + d] = std::make_unique<SpscRing<RouteBatch>>(config_.ring_slots);
-      handoffs_[s * shard_count_ + d] = std::make_unique<SpscRing<HandedConnection>>(64);
-    }
-  }
+  mesh_ = std::make_unique<ShardMesh>(shard_count_, config_.ring_slots);
   for (std::uint32_t i = 0; i < shard_count_; ++i) shards_.push_back(std::make_unique<Shard>(i, *this));
 }
 
 Engine::~Engine() { stop(); }
-
-std::size_t Engine::ring_depth_into(std::uint32_t dst) const noexcept {
-  std::size_t depth = 0;
-  for (std::uint32_t s = 0; s < shard_count_; ++s) {
-    if (s != dst) depth += rings_[s * shard_count_ + dst]->depth();
-  }
-  return depth;
-}
 
 std::uint64_t Engine::ring_memory_bytes() const noexcept {
   const std::uint64_t rings = static_cast<std::uint64_t>(shard_count_) * (shard_count_ - 1);
@@ -149,12 +133,6 @@ void Engine::notify_response() noexcept {
   if (fd < 0) return;
   const std::uint64_t one = 1;
   [[maybe_unused]] auto n = ::write(fd, &one, sizeof(one));
-}
-
-std::int64_t Engine::max_watermark() const noexcept {
-  std::int64_t wm = INT64_MIN;
-  for (const auto& s : shards_) wm = std::max(wm, s->counters().watermark_ms.load(std::memory_order_relaxed));
-  return wm;
 }
 
 }  // namespace spate::engine

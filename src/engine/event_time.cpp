@@ -1,15 +1,13 @@
 // A shard's event time; see event_time.hpp.
 #include "engine/event_time.hpp"
 
-#include "engine/engine.hpp"
-
 namespace spate::engine {
 
-EventTime::EventTime(std::uint32_t self, Engine& engine)
+EventTime::EventTime(std::uint32_t self, ShardMesh& mesh)
     : self_(self),
-      shards_(engine.shard_count()),
-      engine_(engine),
-      activity_(&engine.activity_epoch_counter()),
+      shards_(mesh.shards()),
+      mesh_(mesh),
+      activity_(&mesh.activity_epoch()),
       channel_(shards_, INT64_MIN),
       channels_min_(shards_ == 1 ? kNone : INT64_MIN) {}
 
@@ -20,8 +18,7 @@ std::uint32_t EventTime::open_input() {
 
 void EventTime::set_active(bool active) noexcept {
   active_local_ = active;
-  active_.store(active, std::memory_order_release);
-  engine_.activity_changed();
+  mesh_.set_active(self_, active);
 }
 
 std::int64_t EventTime::progress() noexcept {
@@ -39,7 +36,7 @@ std::int64_t EventTime::channels_min(std::uint32_t except) const noexcept {
   std::int64_t w = kNone;
   for (std::uint32_t src = 0; src < shards_; ++src) {
     if (src == self_ || src == except) continue;
-    if (engine_.shard(src).active() || engine_.ring(src, self_).depth() > 0) w = std::min(w, channel_[src]);
+    if (mesh_.active(src) || mesh_.ring(src, self_).depth() > 0) w = std::min(w, channel_[src]);
   }
   return w;
 }
@@ -61,7 +58,7 @@ void EventTime::tick(std::int64_t now_ms, std::int64_t idle_ms, std::int64_t pen
   // resumes after a pause finds its windows open; the last windows close
   // when newer events arrive, as in Flink.
   if (!active_local_ && channels_min(shards_) == kNone) {
-    std::int64_t w = std::max(engine_.max_watermark(), inputs_.newest());
+    std::int64_t w = std::max(mesh_.max_watermark(), inputs_.newest());
     for (const std::int64_t c : channel_) w = std::max(w, c);
     advance(std::min(w, pending));  // never past our own rows not applied yet
   }

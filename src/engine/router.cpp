@@ -3,16 +3,16 @@
 
 #include <thread>
 
-#include "engine/engine.hpp"
+#include "engine/shard.hpp"
 #include "io/file/source.hpp"
 
 namespace spate::engine {
 
-Router::Router(std::uint32_t self, Engine& engine, const Config& config, EventTime& time, ShardCounters& counters,
+Router::Router(std::uint32_t self, ShardMesh& mesh, const Config& config, EventTime& time, ShardCounters& counters,
                Host& host)
     : self_(self),
-      shards_(engine.shard_count()),
-      engine_(engine),
+      shards_(mesh.shards()),
+      mesh_(mesh),
       config_(config),
       time_(time),
       counters_(counters),
@@ -23,7 +23,7 @@ Router::Router(std::uint32_t self, Engine& engine, const Config& config, EventTi
       sent_(shards_, INT64_MIN) {
   for (std::size_t g = 0; g < config.key_groups.size(); ++g) local_.push_back(std::make_unique<RouteBatch>());
   for (std::uint32_t other = 0; other < shards_; ++other) {
-    if (other != self_) out_rings_[other] = &engine.ring(self_, other);
+    if (other != self_) out_rings_[other] = &mesh.ring(self_, other);
   }
 }
 
@@ -65,7 +65,7 @@ void Router::flush(std::uint32_t dst) {
   sent_[dst] = b->watermark;
   open_[dst] = nullptr;
   out_rings_[dst]->publish();
-  engine_.shard(dst).wake();
+  mesh_.wake(dst);
 }
 
 void Router::flush_local(std::size_t g) {
@@ -106,7 +106,7 @@ void Router::send_barriers(std::uint64_t epoch) {
     b->watermark = INT64_MIN;
     b->barrier = epoch;
     out_rings_[dst]->publish();
-    engine_.shard(dst).wake();
+    mesh_.wake(dst);
   }
 }
 
@@ -121,7 +121,7 @@ void Router::send_watermarks() {
     b->watermark = progress;
     sent_[dst] = progress;
     out_rings_[dst]->publish();
-    engine_.shard(dst).wake();
+    mesh_.wake(dst);
   }
 }
 

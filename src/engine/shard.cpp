@@ -39,6 +39,7 @@ bool all_whitespace(const char* p, std::size_t n) {
 Shard::Shard(std::uint32_t id, Engine& engine)
     : id_(id),
       engine_(engine),
+      mesh_(engine.mesh()),
       config_(engine.config()),
       shards_(engine.shard_count()),
       parser_(config_),
@@ -47,8 +48,8 @@ Shard::Shard(std::uint32_t id, Engine& engine)
       counters_(config_.views.size()),
       views_(config_, engine.shard_count(), counters_.late.get(), counters_.key_limit.get(),
              counters_.newest_window.get()),
-      time_(id, engine),
-      router_(id, engine, config_, time_, counters_, *this),
+      time_(id, mesh_),
+      router_(id, mesh_, config_, time_, counters_, *this),
       requests_(4096),
       responses_(4096) {
   read_clocks();
@@ -56,10 +57,11 @@ Shard::Shard(std::uint32_t id, Engine& engine)
   auto publish = std::make_unique<PublishSource>();
   publish_ = publish.get();
   add_source(kPublishSource, std::move(publish));
+  mesh_.set_poller(id_, &poller_);
   in_rings_.assign(shards_, nullptr);
   barrier_seen_.assign(shards_, 0);
   for (std::uint32_t other = 0; other < shards_; ++other) {
-    if (other != id_) in_rings_[other] = &engine.ring(other, id_);
+    if (other != id_) in_rings_[other] = &mesh_.ring(other, id_);
   }
 }
 
@@ -98,6 +100,11 @@ std::function<bool(std::uint64_t)> Shard::stripe_gate() {
 }
 
 void Shard::wake() noexcept { poller_.wake(); }
+
+void Shard::publish_watermark(std::int64_t watermark) noexcept {
+  counters_.watermark_ms.store(watermark, std::memory_order_relaxed);
+  mesh_.publish_watermark(id_, watermark);
+}
 
 // The memory of the batches this shard reads (its inbound rings' slots, its
 // local batches) is allocated here, on the shard's own thread, so that on a
@@ -360,11 +367,11 @@ bool Shard::hand_off(int fd, std::uint32_t listener, bool may_move) {
     }
   }
   if (target != id_) {
-    if (HandedConnection* slot = engine_.handoff(id_, target).claim()) {
+    if (HandedConnection* slot = mesh_.handoff(id_, target).claim()) {
       *slot = {fd, listener};
       engine_.shard(target).counters().connections.fetch_add(1, std::memory_order_relaxed);
-      engine_.handoff(id_, target).publish();
-      engine_.shard(target).wake();
+      mesh_.handoff(id_, target).publish();
+      mesh_.wake(target);
       return true;
     }
   }
@@ -376,7 +383,7 @@ bool Shard::adopt_handoffs() {
   bool any = false;
   for (std::uint32_t src = 0; src < shards_; ++src) {
     if (src == id_) continue;
-    SpscRing<HandedConnection>& ring = engine_.handoff(src, id_);
+    SpscRing<HandedConnection>& ring = mesh_.handoff(src, id_);
     while (HandedConnection* handed = ring.front()) {
       SPATE_ASSERT(handed->listener < listeners_.size() && listeners_[handed->listener] != nullptr,
                    "every shard listens on every listener");
@@ -396,7 +403,7 @@ bool Shard::may_read_stripe(std::uint64_t stripe) {
   if (stripe != counters_.file_stripe.load(std::memory_order_relaxed)) {
     counters_.file_stripe.store(stripe, std::memory_order_relaxed);
     for (std::uint32_t s = 0; s < shards_; ++s) {
-      if (s != id_) engine_.shard(s).wake();  // a reader waiting on our progress may go on
+      if (s != id_) mesh_.wake(s);  // a reader waiting on our progress may go on
     }
   }
   for (std::uint32_t s = 0; s < shards_; ++s) {
@@ -419,7 +426,7 @@ bool Shard::poll_sources() {
       counters_.file_stripe.store(UINT64_MAX, std::memory_order_relaxed);
       files_done_.store(true, std::memory_order_release);
       for (std::uint32_t s = 0; s < shards_; ++s) {
-        if (s != id_) engine_.shard(s).wake();  // a reader waiting on our progress may go on
+        if (s != id_) mesh_.wake(s);  // a reader waiting on our progress may go on
       }
     }
   }
@@ -524,7 +531,7 @@ void Shard::run() {
       close_logs();
       poll_checkpoint(true);
       final_checkpoint();
-      counters_.watermark_ms.store(time_.watermark(), std::memory_order_relaxed);
+      publish_watermark(time_.watermark());
       return;
     }
     // A shard polling a NIC queue never sleeps: every pass polls the queue,
@@ -535,7 +542,7 @@ void Shard::run() {
     poller_.sleeping(true);
     bool pending = requests_.depth() > 0;
     for (std::uint32_t src = 0; src < shards_; ++src) {
-      if (src != id_) pending = pending || in_rings_[src]->depth() > 0 || engine_.handoff(src, id_).depth() > 0;
+      if (src != id_) pending = pending || in_rings_[src]->depth() > 0 || mesh_.handoff(src, id_).depth() > 0;
     }
     if (!pending && !engine_.stopping() && disk_full) {
       ::usleep(1000);  // readable sockets would wake an epoll wait at once

@@ -46,7 +46,7 @@ void Shard::maybe_request_checkpoint(std::int64_t now_ms) {
   }
   engine_.request_checkpoint(last + 1);
   next_checkpoint_ms_ = now_ms + interval;
-  for (std::uint32_t s = 1; s < shards_; ++s) engine_.shard(s).wake();
+  for (std::uint32_t s = 1; s < shards_; ++s) mesh_.wake(s);
 }
 
 void Shard::checkpoint(std::uint64_t epoch) {

@@ -140,7 +140,7 @@ bool Shard::poll_log(std::int64_t now_ms) {
 bool Shard::may_replay(std::int64_t sealed_ms) {
   if (counters_.replay_next_ms.exchange(sealed_ms, std::memory_order_acq_rel) != sealed_ms) {
     for (std::uint32_t s = 0; s < shards_; ++s) {
-      if (s != id_) engine_.shard(s).wake();
+      if (s != id_) mesh_.wake(s);
     }
   }
   for (std::uint32_t s = 0; s < shards_; ++s) {

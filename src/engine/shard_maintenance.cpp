@@ -68,7 +68,7 @@ void Shard::maintenance(std::int64_t now_ms) {
   set_state_budget(keys);
   counters_.inputs_open.store(time_.inputs_open(), std::memory_order_relaxed);
   counters_.inputs_active.store(time_.inputs_active(), std::memory_order_relaxed);
-  counters_.watermark_ms.store(watermark, std::memory_order_relaxed);
+  publish_watermark(watermark);
   counters_.tick_ms.store(now_ms, std::memory_order_relaxed);
   if (now_ms >= next_backlog_ms_) {  // a syscall per connection: once a second
     for (auto& source : sources_) source->measure_backlog();

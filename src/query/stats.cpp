@@ -119,7 +119,7 @@ void visit_stats(const engine::Engine& engine, const ServerCounters& server, con
     counter("routed_out", load(k.routed_out));
     counter("routed_in", load(k.routed_in));
     counter("rows_applied", load(k.rows_applied));
-    gauge("ring_depth", engine.ring_depth_into(s));
+    gauge("ring_depth", engine.mesh().depth_into(s));
     counter("ring_full_waits", load(k.ring_full_waits));
     gauge("publish.producers", load(k.publish_producers));
     counter("publish.producers_expired", load(k.publish_producers_expired));

@@ -13,15 +13,9 @@
 #include "kernels/hash.hpp"
 #include "config/config.hpp"
 #include "engine/shard.hpp"
+#include "engine/shard_mesh.hpp"
 
 namespace spate::engine {
-
-// An accepted connection on its way to another shard, and the listener it
-// came through (whose limits it counts against).
-struct HandedConnection {
-  int fd = -1;
-  std::uint32_t listener = 0;
-};
 
 class Engine {
  public:
@@ -48,12 +42,9 @@ class Engine {
   const Shard& shard(std::uint32_t i) const noexcept { return *shards_[i]; }
   std::uint32_t owner_of(std::uint64_t key_hash) const noexcept { return kernels::shard_of(key_hash, shard_count_); }
 
-  SpscRing<RouteBatch>& ring(std::uint32_t src, std::uint32_t dst) noexcept { return *rings_[src * shard_count() + dst]; }
-  // Accepted connections handed from the accepting shard to the least loaded one.
-  SpscRing<HandedConnection>& handoff(std::uint32_t src, std::uint32_t dst) noexcept {
-    return *handoffs_[src * shard_count() + dst];
-  }
-  std::size_t ring_depth_into(std::uint32_t dst) const noexcept;
+  // The rings between the shards, their activity and watermarks.
+  ShardMesh& mesh() noexcept { return *mesh_; }
+  const ShardMesh& mesh() const noexcept { return *mesh_; }
   // What the shard-to-shard rings take once every shard has allocated its
   // inbound slots (ring_slots rounded up to a power of two).
   std::uint64_t ring_memory_bytes() const noexcept;
@@ -103,27 +94,17 @@ class Engine {
   void set_publish_waiting(bool waiting) noexcept { publish_waiting_.store(waiting, std::memory_order_release); }
   bool publish_waiting() const noexcept { return publish_waiting_.load(std::memory_order_relaxed); }
 
-  // Bumped whenever a shard becomes active or inactive, so that shards
-  // caching which channels hold their watermark back know to look again.
-  void activity_changed() noexcept { activity_epoch_.fetch_add(1, std::memory_order_acq_rel); }
-  const std::atomic<std::uint64_t>& activity_epoch_counter() const noexcept { return activity_epoch_; }
-
-  // The highest watermark any shard has reached (idle shards catch up to it).
-  std::int64_t max_watermark() const noexcept;
-
  private:
   Config config_;
   std::uint32_t shard_count_ = 0;
   std::vector<StartedSource> sources_;  // before the shards: their sources use what these hold until they go
   std::vector<std::unique_ptr<Shard>> shards_;
-  std::vector<std::unique_ptr<SpscRing<RouteBatch>>> rings_;
-  std::vector<std::unique_ptr<SpscRing<HandedConnection>>> handoffs_;
+  std::unique_ptr<ShardMesh> mesh_;
   std::vector<std::thread> threads_;
   std::vector<std::string_view> buffers_;
   std::atomic<bool> stopping_{false};
   std::atomic<std::uint32_t> inputs_finished_{0};
   std::atomic<std::uint32_t> handoffs_closed_{0};
-  std::atomic<std::uint64_t> activity_epoch_{0};
   std::atomic<int> response_fd_{-1};
   std::atomic<bool> publish_waiting_{false};
   std::atomic<std::uint32_t> replays_left_{0};

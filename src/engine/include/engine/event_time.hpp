@@ -12,16 +12,15 @@
 #include "kernels/byte_io.hpp"
 #include "kernels/rfc3339.hpp"
 #include "engine/input_clock.hpp"
+#include "engine/shard_mesh.hpp"
 
 namespace spate::engine {
-
-class Engine;
 
 class EventTime {
  public:
   static constexpr std::int64_t kNone = InputClock::kNone;  // a bound that holds nothing back
 
-  EventTime(std::uint32_t self, Engine& engine);
+  EventTime(std::uint32_t self, ShardMesh& mesh);
 
   // Inputs. An open input holds event time back (and makes this shard a
   // channel others wait for) until it closes or idles.
@@ -45,7 +44,7 @@ class EventTime {
   // What this shard's own inputs allow while another shard's batch is
   // applied: `pending` (its rows not applied yet) or else its progress.
   std::int64_t self_bound(std::int64_t pending) noexcept;
-  bool active() const noexcept { return active_.load(std::memory_order_acquire); }
+  bool active() const noexcept { return mesh_.active(self_); }
   bool active_local() const noexcept { return active_local_; }
 
   // Channels: the other shards that send us rows.
@@ -108,18 +107,15 @@ class EventTime {
 
   const std::uint32_t self_;
   const std::uint32_t shards_;
-  Engine& engine_;
-  const std::atomic<std::uint64_t>* activity_;  // Engine::activity_epoch_counter(), loaded inline per row
+  ShardMesh& mesh_;
+  const std::atomic<std::uint64_t>* activity_;  // the mesh's activity epoch, loaded inline per row
   InputClock inputs_;
   std::int64_t stamp_ = INT64_MIN;
   std::vector<std::int64_t> channel_;  // by source shard: its stamps, as its rows and batches said
   std::int64_t channels_min_;
   std::uint64_t activity_seen_ = UINT64_MAX;
   std::int64_t watermark_ = INT64_MIN;
-  bool active_local_ = false;
-  // Read by the other shards: on its own cache line, away from the fields
-  // written per row.
-  alignas(64) std::atomic<bool> active_{false};
+  bool active_local_ = false;  // what this shard last told the mesh
 };
 
 }  // namespace spate::engine

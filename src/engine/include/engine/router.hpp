@@ -13,11 +13,10 @@
 #include "config/config.hpp"
 #include "engine/event_time.hpp"
 #include "engine/route_batch.hpp"
-#include "engine/spsc_ring.hpp"
+#include "engine/shard_mesh.hpp"
 
 namespace spate::engine {
 
-class Engine;
 struct ShardCounters;
 
 class Router {
@@ -34,7 +33,7 @@ class Router {
     virtual bool work_while_waiting() = 0;
   };
 
-  Router(std::uint32_t self, Engine& engine, const Config& config, EventTime& time, ShardCounters& counters,
+  Router(std::uint32_t self, ShardMesh& mesh, const Config& config, EventTime& time, ShardCounters& counters,
          Host& host);
 
   // On the shard's thread, before it runs: the local batches' memory.
@@ -92,7 +91,7 @@ class Router {
 
   const std::uint32_t self_;
   const std::uint32_t shards_;
-  Engine& engine_;
+  ShardMesh& mesh_;
   const Config& config_;
   EventTime& time_;
   ShardCounters& counters_;

@@ -305,6 +305,7 @@ class Shard final : public io::LineSink, private Router::Host {
 
   const std::uint32_t id_;
   Engine& engine_;
+  ShardMesh& mesh_;  // the other shards: rings, activity, watermarks, wake-ups
   const Config& config_;
   const std::uint32_t shards_;
   EventParser parser_;
@@ -371,6 +372,8 @@ class Shard final : public io::LineSink, private Router::Host {
   // Reads the clocks once per loop pass (a read per chunk would cost ~10%
   // of a one-event datagram's path).
   void read_clocks() noexcept;
+  // The watermark as STATS and the other shards see it.
+  void publish_watermark(std::int64_t watermark) noexcept;
   // Events logged but not yet durable, by the log's ticket and when they
   // were read: receive_to_durable is measured as their tickets turn durable.
   struct Unsynced {
