@@ -12,6 +12,27 @@ namespace spate::query {
 
 using engine::QueryTask;
 
+namespace {
+
+// An aggregate alarm's VIEW_GET: the server's own request, no client.
+struct AlarmSample final : ViewRowsPending {
+  std::size_t alarm = 0;
+  std::uint64_t generation = 0;  // the alarms' definitions it was asked under
+};
+
+const QueryOp kAlarmSampleOp{
+    Op::view_get,
+    nullptr,  // never a client's request
+    view_rows_answered,
+    [](QueryServer& server, Pending& pending, Connection*) {
+      auto& p = static_cast<AlarmSample&>(pending);
+      engine::merge_rows(p.rows);
+      server.alarm_sampled(p.alarm, p.generation, p.rows);
+    },
+};
+
+}  // namespace
+
 bool QueryServer::has_capacity(std::uint32_t shard) const noexcept {
   // In-flight tasks per shard never exceed the response ring, so a shard never waits to answer.
   return inflight_per_shard_[shard] < engine_.shard(shard).requests().capacity();
@@ -27,17 +48,6 @@ bool QueryServer::submit(std::uint32_t shard, std::unique_ptr<QueryTask>& task) 
   ++inflight_per_shard_[shard];
   engine_.shard(shard).wake();
   return true;
-}
-
-std::unique_ptr<QueryServer::Pending> QueryServer::pending_for(const Connection& c, const FrameHeader& h,
-                                                               const QueryOp& op) const {
-  auto pending = std::make_unique<Pending>();
-  pending->fd = c.fd;
-  pending->connection_id = c.id;
-  pending->request_id = h.request_id;
-  pending->op = h.op;
-  pending->handler = &op;
-  return pending;
 }
 
 void QueryServer::add_pending(Connection& c, std::uint64_t ticket, std::unique_ptr<Pending> pending) {
@@ -63,19 +73,16 @@ void QueryServer::collect_responses() {
   }
 }
 
-void QueryServer::check_publishes() {
+void QueryServer::check_unsettled() {
   auto done = [&](std::uint64_t ticket) {
     auto it = pending_.find(ticket);
     if (it == pending_.end()) return true;
-    for (const auto& [ring, target] : it->second->publish->waits) {
-      if (ring->popped() < target) return false;
-    }
+    if (!it->second->handler->settled(*it->second)) return false;
     finish(*it->second);
     pending_.erase(it);
     return true;
   };
-  waiting_publishes_.erase(std::remove_if(waiting_publishes_.begin(), waiting_publishes_.end(), done),
-                           waiting_publishes_.end());
+  unsettled_.erase(std::remove_if(unsettled_.begin(), unsettled_.end(), done), unsettled_.end());
 }
 
 void QueryServer::reload_alarms(std::vector<engine::AlarmConfig> alarms) {
@@ -103,25 +110,24 @@ void QueryServer::evaluate_alarms(std::int64_t now_ms) {
     task->hash = kernels::hash_key(def.key);
     task->from_ms = alarms_.windows_from(a);
     if (!submit(engine_.owner_of(task->hash), task)) continue;  // the shard is busy: next second
-    auto pending = std::make_unique<Pending>();
+    auto pending = std::make_unique<AlarmSample>();
     pending->op = Op::view_get;
-    pending->handler = find_query_op(Op::view_get);
+    pending->handler = &kAlarmSampleOp;
     pending->view = def.view_index;
     pending->remaining = 1;
-    pending->alarm = static_cast<int>(a);
-    pending->alarm_generation = alarms_.generation();
+    pending->alarm = a;
+    pending->generation = alarms_.generation();
     pending_.emplace(ticket, std::move(pending));
     alarm_asked_[a] = 1;
   }
 }
 
+void QueryServer::alarm_sampled(std::size_t alarm, std::uint64_t generation, const std::vector<engine::ViewRow>& rows) {
+  if (generation == alarms_.generation()) alarm_asked_[alarm] = 0;
+  alarms_.aggregate_rows(alarm, generation, rows);
+}
+
 void QueryServer::finish(Pending& p) {
-  if (p.alarm >= 0) {  // an aggregate alarm's sample, no client
-    engine::merge_rows(p.rows);
-    if (p.alarm_generation == alarms_.generation()) alarm_asked_[static_cast<std::size_t>(p.alarm)] = 0;
-    alarms_.aggregate_rows(static_cast<std::size_t>(p.alarm), p.alarm_generation, p.rows);
-    return;
-  }
   const auto it = connections_.find(p.fd);
   Connection* c = it != connections_.end() && it->second->id == p.connection_id ? it->second.get() : nullptr;
   if (c != nullptr) --c->inflight;

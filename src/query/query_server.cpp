@@ -128,8 +128,8 @@ void QueryServer::run() {
     // A PUBLISH waits for rings to be consumed past its rows: the shards
     // ring the notifier when they drain one while this is set, so the
     // answer need not wait for a timeout (a 1 ms poll added about 1 ms).
-    engine_.set_publish_waiting(!waiting_publishes_.empty());
-    const int timeout = waiting_publishes_.empty() ? 100 : 10;
+    engine_.set_publish_waiting(!unsettled_.empty());
+    const int timeout = unsettled_.empty() ? 100 : 10;
     const int n = epoll_wait(epoll_fd_, events, 64, timeout);
     for (int i = 0; i < n; ++i) {
       const std::uint64_t t = events[i].data.u64;
@@ -151,7 +151,7 @@ void QueryServer::run() {
       }
     }
     collect_responses();
-    check_publishes();
+    check_unsettled();
     resume_reading();
     const std::int64_t now = io::monotonic_ms();
     if (now >= next_dedup_sweep_ms_) {

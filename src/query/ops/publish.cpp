@@ -9,6 +9,15 @@
 #include "query/query_op.hpp"
 
 namespace spate::query {
+namespace {
+
+// A PUBLISH whose shard took the batch: its task (the counts and the rings
+// its rows went to) until every row is applied.
+struct PublishPending final : Pending {
+  std::unique_ptr<engine::PublishTask> task;
+};
+
+}  // namespace
 
 extern const QueryOp kPublishOp;
 const QueryOp kPublishOp{
@@ -62,19 +71,19 @@ const QueryOp kPublishOp{
       task->producer = producer;
       task->sequence = sequence;
       server.submit(shard, task);  // has_capacity said it fits
-      auto pending = server.pending_for(c, h, kPublishOp);
+      auto pending = server.pending_for<PublishPending>(c, h, kPublishOp);
       pending->remaining = 1;
       server.add_pending(c, ticket, std::move(pending));
     },
     // The shard took the batch: the answer waits until every shard it
-    // routed rows to has applied them (QueryServer::check_publishes).
+    // routed rows to has applied them (settled, below).
     [](QueryServer& server, std::uint64_t ticket, Pending& p, std::unique_ptr<engine::QueryTask> task) {
-      p.publish.reset(static_cast<engine::PublishTask*>(task.release()));  // the op's own task
-      server.wait_for_publish(ticket);
+      static_cast<PublishPending&>(p).task.reset(static_cast<engine::PublishTask*>(task.release()));  // the op's own
+      server.wait_until_settled(ticket);
       return false;
     },
     [](QueryServer& server, Pending& p, Connection* c) {
-      const engine::PublishTask& task = *p.publish;
+      const engine::PublishTask& task = *static_cast<PublishPending&>(p).task;
       // A batch not taken must be applied when it is resent.
       if (task.disk_full || task.durable_lost) server.publish_dedup().unrecord(task.producer, task.sequence);
       if (c == nullptr) return;
@@ -99,6 +108,12 @@ const QueryOp kPublishOp{
       w.bytes(Tag::durability, task.durability);
       finish_frame(out, mark);
       server.send(*c, out);
+    },
+    [](const Pending& p) {
+      for (const auto& [ring, target] : static_cast<const PublishPending&>(p).task->waits) {
+        if (ring->popped() < target) return false;
+      }
+      return true;
     },
 };
 

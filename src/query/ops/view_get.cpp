@@ -50,7 +50,7 @@ const QueryOp kViewGetOp{
         server.reply_error(c, h.op, h.request_id, Status::overloaded, "shard request queue is full; retry");
         return;
       }
-      auto pending = server.pending_for(c, h, kViewGetOp);
+      auto pending = server.pending_for<ViewRowsPending>(c, h, kViewGetOp);
       pending->view = view;
       pending->remaining = 1;
       server.add_pending(c, ticket, std::move(pending));

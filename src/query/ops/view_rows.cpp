@@ -8,8 +8,9 @@
 
 namespace spate::query {
 
-bool view_rows_answered(QueryServer&, std::uint64_t, Pending& p, std::unique_ptr<engine::QueryTask> task) {
-  auto& rows = static_cast<engine::ViewRowsTask&>(*task).rows;  // the op's own task
+bool view_rows_answered(QueryServer&, std::uint64_t, Pending& pending, std::unique_ptr<engine::QueryTask> task) {
+  auto& p = static_cast<ViewRowsPending&>(pending);                 // the op's own state
+  auto& rows = static_cast<engine::ViewRowsTask&>(*task).rows;  // and task
   std::move(rows.begin(), rows.end(), std::back_inserter(p.rows));
   return --p.remaining == 0;
 }
@@ -20,8 +21,9 @@ int find_view_or_refuse(QueryServer& server, Connection& c, const FrameHeader& h
   return view;
 }
 
-void reply_view_rows(QueryServer& server, Pending& p, Connection* client) {
+void reply_view_rows(QueryServer& server, Pending& pending, Connection* client) {
   if (client == nullptr) return;
+  auto& p = static_cast<ViewRowsPending&>(pending);
   Connection& c = *client;
   if (p.overloaded) {
     server.reply_error(c, p.op, p.request_id, Status::overloaded, "a shard request queue is full; retry");

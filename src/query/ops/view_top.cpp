@@ -59,7 +59,7 @@ const QueryOp kViewTopOp{
         }
       }
       const std::uint64_t ticket = server.next_ticket();
-      auto pending = server.pending_for(c, h, kViewTopOp);
+      auto pending = server.pending_for<ViewRowsPending>(c, h, kViewTopOp);
       pending->view = view;
       pending->k = static_cast<std::uint32_t>(k);
       pending->by = agg;

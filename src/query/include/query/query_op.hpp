@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 #include "engine/query_task.hpp"
 #include "protocol/protocol.hpp"
@@ -24,12 +25,27 @@ struct QueryOp {
   // (QueryServer::send), refused (reply_error), or handed to shards as
   // tasks under one ticket (QueryServer::submit, then add_pending).
   void (*handle)(QueryServer& server, Connection& c, const FrameHeader& h, std::string_view body);
-  // A shard's answer to one of the request's tasks; true once the request
-  // has every answer it waits for (then finish). nullptr: no shard tasks.
+  // A shard's answer to one of the request's tasks, given with the
+  // request's state (the op's own Pending type, as the task is the op's own
+  // task type); true once the request has every answer it waits for (then
+  // finish). nullptr: no shard tasks.
   bool (*answered)(QueryServer& server, std::uint64_t ticket, Pending& p, std::unique_ptr<engine::QueryTask> task);
   // The request is whole: the reply, to c (nullptr when the client went
   // away: only what must happen regardless).
   void (*finish)(QueryServer& server, Pending& p, Connection* c);
+  // For a request put to wait_until_settled(): true once it may finish.
+  // nullptr: the op never waits so.
+  bool (*settled)(const Pending& p) = nullptr;
+};
+
+// VIEW_GET's and VIEW_TOP's request: the shards' rows as they come back,
+// merged into the reply (ops/view_rows.cpp).
+struct ViewRowsPending : Pending {
+  int view = -1;
+  std::uint32_t k = 0;                  // VIEW_TOP: how many keys
+  int by = 0;                           // VIEW_TOP: the aggregate ranked by
+  std::int64_t window_start = INT64_MIN;  // VIEW_TOP: the window ranked
+  std::vector<engine::ViewRow> rows;
 };
 
 // VIEW_GET's task (and an aggregate alarm's): one key's windows of a view

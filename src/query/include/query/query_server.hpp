@@ -76,22 +76,18 @@ class QueryServer {
     std::string wbuf;
   };
 
+  // A request waiting for its shards' answers: what every operation's
+  // request has. Each operation keeps its own state in a type derived from
+  // it (ViewRowsPending, PublishPending: query_op.hpp).
   struct Pending {
-    int fd = -1;
+    virtual ~Pending() = default;
+    int fd = -1;  // -1: the server's own request (an alarm's sample), no connection
     std::uint64_t connection_id = 0;
     std::uint32_t request_id = 0;
     Op op{};
     const QueryOp* handler = nullptr;  // its operation
-    int view = -1;
-    std::uint32_t k = 0;
-    int by = 0;
-    std::int64_t window_start = 0;
     std::uint32_t remaining = 0;  // shard tasks still out
     bool overloaded = false;      // a shard could not be asked: the answer is OVERLOADED
-    std::vector<engine::ViewRow> rows;
-    std::unique_ptr<engine::PublishTask> publish;  // a publish waiting for its rows to be applied
-    int alarm = -1;  // a VIEW_GET of an aggregate alarm (no connection): its index
-    std::uint64_t alarm_generation = 0;
   };
 
   engine::Engine& engine() noexcept { return engine_; }
@@ -109,11 +105,25 @@ class QueryServer {
     task.reset(static_cast<Task*>(any.release()));  // back when not taken
     return taken;
   }
-  // A request of c handled by op, and its wait for the tasks under ticket.
-  std::unique_ptr<Pending> pending_for(const Connection& c, const FrameHeader& h, const QueryOp& op) const;
+  // A request of c handled by op (its state a P), and its wait for the
+  // tasks under ticket.
+  template <typename P = Pending>
+  std::unique_ptr<P> pending_for(const Connection& c, const FrameHeader& h, const QueryOp& op) const {
+    auto pending = std::make_unique<P>();
+    pending->fd = c.fd;
+    pending->connection_id = c.id;
+    pending->request_id = h.request_id;
+    pending->op = h.op;
+    pending->handler = &op;
+    return pending;
+  }
   void add_pending(Connection& c, std::uint64_t ticket, std::unique_ptr<Pending> pending);
-  // A PUBLISH waits until the rows it routed are applied (check_publishes).
-  void wait_for_publish(std::uint64_t ticket) { waiting_publishes_.push_back(ticket); }
+  // A request whose shards have all answered but that is not whole yet
+  // (a PUBLISH until the rows it routed are applied): its operation's
+  // settled() is asked every loop pass until it says so, then it finishes.
+  void wait_until_settled(std::uint64_t ticket) { unsettled_.push_back(ticket); }
+  // An aggregate alarm's sample (the server's own VIEW_GET) came back.
+  void alarm_sampled(std::size_t alarm, std::uint64_t generation, const std::vector<engine::ViewRow>& rows);
   PublishDedup& publish_dedup() noexcept { return dedup_; }
 
  private:
@@ -127,7 +137,7 @@ class QueryServer {
   bool handle_frame(Connection& c, const FrameHeader& h, std::string_view body);
   void handle_hello(Connection& c, const FrameHeader& h, std::string_view body);
   void collect_responses();
-  void check_publishes();
+  void check_unsettled();
   void finish(Pending& p);
   // Every second: evaluates the alarms and asks for the aggregate alarms' windows.
   void evaluate_alarms(std::int64_t now_ms);
@@ -153,7 +163,7 @@ class QueryServer {
   std::unordered_map<int, std::unique_ptr<Connection>> connections_;
   std::uint64_t next_connection_id_ = 1;
   std::unordered_map<std::uint64_t, std::unique_ptr<Pending>> pending_;
-  std::vector<std::uint64_t> waiting_publishes_;
+  std::vector<std::uint64_t> unsettled_;  // tickets whose shards answered (wait_until_settled)
   std::uint64_t next_ticket_ = 1;
   std::vector<std::uint32_t> inflight_per_shard_;
   PublishDedup dedup_;
