@@ -147,7 +147,7 @@ bool DpdkSource::poll(LineSink& sink, std::size_t) {
 }
 
 void DpdkSource::deliver(rte_mbuf* m, LineSink& sink) {
-  SourceCounters::add(counters().frames, 1);
+  SourceCounters::add(counters()[DpdkFigure::frames], 1);
   const auto* data = rte_pktmbuf_mtod(m, const std::uint8_t*);
   const bool linear = m->nb_segs == 1;
   if (!linear) {  // a frame over several mbufs: made whole in the scratch buffer
@@ -158,14 +158,14 @@ void DpdkSource::deliver(rte_mbuf* m, LineSink& sink) {
                                                 port_.options().verify_checksums);
   switch (f.kind) {
     case kernels::FrameKind::udp: break;
-    case kernels::FrameKind::fragment: SourceCounters::add(counters().fragments, 1); return;
-    case kernels::FrameKind::truncated: SourceCounters::add(counters().truncated, 1); return;
-    case kernels::FrameKind::bad_checksum: SourceCounters::add(counters().bad_checksums, 1); return;
+    case kernels::FrameKind::fragment: SourceCounters::add(counters()[DpdkFigure::fragments], 1); return;
+    case kernels::FrameKind::truncated: SourceCounters::add(counters()[DpdkFigure::truncated], 1); return;
+    case kernels::FrameKind::bad_checksum: SourceCounters::add(counters()[DpdkFigure::bad_checksums], 1); return;
     case kernels::FrameKind::tcp:
-    case kernels::FrameKind::other: SourceCounters::add(counters().frames_other, 1); return;
+    case kernels::FrameKind::other: SourceCounters::add(counters()[DpdkFigure::frames_other], 1); return;
   }
   if (port_.options().udp_port != 0 && f.dst_port != port_.options().udp_port) {
-    SourceCounters::add(counters().frames_other, 1);
+    SourceCounters::add(counters()[DpdkFigure::frames_other], 1);
     return;
   }
   SourceCounters::add(counters().bytes_in, f.payload_len);
@@ -176,7 +176,7 @@ void DpdkSource::deliver(rte_mbuf* m, LineSink& sink) {
   const std::size_t after = (linear ? m->data_len + rte_pktmbuf_tailroom(m) : scratch_.size()) -
                             (f.payload_offset + f.payload_len);
   if (after < padding_) {  // (a frame made whole in scratch_ has its padding already)
-    SourceCounters::add(counters().padding_copies, 1);
+    SourceCounters::add(counters()[DpdkFigure::padding_copies], 1);
     copy_.resize(f.payload_len + padding_);
     std::memcpy(copy_.data(), payload, f.payload_len);
     payload = copy_.data();

@@ -92,15 +92,15 @@ bool PcapSource::poll(LineSink& sink, std::size_t budget) {
     held_ = false;
     due_ms_ = INT64_MAX;
     ++frames_;
-    SourceCounters::add(counters().frames, 1);
+    SourceCounters::add(counters()[PcapFigure::frames], 1);
     const kernels::Frame f = kernels::parse_frame(data, len, link_, options_.verify_checksums);
     switch (f.kind) {
       case kernels::FrameKind::udp: udp(f, sink); break;
       case kernels::FrameKind::tcp: tcp(f, sink); break;
-      case kernels::FrameKind::fragment: SourceCounters::add(counters().fragments, 1); break;
-      case kernels::FrameKind::truncated: SourceCounters::add(counters().truncated, 1); break;
-      case kernels::FrameKind::bad_checksum: SourceCounters::add(counters().bad_checksums, 1); break;
-      case kernels::FrameKind::other: SourceCounters::add(counters().frames_other, 1); break;
+      case kernels::FrameKind::fragment: SourceCounters::add(counters()[PcapFigure::fragments], 1); break;
+      case kernels::FrameKind::truncated: SourceCounters::add(counters()[PcapFigure::truncated], 1); break;
+      case kernels::FrameKind::bad_checksum: SourceCounters::add(counters()[PcapFigure::bad_checksums], 1); break;
+      case kernels::FrameKind::other: SourceCounters::add(counters()[PcapFigure::frames_other], 1); break;
     }
     taken += len;
     any = true;
@@ -110,7 +110,7 @@ bool PcapSource::poll(LineSink& sink, std::size_t budget) {
 
 void PcapSource::udp(const kernels::Frame& f, LineSink& sink) {
   if (options_.port != 0 && f.dst_port != options_.port) {
-    SourceCounters::add(counters().frames_other, 1);
+    SourceCounters::add(counters()[PcapFigure::frames_other], 1);
     return;
   }
   datagram_.assign(reinterpret_cast<const char*>(f.payload), f.payload_len);
@@ -121,7 +121,7 @@ void PcapSource::udp(const kernels::Frame& f, LineSink& sink) {
 
 void PcapSource::tcp(const kernels::Frame& f, LineSink& sink) {
   if (options_.port != 0 && f.dst_port != options_.port) {
-    SourceCounters::add(counters().frames_other, 1);
+    SourceCounters::add(counters()[PcapFigure::frames_other], 1);
     return;
   }
   FlowKey key{};
@@ -156,14 +156,14 @@ void PcapSource::tcp(const kernels::Frame& f, LineSink& sink) {
       stream(flow, f.payload, f.payload_len, sink);
       release(flow, sink);
     } else if (ahead < 0) {  // bytes already delivered: a retransmit, maybe with new bytes after them
-      SourceCounters::add(counters().tcp_retransmits, 1);
+      SourceCounters::add(counters()[PcapFigure::tcp_retransmits], 1);
       const auto seen = static_cast<std::size_t>(-static_cast<std::int64_t>(ahead));
       if (seen < f.payload_len) {
         stream(flow, f.payload + seen, f.payload_len - seen, sink);
         release(flow, sink);
       }
     } else {
-      SourceCounters::add(counters().tcp_out_of_order, 1);
+      SourceCounters::add(counters()[PcapFigure::tcp_out_of_order], 1);
       auto [at, inserted] = flow.pending.try_emplace(f.seq);
       if (inserted || at->second.size() < f.payload_len) {
         flow.pending_bytes += f.payload_len - at->second.size();
@@ -201,7 +201,7 @@ void PcapSource::release(Flow& flow, LineSink& sink) {
       if (seen < bytes.size()) {
         stream(flow, reinterpret_cast<const std::uint8_t*>(bytes.data()) + seen, bytes.size() - seen, sink);
       } else {
-        SourceCounters::add(counters().tcp_retransmits, 1);
+        SourceCounters::add(counters()[PcapFigure::tcp_retransmits], 1);
       }
       progressed = true;
       break;
@@ -211,7 +211,7 @@ void PcapSource::release(Flow& flow, LineSink& sink) {
 
 // Bytes never captured: the line they cut is lost with them.
 void PcapSource::gap(Flow& flow, std::uint64_t bytes) {
-  SourceCounters::add(counters().tcp_gaps, bytes);
+  SourceCounters::add(counters()[PcapFigure::tcp_gaps], bytes);
   flow.position += bytes + flow.line.size();
   flow.line.clear();
   flow.skipping = true;

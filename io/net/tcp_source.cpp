@@ -50,7 +50,7 @@ bool TcpSource::poll(LineSink& sink, std::size_t) {
     next_idle_sweep_ms_ = now + kIdleSweepEveryMs;
     for (auto& c : connections_) {
       if (c && limits_.max_idle_ms > 0 && now - c->last_read_ms >= limits_.max_idle_ms) {
-        SourceCounters::add(counters().idle_closed, 1);
+        SourceCounters::add(counters()[TcpFigure::idle_closed], 1);
         c->buffer.prepare();
         c->buffer.commit(0, true, sink, c->input, counters());  // its partial line ends with it
         close(*c, sink);
@@ -73,7 +73,7 @@ void TcpSource::pause_accepting(std::int64_t now_ms) {
   if (accept_paused_until_ms_ != 0 || listen_fd_ < 0) return;
   poller_.remove(listen_fd_);
   accept_paused_until_ms_ = now_ms + kAcceptPauseMs;
-  SourceCounters::add(counters().accept_pauses, 1);
+  SourceCounters::add(counters()[TcpFigure::accept_pauses], 1);
 }
 
 void TcpSource::accept_all(LineSink& sink, bool allow_hand_off) {
@@ -86,7 +86,7 @@ void TcpSource::accept_all(LineSink& sink, bool allow_hand_off) {
     if (limits_.open != nullptr && limits_.open->fetch_add(1, std::memory_order_relaxed) >= limits_.max_connections) {
       limits_.open->fetch_sub(1, std::memory_order_relaxed);
       ::close(fd);
-      SourceCounters::add(counters().refused, 1);
+      SourceCounters::add(counters()[TcpFigure::refused], 1);
       continue;
     }
     if (hand_off_ && hand_off_(fd, allow_hand_off)) continue;
@@ -100,7 +100,7 @@ void TcpSource::adopt(int fd, LineSink& sink) {
   c->last_read_ms = monotonic_ms();
   c->input = sink.open_input(kind(), true);
   SourceCounters::add(counters().inputs, 1);
-  SourceCounters::add(counters().connections, 1);
+  SourceCounters::add(counters()[TcpFigure::connections], 1);
   if (connections_.size() <= static_cast<std::size_t>(fd)) connections_.resize(static_cast<std::size_t>(fd) + 1);
   connections_[static_cast<std::size_t>(fd)] = std::move(c);
   if (next_idle_sweep_ms_ == 0) next_idle_sweep_ms_ = monotonic_ms() + kIdleSweepEveryMs;
@@ -132,7 +132,8 @@ void TcpSource::close(Connection& c, LineSink& sink) {
   poller_.remove(fd);
   ::close(fd);
   connections_[static_cast<std::size_t>(fd)].reset();
-  counters().connections.store(counters().connections.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  std::atomic<std::uint64_t>& open = counters()[TcpFigure::connections];
+  open.store(open.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
   if (limits_.open != nullptr) limits_.open->fetch_sub(1, std::memory_order_relaxed);
   if (accept_paused_until_ms_ != 0) accept_paused_until_ms_ = 1;  // a descriptor is free: listen on the next pass
 }
@@ -170,7 +171,7 @@ void TcpSource::measure_backlog() {
   tcp_info info{};
   socklen_t len = sizeof(info);
   if (listen_fd_ >= 0 && ::getsockopt(listen_fd_, IPPROTO_TCP, TCP_INFO, &info, &len) == 0) {
-    counters().accept_queue.store(info.tcpi_unacked, std::memory_order_relaxed);
+    counters()[TcpFigure::accept_queue].store(info.tcpi_unacked, std::memory_order_relaxed);
   }
 }
 

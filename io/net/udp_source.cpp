@@ -48,7 +48,7 @@ bool UdpSource::read_burst(LineSink& sink) {
       if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_RXQ_OVFL) {
         std::uint32_t dropped;
         std::memcpy(&dropped, CMSG_DATA(cm), sizeof(dropped));
-        counters().drops.store(dropped, std::memory_order_relaxed);  // cumulative per socket
+        counters()[UdpFigure::drops].store(dropped, std::memory_order_relaxed);  // cumulative per socket
       }
     }
     const std::size_t len = msgs_[i].msg_len;

@@ -15,6 +15,7 @@
 
 #include "engine/engine.hpp"
 #include "engine/source_kind.hpp"
+#include "io/net/tcp_source.hpp"
 
 using namespace spate::engine;
 
@@ -138,7 +139,7 @@ TEST_CASE("sources started by their kinds: a listener's port shared by every sha
       for (std::uint32_t s = 0; s < engine.shard_count(); ++s) {
         events += engine.shard(s).counters().events(tcp_id);
         rejected += engine.shard(s).counters().rejected(tcp_id);
-        connections += engine.shard(s).source_totals(tcp_id).connections;
+        connections += engine.shard(s).source_totals(tcp_id)[spate::io::TcpFigure::connections];
       }
       return std::tuple{events, rejected, connections};
     };

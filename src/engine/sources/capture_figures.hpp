@@ -6,12 +6,14 @@
 
 namespace spate::engine {
 
-inline void frame_stats(const io::SourceTotals& t, const StatEmit& emit) {
-  emit("frames", t.frames, false);
-  emit("frames_other", t.frames_other, false);
-  emit("fragments", t.fragments, false);
-  emit("truncated", t.truncated, false);
-  emit("bad_checksums", t.bad_checksums, false);
+// Figure: the kind's own enum (io::PcapFigure, io::DpdkFigure), naming these five.
+template <typename Figure>
+void frame_stats(const io::SourceTotals& t, const StatEmit& emit) {
+  emit("frames", t[Figure::frames], false);
+  emit("frames_other", t[Figure::frames_other], false);
+  emit("fragments", t[Figure::fragments], false);
+  emit("truncated", t[Figure::truncated], false);
+  emit("bad_checksums", t[Figure::bad_checksums], false);
 }
 
 }  // namespace spate::engine

@@ -57,8 +57,8 @@ StartedSource start(const SourceConfig& config, std::uint32_t, Engine& engine) {
 }
 
 void stats(const io::SourceTotals& t, const StatEmit& emit) {
-  frame_stats(t, emit);  // this shard's queue
-  emit("padding_copies", t.padding_copies, false);
+  frame_stats<io::DpdkFigure>(t, emit);  // this shard's queue
+  emit("padding_copies", t[io::DpdkFigure::padding_copies], false);
 }
 
 }  // namespace

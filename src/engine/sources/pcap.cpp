@@ -35,10 +35,11 @@ StartedSource start(const SourceConfig& config, std::uint32_t index, Engine& eng
 }
 
 void stats(const io::SourceTotals& t, const StatEmit& emit) {
-  frame_stats(t, emit);
-  emit("tcp_gaps", t.tcp_gaps, false);
-  emit("tcp_retransmits", t.tcp_retransmits, false);
-  emit("tcp_out_of_order", t.tcp_out_of_order, false);
+  using F = io::PcapFigure;
+  frame_stats<F>(t, emit);
+  emit("tcp_gaps", t[F::tcp_gaps], false);
+  emit("tcp_retransmits", t[F::tcp_retransmits], false);
+  emit("tcp_out_of_order", t[F::tcp_out_of_order], false);
   emit("oversized_lines", t.oversized_lines, false);
 }
 

@@ -56,13 +56,14 @@ StartedSource start(const SourceConfig& config, std::uint32_t index, Engine& eng
 }
 
 void stats(const io::SourceTotals& t, const StatEmit& emit) {
-  emit("connections", t.connections, true);
-  emit("connections_refused", t.refused, false);
-  emit("idle_closed", t.idle_closed, false);
-  emit("accept_pauses", t.accept_pauses, false);
+  using F = io::TcpFigure;
+  emit("connections", t[F::connections], true);
+  emit("connections_refused", t[F::refused], false);
+  emit("idle_closed", t[F::idle_closed], false);
+  emit("accept_pauses", t[F::accept_pauses], false);
   // Lag: what waits for the shard in the kernel.
   emit("waiting_bytes", t.waiting_bytes, true);
-  emit("accept_queue", t.accept_queue, true);
+  emit("accept_queue", t[F::accept_queue], true);
 }
 
 }  // namespace

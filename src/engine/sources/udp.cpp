@@ -37,7 +37,7 @@ StartedSource start(const SourceConfig& config, std::uint32_t, Engine& engine) {
 }
 
 void stats(const io::SourceTotals& t, const StatEmit& emit) {
-  emit("drops", t.drops, false);
+  emit("drops", t[io::UdpFigure::drops], false);
   emit("waiting_bytes", t.waiting_bytes, true);  // the socket's queued datagrams, as the kernel accounts them
 }
 

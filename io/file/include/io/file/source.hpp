@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/counter.hpp"
 
@@ -19,62 +20,46 @@ using SourceKindId = std::uint8_t;
 
 // Counters a source keeps about itself. One writer (the shard thread that
 // polls the source), any reader; relaxed stores, no locked instruction.
+// Every source has the first few; the rest are the kind's own, indexed by
+// an enum its source declares beside itself (io::TcpFigure, ...) and named
+// in STATS by its kind (engine/source_kind.hpp): a kind with a new figure
+// adds an enum value and a name, and nothing here.
 struct SourceCounters {
   std::atomic<std::uint64_t> bytes_in{0};         // bytes received, whole or not, good or bad
   std::atomic<std::uint64_t> oversized_lines{0};  // lines over max_line_bytes, dropped unread
-  std::atomic<std::uint64_t> drops{0};            // UDP: datagrams the kernel dropped (SO_RXQ_OVFL)
-  std::atomic<std::uint64_t> connections{0};      // TCP: connections open now
   std::atomic<std::uint64_t> inputs{0};           // inputs opened since start
-  std::atomic<std::uint64_t> refused{0};          // TCP: connections closed at once, over max_connections
-  std::atomic<std::uint64_t> idle_closed{0};      // TCP: connections closed after max_idle_ms silent
-  std::atomic<std::uint64_t> accept_pauses{0};    // TCP: times the listener rested, out of descriptors
-  // Captures (pcap; later DPDK): frames read, and those not delivered by why.
-  std::atomic<std::uint64_t> frames{0};
-  std::atomic<std::uint64_t> frames_other{0};      // not IP, neither UDP nor TCP, or another port
-  std::atomic<std::uint64_t> fragments{0};         // IP fragments: not reassembled
-  std::atomic<std::uint64_t> truncated{0};         // cut short by the snap length or a bad length field
-  std::atomic<std::uint64_t> bad_checksums{0};     // when checksums are verified
-  std::atomic<std::uint64_t> tcp_gaps{0};          // stream bytes never captured, skipped
-  std::atomic<std::uint64_t> tcp_retransmits{0};   // segments (or parts) already delivered
-  std::atomic<std::uint64_t> tcp_out_of_order{0};  // segments held until the bytes before them came
-  std::atomic<std::uint64_t> padding_copies{0};    // DPDK: payloads copied, the mbuf's tailroom too short for the padding
   // Gauge: bytes the kernel holds for the source, received and not yet
   // read (TCP: unread stream bytes; UDP: the socket's queued datagrams, as
   // the kernel accounts their memory), measured every second.
   std::atomic<std::uint64_t> waiting_bytes{0};
-  // Gauge, TCP: connections the kernel completed that wait to be accepted
-  // (their bytes are not counted above until they are), every second.
-  std::atomic<std::uint64_t> accept_queue{0};
+  // The kind's own.
+  static constexpr std::size_t kOwn = 16;
+  std::atomic<std::uint64_t> own[kOwn] = {};
 
+  template <typename Figure>
+  std::atomic<std::uint64_t>& operator[](Figure f) noexcept {
+    static_assert(std::is_enum_v<Figure>);
+    return own[static_cast<std::size_t>(f)];
+  }
   static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept { kernels::add_relaxed(c, n); }
 };
 
 // A plain copy of SourceCounters, for sums over sources.
 struct SourceTotals {
-  std::uint64_t bytes_in = 0, oversized_lines = 0, drops = 0, connections = 0, inputs = 0, refused = 0,
-                idle_closed = 0, accept_pauses = 0, frames = 0, frames_other = 0, fragments = 0, truncated = 0,
-                bad_checksums = 0, tcp_gaps = 0, tcp_retransmits = 0, tcp_out_of_order = 0, padding_copies = 0,
-                waiting_bytes = 0, accept_queue = 0;
+  std::uint64_t bytes_in = 0, oversized_lines = 0, inputs = 0, waiting_bytes = 0;
+  std::uint64_t own[SourceCounters::kOwn] = {};
+
+  template <typename Figure>
+  std::uint64_t operator[](Figure f) const noexcept {
+    static_assert(std::is_enum_v<Figure>);
+    return own[static_cast<std::size_t>(f)];
+  }
   void add(const SourceCounters& c) noexcept {
-    waiting_bytes += c.waiting_bytes.load(std::memory_order_relaxed);
-    accept_queue += c.accept_queue.load(std::memory_order_relaxed);
-    padding_copies += c.padding_copies.load(std::memory_order_relaxed);
-    frames += c.frames.load(std::memory_order_relaxed);
-    frames_other += c.frames_other.load(std::memory_order_relaxed);
-    fragments += c.fragments.load(std::memory_order_relaxed);
-    truncated += c.truncated.load(std::memory_order_relaxed);
-    bad_checksums += c.bad_checksums.load(std::memory_order_relaxed);
-    tcp_gaps += c.tcp_gaps.load(std::memory_order_relaxed);
-    tcp_retransmits += c.tcp_retransmits.load(std::memory_order_relaxed);
-    tcp_out_of_order += c.tcp_out_of_order.load(std::memory_order_relaxed);
-    refused += c.refused.load(std::memory_order_relaxed);
-    idle_closed += c.idle_closed.load(std::memory_order_relaxed);
-    accept_pauses += c.accept_pauses.load(std::memory_order_relaxed);
     bytes_in += c.bytes_in.load(std::memory_order_relaxed);
     oversized_lines += c.oversized_lines.load(std::memory_order_relaxed);
-    drops += c.drops.load(std::memory_order_relaxed);
-    connections += c.connections.load(std::memory_order_relaxed);
     inputs += c.inputs.load(std::memory_order_relaxed);
+    waiting_bytes += c.waiting_bytes.load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < SourceCounters::kOwn; ++i) own[i] += c.own[i].load(std::memory_order_relaxed);
   }
 };
 

@@ -20,6 +20,17 @@ struct rte_mbuf;
 
 namespace spate::io {
 
+// A NIC queue's own counters (SourceCounters::own): frames read, those not
+// delivered by why (as a capture's), and payloads copied.
+enum class DpdkFigure : std::uint8_t {
+  frames,
+  frames_other,    // not IP, not UDP, or another port
+  fragments,       // IP fragments: not reassembled
+  truncated,       // cut short by a bad length field
+  bad_checksums,   // when checksums are verified
+  padding_copies,  // the mbuf's tailroom too short for the parser's padding
+};
+
 struct DpdkOptions {
   std::vector<std::string> eal_args;  // after the program name; --file-prefix and -l are added when absent
   std::uint16_t port = 0;             // the DPDK port id

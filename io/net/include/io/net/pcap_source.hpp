@@ -21,6 +21,19 @@ struct pcap;
 
 namespace spate::io {
 
+// A capture's own counters (SourceCounters::own): frames read, and those
+// not delivered by why; the TCP streams' reassembly.
+enum class PcapFigure : std::uint8_t {
+  frames,
+  frames_other,      // not IP, neither UDP nor TCP, or another port
+  fragments,         // IP fragments: not reassembled
+  truncated,         // cut short by the snap length or a bad length field
+  bad_checksums,     // when checksums are verified
+  tcp_gaps,          // stream bytes never captured, skipped
+  tcp_retransmits,   // segments (or parts) already delivered
+  tcp_out_of_order,  // segments held until the bytes before them came
+};
+
 struct PcapOptions {
   std::string path;
   bool recorded_pace = false;  // else as fast as the shard reads

@@ -15,6 +15,15 @@
 
 namespace spate::io {
 
+// A TCP source's own counters (SourceCounters::own).
+enum class TcpFigure : std::uint8_t {
+  connections,    // gauge: connections open now
+  refused,        // connections closed at once, over max_connections
+  idle_closed,    // connections closed after max_idle_ms silent
+  accept_pauses,  // times the listener rested, out of descriptors
+  accept_queue,   // gauge: connections the kernel completed that wait to be accepted, every second
+};
+
 // One listener's limits, shared by its sockets on every shard.
 struct TcpLimits {
   std::uint32_t max_connections = 10000;  // beyond: accepted and closed at once, counted

@@ -13,6 +13,11 @@
 
 namespace spate::io {
 
+// A UDP source's own counters (SourceCounters::own).
+enum class UdpFigure : std::uint8_t {
+  drops,  // datagrams the kernel dropped (SO_RXQ_OVFL), cumulative per socket
+};
+
 class UdpSource final : public Source {
  public:
   UdpSource(int fd, Poller& poller, std::size_t padding);
