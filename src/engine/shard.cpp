@@ -443,6 +443,30 @@ void Shard::drain_inputs_for_stop() {
 
 // ---------------------------------------------------------------- loop
 
+bool Shard::pass(std::uint32_t stages) {
+  bool busy = false;
+  if (stages & kClocks) read_clocks();
+  if (stages & kLog) busy |= poll_log(loop_ms_);
+  if (stages & kRings) busy |= drain_rings();
+  if (stages & (kQueries | kIngest)) busy |= serve_requests((stages & kIngest) != 0);
+  if (stages & kCheckpoint) {
+    if (const std::uint64_t epoch = checkpoint_due()) checkpoint(epoch);
+    poll_checkpoint(false);
+  }
+  if (stages & kHandoffs) busy |= adopt_handoffs();
+  if (stages & kSources) busy |= poll_sources();
+  if ((stages & kReplay) && replay_ != nullptr && !replay_->finished()) busy |= replay_->poll(*this, kPollBudgetBytes);
+  if (stages & kFlush) router_.flush_if_due(busy);
+  if (stages & kMaintenance) {
+    const std::int64_t now = io::monotonic_ms();
+    if (now >= next_maintenance_ms_) {
+      maintenance(now);
+      next_maintenance_ms_ = now + kMaintenanceEveryMs;
+    }
+  }
+  return busy;
+}
+
 // Start: the shard's segments go through the pipeline before any live
 // input is read (a live event must not overtake its logged past in event
 // time), and live inputs start only when every shard has replayed, since
@@ -451,10 +475,7 @@ void Shard::drain_inputs_for_stop() {
 void Shard::replay() {
   bool reported = false;
   while (!engine_.stopping()) {
-    read_clocks();
-    bool busy = drain_rings();
-    busy |= serve_requests(false);
-    if (replay_ != nullptr && !replay_->finished()) busy |= replay_->poll(*this, kPollBudgetBytes);
+    const bool busy = pass(kReplaying);
     if (!reported && (replay_ == nullptr || replay_->finished())) {
       router_.flush_all();
       if (replay_ != nullptr) {
@@ -465,11 +486,6 @@ void Shard::replay() {
       remember_sequences();
       reported = true;
       engine_.replay_finished();
-    }
-    router_.flush_if_due(busy);
-    if (loop_ms_ >= next_maintenance_ms_) {
-      maintenance(loop_ms_);
-      next_maintenance_ms_ = loop_ms_ + kMaintenanceEveryMs;
     }
     if (reported && engine_.all_replayed()) return;
     if (!busy) ::usleep(100);
@@ -488,26 +504,11 @@ void Shard::run() {
   bool stopping = false;
   bool inputs_drained = false;
   while (true) {
-    bool busy = false;
-    read_clocks();
-    busy |= poll_log(loop_ms_);
-    busy |= drain_rings();
-    busy |= serve_requests();
-    if (!stopping) {
-      if (const std::uint64_t epoch = checkpoint_due()) checkpoint(epoch);
-      poll_checkpoint(false);
-    }
     // Above the disk's high-water mark nothing is read: TCP peers and files
     // wait, UDP datagrams overflow the socket (udp.drops), PUBLISH is refused.
     const bool disk_full = log_ && log_->disk_full();
-    if (!stopping) busy |= adopt_handoffs();
-    if (!stopping && !disk_full) busy |= poll_sources();
-    router_.flush_if_due(busy);
+    const bool busy = pass((stopping ? kStopping : kLive) & ~(disk_full ? kSources : 0u));
     const std::int64_t now = io::monotonic_ms();
-    if (now >= next_maintenance_ms_) {
-      maintenance(now);
-      next_maintenance_ms_ = now + kMaintenanceEveryMs;
-    }
     if (!stopping && engine_.stopping()) {
       // Stop, step 1: connections the kernel completed carry received data
       // too, so accept them here (no more handoffs) and close the listeners.

@@ -14,10 +14,7 @@ void Shard::apply_local(const RouteBatch& batch) { apply(batch, id_); }
 
 // Queries are answered meanwhile; a PUBLISH waits (it would ingest in the
 // middle of the line whose rows are being routed).
-bool Shard::work_while_waiting() {
-  const bool drained = drain_rings();  // both, whatever the first did
-  return serve_requests(false) || drained;
-}
+bool Shard::work_while_waiting() { return pass(kWaiting); }
 
 void Shard::apply(const RouteBatch& b, std::uint32_t source_shard) {
   // Each row is judged against the watermark as it stood before it: the

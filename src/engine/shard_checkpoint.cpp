@@ -62,11 +62,7 @@ void Shard::checkpoint(std::uint64_t epoch) {
       counters_.checkpoint_epoch.store(epoch, std::memory_order_release);
       return;
     }
-    read_clocks();
-    bool busy = poll_log(loop_ms_);
-    busy |= drain_rings();
-    busy |= serve_requests(false);
-    if (!busy) ::usleep(50);
+    if (!pass(kAligning)) ::usleep(50);
   }
   counters_.checkpoint_align_us.store(static_cast<std::uint64_t>(io::monotonic_us() - started),
                                       std::memory_order_relaxed);

@@ -287,6 +287,36 @@ class Shard final : public io::LineSink, private Router::Host {
   void snapshot(std::uint64_t epoch, storage::LogPosition position, std::int64_t started_us);
   // At a clean stop, once every row is applied and the log closed.
   void final_checkpoint();
+  // The loop's stages, each a bit; pass() runs those it is given, always
+  // in this order, the data flow's: what the log finished, rows from other
+  // shards applied, queries served, a checkpoint when due, then new input
+  // (connections handed over, the sources, or the segments at start:
+  // parsed, logged, stamped, routed), batches that are due sent, and the
+  // bounded maintenance. The phases below name which stages each runs.
+  enum Stage : std::uint32_t {
+    kClocks = 1u << 0,       // read_clocks()
+    kLog = 1u << 1,          // poll_log(): completions, seals and syncs due, durable PUBLISHes answered
+    kRings = 1u << 2,        // drain_rings(): other shards' batches applied
+    kQueries = 1u << 3,      // serve_requests(): query tasks, not PUBLISH
+    kIngest = 1u << 4,       // ... and PUBLISH batches too
+    kCheckpoint = 1u << 5,   // a checkpoint when due, and its writer's progress
+    kHandoffs = 1u << 6,     // connections other shards accepted for us
+    kSources = 1u << 7,      // poll_sources()
+    kReplay = 1u << 8,       // the shard's segments, at start
+    kFlush = 1u << 9,        // batches whose time has come leave
+    kMaintenance = 1u << 10, // every kMaintenanceEveryMs: event time, retention, gauges
+  };
+  // Live; while stopping (no new input, no checkpoint); at start, replaying;
+  // while a checkpoint waits for the other shards' barriers; while a ring
+  // to another shard is full (the router waits: nothing may be routed).
+  static constexpr std::uint32_t kLive = kClocks | kLog | kRings | kQueries | kIngest | kCheckpoint | kHandoffs |
+                                         kSources | kFlush | kMaintenance;
+  static constexpr std::uint32_t kStopping = kLive & ~(kCheckpoint | kHandoffs | kSources);
+  static constexpr std::uint32_t kReplaying = kClocks | kRings | kQueries | kReplay | kFlush | kMaintenance;
+  static constexpr std::uint32_t kAligning = kClocks | kLog | kRings | kQueries;
+  static constexpr std::uint32_t kWaiting = kRings | kQueries;
+  // One pass of the loop over `stages`; true when any did work.
+  bool pass(std::uint32_t stages);
   // Replays the shard's segments, then waits until every shard has.
   void replay();
   void attach_sources();
