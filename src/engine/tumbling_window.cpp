@@ -33,6 +33,18 @@ TumblingView::TumblingView(const ViewConfig& config, std::int64_t allowed_latene
     agg_slot_.push_back(static_cast<std::uint32_t>(it - slots_.begin()));
   }
   record_words_ = words_ + 2;
+  // A slot for the window the watermark is in, and one for each window
+  // behind it that stays open (within the lateness) for at least half of
+  // the next window's time: a 10 s window with 5 s of lateness gets two,
+  // a minute with 5 s one (its previous window is open for 8% of the time:
+  // a second slot would double the key's window bytes, measured 17% slower
+  // at 10 M keys, for rows that the log's recent-window cache serves).
+  // At most 8 slots: a lateness of many windows sends its oldest rows to
+  // the log instead of costing every key memory for them.
+  const std::int64_t behind = (2 * lateness_ms_ + window_ms_) / (2 * window_ms_);
+  ring_slots_ = static_cast<std::uint32_t>(std::clamp<std::int64_t>(1 + behind, 1, 8));
+  slots_at_ = ring_slots_ == 1 ? 1 : 2;
+  key_words_ = slots_at_ + ring_slots_ * words_;
 }
 
 // Staged: each row's window is found and counted (its line prefetched 16
@@ -93,27 +105,25 @@ void TumblingView::fold_rows(const RouteBatch& b, WindowWord* const* windows, co
 // the raw parse did not move beyond the noise (0.41-0.45 either way).
 void TumblingView::grow(std::uint32_t needed) {
   const std::uint32_t keys = std::max<std::uint32_t>({needed, keys_ + keys_ / 2, 1024});
-  hot_.resize(static_cast<std::size_t>(keys) * words_, WindowWord{0});
-  head_.resize(keys, kNoRecord);
+  ring_.resize(static_cast<std::size_t>(keys) * key_words_, WindowWord{0});
+  for (std::uint32_t k = keys_; k < keys; ++k) block(k)[kHead].u = kNoRecord;
   recent_.resize(2 * static_cast<std::size_t>(keys), kNoRecord);
   keys_ = keys;
 }
 
 void TumblingView::remap_keys(const std::vector<std::uint32_t>& remap, std::uint32_t keys) {
-  std::vector<WindowWord> hot(static_cast<std::size_t>(keys) * words_, WindowWord{0});
-  std::vector<std::uint64_t> head(keys, kNoRecord);
+  std::vector<WindowWord> ring(static_cast<std::size_t>(keys) * key_words_, WindowWord{0});
+  for (std::uint32_t k = 0; k < keys; ++k) ring[static_cast<std::size_t>(k) * key_words_ + kHead].u = kNoRecord;
   std::vector<std::uint64_t> recent(2 * static_cast<std::size_t>(keys), kNoRecord);
   const std::uint32_t limit = std::min<std::uint32_t>(keys_, static_cast<std::uint32_t>(remap.size()));
   for (std::uint32_t old = 0; old < limit; ++old) {
     const std::uint32_t id = remap[old];
     if (id == KeyTable::kMissing) continue;
-    std::copy_n(&hot_[static_cast<std::size_t>(old) * words_], words_, &hot[static_cast<std::size_t>(id) * words_]);
-    head[id] = head_[old];
+    std::copy_n(&ring_[static_cast<std::size_t>(old) * key_words_], key_words_, &ring[static_cast<std::size_t>(id) * key_words_]);
     recent[2 * static_cast<std::size_t>(id)] = recent_[2 * static_cast<std::size_t>(old)];
     recent[2 * static_cast<std::size_t>(id) + 1] = recent_[2 * static_cast<std::size_t>(old) + 1];
   }
-  hot_.swap(hot);
-  head_.swap(head);
+  ring_.swap(ring);
   recent_.swap(recent);
   keys_ = keys;
 }
@@ -151,29 +161,49 @@ std::uint64_t TumblingView::new_record(std::uint32_t key_id, std::int64_t start)
 template <typename F>
 void TumblingView::for_each_older(std::uint32_t key_id, F&& f) const {
   const std::uint64_t first = first_chunk_ * kChunkRecords;
-  for (std::uint64_t i = head_[key_id]; i != kNoRecord && i >= first; i = record(i)[words_].u) {
+  for (std::uint64_t i = block(key_id)[kHead].u; i != kNoRecord && i >= first; i = record(i)[words_].u) {
     if (f(i, record(i))) return;
   }
 }
 
-WindowWord* TumblingView::window_for(std::uint32_t key_id, std::int64_t start) {
-  WindowWord* hot = &hot_[static_cast<std::size_t>(key_id) * words_];
-  if (hot[1].u == 0) {  // the key has no window yet
-    init(hot, start);
-    ++windows_;
-    return hot;
+void TumblingView::link(std::uint32_t key_id, std::uint64_t index, std::int64_t start) {
+  WindowWord* b = block(key_id);
+  const std::uint64_t head = b[kHead].u;
+  const std::uint64_t first = first_chunk_ * kChunkRecords;
+  WindowWord* r = record(index);
+  if (head == kNoRecord || head < first || ring_slots_ == 1 || start > b[kHeadStart].i) {  // the newest: in front
+    r[words_].u = head;
+    b[kHead].u = index;
+    if (ring_slots_ > 1) b[kHeadStart].i = start;
+    return;
   }
-  if (start > hot[0].i) {  // a new newest window: the current one heads the key's chain
-    const std::uint64_t index = new_record(key_id, hot[0].i);
-    WindowWord* r = record(index);
-    std::copy(hot, hot + words_, r);
-    r[words_].u = head_[key_id];
-    head_[key_id] = index;
-    init(hot, start);
-    ++windows_;
-    return hot;
+  // Behind a newer window that left its slot first (rows out of order):
+  // the chain is sorted, so the walk stops at the first older window.
+  std::uint64_t newer = head;
+  std::uint64_t i = record(newer)[words_].u;
+  while (i != kNoRecord && i >= first && record(i)[0].i > start) {
+    newer = i;
+    i = record(i)[words_].u;
   }
-  // An out-of-order event for an older window: the one used last, or a
+  r[words_].u = i;
+  record(newer)[words_].u = index;
+}
+
+WindowWord* TumblingView::window_for(std::uint32_t key_id, WindowWord* slot, std::int64_t start) {
+  if (slot[1].u == 0) {  // an empty slot
+    init(slot, start);
+    ++windows_;
+    return slot;
+  }
+  if (start > slot[0].i) {  // a newer window takes the slot: the old one goes to the log
+    const std::uint64_t index = new_record(key_id, slot[0].i);
+    std::copy(slot, slot + words_, record(index));
+    link(key_id, index, slot[0].i);
+    init(slot, start);
+    ++windows_;
+    return slot;
+  }
+  // A window older than its slot's: in the log, the one used last, or a
   // walk of the key's chain. The chain is sorted, newest first, so the walk
   // stops at the first older window: it costs the distance to the wanted
   // window, not the length of the chain. (Unsorted, a TCP run whose two
@@ -192,8 +222,9 @@ WindowWord* TumblingView::window_for(std::uint32_t key_id, std::int64_t start) {
     recent[1] = recent[0];
     recent[0] = index;
   };
+  WindowWord* b = block(key_id);
   std::uint64_t newer = kNoRecord;  // the chain's last record newer than start
-  std::uint64_t i = head_[key_id];
+  std::uint64_t i = b[kHead].u;
   for (; i != kNoRecord && i >= first; i = record(i)[words_].u) {
     const std::int64_t s = record(i)[0].i;
     if (s == start) {
@@ -209,16 +240,22 @@ WindowWord* TumblingView::window_for(std::uint32_t key_id, std::int64_t start) {
   WindowWord* r = record(index);
   init(r, start);
   r[words_].u = i;
-  if (newer == kNoRecord) head_[key_id] = index;
-  else record(newer)[words_].u = index;
+  if (newer == kNoRecord) {
+    b[kHead].u = index;
+    if (ring_slots_ > 1) b[kHeadStart].i = start;
+  } else {
+    record(newer)[words_].u = index;
+  }
   ++windows_;
   return r;
 }
 
 const WindowWord* TumblingView::find(std::uint32_t key_id, std::int64_t start) const noexcept {
-  const WindowWord* hot = &hot_[static_cast<std::size_t>(key_id) * words_];
-  if (hot[1].u == 0 || start > hot[0].i) return nullptr;
-  if (hot[0].i == start) return hot;
+  const WindowWord* w = slot(key_id, slot_of(start));
+  if (w[1].u != 0) {
+    if (w[0].i == start) return w;
+    if (w[0].i < start) return nullptr;  // a window in the log has a newer one in its slot
+  }
   const WindowWord* found = nullptr;
   for_each_older(key_id, [&](std::uint64_t, const WindowWord* r) {
     if (r[0].i == start) found = r;
@@ -252,13 +289,14 @@ void TumblingView::collect(std::uint32_t key_id, std::string_view key, std::int6
                            std::int64_t watermark, std::vector<ViewRow>& out) const {
   if (key_id >= keys_) return;
   std::vector<const WindowWord*> windows;
+  for (std::uint32_t i = 0; i < ring_slots_; ++i) {
+    if (slot(key_id, i)[1].u != 0) windows.push_back(slot(key_id, i));
+  }
   for_each_older(key_id, [&](std::uint64_t, const WindowWord* r) {
     windows.push_back(r);
     return false;
   });
-  std::reverse(windows.begin(), windows.end());  // the chain is sorted newest first
-  const WindowWord* hot = &hot_[static_cast<std::size_t>(key_id) * words_];
-  if (hot[1].u != 0) windows.push_back(hot);
+  std::sort(windows.begin(), windows.end(), [](const WindowWord* a, const WindowWord* b) { return a[0].i < b[0].i; });
   for (const WindowWord* w : windows) {
     if (w[0].i < to && w[0].i + window_ms_ > from) out.push_back(to_row(key, w, watermark));
   }
@@ -309,10 +347,12 @@ void TumblingView::evict_keys(std::int64_t watermark, std::int64_t retention_ms,
   const std::int64_t horizon = this->horizon(watermark, retention_ms);
   end = std::min(end, keys_);
   for (std::uint32_t id = begin; id < end; ++id) {
-    WindowWord* hot = &hot_[static_cast<std::size_t>(id) * words_];
-    if (hot[1].u != 0 && hot[0].i < horizon) {
-      hot[1].u = 0;
-      --windows_;
+    for (std::uint32_t i = 0; i < ring_slots_; ++i) {
+      WindowWord* w = slot(id, i);
+      if (w[1].u != 0 && w[0].i < horizon) {
+        w[1].u = 0;
+        --windows_;
+      }
     }
   }
 }
@@ -321,9 +361,9 @@ void TumblingView::evict_keys(std::int64_t watermark, std::int64_t retention_ms,
 // from the first live one): loading is a copy, no rebuilding.
 void TumblingView::save(kernels::ByteWriter& out) const {
   out.put<std::uint32_t>(words_);
+  out.put<std::uint32_t>(ring_slots_);
   out.put<std::uint32_t>(keys_);
-  out.put_vector(hot_);
-  out.put_vector(head_);
+  out.put_vector(ring_);
   out.put_vector(recent_);
   out.put_vector(chunk_max_start_);
   out.put<std::uint64_t>(first_chunk_);
@@ -339,10 +379,10 @@ void TumblingView::save(kernels::ByteWriter& out) const {
 // and one over the records: a query, an insert or retention must never
 // index out of the arrays, walk a chain forever or overflow a window's end.
 bool TumblingView::load(kernels::ByteReader& in) {
-  if (in.get<std::uint32_t>() != words_) return in.fail();  // another set of columns
+  // Another set of columns, or another lateness for the window: not this layout.
+  if (in.get<std::uint32_t>() != words_ || in.get<std::uint32_t>() != ring_slots_) return in.fail();
   keys_ = in.get<std::uint32_t>();
-  in.get_vector(hot_);
-  in.get_vector(head_);
+  in.get_vector(ring_);
   in.get_vector(recent_);
   in.get_vector(chunk_max_start_);
   first_chunk_ = in.get<std::uint64_t>();
@@ -351,9 +391,10 @@ bool TumblingView::load(kernels::ByteReader& in) {
   // Far more chunks than were ever written, yet (first_chunk_ + nchunks) *
   // kChunkRecords cannot overflow and no record index reaches kNoRecord.
   constexpr std::uint64_t kMaxChunk = (kNoRecord / kChunkRecords) / 2;
-  if (!in.ok() || hot_.size() != static_cast<std::size_t>(keys_) * words_ || head_.size() != keys_ ||
-      recent_.size() != 2 * static_cast<std::size_t>(keys_) || first_chunk_ > kMaxChunk ||
-      next_record_ < first_chunk_ * kChunkRecords || next_record_ > (first_chunk_ + nchunks) * kChunkRecords) {
+  if (!in.ok() || ring_.size() != static_cast<std::size_t>(keys_) * key_words_ ||
+      recent_.size() != 2 * static_cast<std::size_t>(keys_) ||
+      first_chunk_ > kMaxChunk || next_record_ < first_chunk_ * kChunkRecords ||
+      next_record_ > (first_chunk_ + nchunks) * kChunkRecords) {
     return in.fail();
   }
   chunks_.clear();
@@ -383,15 +424,20 @@ bool TumblingView::load(kernels::ByteReader& in) {
   const std::uint64_t first = first_chunk_ * kChunkRecords;
   const auto valid_link = [&](std::uint64_t i) { return i == kNoRecord || i < next_record_; };
   if ((newest_start_ != INT64_MIN && !valid_start(newest_start_)) || !valid_start(last_start_)) return in.fail();
+  last_slot_ = slot_of(last_start_);
   // Every record written since the first live chunk is a window; so is
-  // each key's newest. The count and each chunk's newest start follow.
+  // each filled slot, in the slot of its window. The count and each
+  // chunk's newest start follow.
   std::uint64_t windows = next_record_ - first;
   for (std::uint32_t k = 0; k < keys_; ++k) {
-    const WindowWord* hot = &hot_[static_cast<std::size_t>(k) * words_];
-    if (hot[1].u != 0 && !valid_window(hot)) return in.fail();
-    windows += hot[1].u != 0;
+    for (std::uint32_t i = 0; i < ring_slots_; ++i) {
+      const WindowWord* w = slot(k, i);
+      if (w[1].u == 0) continue;
+      if (!valid_window(w) || slot_of(w[0].i) != i) return in.fail();
+      ++windows;
+    }
     const std::uint64_t* recent = &recent_[2 * static_cast<std::size_t>(k)];
-    if (!valid_link(head_[k]) || !valid_link(recent[0]) || !valid_link(recent[1])) return in.fail();
+    if (!valid_link(block(k)[kHead].u) || !valid_link(recent[0]) || !valid_link(recent[1])) return in.fail();
   }
   if (windows != windows_) return in.fail();
   for (std::uint64_t c = 0; c < nchunks; ++c) {
@@ -406,12 +452,16 @@ bool TumblingView::load(kernels::ByteReader& in) {
     if (chunk_max_start_[c] != max_start) return in.fail();
   }
   // Each key's chain (its older windows) is a path through records of its
-  // own: no record on two chains, none twice, so every walk ends. A key's
-  // recent windows are on its chain, or on no chain (cut off by eviction).
+  // own: no record on two chains, none twice, so every walk ends; a live
+  // head's start is the one kept beside it. A key's recent windows are on
+  // its chain, or on no chain (cut off by eviction).
   constexpr std::uint32_t kNoKey = UINT32_MAX;
   std::vector<std::uint32_t> owner(next_record_ - first, kNoKey);
   for (std::uint32_t k = 0; k < keys_; ++k) {
-    for (std::uint64_t i = head_[k]; i != kNoRecord && i >= first; i = record(i)[words_].u) {
+    const WindowWord* b = block(k);
+    const std::uint64_t head = b[kHead].u;
+    if (ring_slots_ > 1 && head != kNoRecord && head >= first && record(head)[0].i != b[kHeadStart].i) return in.fail();
+    for (std::uint64_t i = head; i != kNoRecord && i >= first; i = record(i)[words_].u) {
       if (owner[i - first] != kNoKey) return in.fail();
       owner[i - first] = k;
     }

@@ -3,6 +3,7 @@
 
 #include <map>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -178,6 +179,64 @@ TEST_CASE("tumbling window: rows in random window order land exactly, and each k
     CHECK(exact);
   }
   CHECK(f.view.window_count() == 120);
+}
+
+TEST_CASE("tumbling window: a key's windows within the lateness each have a slot; older ones go to the log") {
+  Config config = default_config();
+  ViewConfig view = config.views[0];
+  view.window_ms = 1000;
+  TumblingView tumbling(view, 2500);  // a window and 2.5 behind it: 4 slots
+  REQUIRE(tumbling.ring_slots() == 4);
+  RouteBatch batch{kDefaultBatchRows, kMaxColumns};
+  const auto add = [&](std::uint32_t key, std::int64_t ts, std::int64_t wm) {
+    batch.clear();
+    const double cols[1] = {1.0};
+    batch.append(0, 1, ts, INT64_MIN, "k", DedupRole::none, {}, cols, 1);
+    return tumbling.add(key, batch, 0, wm);
+  };
+  // Rows of 1000 keys jumping between the four windows a watermark of 3500
+  // leaves open: all of them in slots, the log not even allocated.
+  REQUIRE(add(0, 0, INT64_MIN));
+  const std::uint64_t slots_only = tumbling.memory_bytes();
+  std::mt19937_64 rng(5);
+  std::set<std::pair<std::uint32_t, std::int64_t>> windows{{0, 0}};
+  for (int i = 0; i < 20000; ++i) {
+    const auto key = static_cast<std::uint32_t>(rng() % 1000);
+    const auto ts = static_cast<std::int64_t>(rng() % 4000);
+    REQUIRE(add(key, ts, 3499));
+    windows.emplace(key, ts / 1000);
+  }
+  CHECK(tumbling.memory_bytes() == slots_only);
+  CHECK(tumbling.window_count() == windows.size());
+  // A fifth window takes window 0's slot: window 0 moves to the log and
+  // stays queryable; a row still allowed into it finds it there.
+  for (std::int64_t ts : {0, 1000, 2000, 3000}) REQUIRE(add(7, ts, 3499));
+  const std::uint64_t before = tumbling.window_count();
+  REQUIRE(add(7, 4000, 3499));
+  CHECK(tumbling.memory_bytes() > slots_only);
+  REQUIRE(add(7, 10, 3499));
+  std::vector<ViewRow> rows;
+  tumbling.collect(7, "k", INT64_MIN, INT64_MAX, 3499, rows);
+  REQUIRE(rows.size() == 5);
+  for (std::size_t w = 0; w < rows.size(); ++w) CHECK(rows[w].window_start == static_cast<std::int64_t>(w) * 1000);
+  CHECK(tumbling.window_count() == before + 1);
+
+  // A checkpoint round trip keeps every window; a view with another
+  // lateness (other slots) refuses the body instead of misreading it.
+  std::string bytes;
+  spate::kernels::ByteWriter out(bytes);
+  tumbling.save(out);
+  TumblingView same(view, 2500);
+  spate::kernels::ByteReader in(bytes);
+  REQUIRE(same.load(in));
+  std::vector<ViewRow> again;
+  same.collect(7, "k", INT64_MIN, INT64_MAX, 3499, again);
+  REQUIRE(again.size() == rows.size());
+  for (std::size_t w = 0; w < rows.size(); ++w) CHECK(again[w].aggs[0].count == rows[w].aggs[0].count);
+  CHECK(same.window_count() == before + 1);
+  TumblingView other(view, 500);
+  spate::kernels::ByteReader in_other(bytes);
+  CHECK_FALSE(other.load(in_other));
 }
 
 TEST_CASE("tumbling window: partial states of two parts merge into the state of the whole") {

@@ -20,7 +20,7 @@
 
 namespace spate::storage {
 
-inline constexpr std::uint32_t kCheckpointVersion = 3;  // 2: dedup as one table of id fingerprints a shard; 3: a window keeps each aggregate kind's own words
+inline constexpr std::uint32_t kCheckpointVersion = 4;  // 2: dedup as one table of id fingerprints a shard; 3: a window keeps each aggregate kind's own words; 4: each key's windows in slots by window number
 
 // A place in a shard's hot log: block `block` (0-based) of segment
 // `segment`; replay starts there. Later segments replay whole.
