@@ -46,8 +46,8 @@ class TumblingView final : public View {
     return true;
   }
 
-  // Where a row of key_id goes: the key's window slots, and its log entry
-  // (needed when the row's window takes a slot from an older one).
+  // Where a row of key_id goes: the key's block (its window slots, and its
+  // chain's head for a window that leaves its slot).
   void prefetch(std::uint32_t key_id) const noexcept {
     if (key_id < keys_) {
       const WindowWord* b = block(key_id);
@@ -95,7 +95,7 @@ class TumblingView final : public View {
            chunks_.size() * kChunkRecords * record_words_ * sizeof(WindowWord);
   }
   std::int64_t window_ms() const noexcept { return window_ms_; }
-  // Window slots a key has: every window a row not yet late can reach has one.
+  // Window slots a key has (the constructor says how many).
   std::uint32_t ring_slots() const noexcept { return ring_slots_; }
   std::int64_t newest_start() const noexcept override { return newest_start_; }
   TumblingView* row_store() noexcept override { return this; }
