@@ -9,11 +9,20 @@
                         input's sender stops there until every input has
                         reached its "#check STEP" (or its end), the answers
                         must then be NAME/expected-STEP.json (the same form
-                        as expected.json), and the inputs go on. The file and
-                        pcap sources read their input whole: they skip the
-                        mid-stream checks
+                        as expected.json), and the inputs go on. A line
+                        "#restart kill" or "#restart term" is a restart
+                        mid-stream: the inputs stop there the same way, the
+                        daemon is stopped (SIGKILL once the log is durable,
+                        or SIGTERM) and started again on its data with the
+                        same source, and the inputs go on, reconnected. The
+                        file and pcap sources read their input whole: they
+                        skip the mid-stream checks and restarts
     NAME/expected.json  the exact answers, written by hand:
                         {"counters": {NAME: VALUE}, totals over shards;
+                                   (with restarts mid-stream: what the daemons
+                                   counted live, each restarted one from
+                                   after its replay, summed; gauges are not
+                                   summed, so name counters only);
                          "views": {VIEW: {KEY: [[WINDOW_START, {AGG: VALUE}], ...]}},
                                    every window of each listed key;
                          "windows": N, how many windows the daemon holds;
@@ -68,14 +77,22 @@ def read_input(path):
                 items.append(("pause", int(line.split()[1]) / 1000.0))
             elif line.startswith(b"#check "):
                 items.append(("check", line.split()[1].decode()))
+            elif line.startswith(b"#restart "):
+                how = line.split()[1].decode()
+                if how not in ("kill", "term"):
+                    raise ValueError("%s: #restart kill or #restart term, not %r" % (path, how))
+                items.append(("restart", how))
             elif line:
                 items.append(("line", line + b"\n"))
     return items
 
 
+BARRIERS = ("check", "restart")  # steps every input stops at until all have reached them
+
+
 def segments(items):
-    """The lines between pauses and checks, as ("send", bytes, pause seconds
-    after them), and the checks as ("check", STEP, 0)."""
+    """The lines between pauses and steps, as ("send", bytes, pause seconds
+    after them), and the steps as ("check", STEP, 0) or ("restart", HOW, 0)."""
     out, cur = [], b""
     for kind, value in items:
         if kind == "line":
@@ -83,10 +100,10 @@ def segments(items):
             continue
         out.append(("send", cur, value if kind == "pause" else 0))
         cur = b""
-        if kind == "check":
-            out.append(("check", value, 0))
+        if kind in BARRIERS:
+            out.append((kind, value, 0))
     out.append(("send", cur, 0))
-    return [e for e in out if e[0] == "check" or e[1] or e[2]]
+    return [e for e in out if e[0] in BARRIERS or e[1] or e[2]]
 
 
 def udp_frame(payload):
@@ -152,32 +169,45 @@ def start(case_dir, source, shards, inputs, tmp):
     return daemon
 
 
-def restart(daemon, case_dir, shards, tmp, how):
-    """Stops the daemon (how: "term" or "kill") and starts it again on its
-    data, with no source; returns (the new daemon, failures)."""
+def stop_for_restart(daemon, how):
+    """Stops the daemon as a restart does (how: "term", or "kill" once every
+    accepted event is in the log and synced); returns (the events it logged,
+    its counters just before, failures)."""
     failures = []
     # Every event accepted live is in a sealed block (blocks seal every
     # commit_interval_ms, 5 ms: the views may hold an event before its
     # block is sealed and counted) and, for a kill, written.
     c = wait(daemon, lambda c: c["storage.events"] == c["events_in"] - c.get("replay.events_in", 0)
              and (how != "kill" or c["storage.bytes_in_flight"] == 0), "log written")
-    logged = c["storage.events"]
     if how == "kill":
         time.sleep(0.2)  # and synced by the group commit
+        c = daemon.counters()
         daemon.stop(sig=signal.SIGKILL)
     else:
+        c = daemon.counters()
         code = daemon.stop()
         if code != 0:
             failures.append("spated exited %d at SIGTERM" % code)
+    return c["storage.events"], c, failures
+
+
+def check_replayed(again, how, logged):
+    """A crash replays every logged event (no checkpoint yet: the cases run
+    for less than its interval); a clean stop's checkpoint replays none."""
+    replayed = again.counters()["replay.events_in"]
+    if replayed != (logged if how == "kill" else 0):
+        return ["after %s: %d events replayed of %d logged" % (how, replayed, logged)]
+    return []
+
+
+def restart(daemon, case_dir, shards, tmp, how):
+    """Stops the daemon (how: "term" or "kill") and starts it again on its
+    data, with no source; returns (the new daemon, failures)."""
+    logged, _, failures = stop_for_restart(daemon, how)
     again = Daemon(shards=shards, config=case_config(case_dir), tcp=False, udp=False, idle_first=False,
                    data_dir=os.path.join(tmp, "data"))
     again.views = daemon.views
-    # A crash replays every logged event (no checkpoint yet: the cases run
-    # for less than its interval); a clean stop's checkpoint replays none.
-    replayed = again.counters()["replay.events_in"]
-    if replayed != (logged if how == "kill" else 0):
-        failures.append("after %s: %d events replayed of %d logged" % (how, replayed, logged))
-    return again, failures
+    return again, failures + check_replayed(again, how, logged)
 
 
 def wait(daemon, predicate, what, timeout=20, settle=None):
@@ -195,47 +225,59 @@ def wait(daemon, predicate, what, timeout=20, settle=None):
         time.sleep(0.02)
 
 
-def feed(daemon, source, inputs, at_check):
+def connect(daemon, source, n):
+    """n senders to the daemon's TCP or UDP source: (their sockets, send(i, data))."""
+    if source == "tcp":
+        conns = [socket.create_connection(("127.0.0.1", daemon.tcp_port)) for _ in range(n)]
+        return conns, lambda i, data: conns[i].sendall(data)
+    conns = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
+    return conns, lambda i, data: conns[i].sendto(data, ("127.0.0.1", daemon.udp_port))
+
+
+def feed(run, source, inputs, at_check, at_restart):
     """Sends every input at once, round-robin a line (UDP: a datagram, PUBLISH:
     the lines between two pauses) at a time, honouring each input's pauses;
-    at_check(STEP) once every input has stopped at its "#check STEP" or
-    ended."""
+    once every input has stopped at its "#check STEP" or ended,
+    at_check(STEP); at its "#restart HOW", at_restart(HOW, lines sent so far),
+    and the senders connect to run.daemon again."""
     if source in ("file", "pcap"):
         return
-    if source == "tcp":
-        conns = [socket.create_connection(("127.0.0.1", daemon.tcp_port)) for _ in inputs]
-        send = lambda i, data: conns[i].sendall(data)
-    elif source == "udp":
-        conns = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in inputs]
-        send = lambda i, data: conns[i].sendto(data, ("127.0.0.1", daemon.udp_port))
-    else:
-        conns = []
-        sequence = [0] * len(inputs)
-
-        def send(i, data):
-            sequence[i] += 1
-            reply = daemon.client.publish(1000 + i, sequence[i], data)
-            if reply["duplicate"]:
-                raise AssertionError("publish %d/%d taken for a duplicate" % (i, sequence[i]))
     if source == "publish":
+        conns, sequences = [], [0] * len(inputs)
         queues = [segments(items) for items in inputs]
+
+        def send(i, data):  # to whichever daemon runs now; a producer's sequence goes on
+            sequences[i] += 1
+            reply = run.daemon.client.publish(1000 + i, sequences[i], data)
+            if reply["duplicate"]:
+                raise AssertionError("publish %d/%d taken for a duplicate" % (i, sequences[i]))
     else:
-        queues = [[("send", v, 0) if k == "line" else ("send", b"", v) if k == "pause" else ("check", v, 0)
+        conns, send = connect(run.daemon, source, len(inputs))
+        queues = [[("send", v, 0) if k == "line" else ("send", b"", v) if k == "pause" else (k, v, 0)
                    for k, v in items] for items in inputs]
     resume = [0.0] * len(inputs)
+    sent = 0
     while any(queues):
         progressed = False
         for i, q in enumerate(queues):
-            if not q or q[0][0] == "check" or time.time() < resume[i]:
+            if not q or q[0][0] in BARRIERS or time.time() < resume[i]:
                 continue
             _, data, pause = q.pop(0)
             if data:
                 send(i, data)
+                sent += data.count(b"\n")
             resume[i] = time.time() + pause
             progressed = True
-        if all(not q or q[0][0] == "check" for q in queues) and any(queues):
-            for step in sorted({q[0][1] for q in queues if q}):
-                at_check(step)
+        if all(not q or q[0][0] in BARRIERS for q in queues) and any(queues):
+            for kind, value in sorted({q[0][:2] for q in queues if q}):
+                if kind == "check":
+                    at_check(value)
+                    continue
+                for c in conns:
+                    c.close()
+                at_restart(value, sent)
+                if source != "publish":
+                    conns, send = connect(run.daemon, source, len(inputs))
             for q in queues:
                 if q:
                     q.pop(0)
@@ -246,19 +288,41 @@ def feed(daemon, source, inputs, at_check):
         c.close()
 
 
-def check(daemon, expected, source, groups):
+class Run:
+    """The daemon of one source and shard count, and what the daemons before
+    it counted: counters are what every daemon counted live, each restarted
+    one from after its replay (its counters then are its baseline)."""
+
+    def __init__(self, daemon):
+        self.daemon = daemon
+        self.carried = {}
+        self.baseline = {}
+
+    def counters(self):
+        c = self.daemon.counters()
+        return {k: self.carried.get(k, 0) + v - self.baseline.get(k, 0) for k, v in c.items()}
+
+    def restarted(self, before, again):
+        """The daemon was replaced: `before` were its last counters."""
+        for k, v in before.items():
+            self.carried[k] = self.carried.get(k, 0) + v - self.baseline.get(k, 0)
+        self.daemon = again
+        self.baseline = again.counters()
+
+
+def check(run, expected, groups):
     failures = []
     want_events = expected["counters"]["events_in"]
-    c = wait(daemon, lambda c: c["events_in"] == want_events and c["rows_applied"] == groups * want_events
-                    and c["ring_depth"] == 0, "every event applied")
+    c = wait(run, lambda c: c["events_in"] == want_events and c["rows_applied"] == groups * want_events
+                 and run.daemon.counters()["ring_depth"] == 0, "every event applied")
     # A rejected or late line may follow the last good one: every expected
     # counter gets its time to arrive, and what still differs is reported.
-    c = wait(daemon, lambda c: all(c.get(k) == v for k, v in expected["counters"].items()), "counters",
+    c = wait(run, lambda c: all(c.get(k) == v for k, v in expected["counters"].items()), "counters",
              timeout=5, settle=True)
     for name, value in expected["counters"].items():
         if c.get(name) != value:
             failures.append("counter %s: want %r, have %r" % (name, value, c.get(name)))
-    return failures + check_answers(daemon, expected)
+    return failures + check_answers(run.daemon, expected)
 
 
 def check_answers(daemon, expected):
@@ -321,17 +385,32 @@ def run_case(name):
     for source in meta.get("sources", ALL_SOURCES):
         for shards in meta.get("shards", [1, 2, 3]):
             with tempfile.TemporaryDirectory(prefix="spate-case-") as tmp:
-                daemon = start(case_dir, source, shards, inputs, tmp)
+                run = Run(start(case_dir, source, shards, inputs, tmp))
+                daemon = run.daemon
                 try:
                     groups = len({v["key"] for v in daemon.views}) or 2
                     failures = []
 
                     def at_check(step):
                         want = json.load(open(os.path.join(case_dir, "expected-%s.json" % step)))
-                        failures.extend("at #check %s: %s" % (step, f) for f in check(daemon, want, source, groups))
+                        failures.extend("at #check %s: %s" % (step, f) for f in check(run, want, groups))
 
-                    feed(daemon, source, inputs, at_check)
-                    failures += check(daemon, expected, source, groups)
+                    def at_restart(how, sent):
+                        nonlocal daemon
+                        # Every line sent so far taken and applied: the counters carried over are whole.
+                        wait(run, lambda c: c["events_in"] + c["errors"] == sent
+                             and c["rows_applied"] == groups * c["events_in"],
+                             "every event applied before #restart %s" % how)
+                        stopping, daemon = run.daemon, None  # none running if the restart fails
+                        logged, before, failed = stop_for_restart(stopping, how)
+                        again = start(case_dir, source, shards, inputs, tmp)
+                        daemon = again
+                        run.restarted(before, again)
+                        failures.extend("at #restart %s: %s" % (how, f)
+                                        for f in failed + check_replayed(again, how, logged))
+
+                    feed(run, source, inputs, at_check, at_restart)
+                    failures += check(run, expected, groups)
                     for how in meta.get("restarts", []) if not failures else []:
                         stopping, daemon = daemon, None  # none running if the restart fails
                         daemon, failed = restart(stopping, case_dir, shards, tmp, how)
