@@ -454,7 +454,10 @@ bool Shard::pass(std::uint32_t stages) {
     poll_checkpoint(false);
   }
   if (stages & kHandoffs) busy |= adopt_handoffs();
-  if (stages & kSources) busy |= poll_sources();
+  // Above the disk's high-water mark (as the log saw it just now) nothing is
+  // read: TCP peers and files wait, UDP datagrams overflow the socket
+  // (udp.drops), PUBLISH is refused.
+  if ((stages & kSources) && !disk_full()) busy |= poll_sources();
   if ((stages & kReplay) && replay_ != nullptr && !replay_->finished()) busy |= replay_->poll(*this, kPollBudgetBytes);
   if (stages & kFlush) router_.flush_if_due(busy);
   if (stages & kMaintenance) {
@@ -504,10 +507,7 @@ void Shard::run() {
   bool stopping = false;
   bool inputs_drained = false;
   while (true) {
-    // Above the disk's high-water mark nothing is read: TCP peers and files
-    // wait, UDP datagrams overflow the socket (udp.drops), PUBLISH is refused.
-    const bool disk_full = log_ && log_->disk_full();
-    const bool busy = pass((stopping ? kStopping : kLive) & ~(disk_full ? kSources : 0u));
+    const bool busy = pass(stopping ? kStopping : kLive);
     const std::int64_t now = io::monotonic_ms();
     if (!stopping && engine_.stopping()) {
       // Stop, step 1: connections the kernel completed carry received data
@@ -545,7 +545,7 @@ void Shard::run() {
     for (std::uint32_t src = 0; src < shards_; ++src) {
       if (src != id_) pending = pending || in_rings_[src]->depth() > 0 || mesh_.handoff(src, id_).depth() > 0;
     }
-    if (!pending && !engine_.stopping() && disk_full) {
+    if (!pending && !engine_.stopping() && disk_full()) {
       ::usleep(1000);  // readable sockets would wake an epoll wait at once
     } else if (!pending && !engine_.stopping()) {
       std::int64_t wake_at = std::min(next_maintenance_ms_, logs_deadline_ms());

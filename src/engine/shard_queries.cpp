@@ -48,7 +48,7 @@ bool PublishTask::run(Shard& shard) {
 }
 
 void Shard::publish(PublishTask& task) {
-  if (log_ && log_->disk_full()) {
+  if (disk_full()) {
     task.disk_full = true;
     return;
   }
