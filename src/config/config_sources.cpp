@@ -20,8 +20,13 @@ void parse_sources(const toml::node& node, Checker& check, Config& config) {
     }
     SourceConfig source;
     source.line = static_cast<int>(item.source().begin.line);
+    constexpr const char* kNeedsType = "[[source]] needs type = \"KIND\" (tcp, udp, file, pcap, dpdk: docs/sources.md)";
     if (!check.string(*t, "type", source.type)) {
-      check.error(item, "[[source]] needs type = \"KIND\" (tcp, udp, file, pcap, dpdk: docs/sources.md)");
+      check.error(item, kNeedsType);
+      continue;
+    }
+    if (source.type.empty()) {  // type = "": no kind is named by nothing
+      check.error(*t->get("type"), kNeedsType);
       continue;
     }
     source.type_line = static_cast<int>(t->get("type")->source().begin.line);
