@@ -105,25 +105,25 @@ void TumblingView::fold_rows(const RouteBatch& b, WindowWord* const* windows, co
 // the raw parse did not move beyond the noise (0.41-0.45 either way).
 void TumblingView::grow(std::uint32_t needed) {
   const std::uint32_t keys = std::max<std::uint32_t>({needed, keys_ + keys_ / 2, 1024});
-  ring_.resize(static_cast<std::size_t>(keys) * key_words_, WindowWord{0});
+  blocks_.resize(static_cast<std::size_t>(keys) * key_words_, WindowWord{0});
   for (std::uint32_t k = keys_; k < keys; ++k) block(k)[kHead].u = kNoRecord;
   recent_.resize(2 * static_cast<std::size_t>(keys), kNoRecord);
   keys_ = keys;
 }
 
 void TumblingView::remap_keys(const std::vector<std::uint32_t>& remap, std::uint32_t keys) {
-  std::vector<WindowWord> ring(static_cast<std::size_t>(keys) * key_words_, WindowWord{0});
-  for (std::uint32_t k = 0; k < keys; ++k) ring[static_cast<std::size_t>(k) * key_words_ + kHead].u = kNoRecord;
+  std::vector<WindowWord> blocks(static_cast<std::size_t>(keys) * key_words_, WindowWord{0});
+  for (std::uint32_t k = 0; k < keys; ++k) blocks[static_cast<std::size_t>(k) * key_words_ + kHead].u = kNoRecord;
   std::vector<std::uint64_t> recent(2 * static_cast<std::size_t>(keys), kNoRecord);
   const std::uint32_t limit = std::min<std::uint32_t>(keys_, static_cast<std::uint32_t>(remap.size()));
   for (std::uint32_t old = 0; old < limit; ++old) {
     const std::uint32_t id = remap[old];
     if (id == KeyTable::kMissing) continue;
-    std::copy_n(&ring_[static_cast<std::size_t>(old) * key_words_], key_words_, &ring[static_cast<std::size_t>(id) * key_words_]);
+    std::copy_n(&blocks_[static_cast<std::size_t>(old) * key_words_], key_words_, &blocks[static_cast<std::size_t>(id) * key_words_]);
     recent[2 * static_cast<std::size_t>(id)] = recent_[2 * static_cast<std::size_t>(old)];
     recent[2 * static_cast<std::size_t>(id) + 1] = recent_[2 * static_cast<std::size_t>(old) + 1];
   }
-  ring_.swap(ring);
+  blocks_.swap(blocks);
   recent_.swap(recent);
   keys_ = keys;
 }
@@ -363,7 +363,7 @@ void TumblingView::save(kernels::ByteWriter& out) const {
   out.put<std::uint32_t>(words_);
   out.put<std::uint32_t>(ring_slots_);
   out.put<std::uint32_t>(keys_);
-  out.put_vector(ring_);
+  out.put_vector(blocks_);
   out.put_vector(recent_);
   out.put_vector(chunk_max_start_);
   out.put<std::uint64_t>(first_chunk_);
@@ -382,7 +382,7 @@ bool TumblingView::load(kernels::ByteReader& in) {
   // Another set of columns, or another lateness for the window: not this layout.
   if (in.get<std::uint32_t>() != words_ || in.get<std::uint32_t>() != ring_slots_) return in.fail();
   keys_ = in.get<std::uint32_t>();
-  in.get_vector(ring_);
+  in.get_vector(blocks_);
   in.get_vector(recent_);
   in.get_vector(chunk_max_start_);
   first_chunk_ = in.get<std::uint64_t>();
@@ -391,7 +391,7 @@ bool TumblingView::load(kernels::ByteReader& in) {
   // Far more chunks than were ever written, yet (first_chunk_ + nchunks) *
   // kChunkRecords cannot overflow and no record index reaches kNoRecord.
   constexpr std::uint64_t kMaxChunk = (kNoRecord / kChunkRecords) / 2;
-  if (!in.ok() || ring_.size() != static_cast<std::size_t>(keys_) * key_words_ ||
+  if (!in.ok() || blocks_.size() != static_cast<std::size_t>(keys_) * key_words_ ||
       recent_.size() != 2 * static_cast<std::size_t>(keys_) ||
       first_chunk_ > kMaxChunk || next_record_ < first_chunk_ * kChunkRecords ||
       next_record_ > (first_chunk_ + nchunks) * kChunkRecords) {

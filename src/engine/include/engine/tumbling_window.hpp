@@ -91,7 +91,7 @@ class TumblingView final : public View {
 
   std::uint64_t window_count() const noexcept override { return windows_; }
   std::uint64_t memory_bytes() const noexcept override {
-    return ring_.capacity() * sizeof(WindowWord) + recent_.capacity() * sizeof(std::uint64_t) +
+    return blocks_.capacity() * sizeof(WindowWord) + recent_.capacity() * sizeof(std::uint64_t) +
            chunks_.size() * kChunkRecords * record_words_ * sizeof(WindowWord);
   }
   std::int64_t window_ms() const noexcept { return window_ms_; }
@@ -191,10 +191,10 @@ class TumblingView final : public View {
   std::uint32_t ring_slots_ = 1;
   std::uint32_t slots_at_ = 1;   // the first slot's first word in a block
   std::uint32_t key_words_ = 3;  // slots_at_ + ring_slots_ * words_
-  std::vector<WindowWord> ring_;
-  WindowWord* block(std::uint32_t key_id) noexcept { return &ring_[static_cast<std::size_t>(key_id) * key_words_]; }
+  std::vector<WindowWord> blocks_;
+  WindowWord* block(std::uint32_t key_id) noexcept { return &blocks_[static_cast<std::size_t>(key_id) * key_words_]; }
   const WindowWord* block(std::uint32_t key_id) const noexcept {
-    return &ring_[static_cast<std::size_t>(key_id) * key_words_];
+    return &blocks_[static_cast<std::size_t>(key_id) * key_words_];
   }
   WindowWord* slot(std::uint32_t key_id, std::uint32_t i) noexcept { return block(key_id) + slots_at_ + i * words_; }
   const WindowWord* slot(std::uint32_t key_id, std::uint32_t i) const noexcept {
