@@ -188,7 +188,7 @@ ParseSums parse_with_event_parser(EventParser& parser, const Corpus& c) {
     }
     ++s.events;
     s.ts += ev.ts_ms;
-    s.amount += ev.columns[0];
+    s.amount += ev.columns[0].f;
     s.string_bytes += ev.keys[0].size() + ev.keys[1].size();
   }
   return s;
@@ -430,7 +430,7 @@ struct BatchSource {
   void fill(RouteBatch& b, std::int64_t ts0) const noexcept {
     b.clear();
     for (std::uint32_t r = 0; r < kBatchRows; ++r) {
-      const double amount = r * 0.25;
+      const spate::engine::Cell amount{r * 0.25};
       b.append(0, hashes[r], ts0 + r, INT64_MIN, keys[r], DedupRole::none, {}, &amount, 1);
     }
     b.watermark = ts0;
@@ -542,7 +542,7 @@ struct WindowInput {
       for (std::uint32_t r = 0; r < kBatchRows; ++r) {
         const std::uint32_t id = zipf(rng);
         const std::string key = user_key(id + 1);
-        const double amount = static_cast<double>(1 + rng.below(99999)) / 100.0;
+        const spate::engine::Cell amount{static_cast<double>(1 + rng.below(99999)) / 100.0};
         b->append(0, hash_key(key), ts++, INT64_MIN, key, DedupRole::none, {}, &amount, 1);
         row_ids.push_back(id);
       }
@@ -561,7 +561,7 @@ struct WindowInput {
         for (std::uint32_t r = 0; r < kBatchRows; ++r) {
           if (ids[i][r] != 0) continue;
           ++count;
-          sum += batches[i]->columns[0][r];
+          sum += batches[i]->columns[0][r].f;
         }
       }
     }

@@ -25,6 +25,7 @@
 
 namespace {
 
+using spate::query::Aggregate;
 using spate::query::Client;
 using spate::query::ClientError;
 using spate::query::ShardStats;
@@ -87,8 +88,9 @@ std::string json_string(std::string_view s) {
 }
 
 // Aggregate values: integers exactly (count), others in their shortest exact form.
-std::string number_text(double v, bool integer, bool json) {
-  if (integer && v >= 0 && v < 18446744073709551616.0) return fmt::format("{}", static_cast<std::uint64_t>(v));
+std::string number_text(const Aggregate& a, bool json) {
+  if (a.integer) return fmt::format("{}", a.exact);
+  const double v = a.value;
   if (!std::isfinite(v)) return json ? "null" : fmt::format("{}", v);
   std::string text = fmt::format("{}", v);
   // Keep floating-point aggregates recognisable as such: 10.0, not 10.
@@ -271,7 +273,7 @@ void print_rows(const std::vector<WindowRow>& rows, bool json) {
       out += fmt::format("{{\"key\":{},\"window_start\":{},\"window_end\":{},\"closed\":{}", json_string(r.key),
                          r.window_start, r.window_end, r.closed ? "true" : "false");
       for (const auto& a : r.aggregates) {
-        out += fmt::format(",{}:{}", json_string(a.name), number_text(a.value, a.integer, true));
+        out += fmt::format(",{}:{}", json_string(a.name), number_text(a, true));
       }
       out += '}';
     }
@@ -299,7 +301,7 @@ void print_rows(const std::vector<WindowRow>& rows, bool json) {
     for (const auto& name : aggs) {
       std::string cell = "-";
       for (const auto& a : r.aggregates) {
-        if (a.name == name) cell = number_text(a.value, a.integer, false);
+        if (a.name == name) cell = number_text(a, false);
       }
       row.push_back(std::move(cell));
     }

@@ -71,6 +71,14 @@ Aggregate decode_aggregate(std::string_view body) {
         expect_type(*f, WireType::u64, "VALUE_U64");
         a.value = static_cast<double>(f->u);
         a.integer = true;
+        a.exact = static_cast<std::int64_t>(std::min<std::uint64_t>(f->u, INT64_MAX));
+        has_value = true;
+        break;
+      case Tag::value_i64:
+        expect_type(*f, WireType::i64, "VALUE_I64");
+        a.exact = static_cast<std::int64_t>(f->u);
+        a.value = static_cast<double>(a.exact);
+        a.integer = true;
         has_value = true;
         break;
       case Tag::value_f64:

@@ -86,6 +86,7 @@ class Tag:
     NAME = 20
     VALUE_F64 = 21
     VALUE_U64 = 22
+    VALUE_I64 = 23
     CLOSED = 24
     TRUNCATED = 25
     SHARD = 30
@@ -249,6 +250,8 @@ def decode_row(body):
                     name = _text(_expect(g, WireType.BYTES, "NAME"))
                 elif g[0] == Tag.VALUE_U64:
                     value = _expect(g, WireType.U64, "VALUE_U64")
+                elif g[0] == Tag.VALUE_I64:
+                    value = _expect(g, WireType.I64, "VALUE_I64")
                 elif g[0] == Tag.VALUE_F64:
                     value = _expect(g, WireType.F64, "VALUE_F64")
             if name is None or value is None:

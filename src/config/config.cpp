@@ -93,7 +93,7 @@ void parse_schema(const toml::table& t, Checker& check, Config& config) {
   if (fields == nullptr) return;
   const toml::table* ft = fields->as_table();
   if (ft == nullptr) {
-    check.error(*fields, "'fields' must be a table of name = \"string\" | \"number\"");
+    check.error(*fields, "'fields' must be a table of name = \"string\" | \"number\" | \"integer\" | \"boolean\"");
     return;
   }
   config.fields.clear();
@@ -103,12 +103,15 @@ void parse_schema(const toml::table& t, Checker& check, Config& config) {
     f.line = static_cast<int>(key.source().begin.line);
     if (!check_field_name(check, value, "field", f.name)) continue;
     const auto* type = value.as_string();
-    if (type != nullptr && type->get() == "string") {
-      f.type = FieldType::string;
-    } else if (type != nullptr && type->get() == "number") {
-      f.type = FieldType::number;
-    } else {
-      check.error(value, fmt::format("field '{}' must have type \"string\" or \"number\"", f.name));
+    bool known = false;
+    for (const FieldType t : {FieldType::string, FieldType::number, FieldType::integer, FieldType::boolean}) {
+      if (type != nullptr && type->get() == field_type_name(t)) {
+        f.type = t;
+        known = true;
+      }
+    }
+    if (!known) {
+      check.error(value, fmt::format("field '{}' must have type \"string\", \"number\", \"integer\" or \"boolean\"", f.name));
       continue;
     }
     config.fields.push_back(std::move(f));
@@ -163,6 +166,16 @@ void parse_views(const toml::node& node, Checker& check, Config& config) {
 }  // namespace
 
 std::string Endpoint::to_string() const { return fmt::format("{}:{}", host, port); }
+
+const char* field_type_name(FieldType type) noexcept {
+  switch (type) {
+    case FieldType::string: return "string";
+    case FieldType::number: return "number";
+    case FieldType::integer: return "integer";
+    case FieldType::boolean: return "boolean";
+  }
+  return "unknown";
+}
 
 bool parse_endpoint(std::string_view text, Endpoint& out) {
   const auto colon = text.rfind(':');
@@ -283,24 +296,26 @@ void finalize(Config& config, std::vector<ConfigError>& errors) {
         continue;
       }
       const std::string& field = agg.field;
-      if (!field_type(field, type) || type != FieldType::number) {
-        errors.push_back({view.line, fmt::format("view '{}': aggregate '{}' needs a number field '{}' in [schema].fields",
-                                         view.name, agg.label, field)});
+      if (!field_type(field, type) || type == FieldType::string) {
+        errors.push_back({view.line, fmt::format("view '{}': aggregate '{}' needs a number, integer or boolean field '{}' in "
+                                                 "[schema].fields",
+                                                 view.name, agg.label, field)});
         continue;
       }
       int column = -1;
       for (std::size_t c = 0; c < config.columns.size(); ++c) {
-        if (config.columns[c] == field) column = static_cast<int>(c);
+        if (config.columns[c].name == field) column = static_cast<int>(c);
       }
       if (column < 0) {
         if (config.columns.size() == kMaxColumns) {
-          errors.push_back({0, fmt::format("at most {} numeric fields can be aggregated", kMaxColumns)});
+          errors.push_back({0, fmt::format("at most {} fields can be aggregated", kMaxColumns)});
           continue;
         }
         column = static_cast<int>(config.columns.size());
-        config.columns.push_back(field);
+        config.columns.push_back({field, type});
       }
       agg.column = column;
+      agg.type = type;
     }
   }
   for (const auto& f : config.fields) {

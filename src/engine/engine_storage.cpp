@@ -40,7 +40,11 @@ std::uint64_t state_fingerprint(const Config& c, std::uint32_t shards) {
   std::string text = fmt::format("v{} shards={} id={} ts={} lateness={} dedup={}/{}", storage::kCheckpointVersion,
                                  shards, c.id_field, c.ts_field, c.allowed_lateness_ms, c.dedup.enabled,
                                  c.dedup.effective_horizon_ms);
-  for (const std::string& column : c.columns) text += " column=" + column;
+  // A number column as before types came, so that those checkpoints load.
+  for (const Config::Column& column : c.columns) {
+    text += " column=" + column.name;
+    if (column.type != FieldType::number) text += std::string(":") + field_type_name(column.type);
+  }
   for (const KeyGroup& g : c.key_groups) text += " group=" + g.field;
   for (const ViewConfig& v : c.views) {
     const ViewKind* kind = find_view_kind(v.window);

@@ -40,7 +40,13 @@ EventParser::EventParser(const Config& config) {
   if (!config.id_field.empty()) wanted_.push_back({config.id_field, Role::id, 0, true});
   wanted_.push_back({config.ts_field, Role::ts, 0, false});
   for (const auto& f : config.fields) {
+    // An integer or boolean field that no aggregate reads is still read (its
+    // type checked the same way) into ParsedEvent::columns' spare cell.
     Wanted w{f.name, Role::other, 0, f.type == FieldType::string};
+    if (f.type == FieldType::integer || f.type == FieldType::boolean) {
+      w.role = f.type == FieldType::integer ? Role::integer : Role::boolean;
+      w.index = kMaxColumns;
+    }
     for (std::size_t g = 0; g < config.key_groups.size(); ++g) {
       if (config.key_groups[g].field == f.name) {
         w.role = Role::key;
@@ -48,8 +54,8 @@ EventParser::EventParser(const Config& config) {
       }
     }
     for (std::size_t c = 0; c < config.columns.size(); ++c) {
-      if (config.columns[c] == f.name) {
-        w.role = Role::column;
+      if (config.columns[c].name == f.name) {
+        w.role = f.type == FieldType::integer ? Role::integer : f.type == FieldType::boolean ? Role::boolean : Role::number;
         w.index = static_cast<std::uint8_t>(c);
       }
     }
@@ -191,12 +197,23 @@ bool EventParser::member_is_json(const char* value) const noexcept {
       out.keys[w.index] = s;
       return Reject::none;
     }
-    case Role::column: {
+    case Role::number: {
       const std::string_view token = value.raw_json_token();
       double d;
       if (const auto e = value.get_double().get(d); e != simdjson::SUCCESS) return failed(e);
       if (token.size() > 19) [[unlikely]] d = exact_double(token, d);
-      out.columns[w.index] = d;
+      out.columns[w.index].f = d;
+      return Reject::none;
+    }
+    // An integer: a JSON number without fraction or exponent within int64
+    // (simdjson calls 1.5, 1e3 and 2^63 another type); a boolean: 1 or 0.
+    case Role::integer:
+      if (const auto e = value.get_int64().get(out.columns[w.index].i); e != simdjson::SUCCESS) return failed(e);
+      return Reject::none;
+    case Role::boolean: {
+      bool b;
+      if (const auto e = value.get_bool().get(b); e != simdjson::SUCCESS) return failed(e);
+      out.columns[w.index].i = b;
       return Reject::none;
     }
     case Role::id:

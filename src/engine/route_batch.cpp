@@ -21,7 +21,7 @@ std::size_t RouteBatch::bytes_for(std::uint32_t n, std::size_t ncolumns) noexcep
          align_up(n * sizeof(std::uint16_t)) +                 // key_len
          align_up(n * sizeof(kernels::Fingerprint)) +          // id
          align_up(n) * 2 +                                     // dedup, group
-         align_up(n * sizeof(double)) * ncolumns +             // columns
+         align_up(n * sizeof(Cell)) * ncolumns +               // columns
          align_up(key_bytes_for(n)) + kAlign;                // keys, and room to align the start
 }
 
@@ -44,7 +44,7 @@ void RouteBatch::allocate(std::uint32_t n, std::size_t ncolumns) {
   dedup = static_cast<DedupRole*>(take(n));
   group = static_cast<std::uint8_t*>(take(n));
   for (std::size_t c = 0; c < kMaxColumns; ++c) {
-    columns[c] = c < ncolumns ? static_cast<double*>(take(n * sizeof(double))) : nullptr;
+    columns[c] = c < ncolumns ? static_cast<Cell*>(take(n * sizeof(Cell))) : nullptr;
   }
   keys = static_cast<char*>(take(key_bytes_for(n)));
   capacity = n;

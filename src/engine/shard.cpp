@@ -266,7 +266,7 @@ void Shard::EventRows::locate(std::size_t g, std::string_view key, const Engine&
 // on each shard the first of its key groups owned there decides for all of
 // them there: here at once, elsewhere as the decider row of a run that
 // travels in one batch.
-void Shard::route_rows(const EventRows& e, const double* columns, bool dedup) {
+void Shard::route_rows(const EventRows& e, const Cell* columns, bool dedup) {
   const std::string_view* keys = e.keys;
   const std::size_t groups = views_.groups();
   bool duplicate_here = false;

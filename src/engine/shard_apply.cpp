@@ -68,7 +68,7 @@ void Shard::apply_rows(const RouteBatch& b, std::int64_t base, std::int64_t& cha
 // there to prefetch, only costs the copy (4% of a 1-shard run with the
 // default views). Rows of the group still in the local batch go first, so
 // every window sees its rows in arrival order.
-void Shard::apply_row(std::size_t g, std::uint64_t hash, std::string_view key, std::int64_t ts, const double* columns,
+void Shard::apply_row(std::size_t g, std::uint64_t hash, std::string_view key, std::int64_t ts, const Cell* columns,
                       std::int64_t row_wm) {
   router_.flush_local(g);
   const std::int64_t wm = time_.advance(std::min({row_wm, time_.channels_min_cached(), router_.pending_min(g)}));

@@ -15,7 +15,7 @@ namespace spate::engine {
 TumblingView::TumblingView(const ViewConfig& config, std::int64_t allowed_lateness_ms)
     : View(config), window_ms_(config.window_ms), lateness_ms_(allowed_lateness_ms) {
   for (const auto& agg : config_.aggregates) {
-    const AggregateKind* kind = find_aggregate_kind(agg.function);
+    const AggregateKind* kind = find_aggregate_kind(agg.function, agg.type);
     if (kind == nullptr) throw std::invalid_argument(fmt::format("'{}' is not an aggregate", agg.function));
     kinds_.push_back(kind);
     const AggregateKind* state = &kind->state_kind();

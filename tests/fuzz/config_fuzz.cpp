@@ -52,7 +52,7 @@ std::string json_string(std::string_view s) {
 void check_valid(const Config& c) {
   require(!c.ts_field.empty(), "an empty timestamp field");
   require(c.fields.size() <= kMaxSchemaFields, "more schema fields than the limit");
-  require(c.columns.size() <= kMaxColumns, "more number columns than the limit");
+  require(c.columns.size() <= kMaxColumns, "more columns than the limit");
   require(c.key_groups.size() <= kMaxKeyGroups, "more view keys than the limit");
   require(!c.views.empty(), "no view");
   for (std::size_t i = 0; i < c.fields.size(); ++i) {
@@ -87,8 +87,10 @@ void check_valid(const Config& c) {
         require(agg.column == -1, "an aggregate without a field but with a column", agg.label);
       } else {
         require(agg.column >= 0 && static_cast<std::size_t>(agg.column) < c.columns.size() &&
-                    c.columns[static_cast<std::size_t>(agg.column)] == agg.field && field_type(agg.field, FieldType::number),
-                "an aggregate without its number column", agg.label);
+                    c.columns[static_cast<std::size_t>(agg.column)].name == agg.field &&
+                    c.columns[static_cast<std::size_t>(agg.column)].type == agg.type && field_type(agg.field, agg.type) &&
+                    agg.type != FieldType::string,
+                "an aggregate without its typed column", agg.label);
       }
     }
   }
@@ -108,7 +110,16 @@ void check_valid(const Config& c) {
   };
   if (!c.id_field.empty()) add(c.id_field, "\"e1\"");
   add(c.ts_field, "1764000000000");
-  for (const auto& f : c.fields) add(f.name, f.type == FieldType::string ? "\"k\"" : "1.5");
+  const auto value_of = [](FieldType type) {
+    switch (type) {
+      case FieldType::string: return "\"k\"";
+      case FieldType::number: return "1.5";
+      case FieldType::integer: return "-7";
+      case FieldType::boolean: return "true";
+    }
+    return "null";
+  };
+  for (const auto& f : c.fields) add(f.name, value_of(f.type));
   line += "}";
   EventParser parser(c);
   ParsedEvent ev;
@@ -122,7 +133,12 @@ void check_valid(const Config& c) {
   }
   require(ev.ts_ms == 1764000000000, "the complete event's timestamp", line);
   for (std::size_t g = 0; g < c.key_groups.size(); ++g) require(ev.keys[g] == "k", "the complete event's key", line);
-  for (std::size_t col = 0; col < c.columns.size(); ++col) require(ev.columns[col] == 1.5, "the complete event's number", line);
+  for (std::size_t col = 0; col < c.columns.size(); ++col) {
+    const Cell cell = ev.columns[col];
+    const FieldType type = c.columns[col].type;
+    require(type == FieldType::number ? cell.f == 1.5 : cell.i == (type == FieldType::integer ? -7 : 1),
+            "the complete event's value of each column", line);
+  }
 }
 
 }  // namespace

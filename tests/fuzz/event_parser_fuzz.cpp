@@ -73,6 +73,16 @@ std::string long_names_schema() {
          "[[view]]\nname = \"w\"\nkey = \"" + n100 + "\"\naggregates = [\"count\"]\n";
 }
 
+// Integer and boolean fields, aggregated (columns) and not.
+constexpr const char* kTyped = R"toml(
+[schema]
+fields = { device = "string", bytes = "integer", ok = "boolean", seq = "integer", retried = "boolean", temp = "number" }
+[[view]]
+name = "per_device"
+key = "device"
+aggregates = ["sum(bytes)", "max(bytes)", "avg(ok)", "last(temp)"]
+)toml";
+
 // Every limit: 62 fields (8 view keys, 16 number columns, 38 others).
 std::string widest_schema() {
   std::string fields, views;
@@ -93,7 +103,7 @@ struct WantedField {
   std::string name;
   Role role;
   int index = 0;  // key group or column
-  bool is_string = false;
+  FieldType type = FieldType::string;
 };
 
 struct Schema {
@@ -107,12 +117,12 @@ Schema make_schema(Config config) {
   if (!config.id_field.empty()) s.wanted.push_back({config.id_field, Role::id});
   s.wanted.push_back({config.ts_field, Role::ts});
   for (const auto& f : config.fields) {
-    WantedField w{f.name, Role::other, 0, f.type == FieldType::string};
+    WantedField w{f.name, Role::other, 0, f.type};
     for (std::size_t g = 0; g < config.key_groups.size(); ++g) {
-      if (config.key_groups[g].field == f.name) w = {f.name, Role::key, static_cast<int>(g), true};
+      if (config.key_groups[g].field == f.name) w = {f.name, Role::key, static_cast<int>(g), f.type};
     }
     for (std::size_t c = 0; c < config.columns.size(); ++c) {
-      if (config.columns[c] == f.name) w = {f.name, Role::column, static_cast<int>(c), false};
+      if (config.columns[c].name == f.name) w = {f.name, Role::column, static_cast<int>(c), f.type};
     }
     s.wanted.push_back(w);
   }
@@ -140,6 +150,7 @@ std::vector<Schema>& schemas() {
     v.push_back(make_schema(parsed(kRfc3339)));
     v.push_back(make_schema(parsed(widest_schema())));
     v.push_back(make_schema(parsed(long_names_schema())));
+    v.push_back(make_schema(parsed(kTyped)));
     return v;
   }();
   return all;
@@ -167,6 +178,18 @@ std::optional<std::int64_t> as_int64(std::string_view raw) {
 }
 
 double as_double(std::string_view raw) { return std::strtod(std::string(raw).c_str(), nullptr); }
+
+// Whether a value has a schema field's type (docs/configuration.md): an
+// integer is a number without fraction or exponent within int64.
+bool typed(FieldType type, const Member& m) {
+  switch (type) {
+    case FieldType::string: return m.kind == Kind::string;
+    case FieldType::number: return m.kind == Kind::number;
+    case FieldType::integer: return m.kind == Kind::number && as_int64(m.raw_value).has_value();
+    case FieldType::boolean: return m.kind == Kind::boolean;
+  }
+  return false;
+}
 
 // An event time as docs/configuration.md defines it: epoch milliseconds (a
 // fraction floors) or an RFC 3339 string, within what RFC 3339 can write.
@@ -226,14 +249,12 @@ void check(std::size_t index, const Schema& schema, std::string_view line, Rejec
         if (m->kind != Kind::string) errors.push_back(Reject::wrong_type);
         else if (spate::fuzz::unescape(m->raw_value)->size() > kMaxKeyBytes) errors.push_back(Reject::key_too_long);
         break;
-      case Role::column:
-        if (m->kind != Kind::number) errors.push_back(Reject::wrong_type);
-        break;
       case Role::id:
         if (m->kind != Kind::string && m->kind != Kind::number) errors.push_back(Reject::wrong_type);
         break;
+      case Role::column:
       case Role::other:
-        if (m->kind != (w.is_string ? Kind::string : Kind::number)) errors.push_back(Reject::wrong_type);
+        if (!typed(w.type, *m)) errors.push_back(Reject::wrong_type);
         break;
     }
   }
@@ -260,12 +281,18 @@ void check(std::size_t index, const Schema& schema, std::string_view line, Rejec
     } else if (w.role == Role::key) {
       const std::string want = *spate::fuzz::unescape(m.raw_value);
       if (ev.keys[w.index] != want) fail(line, index, "accepted with another key", got, ": " + std::string(ev.keys[w.index]) + ", not " + want);
-    } else if (w.role == Role::column) {
+    } else if (w.role == Role::column && w.type == FieldType::number) {
       const double want = as_double(m.raw_value);
-      if (ev.columns[w.index] != want) {
+      if (ev.columns[w.index].f != want) {
         char values[64];
-        std::snprintf(values, sizeof(values), ": %.17g, not %.17g", ev.columns[w.index], want);
+        std::snprintf(values, sizeof(values), ": %.17g, not %.17g", ev.columns[w.index].f, want);
         fail(line, index, "accepted with another number", got, values);
+      }
+    } else if (w.role == Role::column) {
+      const std::int64_t want = w.type == FieldType::integer ? *as_int64(m.raw_value) : m.raw_value == "true" ? 1 : 0;
+      if (ev.columns[w.index].i != want) {
+        fail(line, index, "accepted with another integer", got,
+             ": " + std::to_string(ev.columns[w.index].i) + ", not " + std::to_string(want));
       }
     }
   }

@@ -6,6 +6,8 @@
 #include <memory>
 #include <string>
 
+#include <fmt/format.h>
+
 #include "engine/event_parser.hpp"
 
 using namespace spate::engine;
@@ -30,12 +32,12 @@ TEST_CASE("event parser: the default schema's fields land in their columns, in a
   CHECK(ev.ts_ms == 1764000000123);
   CHECK(ev.keys[0] == "u42");  // key group 0 = user
   CHECK(ev.keys[1] == "click");
-  CHECK(ev.columns[0] == 12.5);
+  CHECK(ev.columns[0].f == 12.5);
 
   REQUIRE(parse(p, R"({"amount":3,"type":"view","user":"u\"q","ts":"2025-11-24T16:00:00.123Z","id":7})", ev) == Reject::none);
   CHECK(ev.ts_ms == 1764000000123);
   CHECK(ev.keys[0] == "u\"q");  // escapes are decoded
-  CHECK(ev.columns[0] == 3.0);
+  CHECK(ev.columns[0].f == 3.0);
 }
 
 TEST_CASE("event parser: names of 7, 8 and more bytes match exactly, not by their first bytes") {
@@ -57,7 +59,7 @@ aggregates = ["sum(price_usd_cents)"]
   REQUIRE(parse(p, R"({"event_id":"a","time_utc":7,"country":"nl","price_usd_cents":250})", ev) == Reject::none);
   CHECK(ev.ts_ms == 7);
   CHECK(ev.keys[0] == "nl");
-  CHECK(ev.columns[0] == 250.0);
+  CHECK(ev.columns[0].f == 250.0);
   // Names that share the first 8 bytes, or are a prefix, are other fields.
   CHECK(parse(p, R"({"event_id":"a","time_utc":7,"country":"nl","price_usd_centsX":250})", ev) == Reject::missing_field);
   CHECK(parse(p, R"({"event_id":"a","time_utc":7,"country":"nl","price_usd_cent":250})", ev) == Reject::missing_field);
@@ -74,7 +76,7 @@ TEST_CASE("event parser: a repeated field name counts once, the first time") {
   REQUIRE(parse(p, R"({"user":"a","id":"e1","ts":5,"user":"b","type":"t","amount":1,"amount":"x","user":"c"})", ev) ==
           Reject::none);
   CHECK(ev.keys[0] == "a");
-  CHECK(ev.columns[0] == 1.0);
+  CHECK(ev.columns[0].f == 1.0);
   // Fields after the wanted ones are still walked over: a line cut off
   // there is malformed, not accepted.
   CHECK(parse(p, R"({"id":"e1","ts":5,"user":"a","type":"t","amount":1,"user":"c")", ev) == Reject::malformed_json);
@@ -137,7 +139,7 @@ TEST_CASE("event parser: a schema at every limit (62 fields, 16 number columns, 
   REQUIRE(parse(p, line, ev) == Reject::none);
   CHECK(ev.ts_ms == 5);
   for (int i = 0; i < 8; ++i) CHECK(ev.keys[i] == "key" + std::to_string(i));
-  for (int c = 0; c < 16; ++c) CHECK(ev.columns[c] == c * 10.0);
+  for (int c = 0; c < 16; ++c) CHECK(ev.columns[c].f == c * 10.0);
   // The last declared field is as required as the first (a 32-bit mask lost it).
   const std::string without_last = line.substr(0, line.rfind(",\"s37\"")) + "}";
   CHECK(parse(p, without_last, ev) == Reject::missing_field);
@@ -250,7 +252,7 @@ TEST_CASE("event parser: lines the fuzzer found, each refused or read exactly") 
   CHECK(parse(p, R"({"id":"e1","ts":1,"user":5"u42","type":"c","amount":1})", ev) == Reject::malformed_json);
   // A long fraction reads as the double nearest it.
   REQUIRE(parse(p, R"({"id":"e1","ts":1,"user":"u","type":"t","amount":0.95000000000000000000})", ev) == Reject::none);
-  CHECK(ev.columns[0] == 0.95);
+  CHECK(ev.columns[0].f == 0.95);
 }
 
 TEST_CASE("event parser: a long field name is compared only within the line") {
@@ -307,5 +309,53 @@ aggregates = ["count", "sum(amount)"]
   CHECK(text["page"] == R"("/a\"b")");
   CHECK(text["score"] == "1.50e2");
   CHECK(ev.keys[0] == "u1");  // the typed views of the same fields
-  CHECK(ev.columns[0] == 0.0);
+  CHECK(ev.columns[0].f == 0.0);
+}
+
+TEST_CASE("event parser: integer fields are exact int64s, boolean fields true or false; other JSON is wrong_type") {
+  const auto r = parse_config(R"toml(
+[schema]
+fields = { device = "string", bytes = "integer", ok = "boolean", seq = "integer", retried = "boolean" }
+[[view]]
+name = "per_device"
+key = "device"
+aggregates = ["sum(bytes)", "avg(ok)"]
+)toml",
+                              "typed.toml");
+  REQUIRE(r.ok());
+  REQUIRE(r.config.columns.size() == 2);
+  CHECK(r.config.columns[0].type == FieldType::integer);
+  CHECK(r.config.columns[1].type == FieldType::boolean);
+  EventParser p(r.config);
+  ParsedEvent ev;
+  const auto line = [](std::string_view bytes, std::string_view ok, std::string_view seq = "1",
+                       std::string_view retried = "false") {
+    return fmt::format(R"({{"id":"e","ts":1,"device":"d","bytes":{},"ok":{},"seq":{},"retried":{}}})", bytes, ok, seq,
+                       retried);
+  };
+  // 2^53 + 1: a double would round it.
+  REQUIRE(parse(p, line("9007199254740993", "true"), ev) == Reject::none);
+  CHECK(ev.columns[0].i == 9007199254740993);
+  CHECK(ev.columns[1].i == 1);
+  REQUIRE(parse(p, line("-9223372036854775808", "false"), ev) == Reject::none);
+  CHECK(ev.columns[0].i == INT64_MIN);
+  CHECK(ev.columns[1].i == 0);
+  REQUIRE(parse(p, line("9223372036854775807", "true"), ev) == Reject::none);
+  CHECK(ev.columns[0].i == INT64_MAX);
+  // Numbers that are not int64 integers, and other JSON, in an aggregated
+  // field and in one that feeds nothing (seq, retried).
+  for (const std::string_view bad : {"1.5", "1e3", "1.0", "9223372036854775808", "-9223372036854775809", "\"3\"", "true", "null"}) {
+    CAPTURE(bad);
+    CHECK(parse(p, line(bad, "true"), ev) == Reject::wrong_type);
+    CHECK(parse(p, line("1", "true", bad), ev) == Reject::wrong_type);
+  }
+  for (const std::string_view bad : {"1", "0", "\"true\"", "null"}) {
+    CAPTURE(bad);
+    CHECK(parse(p, line("1", bad), ev) == Reject::wrong_type);
+    CHECK(parse(p, line("1", "true", "1", bad), ev) == Reject::wrong_type);
+  }
+  // Not JSON at all stays malformed.
+  CHECK(parse(p, line("01", "true"), ev) == Reject::malformed_json);
+  CHECK(parse(p, line("1", "tru"), ev) == Reject::malformed_json);
+  CHECK(parse(p, line("1", "true", "-"), ev) == Reject::malformed_json);
 }

@@ -39,7 +39,7 @@ struct Row {
 std::vector<Row> rows_of(const RouteBatch& b) {
   std::vector<Row> out;
   for (std::uint32_t r = 0; r < b.rows; ++r) {
-    out.push_back({b.group[r], b.ts[r], b.wm[r], std::string(b.keys + b.key_off[r], b.key_len[r]), b.columns[0][r]});
+    out.push_back({b.group[r], b.ts[r], b.wm[r], std::string(b.keys + b.key_off[r], b.key_len[r]), b.columns[0][r].f});
   }
   return out;
 }
@@ -99,7 +99,8 @@ struct Shards {
   void route(std::uint32_t from, std::uint32_t input, std::uint32_t to, std::uint8_t g, std::string_view key,
              std::int64_t ts, double amount) {
     const std::int64_t stamp = time[from]->stamp(input, ts);
-    routers[from]->append(to, g, kernels::hash_key(key), ts, stamp, key, &amount);
+    const Cell cell{amount};
+    routers[from]->append(to, g, kernels::hash_key(key), ts, stamp, key, &cell);
   }
   // Every batch waiting in the ring src -> dst: (rows, batch watermark, barrier).
   struct Received {

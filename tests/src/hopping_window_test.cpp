@@ -33,7 +33,7 @@ struct Fixture {
   // True when the row was folded (not late).
   bool add(std::string_view key, std::int64_t ts, double amount, std::int64_t watermark) {
     batch.clear();
-    const double cols[1] = {amount};
+    const Cell cols[1] = {{amount}};
     batch.append(0, 1, ts, INT64_MIN, key, DedupRole::none, {}, cols, 1);
     const std::uint32_t id = keys.intern(std::hash<std::string_view>{}(key), key);
     return view.apply({batch, &id, &watermark, 0, 1, -1}) == 0;

@@ -27,7 +27,7 @@ struct Fixture {
 
   bool add(std::string_view key, std::int64_t ts, double amount, std::int64_t watermark) {
     batch.clear();
-    const double cols[1] = {amount};
+    const Cell cols[1] = {{amount}};
     batch.append(0, 1, ts, INT64_MIN, key, DedupRole::none, {}, cols, 1);
     return view.add(keys.intern(std::hash<std::string_view>{}(key), key), batch, 0, watermark);
   }
@@ -56,8 +56,8 @@ TEST_CASE("tumbling window: count, sum, min, max and avg per key and window") {
   CHECK(rows[0].window_start == 0);
   CHECK(rows[0].window_end == 60000);
   CHECK(doubles(rows[0]) == std::vector<double>{3, 6.0, -1.0, 5.0, 2.0});
-  CHECK((rows[0].value(0).integral && rows[0].value(0).u == 3));  // a count stays an integer
-  CHECK_FALSE(rows[0].value(1).integral);
+  CHECK((rows[0].value(0).type == AggValue::Type::count && rows[0].value(0).u == 3));  // a count stays an integer
+  CHECK(rows[0].value(1).type == AggValue::Type::real);
   CHECK(rows[1].window_start == 60000);
   CHECK(doubles(rows[1]) == std::vector<double>{1, 7.0, 7.0, 7.0, 7.0});
   CHECK_FALSE(rows[0].closed);  // 60000 + 5000 lateness not reached
@@ -190,7 +190,7 @@ TEST_CASE("tumbling window: a key's windows within the lateness each have a slot
   RouteBatch batch{kDefaultBatchRows, kMaxColumns};
   const auto add = [&](std::uint32_t key, std::int64_t ts, std::int64_t wm) {
     batch.clear();
-    const double cols[1] = {1.0};
+    const Cell cols[1] = {{1.0}};
     batch.append(0, 1, ts, INT64_MIN, "k", DedupRole::none, {}, cols, 1);
     return tumbling.add(key, batch, 0, wm);
   };
@@ -270,7 +270,7 @@ TEST_CASE("tumbling window: partial states of two parts merge into the state of 
     CHECK(merged[r].key == expected[r].key);
     CHECK(merged[r].window_start == expected[r].window_start);
     CHECK(merged[r].closed == expected[r].closed);
-    CHECK((merged[r].value(0).integral && merged[r].value(0).u == expected[r].value(0).u));
+    CHECK((merged[r].value(0).type == AggValue::Type::count && merged[r].value(0).u == expected[r].value(0).u));
     CHECK(doubles(merged[r]) == doubles(expected[r]));  // the average of all, not of the two averages
   }
 }
@@ -278,7 +278,7 @@ TEST_CASE("tumbling window: partial states of two parts merge into the state of 
 TEST_CASE("tumbling window: rows whose key the budget refused are skipped") {
   Fixture f;
   RouteBatch b{kDefaultBatchRows, kMaxColumns};
-  const double cols[1] = {5.0};
+  const Cell cols[1] = {{5.0}};
   for (int i = 0; i < 4; ++i) b.append(0, 1, 1000, INT64_MIN, "k", DedupRole::none, {}, cols, 1);
   const std::uint32_t id = f.keys.intern(7, "k");
   const std::uint32_t ids[4] = {id, KeyTable::kMissing, id, KeyTable::kMissing};
@@ -298,7 +298,7 @@ TEST_CASE("tumbling window: keys renumbered after most were forgotten keep their
   const auto hash = [&](int i) { return std::hash<std::string>{}(key(i)); };
   for (int i = 0; i < kKeys; ++i) {
     for (int n = 0; n <= i % 3; ++n) {  // key i has 1 + i % 3 rows
-      const double cols[1] = {static_cast<double>(i)};
+      const Cell cols[1] = {{static_cast<double>(i)}};
       f.batch.clear();
       f.batch.append(0, 1, 1000, INT64_MIN, key(i), DedupRole::none, {}, cols, 1);
       CHECK(f.view.add(f.keys.intern(hash(i), key(i)), f.batch, 0, 1000));
@@ -377,7 +377,7 @@ TEST_CASE("tumbling window: the staged apply gives the row-at-a-time state bit f
         // Mostly in order; some rows seconds back (late, or an older window
         // still open), some equal times (last's ties).
         const std::int64_t ts = rng() % 8 == 0 ? now - static_cast<std::int64_t>(rng() % 5000) : now;
-        const double cols[2] = {static_cast<double>(rng() % 1000) / 8.0 - 40.0, static_cast<double>(rng() % 13)};
+        const Cell cols[2] = {{static_cast<double>(rng() % 1000) / 8.0 - 40.0}, {static_cast<double>(rng() % 13)}};
         batch.append(static_cast<std::uint8_t>(rng() % 4 == 0), 0, ts, INT64_MIN, "k", DedupRole::none, {}, cols, 2);
         wm = std::max(wm, now - 1500);
         wms[r] = wm;
@@ -401,4 +401,64 @@ TEST_CASE("tumbling window: the staged apply gives the row-at-a-time state bit f
     CHECK(staged.window_count() == reference.window_count());
     REQUIRE(a == b);
   }
+}
+
+TEST_CASE("tumbling window: aggregates of an integer field are exact, of a boolean field its trues") {
+  const auto r = parse_config(R"toml(
+[schema]
+fields = { device = "string", bytes = "integer", ok = "boolean" }
+[[view]]
+name = "per_device"
+key = "device"
+aggregates = ["count", "sum(bytes)", "min(bytes)", "max(bytes)", "avg(bytes)", "last(bytes)", "sum(ok)", "avg(ok)"]
+)toml",
+                              "typed.toml");
+  REQUIRE(r.ok());
+  TumblingView view{r.config.views[0], r.config.allowed_lateness_ms};
+  RouteBatch batch{kDefaultBatchRows, kMaxColumns};
+  KeyTable keys;
+  const std::uint32_t id = keys.intern(1, "d");
+  const auto add = [&](std::int64_t ts, std::int64_t bytes, bool ok) {
+    batch.clear();
+    Cell cols[2];
+    cols[0].i = bytes;
+    cols[1].i = ok ? 1 : 0;
+    batch.append(0, 1, ts, INT64_MIN, "d", DedupRole::none, {}, cols, 2);
+    REQUIRE(view.add(id, batch, 0, INT64_MIN));
+  };
+  const std::int64_t big = (std::int64_t{1} << 53) + 1;  // a double would round it
+  add(1000, big, true);
+  add(3000, 2, false);
+  add(2000, -5, true);
+  add(60000, INT64_MAX, true);  // the next window: a sum past int64
+  add(61000, INT64_MAX, false);
+  std::vector<ViewRow> rows;
+  view.collect(id, "d", INT64_MIN, INT64_MAX, INT64_MIN, rows);
+  REQUIRE(rows.size() == 2);
+  const auto integer = [](const AggValue& v) { return v.type == AggValue::Type::integer ? v.i : INT64_MIN; };
+  CHECK(rows[0].value(0).u == 3);
+  CHECK(integer(rows[0].value(1)) == big + 2 - 5);
+  CHECK(integer(rows[0].value(2)) == -5);
+  CHECK(integer(rows[0].value(3)) == big);
+  CHECK(rows[0].value(4).as_double() == doctest::Approx(static_cast<double>(big - 3) / 3));
+  CHECK(integer(rows[0].value(5)) == 2);  // the latest event time, not the last applied
+  CHECK(integer(rows[0].value(6)) == 2);
+  CHECK(rows[0].value(7).as_double() == doctest::Approx(2.0 / 3));
+  // Past int64 the sum is reported as the nearest real, never wrapped.
+  CHECK(rows[1].value(1).type == AggValue::Type::real);
+  CHECK(rows[1].value(1).d == 2 * static_cast<double>(INT64_MAX));
+  CHECK(integer(rows[1].value(3)) == INT64_MAX);
+
+  // A checkpoint's state of an integer sum round-trips exactly.
+  std::string saved;
+  spate::kernels::ByteWriter out(saved);
+  view.save(out);
+  TumblingView restored{r.config.views[0], r.config.allowed_lateness_ms};
+  spate::kernels::ByteReader in(saved);
+  REQUIRE(restored.load(in));
+  std::vector<ViewRow> again;
+  restored.collect(id, "d", INT64_MIN, INT64_MAX, INT64_MIN, again);
+  REQUIRE(again.size() == 2);
+  CHECK(integer(again[0].value(1)) == big - 3);
+  CHECK(again[1].value(1).d == rows[1].value(1).d);
 }

@@ -39,7 +39,8 @@ struct Fixture {
   void row(std::uint8_t g, std::string_view key, std::int64_t ts, double amount, std::int64_t wm,
            DedupRole role = DedupRole::none, std::string_view id = {}) {
     wms[batch.rows] = wm;
-    batch.append(g, kernels::hash_key(key), ts, wm, key, role, kernels::fingerprint(id), &amount, 1);
+    const Cell cell{amount};
+    batch.append(g, kernels::hash_key(key), ts, wm, key, role, kernels::fingerprint(id), &cell, 1);
   }
   void apply() {
     views.apply<false>(batch, ids.data(), wms.data());

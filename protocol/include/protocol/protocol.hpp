@@ -69,6 +69,7 @@ enum class Tag : std::uint16_t {
   name = 20,
   value_f64 = 21,
   value_u64 = 22,
+  value_i64 = 23,
   closed = 24,
   truncated = 25,
   shard = 30,

@@ -55,10 +55,10 @@ void reply_view_rows(QueryServer& server, Pending& pending, Connection* client) 
       const auto am = w.begin_nested(Tag::agg);
       w.bytes(Tag::name, view.aggregates[a].label);
       const engine::AggValue value = row.value(a);
-      if (value.integral) {
-        w.u64(Tag::value_u64, value.u);
-      } else {
-        w.f64(Tag::value_f64, value.d);
+      switch (value.type) {
+        case engine::AggValue::Type::count: w.u64(Tag::value_u64, value.u); break;
+        case engine::AggValue::Type::integer: w.i64(Tag::value_i64, value.i); break;
+        case engine::AggValue::Type::real: w.f64(Tag::value_f64, value.d); break;
       }
       w.end_nested(am);
     }

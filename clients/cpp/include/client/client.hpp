@@ -29,8 +29,9 @@ class ClientError : public std::runtime_error {
 
 struct Aggregate {
   std::string name;   // as in the view's config: "count", "sum(amount)", ...
-  double value = 0;   // count is exact up to 2^53
-  bool integer = false;  // sent as u64 (count)
+  double value = 0;      // every aggregate's value as a double (exact to 2^53)
+  bool integer = false;  // sent as an integer (a count, an integer field's sum, min, max, last)
+  std::int64_t exact = 0;  // an integer's value, exactly
 };
 
 struct WindowRow {

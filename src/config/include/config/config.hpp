@@ -102,7 +102,11 @@ struct SourceConfig {
   void set(std::string_view key, std::string value);
 };
 
-enum class FieldType : std::uint8_t { string, number };
+// A schema field's JSON type. number: any JSON number, kept as a double;
+// integer: a JSON integer within int64 (no fraction or exponent), kept
+// exactly; boolean: true or false.
+enum class FieldType : std::uint8_t { string, number, integer, boolean };
+const char* field_type_name(FieldType type) noexcept;  // as the config writes it
 
 struct FieldConfig {
   std::string name;
@@ -117,6 +121,7 @@ struct AggregateConfig {
   std::string label;     // "sum(amount)": the name clients see
   std::string field;     // empty for a kind that takes none (count)
   int column = -1;       // index into Config::columns, set by finalize(); -1 without a field
+  FieldType type = FieldType::number;  // the field's, set by finalize()
   int line = 0;          // where it is written, for error messages
 };
 
@@ -204,8 +209,13 @@ struct Config {
   std::uint32_t ring_batch_rows = 512;  // rows per batch (a ring slot)
   std::int64_t ring_flush_us = 200;  // a partly filled batch leaves after this long (0: every loop pass)
 
-  // Derived by finalize(): numeric columns and key groups.
-  std::vector<std::string> columns;
+  // Derived by finalize(): the columns aggregates read (each field once, in
+  // the order views name them) and key groups.
+  struct Column {
+    std::string name;
+    FieldType type;  // number, integer or boolean
+  };
+  std::vector<Column> columns;
   std::vector<KeyGroup> key_groups;
 
   int find_view(std::string_view name) const noexcept;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "engine/cell.hpp"
 
 namespace spate::engine {
 
@@ -24,28 +25,35 @@ union WindowWord {
   double d;
 };
 
-// One aggregate's result: counts stay integers, the rest are doubles.
+// One aggregate's result: a count, an integer (of an integer or boolean
+// field: exact), or a real.
 struct AggValue {
-  bool integral = false;
-  std::uint64_t u = 0;
-  double d = 0;
-  static AggValue count(std::uint64_t n) noexcept { return {true, n, static_cast<double>(n)}; }
-  static AggValue real(double v) noexcept { return {false, 0, v}; }
-  double as_double() const noexcept { return integral ? static_cast<double>(u) : d; }
+  enum class Type : std::uint8_t { count, integer, real };
+  Type type = Type::real;
+  std::uint64_t u = 0;  // count
+  std::int64_t i = 0;   // integer
+  double d = 0;         // real
+  static AggValue count(std::uint64_t n) noexcept { return {Type::count, n, 0, 0}; }
+  static AggValue integer(std::int64_t v) noexcept { return {Type::integer, 0, v, 0}; }
+  static AggValue real(double v) noexcept { return {Type::real, 0, 0, v}; }
+  double as_double() const noexcept {
+    return type == Type::count ? static_cast<double>(u) : type == Type::integer ? static_cast<double>(i) : d;
+  }
 };
 
 // The most words one aggregate keeps in a window.
 inline constexpr std::uint32_t kMaxAggregateWords = 2;
 
 // Rows to fold into one aggregate of their windows, in order: row rows[i]
-// (its value values[rows[i]], its event time ts[rows[i]]) into the words
-// at windows[i] + offset. Two rows may share a window.
+// (its value values[rows[i]], typed as the kind's input, its event time
+// ts[rows[i]]) into the words at windows[i] + offset. Two rows may share a
+// window.
 struct FoldRows {
   WindowWord* const* windows;
   const std::uint32_t* rows;
   std::uint32_t n;
   std::uint32_t offset;
-  const double* values;  // the aggregate's field, by row (nullptr when it takes none)
+  const Cell* values;  // the aggregate's field, by row (nullptr when it takes none)
   const std::int64_t* ts;
 };
 
@@ -53,9 +61,12 @@ struct FoldRows {
 // with another part's into the state of both (two panes of a hopping
 // window, a checkpoint and what came after it): an average is kept as a
 // sum and finished by the window's count, never averaged twice.
+// A kind is registered once per type of field it reads: sum of a number
+// field keeps a double, sum of an integer field an exact 128-bit integer.
 struct AggregateKind {
   std::string_view name;
   bool takes_field;     // sum(FIELD); count takes none
+  FieldType input;      // the field's type it folds: number or integer (a boolean folds as the integer 0 or 1)
   std::uint32_t words;  // in each window, at most kMaxAggregateWords; 0: it reads the row count only
   // The kind whose words and functions but finish it uses (avg keeps sum's
   // state and finishes it its own way), so that a view keeps one copy of
@@ -73,8 +84,9 @@ struct AggregateKind {
   const AggregateKind& state_kind() const noexcept { return keeps != nullptr ? *keeps : *this; }
 };
 
-// The kind of that name, or nullptr.
-const AggregateKind* find_aggregate_kind(std::string_view name) noexcept;
+// The kind of that name for a field of that type (any type for a kind that
+// takes no field), or nullptr.
+const AggregateKind* find_aggregate_kind(std::string_view name, FieldType field) noexcept;
 // Every kind's name, for error messages ("count, sum, ...").
 std::string aggregate_kind_names();
 

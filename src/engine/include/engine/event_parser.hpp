@@ -12,6 +12,7 @@
 
 #include "kernels/small_bytes.hpp"
 #include "config/config.hpp"
+#include "engine/cell.hpp"
 
 namespace spate::engine {
 
@@ -36,7 +37,9 @@ inline constexpr std::size_t kPadding = simdjson::SIMDJSON_PADDING;
 struct ParsedEvent {
   std::int64_t ts_ms = 0;
   std::string_view keys[kMaxKeyGroups];  // by key group, unescaped
-  double columns[kMaxColumns] = {};      // by number column
+  // By Config::columns, as the column's type says; one spare cell past them
+  // that integer and boolean fields no aggregate reads are parsed into.
+  Cell columns[kMaxColumns + 1] = {};
   // Every schema field, as the JSON text of its value in the line (a string
   // with its quotes and escapes): exact, for what stores events whole (the
   // durable log). In EventParser::field_name order: the id (when the schema
@@ -74,12 +77,13 @@ class EventParser {
   std::string_view field_name(std::size_t i) const noexcept { return wanted_[i].name; }
 
  private:
-  enum class Role : std::uint8_t { id, ts, key, column, other };
+  // number, integer, boolean: a column (or the spare cell), of that type.
+  enum class Role : std::uint8_t { id, ts, key, number, integer, boolean, other };
   struct Wanted {
     std::string name;
     Role role;
     std::uint8_t index;  // key group or column
-    bool is_string;      // declared type, for schema fields that feed nothing
+    bool is_string;      // declared type (string or number), for the other fields
     std::uint64_t head = 0;       // the name's first bytes with its closing quote
     std::uint64_t head_mask = 0;  // the bytes of head that count
   };

@@ -1,5 +1,5 @@
 // What every list of parts registered by name shares (view kinds,
-// aggregates): finding one by its name, and naming them all for a message.
+// sources): finding one by its name, and naming them all for a message.
 #pragma once
 
 #include <span>

@@ -11,6 +11,7 @@
 #include "kernels/small_bytes.hpp"
 #include "kernels/assert.hpp"
 #include "config/config.hpp"
+#include "engine/cell.hpp"
 
 namespace spate::engine {
 
@@ -58,12 +59,12 @@ struct RouteBatch {
   DedupRole* dedup = nullptr;
   kernels::Fingerprint* id = nullptr;  // the event id's fingerprint, for a primary or secondary row
   std::uint8_t* group = nullptr;
-  double* columns[kMaxColumns] = {};  // the first ncolumns are allocated
+  Cell* columns[kMaxColumns] = {};  // Config::columns, typed as each says: the first ncolumns are allocated
   char* keys = nullptr;
 
   RouteBatch() = default;  // no memory: allocate() before use
   RouteBatch(std::uint32_t capacity_rows, std::size_t ncolumns) { allocate(capacity_rows, ncolumns); }
-  // Sized for capacity_rows rows of ncolumns number columns. Called by the
+  // Sized for capacity_rows rows of ncolumns columns. Called by the
   // thread that will read the batch (a ring's consumer), so its pages land
   // on that thread's node.
   void allocate(std::uint32_t capacity_rows, std::size_t ncolumns);
@@ -79,7 +80,7 @@ struct RouteBatch {
     barrier = 0;
   }
   void append(std::uint8_t g, std::uint64_t h, std::int64_t t, std::int64_t w, std::string_view key, DedupRole role,
-              const kernels::Fingerprint& fp, const double* cols, std::size_t ncols) noexcept {
+              const kernels::Fingerprint& fp, const Cell* cols, std::size_t ncols) noexcept {
     SPATE_DEBUG_ASSERT(has_room(key.size()), "append to a full batch");
     const std::uint32_t r = rows++;
     group[r] = g;

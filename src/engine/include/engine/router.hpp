@@ -42,7 +42,7 @@ class Router {
   // Appends one row of key group g for shard dst; role and fp: its dedup
   // by event id (route_batch.hpp).
   void append(std::uint32_t dst, std::uint8_t g, std::uint64_t hash, std::int64_t ts, std::int64_t stamp,
-              std::string_view key, const double* columns, DedupRole role = DedupRole::none,
+              std::string_view key, const Cell* columns, DedupRole role = DedupRole::none,
               const kernels::Fingerprint& fp = {}) {
     RouteBatch* b = dst == self_ ? local_[g].get() : open_[dst];
     if (b == nullptr || !b->has_room(key.size())) b = batch_for(dst, g, key.size(), 1);

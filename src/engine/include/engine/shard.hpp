@@ -249,7 +249,7 @@ class Shard final : public io::LineSink, private Router::Host {
   void apply(const RouteBatch& batch, std::uint32_t source_shard);
   template <bool kOneGroup>
   void apply_rows(const RouteBatch& batch, std::int64_t base, std::int64_t& channel);
-  void apply_row(std::size_t group, std::uint64_t hash, std::string_view key, std::int64_t ts, const double* columns,
+  void apply_row(std::size_t group, std::uint64_t hash, std::string_view key, std::int64_t ts, const Cell* columns,
                  std::int64_t row_wm);
   void count_direct_row(std::int64_t ts);
   // One parsed event's rows, on their way to the owners of its keys.
@@ -263,7 +263,7 @@ class Shard final : public io::LineSink, private Router::Host {
     void locate(std::size_t g, std::string_view key, const Engine& engine) noexcept;
   };
   // columns: the parser's, for this event.
-  void route_rows(const EventRows& e, const double* columns, bool dedup);
+  void route_rows(const EventRows& e, const Cell* columns, bool dedup);
   struct OneEvent {
     ParsedEvent ev;
     EventRows rows;

@@ -39,7 +39,7 @@ class TumblingView final : public View {
     return w != nullptr;
   }
   // The same for one row outside a batch; columns[c] is batch column c.
-  bool add(std::uint32_t key_id, std::int64_t ts, const double* columns, std::int64_t watermark) {
+  bool add(std::uint32_t key_id, std::int64_t ts, const Cell* columns, std::int64_t watermark) {
     WindowWord* w = take(key_id, ts, watermark, [](const WindowWord*) {});
     if (w == nullptr) return false;
     fold(w, 0, &ts, [columns](int c) { return columns + c; });

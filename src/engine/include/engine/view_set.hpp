@@ -87,7 +87,7 @@ class ViewSet {
   }
   // One row on the per-row path (has_row_path(group)).
   // Its dedup was decided as it was parsed.
-  void apply_row(std::size_t group, std::uint64_t hash, std::string_view key, std::int64_t ts, const double* columns,
+  void apply_row(std::size_t group, std::uint64_t hash, std::string_view key, std::int64_t ts, const Cell* columns,
                  std::int64_t watermark) {
     const std::uint32_t key_id = keys_[group].intern(hash, key);
     if (key_id == KeyTable::kMissing) {
