@@ -73,18 +73,21 @@ SegmentLog::~SegmentLog() {
 bool SegmentLog::open_segment(std::int64_t now_ms) {
   const std::string name = segment_file_name(sequence_);
   fd_ = ::openat(dir_fd_, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd_ < 0) {  // out of descriptors or disk: this block is lost, the next one tries again
+  if (fd_ < 0) {  // out of descriptors or disk, or a file in the way: the caller holds its blocks and pauses input
     if (!open_failing_) {
       const int err = errno;
-      io::log_error("cannot create segment", {{"shard", options_.shard},
+      io::log_error("cannot create segment: ingest paused until it can", {{"shard", options_.shard},
                                               {"path", fmt::format("{}/{}", options_.dir, name)},
                                               {"error", std::strerror(err)}});
     }
     open_failing_ = true;
+    counters_.cannot_store.store(1, std::memory_order_relaxed);
     LogCounters::add(counters_.write_errors, 1);
     return false;
   }
+  if (open_failing_) io::log_info("segment created: ingest resumed", {{"shard", options_.shard}, {"path", options_.dir + "/" + name}});
   open_failing_ = false;
+  counters_.cannot_store.store(failed_ ? 1 : 0, std::memory_order_relaxed);
   ++sequence_;
   open_name_ = name;
   SegmentHeader header;
@@ -155,15 +158,46 @@ void SegmentLog::seal(std::int64_t now_ms) {
   LogCounters::add(counters_.events, builder_.events());
   LogCounters::add(counters_.field_bytes, builder_.raw_bytes());
   BlockInfo info = builder_.encode(options_.codec, options_.level, io::wall_ms(), buffer);
-  if (fd_ < 0 && !open_segment(now_ms)) {  // the first block of a segment opens it
-    lose(block);
+  // The first block of a segment opens it. A block no segment can take
+  // is held (in order) until one can: nothing accepted is dropped, and
+  // blocked() pauses input meanwhile.
+  if (!held_.empty() || (fd_ < 0 && !open_segment(now_ms))) {
+    // A log nobody pauses for (the dead letters) keeps taking blocks: past
+    // a bound they are lost, counted, rather than held without end.
+    if (held_.size() >= kMaxHeld) {
+      lose(block);
+      return;
+    }
+    held_.push_back({std::move(buffer), info, block});
     return;
   }
+  place(std::move(buffer), info, block, now_ms);
+}
+
+void SegmentLog::place(std::string&& buffer, BlockInfo info, std::uint64_t block, std::int64_t now_ms) {
   info.offset = offset_;
   blocks_.push_back(info);
   write(std::move(buffer), block);
   LogCounters::add(counters_.blocks, 1);
   if (offset_ >= options_.segment_bytes) roll(now_ms);
+}
+
+// A segment is tried again at most every kOpenRetryMs while blocks wait.
+bool SegmentLog::place_held(std::int64_t now_ms) {
+  if (held_.empty() || now_ms < next_open_retry_ms_) return false;
+  next_open_retry_ms_ = now_ms + kOpenRetryMs;
+  if (fd_ < 0 && !open_segment(now_ms)) return false;
+  std::vector<Held> held = std::move(held_);
+  held_.clear();
+  for (std::size_t i = 0; i < held.size(); ++i) {
+    if (fd_ < 0 && !open_segment(now_ms)) {  // a roll between them, and the next file cannot be made
+      held_.assign(std::make_move_iterator(held.begin() + static_cast<std::ptrdiff_t>(i)),
+                   std::make_move_iterator(held.end()));
+      return true;
+    }
+    place(std::move(held[i].bytes), held[i].info, held[i].block, now_ms);
+  }
+  return true;
 }
 
 void SegmentLog::sync(std::int64_t now_ms) {
@@ -210,7 +244,8 @@ std::uint64_t SegmentLog::commit(std::int64_t now_ms) {
 LogPosition SegmentLog::mark(std::int64_t now_ms, std::uint64_t& ticket) {
   sync(now_ms);
   ticket = blocks_sealed_;
-  if (fd_ < 0) return {sequence_, 0};  // the next block opens the next segment
+  // The next block opens the next segment, after the blocks held for it.
+  if (fd_ < 0) return {sequence_, held_.size()};
   return {sequence_ - 1, blocks_.size()};
 }
 
@@ -228,8 +263,7 @@ bool SegmentLog::reap(bool wait) {
     any = true;
     if ((data & kSyncBit) != 0) {
       if (res < 0) {
-        if (!failed_) io::log_error("fsync failed", {{"shard", options_.shard}, {"error", std::strerror(-res)}});
-        failed_ = true;
+        fail("fsync failed", std::strerror(-res));
         LogCounters::add(counters_.write_errors, 1);
       }
       if ((data & ~kSyncBit) == kDirSync) continue;
@@ -245,13 +279,13 @@ bool SegmentLog::reap(bool wait) {
     Write& w = it->second;
     counters_.bytes_in_flight.fetch_sub(w.bytes.size(), std::memory_order_relaxed);
     if (res < 0 || static_cast<std::size_t>(res) != w.bytes.size()) {
-      io::log_error("segment write failed",
-                    {{"shard", options_.shard}, {"error", res < 0 ? std::strerror(-res) : "short write"}});
+      fail("segment write failed", res < 0 ? std::strerror(-res) : "short write");
       LogCounters::add(counters_.write_errors, 1);
-      // A lost block loses its own events; a header or footer its segment's
-      // structure, so nothing after it can be promised.
+      // The block's events are lost (their tickets say so); after a failed
+      // write nothing more is taken in: what the disk refused once it may
+      // refuse again, and acknowledging what cannot be stored is the one
+      // thing the log must not do.
       if (w.block != 0) lose(w.block);
-      else failed_ = true;
     }
     if (spare_.size() < 4) spare_.push_back(std::move(w.bytes));
     writes_.erase(it);
@@ -267,6 +301,7 @@ bool SegmentLog::reap(bool wait) {
 bool SegmentLog::poll(std::int64_t now_ms) {
   if (closed_) return false;
   bool any = in_flight_ > 0 && reap(false);
+  any = place_held(now_ms) || any;
   if (!builder_.empty() && now_ms - block_opened_ms_ >= options_.commit_interval_ms) {
     seal(now_ms);
     any = true;
@@ -372,10 +407,29 @@ std::int64_t SegmentLog::next_deadline_ms() const noexcept {
   return at;
 }
 
+// After a failed write or fsync nothing is known durable (Linux may drop
+// the dirty pages of a failed fsync): every later ticket is lost, and
+// blocked() pauses input for good; a restart replays what is on disk.
+void SegmentLog::fail(const char* what, const char* error) {
+  if (!failed_) {
+    io::log_error(fmt::format("{}: ingest stopped; restart spated once the disk is fixed", what),
+                  {{"shard", options_.shard}, {"dir", options_.dir}, {"error", error}});
+  }
+  failed_ = true;
+  counters_.cannot_store.store(1, std::memory_order_relaxed);
+}
+
 void SegmentLog::close() {
   if (closed_ || !ring_) return;
   const std::int64_t now = io::monotonic_ms();
   seal(now);
+  next_open_retry_ms_ = 0;  // a last try for blocks still held
+  place_held(now);
+  if (!held_.empty()) {
+    io::log_error("blocks never stored: no segment could be created", {{"shard", options_.shard}, {"blocks", held_.size()}});
+    for (const Held& h : held_) lose(h.block);
+    held_.clear();
+  }
   if (fd_ >= 0) {
     write(encode_footer(blocks_, offset_), 0);
     sync(now);

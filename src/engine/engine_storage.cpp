@@ -83,6 +83,7 @@ void Engine::open_storage() {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw std::runtime_error(fmt::format("cannot create data directory '{}': {}", dir.string(), ec.message()));
+  lock_ = std::make_unique<storage::DirectoryLock>(dir.string());  // before anything in it is read or written
   const fs::path manifest = dir / "spate.manifest";
   if (std::ifstream in(manifest); in) {
     std::string line;

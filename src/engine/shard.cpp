@@ -457,7 +457,7 @@ bool Shard::pass(std::uint32_t stages) {
   // Above the disk's high-water mark (as the log saw it just now) nothing is
   // read: TCP peers and files wait, UDP datagrams overflow the socket
   // (udp.drops), PUBLISH is refused.
-  if ((stages & kSources) && !disk_full()) busy |= poll_sources();
+  if ((stages & kSources) && !cannot_store()) busy |= poll_sources();
   if ((stages & kReplay) && replay_ != nullptr && !replay_->finished()) busy |= replay_->poll(*this, kPollBudgetBytes);
   if (stages & kFlush) router_.flush_if_due(busy);
   if (stages & kMaintenance) {
@@ -545,7 +545,7 @@ void Shard::run() {
     for (std::uint32_t src = 0; src < shards_; ++src) {
       if (src != id_) pending = pending || in_rings_[src]->depth() > 0 || mesh_.handoff(src, id_).depth() > 0;
     }
-    if (!pending && !engine_.stopping() && disk_full()) {
+    if (!pending && !engine_.stopping() && cannot_store()) {
       ::usleep(1000);  // readable sockets would wake an epoll wait at once
     } else if (!pending && !engine_.stopping()) {
       std::int64_t wake_at = std::min(next_maintenance_ms_, logs_deadline_ms());

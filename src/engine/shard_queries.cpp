@@ -48,8 +48,9 @@ bool PublishTask::run(Shard& shard) {
 }
 
 void Shard::publish(PublishTask& task) {
-  if (disk_full()) {
-    task.disk_full = true;
+  if (cannot_store()) {
+    task.disk_full = log_->disk_full();
+    task.cannot_store = !task.disk_full;
     return;
   }
   const std::size_t s = publish_kind_;

@@ -183,6 +183,7 @@ void visit_stats(const engine::Engine& engine, const ServerCounters& server, con
       gauge("storage.hot_bytes", load(log->hot_bytes));
       gauge("storage.disk_full", load(log->disk_full));
       counter("storage.disk_full_events", load(log->disk_full_events));
+      gauge("storage.cannot_store", load(log->cannot_store));
       gauge("checkpoint.epoch", load(k.checkpoint_written_epoch));  // docs/storage.md, "Checkpoints"
       counter("checkpoint.count", load(k.checkpoints));
       counter("checkpoint.failures", load(k.checkpoint_failures));

@@ -418,6 +418,65 @@ class StorageTest(E2ETest):
         self.assert_views_match(d, self.windows)
         self.assertEqual(d.stop(), 0)
 
+    def test_a_second_daemon_on_the_same_data_directory_is_refused_naming_the_first(self):
+        d = self.start(shards=1)
+        d.client.publish(1, 1, self.lines[0])
+        with self.assertRaises(RuntimeError) as e:
+            self.start(shards=1)
+        self.assertIn("is in use by another spated (pid %d, started " % d.proc.pid, str(e.exception))
+        self.assertEqual(d.client.view_get("per_type_10s", json.loads(self.lines[0])["type"])[0]["count"], 1)
+        # The kernel drops the lock with the process, kill -9 included.
+        d.proc.kill()
+        d.proc.wait()
+        again = self.start(shards=1)
+        self.assertEqual(again.counters()["events_in"], 1)
+        self.assertEqual(again.stop(), 0)
+
+    def test_a_segment_that_cannot_be_created_pauses_ingest_and_loses_nothing(self):
+        d = self.start(shards=1, tcp=True, config=TEST_CONFIG + "[storage]\nsegment_ms = 1000\n")
+        self.assertEqual(d.client.publish(1, 1, b"".join(self.lines[:100]))["accepted"], 100)
+        shard_dir = os.path.join(self.data, "shard-0")
+        newest = max(int(n[:-4]) for n in os.listdir(shard_dir) if n.endswith(".seg"))
+        # Files in the way of the next segments: creating them fails (EEXIST).
+        squatters = [os.path.join(shard_dir, "%020d.seg" % (newest + k)) for k in (1, 2, 3)]
+        for path in squatters:
+            open(path, "wb").close()
+        time.sleep(1.2)  # the open segment is older than segment_ms: the next block opens a new one
+        import socket
+        tcp_lines = self.lines[100:4100]
+        with socket.create_connection(("127.0.0.1", d.tcp_port)) as s:
+            s.sendall(b"".join(tcp_lines[:2000]))
+            deadline = time.time() + 10
+            while d.counters()["storage.cannot_store"] != 1:
+                self.assertLess(time.time(), deadline, "the log never said it cannot store: %r" % d.counters())
+                time.sleep(0.02)
+            # Paused: what was read before waits in memory, what comes now in the socket.
+            paused_at = d.counters()["tcp.events_in"]
+            s.sendall(b"".join(tcp_lines[2000:]))
+            time.sleep(0.5)
+            self.assertEqual(d.counters()["tcp.events_in"], paused_at)
+            with self.assertRaises(spate_client.SpateError) as e:
+                d.client.publish(1, 2, b"".join(self.lines[4100:4200]))
+            self.assertEqual(e.exception.status_code, spate_client.Status.STORAGE_FAILED, str(e.exception))
+            self.assertIn("nothing was taken", str(e.exception))
+            self.assertGreaterEqual(d.counters()["storage.write_errors"], 1)
+            self.assertIn("cannot create segment: ingest paused", d.read_log())
+            for path in squatters:
+                os.unlink(path)
+            deadline = time.time() + 10
+            while d.counters()["tcp.events_in"] < len(tcp_lines):
+                self.assertLess(time.time(), deadline, "TCP did not resume: %r" % d.counters())
+                time.sleep(0.05)
+        self.assertEqual(d.counters()["storage.cannot_store"], 0)
+        self.assertEqual(d.client.publish(1, 2, b"".join(self.lines[4100:4200]))["accepted"], 100)
+        self.assertIn("segment created: ingest resumed", d.read_log())
+        self.assertEqual(d.counters()["storage.blocks_lost"], 0)
+        self.assertEqual(d.stop(), 0)
+        # Every event taken is in the segments exactly once.
+        ids, out = dumped_ids(self.data)
+        want = collections.Counter(json.loads(line)["id"] for line in self.lines[:4200])
+        self.assertEqual(ids, want, out.stderr)
+
     def test_another_shard_count_is_refused_with_the_reason(self):
         d = self.start(shards=2)
         d.client.publish(1, 1, self.lines[0])

@@ -6,10 +6,12 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "io/file/source.hpp"
@@ -258,20 +260,53 @@ TEST_CASE("recovery: a flipped byte inside a segment quarantines it; the daemon'
   }
 }
 
-TEST_CASE("segment log: a block that cannot be written is lost, said so, and counted; the loop goes on") {
+TEST_CASE("segment log: blocks no segment can take are held in order, input is told to wait, nothing is lost") {
+  TempDir dir;
+  const fs::path squatter = dir.path / segment_file_name(0);
+  {
+    SegmentLog log(options(dir.path), -1);  // durability sync
+    std::ofstream(squatter).put('x');       // a file in the way of the first segment
+    append_event(log, 0);
+    const std::uint64_t first = log.commit(0);
+    append_event(log, 1);
+    const std::uint64_t second = log.commit(0);
+    CHECK(log.state(first) == SegmentLog::TicketState::pending);
+    CHECK(log.state(second) == SegmentLog::TicketState::pending);
+    CHECK(log.blocked());
+    CHECK_FALSE(log.failed());
+    CHECK(log.counters().cannot_store.load() == 1);
+    CHECK(log.counters().write_errors.load() >= 1);
+    CHECK(log.counters().blocks_lost.load() == 0);
+    log.poll(50);  // within the retry interval, and the file still in the way
+    CHECK(log.blocked());
+    fs::remove(squatter);
+    for (int i = 0; i < 1000 && log.state(second) != SegmentLog::TicketState::durable; ++i) {
+      log.poll(1000 + i * 100);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    CHECK(log.state(first) == SegmentLog::TicketState::durable);
+    CHECK(log.state(second) == SegmentLog::TicketState::durable);
+    CHECK_FALSE(log.blocked());
+    CHECK(log.counters().cannot_store.load() == 0);
+    append_event(log, 2);
+    log.close();
+  }
+  const auto lines = read_all(dir.path);
+  REQUIRE(lines.size() == 3);
+  for (int i = 0; i < 3; ++i) CHECK(lines[static_cast<std::size_t>(i)] == expected_line(i));
+}
+
+TEST_CASE("segment log: blocks still held at close are lost, said so, and counted") {
   TempDir dir;
   const fs::path gone = dir.path / "gone";
   fs::create_directories(gone);
-  SegmentLog log(options(gone), -1);  // durability sync
-  fs::remove(gone);                   // its first segment can no longer be created
+  SegmentLog log(options(gone), -1);
+  fs::remove(gone);  // no segment can be created in it again
   append_event(log, 1);
   const std::uint64_t ticket = log.commit(0);
-  CHECK(ticket == 1);
+  CHECK(log.state(ticket) == SegmentLog::TicketState::pending);
+  CHECK(log.blocked());
+  log.close();
   CHECK(log.state(ticket) == SegmentLog::TicketState::lost);
   CHECK(log.counters().blocks_lost.load() == 1);
-  CHECK(log.counters().write_errors.load() >= 1);
-  CHECK_FALSE(log.failed());
-  append_event(log, 2);
-  CHECK(log.state(log.commit(0)) == SegmentLog::TicketState::lost);  // and again, without a crash
-  log.close();
 }

@@ -85,12 +85,20 @@ const QueryOp kPublishOp{
     [](QueryServer& server, Pending& p, Connection* c) {
       const engine::PublishTask& task = *static_cast<PublishPending&>(p).task;
       // A batch not taken must be applied when it is resent.
-      if (task.disk_full || task.durable_lost) server.publish_dedup().unrecord(task.producer, task.sequence);
+      if (task.disk_full || task.cannot_store || task.durable_lost) {
+        server.publish_dedup().unrecord(task.producer, task.sequence);
+      }
       if (c == nullptr) return;
       if (task.durable_lost) {
         server.reply_error(*c, p.op, p.request_id, Status::storage_failed,
                            "the shard's log could not write this batch (see the daemon's log and storage.write_errors); "
                            "it may be lost: retry");
+        return;
+      }
+      if (task.cannot_store) {
+        server.reply_error(*c, p.op, p.request_id, Status::storage_failed,
+                           "the shard's log cannot create or write a segment (storage.cannot_store; see the daemon's "
+                           "log); nothing was taken: retry later");
         return;
       }
       if (task.disk_full) {

@@ -69,6 +69,9 @@ struct LogCounters {
   std::atomic<std::uint64_t> hot_bytes{0};
   std::atomic<std::uint64_t> disk_full{0};          // gauge: 1 while above the high-water mark
   std::atomic<std::uint64_t> disk_full_events{0};   // times it crossed the high-water mark
+  // gauge: 1 while no segment can be created (blocks held, input paused)
+  // or after a failed write or fsync (input stopped until a restart)
+  std::atomic<std::uint64_t> cannot_store{0};
 
   static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept { kernels::add_relaxed(c, n); }
 };
@@ -126,9 +129,13 @@ class SegmentLog {
   // Above the high-water mark (until below the low-water mark): the caller
   // stops taking events in.
   bool disk_full() const noexcept { return disk_full_; }
+  // Whether the caller must take no more events: the disk is full, no
+  // segment can be created (blocks are held until one can), or a write or
+  // fsync failed.
+  bool blocked() const noexcept { return disk_full_ || !held_.empty() || failed_; }
   const LogCounters& counters() const noexcept { return counters_; }
-  // An fsync failed: after it nothing is known durable (Linux may drop the
-  // dirty pages of a failed fsync), so every later ticket is lost.
+  // A write or fsync failed: after it nothing is known durable (Linux may
+  // drop the dirty pages of a failed fsync), so every later ticket is lost.
   bool failed() const noexcept { return failed_; }
 
  private:
@@ -137,6 +144,9 @@ class SegmentLog {
   void write(std::string&& bytes, std::uint64_t block);
   bool open_segment(std::int64_t now_ms);
   void lose(std::uint64_t block);
+  void place(std::string&& buffer, BlockInfo info, std::uint64_t block, std::int64_t now_ms);
+  bool place_held(std::int64_t now_ms);
+  void fail(const char* what, const char* error);
   void roll(std::int64_t now_ms);
   io_uring_sqe* next_sqe();
   bool reap(bool wait);
@@ -177,6 +187,17 @@ class SegmentLog {
   };
   std::vector<Sync> syncs_;  // in flight, in order (they complete in order)
   bool open_failing_ = false;  // the last segment open failed (logged once)
+  // Sealed blocks no segment could take yet, in order; tried again every
+  // kOpenRetryMs.
+  struct Held {
+    std::string bytes;
+    BlockInfo info;
+    std::uint64_t block;
+  };
+  std::vector<Held> held_;
+  std::int64_t next_open_retry_ms_ = 0;
+  static constexpr std::int64_t kOpenRetryMs = 100;
+  static constexpr std::size_t kMaxHeld = 256;
   std::vector<std::string> spare_;  // buffers to reuse
   std::uint32_t in_flight_ = 0;
   bool failed_ = false;

@@ -14,6 +14,7 @@
 #include "config/config.hpp"
 #include "engine/shard.hpp"
 #include "engine/shard_mesh.hpp"
+#include "storage/directory_lock.hpp"
 
 namespace spate::engine {
 
@@ -97,6 +98,7 @@ class Engine {
  private:
   Config config_;
   std::uint32_t shard_count_ = 0;
+  std::unique_ptr<storage::DirectoryLock> lock_;  // one daemon per data directory: held while storage is on
   std::vector<StartedSource> sources_;  // before the shards: their sources use what these hold until they go
   std::vector<std::unique_ptr<Shard>> shards_;
   std::unique_ptr<ShardMesh> mesh_;

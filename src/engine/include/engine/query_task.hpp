@@ -54,6 +54,7 @@ struct PublishTask final : QueryTask {
   std::uint64_t rejected = 0;
   const char* durability = "none";  // the promise kept (storage::durability_name, or "none" without a log)
   bool disk_full = false;           // not taken: the disk is above its high-water mark
+  bool cannot_store = false;        // not taken: the log cannot create or write a segment
   // The publish is applied everywhere once each ring has popped this many batches.
   std::vector<std::pair<const SpscRing<RouteBatch>*, std::uint64_t>> waits;
 };

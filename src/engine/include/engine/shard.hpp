@@ -404,8 +404,9 @@ class Shard final : public io::LineSink, private Router::Host {
   void read_clocks() noexcept;
   // The watermark as STATS and the other shards see it.
   void publish_watermark(std::int64_t watermark) noexcept;
-  // The log's disk is above its high-water mark: no input is read.
-  bool disk_full() const noexcept { return log_ && log_->disk_full(); }
+  // The log takes no events (its disk is above the high-water mark, no
+  // segment can be created, or a write failed): no input is read.
+  bool cannot_store() const noexcept { return log_ && log_->blocked(); }
   // Events logged but not yet durable, by the log's ticket and when they
   // were read: receive_to_durable is measured as their tickets turn durable.
   struct Unsynced {
