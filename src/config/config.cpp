@@ -339,7 +339,7 @@ ConfigResult parse_config(std::string_view text, std::string_view source_name) {
   }
   check.known_keys(root, "the top level",
                    {"shards", "data_dir", "allowed_lateness_ms", "idle_timeout_ms", "window_retention_ms", "max_future_ms",
-                    "max_state_bytes",
+                    "max_watermark_ahead_ms", "max_state_bytes",
                     "max_line_bytes", "ring_slots", "ring_batch_rows", "publish_dedup_ttl_ms", "ring_flush_us", "query", "storage", "dedup", "source", "schema", "view", "metrics", "log",
                     "alarm"});
   check.integer(root, "shards", config.shards, 1, 1024);
@@ -348,6 +348,7 @@ ConfigResult parse_config(std::string_view text, std::string_view source_name) {
   check.integer(root, "idle_timeout_ms", config.idle_timeout_ms, 1, 3600000);
   check.integer(root, "window_retention_ms", config.window_retention_ms, 0, std::int64_t{366} * 86400000);
   check.integer(root, "max_future_ms", config.max_future_ms, 1000, std::int64_t{3660} * 86400000);
+  check.integer(root, "max_watermark_ahead_ms", config.max_watermark_ahead_ms, 0, std::int64_t{3660} * 86400000);
   check.integer(root, "max_line_bytes", config.max_line_bytes, 64, 16 << 20);
   check.integer(root, "max_state_bytes", config.max_state_bytes, 0, std::int64_t{1} << 50);
   check.integer(root, "ring_slots", config.ring_slots, 2, 65536);

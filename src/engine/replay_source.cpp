@@ -49,8 +49,21 @@ bool ReplaySource::open_next() {
 
 bool ReplaySource::poll(io::LineSink& sink, std::size_t budget) {
   if (done_) return false;
+  std::size_t handed = 0;
+  // Each block's lines go on their own, after the wall clock they were
+  // logged at: what caps the watermark replays as it stood live.
+  const auto hand = [&](std::int64_t sealed_ms) {
+    if (lines_.empty()) return;
+    const std::size_t size = lines_.size();
+    lines_.append(padding_, '\0');
+    io::SourceCounters::add(counters().bytes_in, size);
+    sink.read_at(sealed_ms);
+    sink.lines(input_, lines_.data(), size, events_);
+    handed += size;
+    lines_.clear();
+  };
   lines_.clear();
-  while (lines_.size() < budget) {
+  while (handed < budget) {
     if (!open_ && !open_next()) break;
     const storage::SegmentScan& scan = segments_[next_segment_];
     if (next_block_ == scan.blocks.size()) {
@@ -98,19 +111,14 @@ bool ReplaySource::poll(io::LineSink& sink, std::size_t budget) {
       std::uint64_t& seq = sequences_[p.input];
       seq = std::max(seq, p.value);
     }
-  }
-  if (!lines_.empty()) {
-    const std::size_t size = lines_.size();
-    lines_.append(padding_, '\0');
-    io::SourceCounters::add(counters().bytes_in, size);
-    sink.lines(input_, lines_.data(), size, events_);
+    hand(info.sealed_ms);
   }
   if (!open_ && next_segment_ >= segments_.size()) {
     done_ = true;
     may_replay_(INT64_MAX);
     if (input_open_) sink.close_input(input_);
   }
-  return !lines_.empty() || done_;
+  return handed != 0 || done_;
 }
 
 // Made by the engine, named by no [[source]]; its events are counted as its own.

@@ -125,7 +125,7 @@ void Shard::prepare() {
 std::uint32_t Shard::open_input(io::SourceKindId kind, bool connection) {
   const std::uint32_t input = time_.open_input();
   if (inputs_.size() <= input) inputs_.resize(input + 1);
-  inputs_[input] = {kind, connection};
+  inputs_[input] = {kind, connection, false};
   return input;
 }
 
@@ -173,6 +173,7 @@ void Shard::read_clocks() noexcept {
   loop_ms_ = now_us / 1000;
   wall_ms_ = io::wall_ms();
   future_limit_ms_ = wall_ms_ + config_.max_future_ms;
+  watermark_cap_ms_ = wall_ms_ + config_.max_watermark_ahead_ms;
 }
 
 io::SourceTotals Shard::source_totals(io::SourceKindId kind) const noexcept {
@@ -252,8 +253,24 @@ void Shard::admit(OneEvent& event, From from) {
   }
   // The input watermark as it stood before this event travels with its rows.
   EventRows& rows = event.rows;
-  rows.stamp = time_.stamp(from.input, ev.ts_ms);
+  const std::int64_t ts = ev.ts_ms <= watermark_cap_ms_ ? ev.ts_ms : ahead_of_clock(from, ev.ts_ms);
+  rows.stamp = time_.stamp(from.input, ts);
   route_rows(rows, ev.columns, views_.dedups());
+}
+
+// An event dated past the cap goes into its own window, but its input's
+// watermark moves only to the cap: one fast clock cannot make every other
+// event late. The first per input is logged.
+std::int64_t Shard::ahead_of_clock(From from, std::int64_t ts) {
+  ShardCounters::add(counters_.events_ahead_of_clock, 1);
+  InputInfo& input = inputs_[from.input];
+  if (!input.ahead_logged) {
+    input.ahead_logged = true;
+    io::log_warn("event dated ahead of the wall clock: its input's watermark held at the clock + max_watermark_ahead_ms",
+                 {{"shard", id_}, {"source", source_kinds()[from.source]->name}, {"input", from.input},
+                  {"event_ms", ts}, {"cap_ms", watermark_cap_ms_}});
+  }
+  return watermark_cap_ms_;
 }
 
 void Shard::EventRows::locate(std::size_t g, std::string_view key, const Engine& engine) noexcept {

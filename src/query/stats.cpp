@@ -116,6 +116,7 @@ void visit_stats(const engine::Engine& engine, const ServerCounters& server, con
       counter(std::string("errors.") + engine::reject_name(reason), n);
     }
     counter("late_events", late);
+    counter("events_ahead_of_clock", load(k.events_ahead_of_clock));
     counter("routed_out", load(k.routed_out));
     counter("routed_in", load(k.routed_in));
     counter("rows_applied", load(k.rows_applied));

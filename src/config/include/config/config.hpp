@@ -199,6 +199,10 @@ struct Config {
   // Events dated further ahead of the wall clock are refused as
   // future_timestamp: one bad clock must not close every window.
   std::int64_t max_future_ms = 3600000;
+  // An event dated further ahead of the wall clock than this goes into its
+  // window but moves its input's watermark only this far ahead: a fast
+  // clock cannot close other events' windows (events_ahead_of_clock).
+  std::int64_t max_watermark_ahead_ms = 1000;
   // Key tables and windows of every view, over all shards: at the limit a
   // new key is refused (key_limit.<view>), known keys keep aggregating.
   // 0: half of the machine's memory.

@@ -71,6 +71,7 @@ struct ShardCounters {
   std::atomic<std::uint64_t> publish_producers{0};          // gauge: producers whose last sequence is remembered
   std::atomic<std::uint64_t> publish_producers_expired{0};  // forgotten after publish_dedup_ttl_ms unseen
   std::atomic<std::uint64_t> rows_applied{0};
+  std::atomic<std::uint64_t> events_ahead_of_clock{0};  // dated past the wall clock + max_watermark_ahead_ms
   std::atomic<std::uint64_t> keys{0};
   std::atomic<std::uint64_t> windows{0};
   std::atomic<std::uint64_t> inputs_open{0};    // the shard's own inputs (connections, sockets, files, producers)
@@ -210,6 +211,7 @@ class Shard final : public io::LineSink, private Router::Host {
   void close_input(std::uint32_t input) override;
   void lines(std::uint32_t input, const char* data, std::size_t size, std::uint64_t position) override;
   void held_back(std::uint32_t input) override { time_.held_back(input); }
+  void read_at(std::int64_t wall_ms) override { watermark_cap_ms_ = wall_ms + config_.max_watermark_ahead_ms; }
 
   // Input.
   bool poll_sources();
@@ -357,6 +359,10 @@ class Shard final : public io::LineSink, private Router::Host {
   // Events stamped after this are future_timestamp: the wall clock plus
   // max_future_ms, read once per loop pass.
   std::int64_t future_limit_ms_ = 0;
+  // How far an event can move its input's watermark: the wall clock (at the
+  // pass; a replayed block's when it was logged) + max_watermark_ahead_ms.
+  std::int64_t watermark_cap_ms_ = 0;
+  std::int64_t ahead_of_clock(From from, std::int64_t ts);
 
   // Queries.
   SpscRing<QueryTask*> requests_;
@@ -372,6 +378,7 @@ class Shard final : public io::LineSink, private Router::Host {
   struct InputInfo {
     io::SourceKindId kind = 0;
     bool connection = false;
+    bool ahead_logged = false;  // an event of it was dated past the watermark's cap (logged once)
   };
   std::vector<InputInfo> inputs_;  // by input
   const io::SourceKindId publish_kind_ = source_kind_id(kPublishSource);

@@ -81,6 +81,9 @@ class LineSink {
   // The input has data but was held back (a file stripe waiting for the
   // other shards): it is not silent, so it must not go idle.
   virtual void held_back(std::uint32_t input) = 0;
+  // The lines handed next were read from their wire at this wall-clock time
+  // (ms), not now: a replay of the log says when their block was logged.
+  virtual void read_at(std::int64_t wall_ms) { (void)wall_ms; }
 };
 
 class Source {
