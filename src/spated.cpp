@@ -225,7 +225,8 @@ int main(int argc, char** argv) {
     engine_ptr->start();
     // Before the replay ends: /readyz says 503 until it has.
     if (config.metrics.enabled) {
-      metrics_ptr = std::make_unique<spate::query::MetricsServer>(*engine_ptr, server_ptr->counters(), config.metrics.listen);
+      metrics_ptr = std::make_unique<spate::query::MetricsServer>(*engine_ptr, server_ptr->counters(),
+                                                                  server_ptr->metrics_counters(), config.metrics);
     }
     server_ptr->start();  // once the segments are replayed
   } catch (const std::exception& e) {
