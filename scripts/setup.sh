@@ -8,7 +8,7 @@ packages=(
   libsimdjson-dev liburing-dev libjemalloc-dev libxxhash-dev liblz4-dev libzstd-dev
   doctest-dev libbenchmark-dev libtomlplusplus-dev libcli11-dev libfmt-dev
   clang libclang-rt-14-dev llvm
-  libpcap-dev tshark dpdk-dev libcpp-httplib-dev prometheus
+  libpcap-dev tshark dpdk-dev prometheus
 )
 
 missing=()

@@ -177,8 +177,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (metrics_addr == "off") {
-    config.metrics_enabled = false;
-  } else if (!metrics_addr.empty() && !spate::engine::parse_endpoint(metrics_addr, config.metrics_listen)) {
+    config.metrics.enabled = false;
+  } else if (!metrics_addr.empty() && !spate::engine::parse_endpoint(metrics_addr, config.metrics.listen)) {
     fmt::print(stderr, "spated: --metrics-addr '{}' is not HOST:PORT or 'off'\n", metrics_addr);
     return 2;
   }
@@ -224,8 +224,9 @@ int main(int argc, char** argv) {
     server_ptr = std::make_unique<spate::query::QueryServer>(*engine_ptr, config.query);
     engine_ptr->start();
     // Before the replay ends: /readyz says 503 until it has.
-    if (config.metrics_enabled) {
-      metrics_ptr = std::make_unique<spate::query::MetricsServer>(*engine_ptr, server_ptr->counters(), config.metrics_listen);
+    if (config.metrics.enabled) {
+      metrics_ptr = std::make_unique<spate::query::MetricsServer>(*engine_ptr, server_ptr->counters(),
+                                                                  server_ptr->metrics_counters(), config.metrics);
     }
     server_ptr->start();  // once the segments are replayed
   } catch (const std::exception& e) {
@@ -237,7 +238,7 @@ int main(int argc, char** argv) {
   std::string sources;
   for (const spate::engine::StartedSource& s : engine.sources()) sources += fmt::format(" {}={}", s.kind->name, s.where);
   const std::string query = fmt::format("{}:{}", config.query.listen.host, server.port());
-  const std::string metrics = metrics_ptr ? fmt::format("{}:{}", config.metrics_listen.host, metrics_ptr->port()) : "off";
+  const std::string metrics = metrics_ptr ? fmt::format("{}:{}", config.metrics.listen.host, metrics_ptr->port()) : "off";
   // Logged before the ready line, so that whoever waits for that line finds it.
   spate::io::log_info("started", {{"version", SPATE_VERSION}, {"shards", engine.shard_count()}, {"query", query},
                                   {"sources", std::string_view(sources).substr(sources.empty() ? 0 : 1)},

@@ -357,12 +357,18 @@ ConfigResult parse_config(std::string_view text, std::string_view source_name) {
   check.integer(root, "ring_flush_us", config.ring_flush_us, 0, 1000000);
   if (const toml::node* m = root.get("metrics")) {  // docs/metrics.md
     if (const toml::table* mt = m->as_table()) {
-      check.known_keys(*mt, "[metrics]", {"listen"});
+      check.known_keys(*mt, "[metrics]",
+                       {"listen", "max_connections", "request_timeout_ms", "idle_timeout_ms", "max_request_bytes"});
+      MetricsConfig& metrics = config.metrics;
       if (const toml::node* l = mt->get("listen"); l != nullptr && l->value<std::string>() == "off") {
-        config.metrics_enabled = false;
+        metrics.enabled = false;
       } else {
-        check.endpoint(*mt, "listen", config.metrics_listen);
+        check.endpoint(*mt, "listen", metrics.listen);
       }
+      check.integer(*mt, "max_connections", metrics.max_connections, 1, 65536);
+      check.integer(*mt, "request_timeout_ms", metrics.request_timeout_ms, 100, 600000);
+      check.integer(*mt, "idle_timeout_ms", metrics.idle_timeout_ms, 100, 3600000);
+      check.integer(*mt, "max_request_bytes", metrics.max_request_bytes, 1024, 1 << 20);
     } else {
       check.error(*m, "'metrics' must be a table");
     }

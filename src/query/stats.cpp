@@ -217,6 +217,19 @@ void visit_stats(const engine::Engine& engine, const ServerCounters& server, con
       counter("query.slow_clients_closed", load(server.slow_clients_closed));
       counter("query.accept_pauses", load(server.accept_pauses));
       counter("query.auth_failures", load(server.auth_failures));
+      if (config.metrics.enabled) {  // the metrics endpoint (docs/metrics.md, "Limits")
+        const MetricsCounters& m = server.metrics;
+        gauge("metrics.connections", load(m.connections));
+        counter("metrics.requests", load(m.requests));
+        counter("metrics.connections_refused", load(m.connections_refused));
+        counter("metrics.connections_evicted", load(m.connections_evicted));
+        counter("metrics.request_timeouts", load(m.request_timeouts));
+        counter("metrics.send_timeouts", load(m.send_timeouts));
+        counter("metrics.idle_closed", load(m.idle_closed));
+        counter("metrics.oversized_requests", load(m.oversized_requests));
+        counter("metrics.bad_requests", load(m.bad_requests));
+        counter("metrics.accept_pauses", load(m.accept_pauses));
+      }
       const auto [allocated, resident] = allocated_and_resident();  // the process's, on shard 0
       gauge("memory.allocated_bytes", allocated);
       gauge("memory.resident_bytes", resident);

@@ -1,18 +1,24 @@
 """The Prometheus endpoint: promtool accepts what it serves; counters move
 exactly as the input says (N events in, K malformed by reason); /healthz and
-/readyz answer; an address in use stops the start with the reason."""
+/readyz answer; an address in use stops the start with the reason. Slow and
+idle clients beyond max_connections do not keep probes out, and are closed
+at their deadline; every limit of [metrics] acts and is counted."""
 
+import http.client
 import os
+import select
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 import urllib.error
 import urllib.request
 
 import spate_client
+import spate_e2e
 from spate_e2e import SPATED, Daemon, E2ETest
 
 
@@ -154,6 +160,236 @@ class MetricsTest(E2ETest):
                                  capture_output=True, text=True, timeout=60)
         self.assertEqual(out.returncode, 1, out.stderr)
         self.assertIn("cannot listen for metrics on 127.0.0.1:%d" % port, out.stderr)
+
+
+def probe(port, path, method="GET", timeout=5.0):
+    """(status, headers, body, seconds) of one request on a fresh connection."""
+    start = time.monotonic()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, headers={"Connection": "close"})
+        r = conn.getresponse()
+        body = r.read()
+        return r.status, r.headers, body, time.monotonic() - start
+    finally:
+        conn.close()
+
+
+def exchange(port, data, timeout=5.0):
+    """Sends raw bytes on a fresh connection; all that comes back until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out
+            out += chunk
+
+
+def closed_by_server(sock):
+    """True once the server closed sock (end of stream or reset), reading
+    away whatever it said first (a 408); False while it is open."""
+    while True:
+        try:
+            ready = select.select([sock], [], [], 0)[0]
+            if not ready:
+                return False
+            if not sock.recv(65536):
+                return True
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+
+
+def metrics_figures(daemon):
+    """The metrics.* figures of STATS (shard 0's block)."""
+    return {k: v for k, v in daemon.counters().items() if k.startswith("metrics.")}
+
+
+class SlowClientsTest(E2ETest):
+    def tearDown(self):
+        for s in getattr(self, "sockets", []):
+            s.close()
+        if self.daemon.proc.poll() is None:
+            self.daemon.stop()
+
+    def test_probes_are_answered_while_slow_clients_beyond_max_connections_hold_connections(self):
+        timeout_ms = 4000
+        self.daemon = d = Daemon(tcp=False, udp=False, config=spate_e2e.TEST_CONFIG +
+                                 "[metrics]\nmax_connections = 64\nrequest_timeout_ms = %d\n" % timeout_ms)
+        slow = 300
+        # A third send half a request line and wait, a third trickle a
+        # header byte every 200 ms (a head that never ends), a third say
+        # nothing: each connected after the one before was established, so
+        # the server accepts them in this order.
+        self.sockets = []
+        kinds = []
+        for i in range(slow):
+            s = socket.create_connection(("127.0.0.1", d.metrics_port), timeout=5)
+            kind = ("half", "trickle", "silent")[i % 3]
+            if kind == "half":
+                s.sendall(b"GET /metr")
+            elif kind == "trickle":
+                s.sendall(b"GET /healthz HTTP/1.1\r\nX-Slow: ")
+            self.sockets.append(s)
+            kinds.append(kind)
+        opened = time.monotonic()
+        stop = threading.Event()
+
+        def trickle():
+            while not stop.wait(0.2):
+                for s, kind in zip(self.sockets, kinds):
+                    if kind == "trickle":
+                        try:
+                            s.send(b"a")
+                        except OSError:
+                            pass  # closed by the server
+        trickler = threading.Thread(target=trickle, daemon=True)
+        trickler.start()
+        try:
+            # At the limit each new client replaced the one that had waited
+            # longest: the first 236 are gone, the last 64 held.
+            held = 64
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                m = metrics_figures(d)
+                if m["metrics.connections_evicted"] == slow - held and m["metrics.connections"] == held:
+                    break
+                time.sleep(0.02)
+            self.assertEqual(m["metrics.connections_evicted"], slow - held, m)
+            self.assertEqual(m["metrics.connections"], held, m)
+            self.assertEqual(m["metrics.connections_refused"], 0, m)
+            self.assertEqual(m["metrics.request_timeouts"], 0, m)
+            # Fresh probes, repeatedly, each answered well within the
+            # request timeout. The first replaces the oldest slow client
+            # held; the others the probe before them, lingering after its
+            # answer (not counted), or a free place.
+            worst = 0.0
+            scrape_text = None
+            for _ in range(5):
+                for path in ("/healthz", "/readyz", "/metrics"):
+                    status, headers, body, seconds = probe(d.metrics_port, path)
+                    self.assertEqual(status, 200, (path, body))
+                    worst = max(worst, seconds)
+                    if path == "/metrics":
+                        self.assertEqual(headers["Content-Type"], "text/plain; version=0.0.4; charset=utf-8")
+                        scrape_text = body.decode()
+                time.sleep(0.05)
+            self.assertLess(worst, 0.5, "a probe took %.3f s" % worst)
+            self.assertLess(time.monotonic() - opened, timeout_ms / 1000 - 0.5, "probing took too long to test")
+            # Still held, before their deadline: the last 63 (the 237th went to the first probe).
+            evicted = slow - held + 1
+            for i, s in enumerate(self.sockets):
+                self.assertEqual(closed_by_server(s), i < evicted, "slow client %d (%s)" % (i, kinds[i]))
+            self.assertEqual(samples(scrape_text, "spate_metrics_connections_evicted_total"), {'shard="0"': evicted})
+            self.assertEqual(samples(scrape_text, "spate_metrics_request_timeouts_total"), {'shard="0"': 0})
+            # Past the deadline (request_timeout_ms from the accept, whatever
+            # trickled in), every slow client is closed and counted once.
+            while time.monotonic() < opened + timeout_ms / 1000 + 1.5:
+                time.sleep(0.1)
+            for i, s in enumerate(self.sockets):
+                self.assertTrue(closed_by_server(s), "slow client %d (%s) still open" % (i, kinds[i]))
+        finally:
+            stop.set()
+            trickler.join()
+        m = metrics_figures(d)
+        self.assertEqual(m["metrics.connections_evicted"], evicted, m)
+        self.assertEqual(m["metrics.request_timeouts"], slow - evicted, m)
+        self.assertEqual(m["metrics.connections"], 0, m)
+        self.assertEqual(m["metrics.connections_refused"], 0, m)
+        self.assertEqual(m["metrics.requests"], 15, m)
+        text = probe(d.metrics_port, "/metrics")[2].decode()
+        self.assertEqual(samples(text, "spate_metrics_request_timeouts_total"), {'shard="0"': slow - evicted})
+        if shutil.which("promtool") is not None:
+            check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True,
+                                   timeout=60)
+            self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+        self.assertEqual(d.stop(), 0)
+
+    def test_each_limit_acts_and_is_counted(self):
+        self.daemon = d = Daemon(tcp=False, udp=False, config=spate_e2e.TEST_CONFIG +
+                                 "[metrics]\nmax_connections = 4\nrequest_timeout_ms = 2000\nidle_timeout_ms = 600\n"
+                                 "max_request_bytes = 1024\n")
+        port = d.metrics_port
+        # A head of max_request_bytes (its empty line included) is read; one more byte is 431.
+        line = b"GET /healthz HTTP/1.1\r\nConnection: close\r\nX-Pad: "
+        fit = line + b"p" * (1024 - len(line) - 4) + b"\r\n\r\n"
+        self.assertEqual(len(fit), 1024)
+        self.assertTrue(exchange(port, fit).startswith(b"HTTP/1.1 200 OK\r\n"))
+        over = exchange(port, line + b"p" * (1025 - len(line) - 4) + b"\r\n\r\n")
+        self.assertTrue(over.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n"), over)
+        over = exchange(port, b"GET /metrics HTTP/1.1\r\nX-Big: " + b"b" * 100000)  # never ends: still 431
+        self.assertTrue(over.startswith(b"HTTP/1.1 431 "), over[:100])
+        # Malformed heads are 400; other methods 405; other paths 404.
+        for bad in (b"garbage\r\n\r\n", b"GET /healthz HTTP/2.0\r\n\r\n", b"GET /healthz HTTP/1.1\r\nNo colon\r\n\r\n",
+                    b"GET /healthz HTTP/1.1\r\n folded: x\r\n\r\n", b"GET  /healthz HTTP/1.1\r\n\r\n"):
+            out = exchange(port, bad)
+            self.assertTrue(out.startswith(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n"), (bad, out))
+        out = exchange(port, b"POST /metrics HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi")
+        self.assertTrue(out.startswith(b"HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nConnection: close\r\n"), out)
+        self.assertEqual(exchange(port, b"GET /nothing HTTP/1.1\r\nConnection: close\r\n\r\n"),
+                         b"HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+        self.assertEqual(exchange(port, b"HEAD /healthz HTTP/1.1\r\nConnection: close\r\n\r\n"),
+                         b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\nContent-Type: text/plain\r\n\r\n")
+        self.assertEqual(exchange(port, b"GET /healthz HTTP/1.0\r\n\r\n"),
+                         b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\nContent-Type: text/plain\r\n\r\nok\n")
+        # Kept alive: pipelined requests answered in order, then closed
+        # after idle_timeout_ms without a request.
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+            want = (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Type: text/plain\r\nKeep-Alive: timeout=0\r\n\r\nok\n"
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nContent-Type: text/plain\r\nKeep-Alive: timeout=0\r\n\r\nready\n")
+            got = b""
+            while len(got) < len(want):
+                got += s.recv(65536)
+            self.assertEqual(got, want)
+            answered = time.monotonic()
+            self.assertEqual(s.recv(65536), b"")  # the server closes it
+            self.assertGreater(time.monotonic() - answered, 0.5)
+        m = metrics_figures(d)
+        self.assertEqual(m["metrics.oversized_requests"], 2, m)
+        self.assertEqual(m["metrics.bad_requests"], 5, m)
+        self.assertEqual(m["metrics.idle_closed"], 1, m)
+        self.assertEqual(m["metrics.request_timeouts"], 0, m)
+        # Clients that ask for scrapes and do not read them: their answers
+        # fill the sockets, and a connection being answered is not replaced.
+        # With all four such, a new connection is closed at once.
+        self.sockets = []
+        for _ in range(4):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", port))
+            s.sendall(b"GET /metrics HTTP/1.1\r\n\r\n" * 300)
+            self.sockets.append(s)
+        last, since = None, time.time()
+        while time.time() - since < 0.2:  # until the server stops answering them: all four stuck
+            n = metrics_figures(d)["metrics.requests"]
+            if n != last:
+                last, since = n, time.time()
+            time.sleep(0.02)
+        self.assertEqual(metrics_figures(d)["metrics.connections"], 4)
+        with self.assertRaises((ConnectionError, http.client.RemoteDisconnected)):
+            probe(port, "/healthz", timeout=2)
+        m = metrics_figures(d)
+        self.assertEqual(m["metrics.connections_refused"], 1, m)
+        self.assertEqual(m["metrics.send_timeouts"], 0, m)
+        # request_timeout_ms after their answers began, they are closed, and probes are answered again.
+        deadline = time.time() + 5
+        while metrics_figures(d)["metrics.send_timeouts"] < 4 and time.time() < deadline:
+            time.sleep(0.05)
+        m = metrics_figures(d)
+        self.assertEqual(m["metrics.send_timeouts"], 4, m)
+        self.assertEqual(probe(port, "/healthz")[0], 200)
+        self.assertEqual(m["metrics.connections_evicted"], 0, m)
+        self.assertEqual(m["metrics.request_timeouts"], 0, m)
+        self.assertEqual(d.stop(), 0)
+
+    def test_off_serves_nothing_and_counts_nothing(self):
+        self.daemon = d = Daemon(tcp=False, udp=False, metrics=False)
+        with self.assertRaises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", d.metrics_port), timeout=5).close()
+        self.assertEqual(metrics_figures(d), {})
+        self.assertEqual(d.stop(), 0)
 
 
 if __name__ == "__main__":

@@ -38,8 +38,8 @@ class Daemon:
     """spated on free ports; stop() sends SIGTERM and returns the exit code."""
 
     def __init__(self, shards=2, config=TEST_CONFIG, extra_args=(), tcp=True, udp=True, idle_first=True,
-                 max_descriptors=None, auth_token=None, data_dir=None):
-        """tcp/udp: open those sources on free ports (else off); idle_first:
+                 max_descriptors=None, auth_token=None, data_dir=None, metrics=True):
+        """tcp/udp/metrics: open those sources and the metrics endpoint on free ports (else off); idle_first:
         return once every shard is idle, so that lateness is exact;
         max_descriptors: spated's RLIMIT_NOFILE (soft and hard); data_dir:
         the data directory, kept after stop (default: one removed with the rest)."""
@@ -64,7 +64,7 @@ class Daemon:
              "--udp-addr", "127.0.0.1:%d" % self.udp_port if udp else "off",
              # A port of its own too: a port 0 here could be handed the query
              # port reserved above, which spated binds only after the replay.
-             "--metrics-addr", "127.0.0.1:%d" % self.metrics_port, *extra_args],
+             "--metrics-addr", "127.0.0.1:%d" % self.metrics_port if metrics else "off", *extra_args],
             stdout=subprocess.PIPE, stderr=self.log, text=True,
             preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (max_descriptors, max_descriptors)))
             if max_descriptors else None)

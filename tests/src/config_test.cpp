@@ -277,16 +277,51 @@ TEST_CASE("config: the [dedup] table is read and checked") {
 }
 
 TEST_CASE("config: [metrics] listen is an address or off, on loopback by default") {
-  CHECK(default_config().metrics_enabled);
-  CHECK(default_config().metrics_listen.to_string() == "127.0.0.1:9464");
+  CHECK(default_config().metrics.enabled);
+  CHECK(default_config().metrics.listen.to_string() == "127.0.0.1:9464");
   auto r = parse_config("[metrics]\nlisten = \"127.0.0.1:9100\"\n", "m.toml");
   REQUIRE(r.ok());
-  CHECK(r.config.metrics_listen.port == 9100);
+  CHECK(r.config.metrics.listen.port == 9100);
   r = parse_config("[metrics]\nlisten = \"off\"\n", "m.toml");
   REQUIRE(r.ok());
-  CHECK_FALSE(r.config.metrics_enabled);
+  CHECK_FALSE(r.config.metrics.enabled);
   r = parse_config("[metrics]\nlisten = \"nowhere\"\nport = 1\n", "m.toml");
   CHECK(r.errors.size() == 2);
+}
+
+TEST_CASE("config: [metrics] limits have defaults, are read, and a value out of range names its line") {
+  const auto d = default_config().metrics;
+  CHECK(d.max_connections == 64);
+  CHECK(d.request_timeout_ms == 5000);
+  CHECK(d.idle_timeout_ms == 30000);
+  CHECK(d.max_request_bytes == 8192);
+  auto r = parse_config("[metrics]\nmax_connections = 8\nrequest_timeout_ms = 250\nidle_timeout_ms = 1000\n"
+                        "max_request_bytes = 1024\n", "m.toml");
+  REQUIRE(r.ok());
+  CHECK(r.config.metrics.max_connections == 8);
+  CHECK(r.config.metrics.request_timeout_ms == 250);
+  CHECK(r.config.metrics.idle_timeout_ms == 1000);
+  CHECK(r.config.metrics.max_request_bytes == 1024);
+  r = parse_config("[metrics]\nlisten = \"127.0.0.1:9100\"\nmax_connections = 0\nrequest_timeout_ms = 99\n"
+                   "idle_timeout_ms = 3600001\nmax_request_bytes = 1023\n", "m.toml");
+  REQUIRE(r.errors.size() == 4);
+  CHECK(r.errors[0].line == 3);
+  CHECK(r.errors[0].message == "'max_connections' = 0 is out of range [1, 65536]");
+  CHECK(r.errors[1].line == 4);
+  CHECK(r.errors[1].message == "'request_timeout_ms' = 99 is out of range [100, 600000]");
+  CHECK(r.errors[2].line == 5);
+  CHECK(r.errors[2].message == "'idle_timeout_ms' = 3600001 is out of range [100, 3600000]");
+  CHECK(r.errors[3].line == 6);
+  CHECK(r.errors[3].message == "'max_request_bytes' = 1023 is out of range [1024, 1048576]");
+  // Refused values leave the defaults.
+  CHECK(r.config.metrics.max_connections == 64);
+  CHECK(r.config.metrics.max_request_bytes == 8192);
+  r = parse_config("[metrics]\nmax_connections = 65537\nmax_request_bytes = \"8k\"\n", "m.toml");
+  REQUIRE(r.errors.size() == 2);
+  CHECK(r.errors[0].line == 2);
+  CHECK(r.errors[0].message == "'max_connections' = 65537 is out of range [1, 65536]");
+  CHECK(r.errors[1].line == 3);
+  CHECK(r.errors[1].message == "'max_request_bytes' must be an integer");
 }
 
 TEST_CASE("config: [log] sets the format and level, logfmt and info by default, and bad values name their line") {

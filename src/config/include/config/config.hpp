@@ -36,6 +36,17 @@ struct QueryConfig {
   std::string auth_token_file;                 // HELLO must carry its token; required off loopback
 };
 
+// The Prometheus endpoint (/metrics, /healthz, /readyz): docs/metrics.md.
+// Its limits keep a slow or idle client from holding it: metrics.* in STATS.
+struct MetricsConfig {
+  bool enabled = true;                     // listen = "off": false
+  Endpoint listen{"127.0.0.1", 9464};
+  std::uint32_t max_connections = 64;      // at it, a new one replaces the oldest waiting for a request, or is closed
+  std::int64_t request_timeout_ms = 5000;  // a request head is due this long after it began; an answer, once ready
+  std::int64_t idle_timeout_ms = 30000;    // a kept-alive connection with no request begun is closed after this long
+  std::uint32_t max_request_bytes = 8192;  // a longer request head is answered 431
+};
+
 // The daemon's log lines on stderr (docs/operations.md, "Logs").
 struct LogConfig {
   io::LogFormat format = io::LogFormat::logfmt;
@@ -181,9 +192,7 @@ struct Config {
   std::uint32_t shards = 0;  // 0: one per CPU of the process's affinity mask
   std::string data_dir = "./spate-data";
   QueryConfig query;
-  // The Prometheus endpoint (/metrics, /healthz, /readyz): docs/metrics.md.
-  bool metrics_enabled = true;
-  Endpoint metrics_listen{"127.0.0.1", 9464};
+  MetricsConfig metrics;
   LogConfig log;
   StorageConfig storage;
   DedupConfig dedup;

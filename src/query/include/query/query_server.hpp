@@ -17,6 +17,7 @@
 #include "engine/engine.hpp"
 #include "protocol/protocol.hpp"
 #include "query/alarms.hpp"
+#include "query/metrics_server.hpp"
 #include "query/publish_dedup.hpp"
 
 namespace spate::query {
@@ -36,6 +37,7 @@ struct ServerCounters {
   std::atomic<std::uint64_t> accept_pauses{0};
   std::atomic<std::uint64_t> auth_failures{0};
   AlarmBoard alarms;  // the data-quality alarms' state (alarms.hpp)
+  MetricsCounters metrics;  // the metrics endpoint's, written by its thread (metrics_server.hpp)
 };
 
 // Whether `host` is a loopback address (127.0.0.0/8, ::1, localhost).
@@ -56,6 +58,9 @@ class QueryServer {
   // New alarm definitions (SIGHUP), taken up by the server's thread; any thread.
   void reload_alarms(std::vector<engine::AlarmConfig> alarms);
   const ServerCounters& counters() const noexcept { return counters_; }
+  // The metrics endpoint's counters, kept here so that STATS can read them
+  // for as long as the server answers (MetricsServer writes them).
+  MetricsCounters& metrics_counters() noexcept { return counters_.metrics; }
 
   // For the query operations (query_op.hpp). A connection, and a request
   // that waits for its shards' answers:
