@@ -11,12 +11,14 @@
 #include <cstring>
 #include <fstream>
 #include <initializer_list>
+#include <optional>
 #include <sstream>
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
 #include "config_checker.hpp"
+#include "kernels/rfc3339.hpp"
 
 namespace spate::engine {
 
@@ -82,7 +84,20 @@ bool check_field_name(Checker& check, const toml::node& where, std::string_view 
 }
 
 void parse_schema(const toml::table& t, Checker& check, Config& config) {
-  check.known_keys(t, "[schema]", {"id", "timestamp", "fields"});
+  check.known_keys(t, "[schema]", {"id", "timestamp", "timestamp_unit", "fields"});
+  if (const toml::node* unit = t.get("timestamp_unit")) {
+    const auto* text = unit->as_string();
+    static constexpr std::pair<std::string_view, Config::TsUnit> kUnits[] = {
+        {"s", Config::TsUnit::s}, {"ms", Config::TsUnit::ms}, {"us", Config::TsUnit::us}, {"ns", Config::TsUnit::ns}};
+    bool known = false;
+    for (const auto& [name, value] : kUnits) {
+      if (text != nullptr && text->get() == name) {
+        config.ts_unit = value;
+        known = true;
+      }
+    }
+    if (!known) check.error(*unit, "schema.timestamp_unit must be \"s\", \"ms\", \"us\" or \"ns\"");
+  }
   if (check.string(t, "id", config.id_field) && !config.id_field.empty()) {
     check_field_name(check, *t.get("id"), "schema.id", config.id_field);
   }
@@ -339,7 +354,7 @@ ConfigResult parse_config(std::string_view text, std::string_view source_name) {
   }
   check.known_keys(root, "the top level",
                    {"shards", "data_dir", "allowed_lateness_ms", "idle_timeout_ms", "window_retention_ms", "max_future_ms",
-                    "max_watermark_ahead_ms", "max_state_bytes",
+                    "max_watermark_ahead_ms", "min_timestamp", "max_state_bytes",
                     "max_line_bytes", "ring_slots", "ring_batch_rows", "publish_dedup_ttl_ms", "ring_flush_us", "query", "storage", "dedup", "source", "schema", "view", "metrics", "log",
                     "alarm"});
   check.integer(root, "shards", config.shards, 1, 1024);
@@ -349,6 +364,16 @@ ConfigResult parse_config(std::string_view text, std::string_view source_name) {
   check.integer(root, "window_retention_ms", config.window_retention_ms, 0, std::int64_t{366} * 86400000);
   check.integer(root, "max_future_ms", config.max_future_ms, 1000, std::int64_t{3660} * 86400000);
   check.integer(root, "max_watermark_ahead_ms", config.max_watermark_ahead_ms, 0, std::int64_t{3660} * 86400000);
+  if (const toml::node* floor = root.get("min_timestamp")) {  // epoch ms or RFC 3339
+    std::optional<std::int64_t> ms;
+    if (const auto* i = floor->as_integer()) ms = i->get();
+    if (const auto* text = floor->as_string()) ms = kernels::parse_rfc3339_ms(text->get());
+    if (ms && *ms >= kernels::kRfc3339MinMs && *ms <= kernels::kRfc3339MaxMs) {
+      config.min_timestamp_ms = *ms;
+    } else {
+      check.error(*floor, "min_timestamp must be epoch milliseconds or an RFC 3339 time (\"2000-01-01T00:00:00Z\") within years 0000-9999");
+    }
+  }
   check.integer(root, "max_line_bytes", config.max_line_bytes, 64, 16 << 20);
   check.integer(root, "max_state_bytes", config.max_state_bytes, 0, std::int64_t{1} << 50);
   check.integer(root, "ring_slots", config.ring_slots, 2, 65536);

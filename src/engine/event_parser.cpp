@@ -27,6 +27,7 @@ const char* reject_name(Reject reason) noexcept {
     case Reject::oversized_line: return "oversized_line";
     case Reject::key_too_long: return "key_too_long";
     case Reject::future_timestamp: return "future_timestamp";
+    case Reject::before_min_timestamp: return "before_min_timestamp";
   }
   return "unknown";
 }
@@ -37,6 +38,8 @@ EventParser::EventParser(const Config& config) {
   // UBSan's vptr check flags (its type info is not ours), and it would
   // allocate on the hot path besides.
   if (parser_.allocate(config.max_line_bytes + simdjson::SIMDJSON_PADDING) != simdjson::SUCCESS) throw std::bad_alloc();
+  ts_unit_ = config.ts_unit;
+  ts_scale_ = ts_unit_ == Config::TsUnit::s ? 1000.0 : ts_unit_ == Config::TsUnit::us ? 1e-3 : ts_unit_ == Config::TsUnit::ns ? 1e-6 : 1.0;
   if (!config.id_field.empty()) wanted_.push_back({config.id_field, Role::id, 0, true});
   wanted_.push_back({config.ts_field, Role::ts, 0, false});
   for (const auto& f : config.fields) {
@@ -148,6 +151,19 @@ bool EventParser::member_is_json(const char* value) const noexcept {
   return check_value(value) == Reject::none;
 }
 
+// An integer timestamp in the schema's unit, in milliseconds (floored);
+// INT64_MIN, which no range holds, for one past what milliseconds can say.
+std::int64_t EventParser::to_ms(std::int64_t v) const noexcept {
+  const auto floor_div = [](std::int64_t a, std::int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); };
+  switch (ts_unit_) {
+    case Config::TsUnit::s: return v < INT64_MIN / 1000 || v > INT64_MAX / 1000 ? INT64_MIN : v * 1000;
+    case Config::TsUnit::ms: return v;
+    case Config::TsUnit::us: return floor_div(v, 1000);
+    case Config::TsUnit::ns: return floor_div(v, 1000000);
+  }
+  return v;
+}
+
 // Inlined into parse(): passing the value object to an out-of-line function
 // cost a store-forwarding stall per field, half of parse()'s time in a profile.
 // Typed fields try their getter first and look at the type only when it
@@ -164,6 +180,7 @@ bool EventParser::member_is_json(const char* value) const noexcept {
       // Times RFC 3339 cannot write are refused, whichever way they come.
       std::int64_t ms;
       if (value.get_int64().get(ms) == simdjson::SUCCESS) {
+        if (ts_unit_ != Config::TsUnit::ms) [[unlikely]] ms = to_ms(ms);
         if (ms < kernels::kRfc3339MinMs || ms > kernels::kRfc3339MaxMs) return Reject::bad_timestamp;
         out.ts_ms = ms;
         return Reject::none;
@@ -175,6 +192,7 @@ bool EventParser::member_is_json(const char* value) const noexcept {
         double d;
         if (value.get_double().get(d) != simdjson::SUCCESS) return Reject::malformed_json;
         if (token.size() > 19) d = exact_double(token, d);
+        d *= ts_scale_;
         if (!(d >= static_cast<double>(kernels::kRfc3339MinMs) && d < static_cast<double>(kernels::kRfc3339MaxMs) + 1)) {
           return Reject::bad_timestamp;
         }

@@ -226,6 +226,10 @@ bool Shard::parse_line(const char* line, std::size_t len, const char* buffer_end
     reject(source, Reject::future_timestamp, line, len);
     return false;
   }
+  if (ev.ts_ms < config_.min_timestamp_ms) [[unlikely]] {  // a unit mistaken, most likely
+    reject(source, Reject::before_min_timestamp, line, len);
+    return false;
+  }
   out.line = line;
   out.len = len;
   EventRows& rows = out.rows;

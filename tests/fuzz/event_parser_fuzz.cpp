@@ -211,7 +211,8 @@ std::optional<std::int64_t> timestamp(const Member& m) {
 // Checks one line's result against what the schema makes of the JSON.
 void check(std::size_t index, const Schema& schema, std::string_view line, Reject got, const ParsedEvent& ev) {
   // Lengths and the wall clock are judged outside the parser.
-  if (static_cast<std::size_t>(got) >= kRejectReasons || got == Reject::oversized_line || got == Reject::future_timestamp) {
+  if (static_cast<std::size_t>(got) >= kRejectReasons || got == Reject::oversized_line || got == Reject::future_timestamp ||
+      got == Reject::before_min_timestamp) {
     fail(line, index, "a reason parse() never gives", got);
   }
   const JsonDoc doc = JsonReader(line).read();

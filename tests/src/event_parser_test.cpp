@@ -359,3 +359,36 @@ aggregates = ["sum(bytes)", "avg(ok)"]
   CHECK(parse(p, line("1", "tru"), ev) == Reject::malformed_json);
   CHECK(parse(p, line("1", "true", "-"), ev) == Reject::malformed_json);
 }
+
+TEST_CASE("event parser: numeric timestamps in the schema's unit, floored to milliseconds; strings as they say") {
+  const auto parsed_ts = [](std::string_view unit, std::string_view ts) {
+    const auto r = parse_config(fmt::format("[schema]\ntimestamp_unit = \"{}\"\n", unit), "unit.toml");
+    REQUIRE(r.ok());
+    EventParser p(r.config);
+    ParsedEvent ev;
+    const Reject why =
+        parse(p, fmt::format(R"({{"id":"e","ts":{},"user":"u","type":"t","amount":1}})", ts), ev);
+    return why == Reject::none ? ev.ts_ms : -static_cast<std::int64_t>(why) - 1000000;
+  };
+  const std::int64_t bad = -static_cast<std::int64_t>(Reject::bad_timestamp) - 1000000;
+  CHECK(parsed_ts("s", "1764000000") == 1764000000000);
+  CHECK(parsed_ts("s", "1764000000.25") == 1764000000250);
+  CHECK(parsed_ts("s", "-1") == -1000);
+  CHECK(parsed_ts("s", "1764000000000") == bad);  // milliseconds read as seconds: past year 9999
+  CHECK(parsed_ts("s", "9223372036854775807") == bad);
+  CHECK(parsed_ts("ms", "1764000000123") == 1764000000123);
+  CHECK(parsed_ts("us", "1764000000123999") == 1764000000123);
+  CHECK(parsed_ts("us", "-1") == -1);  // floored, before 1970 too
+  CHECK(parsed_ts("ns", "1764000000123999999") == 1764000000123);
+  CHECK(parsed_ts("ns", "-1000001") == -2);
+  CHECK(parsed_ts("us", "1764000000123999.5") == 1764000000123);
+  CHECK(parsed_ts("s", "\"2025-11-24T16:00:00.5Z\"") == 1764000000500);  // a string is what it says
+  const auto wrong = parse_config("[schema]\ntimestamp_unit = \"sec\"\n", "unit.toml");
+  REQUIRE(wrong.errors.size() == 1);
+  CHECK(wrong.errors[0].line == 2);
+  const auto floor = parse_config("min_timestamp = \"yesterday\"\n", "floor.toml");
+  REQUIRE(floor.errors.size() == 1);
+  CHECK(floor.errors[0].message.find("min_timestamp must be") != std::string::npos);
+  CHECK(parse_config("min_timestamp = \"2000-01-01T00:00:00Z\"\n", "floor.toml").config.min_timestamp_ms == 946684800000);
+  CHECK(parse_config("min_timestamp = 946684800000\n", "floor.toml").config.min_timestamp_ms == 946684800000);
+}

@@ -199,6 +199,15 @@ struct Config {
   std::vector<SourceConfig> sources;
   std::string id_field = "id";
   std::string ts_field = "ts";
+  // What a numeric timestamp counts since 1970: 1000 per second for "s",
+  // 1 for "ms", 1/1000 for "us", 1/1000000 for "ns". RFC 3339 strings are
+  // read as they say, whatever the unit.
+  enum class TsUnit : std::uint8_t { s, ms, us, ns };
+  TsUnit ts_unit = TsUnit::ms;
+  // Events dated before this are refused as before_min_timestamp (INT64_MIN:
+  // no floor): epoch seconds sent as milliseconds land in 1970, where they
+  // would only count as late.
+  std::int64_t min_timestamp_ms = INT64_MIN;
   std::vector<FieldConfig> fields;
   std::vector<ViewConfig> views;
   std::vector<AlarmConfig> alarms;

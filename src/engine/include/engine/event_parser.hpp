@@ -26,8 +26,9 @@ enum class Reject : std::uint8_t {
   oversized_line,
   key_too_long,
   future_timestamp,  // further ahead of the wall clock than max_future_ms (judged by the shard)
+  before_min_timestamp,  // dated before min_timestamp (judged by the shard)
 };
-inline constexpr std::size_t kRejectReasons = 8;
+inline constexpr std::size_t kRejectReasons = 9;
 const char* reject_name(Reject reason) noexcept;
 
 // Input buffers must have this many readable bytes past the data they hold.
@@ -111,6 +112,9 @@ class EventParser {
   std::uint64_t absent_ = 0;
   const char* line_end_ = nullptr;  // of the line being parsed
   std::uint64_t capture_mask_ = 0;  // by wanted field
+  Config::TsUnit ts_unit_ = Config::TsUnit::ms;  // of numeric timestamps
+  double ts_scale_ = 1;                          // milliseconds per unit
+  std::int64_t to_ms(std::int64_t v) const noexcept;
 };
 
 }  // namespace spate::engine
