@@ -22,6 +22,7 @@
 
 #include "client/client.hpp"
 #include "kernels/json_escape.hpp"
+#include "kernels/number_text.hpp"
 
 namespace {
 
@@ -87,14 +88,18 @@ std::string json_string(std::string_view s) {
   return out + '"';
 }
 
-// Aggregate values: integers exactly (count), others in their shortest exact form.
+// Aggregate values: integers exactly (count, sums of integer fields); doubles
+// in JSON in their shortest exact form, in tables to 15 significant digits
+// (0.1, not the 0.09999999999999999 a sum may hold). Infinities and NaN are
+// null in JSON.
 std::string number_text(const Aggregate& a, bool json) {
   if (a.integer) return fmt::format("{}", a.exact);
   const double v = a.value;
-  if (!std::isfinite(v)) return json ? "null" : fmt::format("{}", v);
-  std::string text = fmt::format("{}", v);
+  if (!std::isfinite(v) && json) return "null";
+  char buf[spate::kernels::kNumberTextBytes];
+  std::string text(buf, json ? spate::kernels::format_double_exact(v, buf) : spate::kernels::format_double_readable(v, buf));
   // Keep floating-point aggregates recognisable as such: 10.0, not 10.
-  if (text.find_first_of(".e") == std::string::npos) text += ".0";
+  if (std::isfinite(v) && text.find_first_of(".e") == std::string::npos) text += ".0";
   return text;
 }
 
@@ -149,6 +154,15 @@ std::uint64_t combine(std::string_view name, std::uint64_t total, std::uint64_t 
 std::string bound_text(std::uint64_t us) { return us == UINT64_MAX ? "inf" : fmt::format("{}", us); }
 std::string bound_json(std::uint64_t us) { return us == UINT64_MAX ? "null" : fmt::format("{}", us); }
 
+// A histogram's q-quantile in a table: "-" when it holds no value (there is
+// no quantile, and 0 would read as a measured 0 us), "inf" in the last bucket.
+std::string quantile_text(const StatsHistogram& h, double q) {
+  return h.count() == 0 ? "-" : bound_text(h.quantile(q));
+}
+std::string quantile_json(const StatsHistogram& h, double q) {
+  return h.count() == 0 ? "null" : bound_json(h.quantile(q));
+}
+
 // Each histogram merged over shards, in the server's order.
 std::vector<StatsHistogram> merge_histograms(const std::vector<ShardStats>& shards) {
   std::vector<StatsHistogram> merged;
@@ -199,8 +213,8 @@ void print_stats(Client& client, bool json) {
   const std::vector<StatsHistogram> merged = merge_histograms(shards);
   const auto histogram_json = [](const StatsHistogram& h) {
     std::string out = fmt::format("{{\"count\":{},\"sum\":{},\"p50\":{},\"p99\":{},\"p999\":{},\"max\":{},\"buckets\":[",
-                                  h.count(), h.sum, bound_json(h.quantile(0.5)), bound_json(h.quantile(0.99)),
-                                  bound_json(h.quantile(0.999)), bound_json(h.quantile(1)));
+                                  h.count(), h.sum, quantile_json(h, 0.5), quantile_json(h, 0.99),
+                                  quantile_json(h, 0.999), quantile_json(h, 1));
     for (std::size_t b = 0; b < h.buckets.size(); ++b) {
       out += fmt::format("{}[{},{}]", b > 0 ? "," : "", bound_json(h.buckets[b].first), h.buckets[b].second);
     }
@@ -258,8 +272,8 @@ void print_stats(Client& client, bool json) {
   fmt::print("\n");
   Table latency({"histogram (us, all shards)", "count", "p50", "p99", "p99.9", "max"});
   for (const auto& h : merged) {
-    latency.add({h.name, fmt::format("{}", h.count()), bound_text(h.quantile(0.5)), bound_text(h.quantile(0.99)),
-                 bound_text(h.quantile(0.999)), bound_text(h.quantile(1))});
+    latency.add({h.name, fmt::format("{}", h.count()), quantile_text(h, 0.5), quantile_text(h, 0.99),
+                 quantile_text(h, 0.999), quantile_text(h, 1)});
   }
   latency.print(1);
 }
@@ -372,9 +386,12 @@ void watch(Client& client, int interval_ms, std::uint64_t count) {
     const std::vector<StatsHistogram> before = merge_histograms(last);
     for (const auto& h : merge_histograms(now)) {
       const StatsHistogram d = recorded_since(h, before);
-      out += fmt::format("{:<30} p50 {:>10} us  p99 {:>10} us  p99.9 {:>10} us  max {:>10} us  ({} samples)\n",
-                         h.name, bound_text(d.quantile(0.5)), bound_text(d.quantile(0.99)),
-                         bound_text(d.quantile(0.999)), bound_text(d.quantile(1)), d.count());
+      const auto us = [&](double q) {
+        std::string t = quantile_text(d, q);
+        return t == "-" || t == "inf" ? t : t + " us";
+      };
+      out += fmt::format("{:<30} p50 {:>13}  p99 {:>13}  p99.9 {:>13}  max {:>13}  ({} samples)\n", h.name, us(0.5),
+                         us(0.99), us(0.999), us(1), d.count());
     }
     std::string alarms;
     for (const auto& [name, what] : kAlarms) {

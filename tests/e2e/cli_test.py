@@ -133,6 +133,35 @@ class CliTest(unittest.TestCase):
         r = self.run_cmd(SPATE_QUERY, "--addr", "127.0.0.1:1", "ping")
         self.assertEqual(r.returncode, 3)
 
+    def test_spate_query_tables_print_a_sums_drift_as_the_decimal_and_json_exactly(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "in.ndjson")
+            with open(path, "w") as f:
+                f.write(event(0, "d1", "0.1") + "\n" + event(1, "d1", "0.2") + "\n")
+            d = Daemon(extra_args=("--ingest", path))
+            try:
+                d.wait_applied(2)
+                addr = "127.0.0.1:%d" % d.query_port
+                r = self.run_cmd(SPATE_QUERY, "--addr", addr, "--json", "view", "per_user_1m", "d1")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertIn('"sum(amount)":0.30000000000000004', r.stdout)
+                row = json.loads(r.stdout)[0]
+                self.assertEqual(row["sum(amount)"], 0.1 + 0.2)
+                self.assertEqual(row["avg(amount)"], (0.1 + 0.2) / 2)
+                self.assertEqual(row["count"], 2)
+                r = self.run_cmd(SPATE_QUERY, "--addr", addr, "view", "per_user_1m", "d1")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                lines = r.stdout.splitlines()
+                self.assertEqual(len(lines), 2, r.stdout)
+                cells = dict(zip(lines[0].split(), lines[1].split()))
+                self.assertEqual(cells["count"], "2")
+                self.assertEqual(cells["sum(amount)"], "0.3")
+                self.assertEqual(cells["avg(amount)"], "0.15")
+                self.assertEqual(cells["min(amount)"], "0.1")
+                self.assertEqual(cells["max(amount)"], "0.2")
+            finally:
+                self.assertEqual(d.stop(), 0)
+
     def test_stdin_ingest_in_batch_mode_applies_every_line_and_exits(self):
         lines = "".join(event(i, "p%d" % (i % 10)) + "\n" for i in range(20000)) + "{broken\n" + event(20000)
         with tempfile.TemporaryDirectory() as tmp:
@@ -164,6 +193,11 @@ class CliTest(unittest.TestCase):
                 self.assertEqual(r.stdout.count("latency.%s_us" % latency), 2)
             self.assertEqual(len([l for l in r.stdout.splitlines() if l.strip().startswith(("0 ", "1 "))]), 4)
             self.assertIn("no alarm", r.stdout)  # nothing grew while it watched
+            # A latency with no sample in the interval has no percentile: "-", not "0 us".
+            quiet = [l for l in r.stdout.splitlines() if l.startswith("latency.") and l.endswith("(0 samples)")]
+            self.assertTrue(quiet, r.stdout)
+            for line in quiet:
+                self.assertEqual(line.split()[1:9], ["p50", "-", "p99", "-", "p99.9", "-", "max", "-"], line)
         finally:
             self.assertEqual(d.stop(), 0)
 
