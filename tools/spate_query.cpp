@@ -6,6 +6,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -23,6 +24,7 @@
 #include "client/client.hpp"
 #include "kernels/json_escape.hpp"
 #include "kernels/number_text.hpp"
+#include "kernels/rfc3339.hpp"
 
 namespace {
 
@@ -80,6 +82,21 @@ Address parse_address(const std::string& text) {
     a.port = static_cast<std::uint16_t>(v);
   }
   return a;
+}
+
+// A time option: milliseconds since the epoch ("1764000000000", "-5") or an
+// RFC 3339 timestamp ("2025-11-24T16:00:00Z", "2025-11-24T17:00:00.250+01:00").
+std::int64_t parse_time_ms(const std::string& option, const std::string& text) {
+  std::int64_t ms = 0;
+  const char* end = text.data() + text.size();
+  const auto r = std::from_chars(text.data(), end, ms);
+  if (!text.empty() && r.ec == std::errc{} && r.ptr == end) return ms;
+  if (r.ec == std::errc::result_out_of_range && r.ptr == end) {
+    throw UsageError{option + ": " + text + " is out of range for milliseconds since the epoch"};
+  }
+  if (const auto parsed = spate::kernels::parse_rfc3339_ms(text)) return *parsed;
+  throw UsageError{option + ": '" + text +
+                   "' is neither milliseconds since the epoch nor an RFC 3339 time (2025-11-24T16:00:00Z)"};
 }
 
 std::string json_string(std::string_view s) {
@@ -459,29 +476,39 @@ int main(int argc, char** argv) {
 
   std::string view_name;
   std::string key;
-  std::int64_t from_ms = INT64_MIN;
-  std::int64_t to_ms = INT64_MAX;
+  std::string from_text;
+  std::string to_text;
   auto* view_cmd = app.add_subcommand("view", "the windows of one key of a view");
   view_cmd->add_option("VIEW", view_name, "view name")->required();
   view_cmd->add_option("KEY", key, "key")->required();
-  view_cmd->add_option("--from", from_ms, "only windows ending after this time (ms since the epoch)");
-  view_cmd->add_option("--to", to_ms, "only windows starting before this time (ms since the epoch)");
+  auto* from_opt = view_cmd->add_option(
+      "--from", from_text, "only windows ending after this time (ms since the epoch, or RFC 3339: 2025-11-24T16:00:00Z)");
+  auto* to_opt = view_cmd->add_option("--to", to_text, "only windows starting before this time (ms or RFC 3339)");
 
   std::string top_view;
-  std::int64_t window_ms = 0;
+  std::string window_text;
   std::uint32_t k = 10;
   std::string by = "count";
   auto* top_cmd = app.add_subcommand("top", "the top keys of one window of a view");
   top_cmd->add_option("VIEW", top_view, "view name")->required();
-  auto* window_opt = top_cmd->add_option("--window", window_ms, "window start in ms (default: the newest window)");
+  auto* window_opt = top_cmd->add_option(
+      "--window", window_text,
+      "a time in the window (ms since the epoch, or RFC 3339): the window holding it, or for a hopping view the one "
+      "starting in the same slide (default: the newest window)");
   top_cmd->add_option("-k", k, "number of keys")->capture_default_str()->check(CLI::Range(1, 10000));
   top_cmd->add_option("--by", by, "aggregate to rank by")->capture_default_str();
 
   Address addr;
   std::string token;
+  std::int64_t from_ms = INT64_MIN;
+  std::int64_t to_ms = INT64_MAX;
+  std::optional<std::int64_t> window;
   try {
     app.parse(argc, argv);
     addr = parse_address(addr_text);
+    if (from_opt->count() > 0) from_ms = parse_time_ms("--from", from_text);
+    if (to_opt->count() > 0) to_ms = parse_time_ms("--to", to_text);
+    if (window_opt->count() > 0) window = parse_time_ms("--window", window_text);
     if (!token_file.empty()) token = spate::query::read_auth_token(token_file).value_or("");
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
@@ -507,8 +534,6 @@ int main(int argc, char** argv) {
     } else if (*view_cmd) {
       print_rows(client.view_get(view_name, key, from_ms, to_ms), json);
     } else if (*top_cmd) {
-      std::optional<std::int64_t> window;
-      if (window_opt->count() > 0) window = window_ms;
       print_rows(client.view_top(top_view, window, k, by), json);
     }
   } catch (const ClientError& e) {

@@ -162,6 +162,46 @@ class CliTest(unittest.TestCase):
             finally:
                 self.assertEqual(d.stop(), 0)
 
+    def test_spate_query_takes_rfc3339_times_and_top_aligns_a_time_inside_a_window(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "in.ndjson")
+            with open(path, "w") as f:  # user a: 3 events in the minute at T0, 2 in the next; user b: 1 at T0
+                for i in (0, 5, 20, 40, 60, 90):
+                    f.write(event(i, "b" if i == 5 else "a") + "\n")
+            d = Daemon(extra_args=("--ingest", path))
+            try:
+                d.wait_applied(6)
+                addr = "127.0.0.1:%d" % d.query_port
+
+                def query(*args):
+                    r = self.run_cmd(SPATE_QUERY, "--addr", addr, "--json", *args)
+                    self.assertEqual(r.returncode, 0, r.stderr)
+                    return [(row["key"], row["window_start"], row["count"]) for row in json.loads(r.stdout)]
+
+                # T0 is 2025-11-24T16:00:00Z.
+                first = [("a", T0, 3), ("b", T0, 1)]
+                self.assertEqual(query("top", "per_user_1m", "--window", str(T0)), first)
+                # A time inside the window: that window, not an empty answer.
+                self.assertEqual(query("top", "per_user_1m", "--window", str(T0 + 30500)), first)
+                self.assertEqual(query("top", "per_user_1m", "--window", str(T0 + 59999)), first)
+                self.assertEqual(query("top", "per_user_1m", "--window", "2025-11-24T16:00:30.5Z"), first)
+                self.assertEqual(query("top", "per_user_1m", "--window", "2025-11-24T17:01:59+01:00"),
+                                 [("a", T0 + 60000, 2)])
+                self.assertEqual(query("view", "per_user_1m", "a", "--from", "2025-11-24T16:01:00Z"),
+                                 [("a", T0 + 60000, 2)])
+                self.assertEqual(query("view", "per_user_1m", "a", "--to", "2025-11-24T16:01:00Z"), [("a", T0, 3)])
+                self.assertEqual(query("view", "per_user_1m", "a", "--from", str(T0 + 60000), "--to",
+                                       "2025-11-24T16:02:00.000Z"), [("a", T0 + 60000, 2)])
+                r = self.run_cmd(SPATE_QUERY, "--addr", addr, "top", "per_user_1m", "--window", "yesterday")
+                self.assertEqual(r.returncode, 2)
+                self.assertIn("--window: 'yesterday' is neither milliseconds since the epoch nor an RFC 3339 time",
+                              r.stderr)
+                r = self.run_cmd(SPATE_QUERY, "--addr", addr, "view", "per_user_1m", "a", "--from",
+                                 "2025-11-24T16:00:00")  # no offset: not RFC 3339
+                self.assertEqual(r.returncode, 2)
+            finally:
+                self.assertEqual(d.stop(), 0)
+
     def test_stdin_ingest_in_batch_mode_applies_every_line_and_exits(self):
         lines = "".join(event(i, "p%d" % (i % 10)) + "\n" for i in range(20000)) + "{broken\n" + event(20000)
         with tempfile.TemporaryDirectory() as tmp:
