@@ -211,7 +211,24 @@ StatsHistogram recorded_since(const StatsHistogram& now, const std::vector<Stats
   return d;
 }
 
-void print_stats(Client& client, bool json) {
+// The sections ("dpdk.") of source kinds the daemon did not start
+// ("dpdk.sources" is 0) whose figures are all 0 on every shard: noise in a table.
+std::vector<std::string> idle_unstarted_sections(const std::vector<ShardStats>& shards,
+                                                 const std::vector<std::string>& names) {
+  std::vector<std::string> idle;
+  for (const auto& name : names) {
+    if (!name.ends_with(".sources")) continue;
+    const std::string section = name.substr(0, name.size() - std::string_view("sources").size());
+    bool zero = true;
+    for (const auto& s : shards) {
+      for (const auto& [n, v] : s.counters) zero = zero && (v == 0 || !n.starts_with(section));
+    }
+    if (zero) idle.push_back(section);
+  }
+  return idle;
+}
+
+void print_stats(Client& client, bool json, bool all) {
   const std::vector<ShardStats> shards = client.stats();
   // Counter names in the server's order of first appearance; the set is open.
   std::vector<std::string> names;
@@ -274,7 +291,9 @@ void print_stats(Client& client, bool json) {
   for (const auto& s : shards) header.push_back(fmt::format("shard {}", s.shard));
   header.push_back("total");
   Table table(std::move(header));
+  const std::vector<std::string> hidden = all ? std::vector<std::string>{} : idle_unstarted_sections(shards, names);
   for (const auto& name : names) {
+    if (std::any_of(hidden.begin(), hidden.end(), [&](const std::string& h) { return name.starts_with(h); })) continue;
     std::vector<std::string> row{name};
     for (const auto& s : shards) {
       bool present = false;
@@ -285,6 +304,11 @@ void print_stats(Client& client, bool json) {
     table.add(std::move(row));
   }
   table.print(1);
+  if (!hidden.empty()) {
+    std::string list;
+    for (const auto& h : hidden) list += fmt::format("{}{}*", list.empty() ? "" : ", ", h);
+    fmt::print("(not shown: {}: source kinds not started, every figure 0; --all shows them)\n", list);
+  }
   if (merged.empty()) return;
   fmt::print("\n");
   Table latency({"histogram (us, all shards)", "count", "p50", "p99", "p99.9", "max"});
@@ -468,6 +492,10 @@ int main(int argc, char** argv) {
 
   auto* ping_cmd = app.add_subcommand("ping", "measure the round-trip time of one PING");
   auto* stats_cmd = app.add_subcommand("stats", "per-shard counters, with totals (watermark_ms: the lowest)");
+  bool stats_all = false;
+  stats_cmd->add_flag("--all", stats_all,
+                      "also the figures of source kinds not started, all 0 (hidden in the table by default; --json "
+                      "has everything)");
   int interval_ms = 1000;
   std::uint64_t rounds = 0;
   auto* watch_cmd = app.add_subcommand("watch", "rates, backlog and alarms, refreshed every second");
@@ -528,7 +556,7 @@ int main(int argc, char** argv) {
     if (*ping_cmd) {
       print_ping(client, addr, json);
     } else if (*stats_cmd) {
-      print_stats(client, json);
+      print_stats(client, json, stats_all);
     } else if (*watch_cmd) {
       watch(client, interval_ms, rounds);
     } else if (*view_cmd) {

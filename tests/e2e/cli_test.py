@@ -202,6 +202,39 @@ class CliTest(unittest.TestCase):
             finally:
                 self.assertEqual(d.stop(), 0)
 
+    def test_spate_query_stats_hides_source_kinds_not_started_while_all_zero(self):
+        d = Daemon(udp=False)
+        try:
+            addr = "127.0.0.1:%d" % d.query_port
+
+            def sections(*args):
+                r = self.run_cmd(SPATE_QUERY, "--addr", addr, "stats", *args)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                names = [l.split()[0] for l in r.stdout.splitlines()[1:] if l and not l.startswith(("(", "histogram"))]
+                return {n.split(".")[0] for n in names if "." in n}, r.stdout
+
+            shown, out = sections()
+            self.assertIn("tcp", shown)  # started, even with every figure 0
+            for kind in ("udp", "pcap", "dpdk", "file", "publish"):
+                self.assertNotIn(kind, shown)
+            self.assertIn("(not shown: udp.*, file.*, publish.*, replay.*, pcap.*, dpdk.*: source kinds not started", out)
+            self.assertIn("tcp.sources ", out)
+            shown, out = sections("--all")
+            self.assertTrue({"tcp", "udp", "pcap", "dpdk", "file", "publish"} <= shown, out)
+            self.assertNotIn("not shown", out)
+            r = self.run_cmd(SPATE_QUERY, "--addr", addr, "--json", "stats")
+            total = json.loads(r.stdout)["total"]
+            self.assertEqual((total["tcp.sources"], total["udp.sources"], total["dpdk.sources"]), (1, 0, 0))
+            self.assertIn("dpdk.events_in", total)  # --json keeps everything
+            # A kind not started shows once a figure of it is not 0: PUBLISH.
+            d.client.publish(1, 1, (event(1, "q") + "\n").encode())
+            d.wait_applied(1)
+            shown, out = sections()
+            self.assertIn("publish", shown)
+            self.assertIn("(not shown: udp.*, file.*, replay.*, pcap.*, dpdk.*:", out)
+        finally:
+            self.assertEqual(d.stop(), 0)
+
     def test_stdin_ingest_in_batch_mode_applies_every_line_and_exits(self):
         lines = "".join(event(i, "p%d" % (i % 10)) + "\n" for i in range(20000)) + "{broken\n" + event(20000)
         with tempfile.TemporaryDirectory() as tmp:
