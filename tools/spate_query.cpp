@@ -6,6 +6,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -22,6 +23,8 @@
 
 #include "client/client.hpp"
 #include "kernels/json_escape.hpp"
+#include "kernels/number_text.hpp"
+#include "kernels/rfc3339.hpp"
 
 namespace {
 
@@ -81,20 +84,39 @@ Address parse_address(const std::string& text) {
   return a;
 }
 
+// A time option: milliseconds since the epoch ("1764000000000", "-5") or an
+// RFC 3339 timestamp ("2025-11-24T16:00:00Z", "2025-11-24T17:00:00.250+01:00").
+std::int64_t parse_time_ms(const std::string& option, const std::string& text) {
+  std::int64_t ms = 0;
+  const char* end = text.data() + text.size();
+  const auto r = std::from_chars(text.data(), end, ms);
+  if (!text.empty() && r.ec == std::errc{} && r.ptr == end) return ms;
+  if (r.ec == std::errc::result_out_of_range && r.ptr == end) {
+    throw UsageError{option + ": " + text + " is out of range for milliseconds since the epoch"};
+  }
+  if (const auto parsed = spate::kernels::parse_rfc3339_ms(text)) return *parsed;
+  throw UsageError{option + ": '" + text +
+                   "' is neither milliseconds since the epoch nor an RFC 3339 time (2025-11-24T16:00:00Z)"};
+}
+
 std::string json_string(std::string_view s) {
   std::string out = "\"";
   spate::kernels::append_json_escaped(out, s);
   return out + '"';
 }
 
-// Aggregate values: integers exactly (count), others in their shortest exact form.
+// Aggregate values: integers exactly (count, sums of integer fields); doubles
+// in JSON in their shortest exact form, in tables to 15 significant digits
+// (0.1, not the 0.09999999999999999 a sum may hold). Infinities and NaN are
+// null in JSON.
 std::string number_text(const Aggregate& a, bool json) {
   if (a.integer) return fmt::format("{}", a.exact);
   const double v = a.value;
-  if (!std::isfinite(v)) return json ? "null" : fmt::format("{}", v);
-  std::string text = fmt::format("{}", v);
+  if (!std::isfinite(v) && json) return "null";
+  char buf[spate::kernels::kNumberTextBytes];
+  std::string text(buf, json ? spate::kernels::format_double_exact(v, buf) : spate::kernels::format_double_readable(v, buf));
   // Keep floating-point aggregates recognisable as such: 10.0, not 10.
-  if (text.find_first_of(".e") == std::string::npos) text += ".0";
+  if (std::isfinite(v) && text.find_first_of(".e") == std::string::npos) text += ".0";
   return text;
 }
 
@@ -149,6 +171,15 @@ std::uint64_t combine(std::string_view name, std::uint64_t total, std::uint64_t 
 std::string bound_text(std::uint64_t us) { return us == UINT64_MAX ? "inf" : fmt::format("{}", us); }
 std::string bound_json(std::uint64_t us) { return us == UINT64_MAX ? "null" : fmt::format("{}", us); }
 
+// A histogram's q-quantile in a table: "-" when it holds no value (there is
+// no quantile, and 0 would read as a measured 0 us), "inf" in the last bucket.
+std::string quantile_text(const StatsHistogram& h, double q) {
+  return h.count() == 0 ? "-" : bound_text(h.quantile(q));
+}
+std::string quantile_json(const StatsHistogram& h, double q) {
+  return h.count() == 0 ? "null" : bound_json(h.quantile(q));
+}
+
 // Each histogram merged over shards, in the server's order.
 std::vector<StatsHistogram> merge_histograms(const std::vector<ShardStats>& shards) {
   std::vector<StatsHistogram> merged;
@@ -180,7 +211,24 @@ StatsHistogram recorded_since(const StatsHistogram& now, const std::vector<Stats
   return d;
 }
 
-void print_stats(Client& client, bool json) {
+// The sections ("dpdk.") of source kinds the daemon did not start
+// ("dpdk.sources" is 0) whose figures are all 0 on every shard: noise in a table.
+std::vector<std::string> idle_unstarted_sections(const std::vector<ShardStats>& shards,
+                                                 const std::vector<std::string>& names) {
+  std::vector<std::string> idle;
+  for (const auto& name : names) {
+    if (!name.ends_with(".sources")) continue;
+    const std::string section = name.substr(0, name.size() - std::string_view("sources").size());
+    bool zero = true;
+    for (const auto& s : shards) {
+      for (const auto& [n, v] : s.counters) zero = zero && (v == 0 || !n.starts_with(section));
+    }
+    if (zero) idle.push_back(section);
+  }
+  return idle;
+}
+
+void print_stats(Client& client, bool json, bool all) {
   const std::vector<ShardStats> shards = client.stats();
   // Counter names in the server's order of first appearance; the set is open.
   std::vector<std::string> names;
@@ -199,8 +247,8 @@ void print_stats(Client& client, bool json) {
   const std::vector<StatsHistogram> merged = merge_histograms(shards);
   const auto histogram_json = [](const StatsHistogram& h) {
     std::string out = fmt::format("{{\"count\":{},\"sum\":{},\"p50\":{},\"p99\":{},\"p999\":{},\"max\":{},\"buckets\":[",
-                                  h.count(), h.sum, bound_json(h.quantile(0.5)), bound_json(h.quantile(0.99)),
-                                  bound_json(h.quantile(0.999)), bound_json(h.quantile(1)));
+                                  h.count(), h.sum, quantile_json(h, 0.5), quantile_json(h, 0.99),
+                                  quantile_json(h, 0.999), quantile_json(h, 1));
     for (std::size_t b = 0; b < h.buckets.size(); ++b) {
       out += fmt::format("{}[{},{}]", b > 0 ? "," : "", bound_json(h.buckets[b].first), h.buckets[b].second);
     }
@@ -243,7 +291,9 @@ void print_stats(Client& client, bool json) {
   for (const auto& s : shards) header.push_back(fmt::format("shard {}", s.shard));
   header.push_back("total");
   Table table(std::move(header));
+  const std::vector<std::string> hidden = all ? std::vector<std::string>{} : idle_unstarted_sections(shards, names);
   for (const auto& name : names) {
+    if (std::any_of(hidden.begin(), hidden.end(), [&](const std::string& h) { return name.starts_with(h); })) continue;
     std::vector<std::string> row{name};
     for (const auto& s : shards) {
       bool present = false;
@@ -254,12 +304,17 @@ void print_stats(Client& client, bool json) {
     table.add(std::move(row));
   }
   table.print(1);
+  if (!hidden.empty()) {
+    std::string list;
+    for (const auto& h : hidden) list += fmt::format("{}{}*", list.empty() ? "" : ", ", h);
+    fmt::print("(not shown: {}: source kinds not started, every figure 0; --all shows them)\n", list);
+  }
   if (merged.empty()) return;
   fmt::print("\n");
   Table latency({"histogram (us, all shards)", "count", "p50", "p99", "p99.9", "max"});
   for (const auto& h : merged) {
-    latency.add({h.name, fmt::format("{}", h.count()), bound_text(h.quantile(0.5)), bound_text(h.quantile(0.99)),
-                 bound_text(h.quantile(0.999)), bound_text(h.quantile(1))});
+    latency.add({h.name, fmt::format("{}", h.count()), quantile_text(h, 0.5), quantile_text(h, 0.99),
+                 quantile_text(h, 0.999), quantile_text(h, 1)});
   }
   latency.print(1);
 }
@@ -372,9 +427,12 @@ void watch(Client& client, int interval_ms, std::uint64_t count) {
     const std::vector<StatsHistogram> before = merge_histograms(last);
     for (const auto& h : merge_histograms(now)) {
       const StatsHistogram d = recorded_since(h, before);
-      out += fmt::format("{:<30} p50 {:>10} us  p99 {:>10} us  p99.9 {:>10} us  max {:>10} us  ({} samples)\n",
-                         h.name, bound_text(d.quantile(0.5)), bound_text(d.quantile(0.99)),
-                         bound_text(d.quantile(0.999)), bound_text(d.quantile(1)), d.count());
+      const auto us = [&](double q) {
+        std::string t = quantile_text(d, q);
+        return t == "-" || t == "inf" ? t : t + " us";
+      };
+      out += fmt::format("{:<30} p50 {:>13}  p99 {:>13}  p99.9 {:>13}  max {:>13}  ({} samples)\n", h.name, us(0.5),
+                         us(0.99), us(0.999), us(1), d.count());
     }
     std::string alarms;
     for (const auto& [name, what] : kAlarms) {
@@ -434,6 +492,10 @@ int main(int argc, char** argv) {
 
   auto* ping_cmd = app.add_subcommand("ping", "measure the round-trip time of one PING");
   auto* stats_cmd = app.add_subcommand("stats", "per-shard counters, with totals (watermark_ms: the lowest)");
+  bool stats_all = false;
+  stats_cmd->add_flag("--all", stats_all,
+                      "also the figures of source kinds not started, all 0 (hidden in the table by default; --json "
+                      "has everything)");
   int interval_ms = 1000;
   std::uint64_t rounds = 0;
   auto* watch_cmd = app.add_subcommand("watch", "rates, backlog and alarms, refreshed every second");
@@ -442,29 +504,39 @@ int main(int argc, char** argv) {
 
   std::string view_name;
   std::string key;
-  std::int64_t from_ms = INT64_MIN;
-  std::int64_t to_ms = INT64_MAX;
+  std::string from_text;
+  std::string to_text;
   auto* view_cmd = app.add_subcommand("view", "the windows of one key of a view");
   view_cmd->add_option("VIEW", view_name, "view name")->required();
   view_cmd->add_option("KEY", key, "key")->required();
-  view_cmd->add_option("--from", from_ms, "only windows ending after this time (ms since the epoch)");
-  view_cmd->add_option("--to", to_ms, "only windows starting before this time (ms since the epoch)");
+  auto* from_opt = view_cmd->add_option(
+      "--from", from_text, "only windows ending after this time (ms since the epoch, or RFC 3339: 2025-11-24T16:00:00Z)");
+  auto* to_opt = view_cmd->add_option("--to", to_text, "only windows starting before this time (ms or RFC 3339)");
 
   std::string top_view;
-  std::int64_t window_ms = 0;
+  std::string window_text;
   std::uint32_t k = 10;
   std::string by = "count";
   auto* top_cmd = app.add_subcommand("top", "the top keys of one window of a view");
   top_cmd->add_option("VIEW", top_view, "view name")->required();
-  auto* window_opt = top_cmd->add_option("--window", window_ms, "window start in ms (default: the newest window)");
+  auto* window_opt = top_cmd->add_option(
+      "--window", window_text,
+      "a time in the window (ms since the epoch, or RFC 3339): the window holding it, or for a hopping view the one "
+      "starting in the same slide (default: the newest window)");
   top_cmd->add_option("-k", k, "number of keys")->capture_default_str()->check(CLI::Range(1, 10000));
   top_cmd->add_option("--by", by, "aggregate to rank by")->capture_default_str();
 
   Address addr;
   std::string token;
+  std::int64_t from_ms = INT64_MIN;
+  std::int64_t to_ms = INT64_MAX;
+  std::optional<std::int64_t> window;
   try {
     app.parse(argc, argv);
     addr = parse_address(addr_text);
+    if (from_opt->count() > 0) from_ms = parse_time_ms("--from", from_text);
+    if (to_opt->count() > 0) to_ms = parse_time_ms("--to", to_text);
+    if (window_opt->count() > 0) window = parse_time_ms("--window", window_text);
     if (!token_file.empty()) token = spate::query::read_auth_token(token_file).value_or("");
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
@@ -484,14 +556,12 @@ int main(int argc, char** argv) {
     if (*ping_cmd) {
       print_ping(client, addr, json);
     } else if (*stats_cmd) {
-      print_stats(client, json);
+      print_stats(client, json, stats_all);
     } else if (*watch_cmd) {
       watch(client, interval_ms, rounds);
     } else if (*view_cmd) {
       print_rows(client.view_get(view_name, key, from_ms, to_ms), json);
     } else if (*top_cmd) {
-      std::optional<std::int64_t> window;
-      if (window_opt->count() > 0) window = window_ms;
       print_rows(client.view_top(top_view, window, k, by), json);
     }
   } catch (const ClientError& e) {

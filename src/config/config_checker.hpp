@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -12,6 +13,7 @@
 #include <toml++/toml.h>
 
 #include "config/config.hpp"
+#include "config/key_suggestion.hpp"
 
 namespace spate::engine::detail {
 
@@ -24,14 +26,17 @@ class Checker {
   }
   void error(int line, std::string message) { errors_.push_back({line, std::move(message)}); }
 
-  // Reports every key of `table` not in `known`.
+  // Reports every key of `table` not in `known`, with the known key it was
+  // probably meant to be ("did you mean 'size_ms'?"), if one is near.
   void known_keys(const toml::table& table, std::string_view where, std::initializer_list<std::string_view> known) {
     for (auto&& [key, value] : table) {
       bool found = false;
       for (auto k : known) found = found || k == key.str();
       if (!found) {
+        const auto near = nearest_key(key.str(), std::span<const std::string_view>(known.begin(), known.size()));
         error(static_cast<int>(key.source().begin.line),
-              fmt::format("unknown key '{}' in {}", key.str(), where));
+              fmt::format("unknown key '{}' in {}{}", key.str(), where,
+                          near ? fmt::format("; did you mean '{}'?", *near) : std::string()));
       }
     }
   }

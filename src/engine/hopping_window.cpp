@@ -127,6 +127,8 @@ const ViewKind kHoppingKind{
     [](const ViewConfig& view, std::int64_t allowed_lateness_ms) -> std::unique_ptr<View> {
       return std::make_unique<HoppingView>(view, allowed_lateness_ms);
     },
+    // Windows start every slide_ms, at multiples of it (a pane's start).
+    [](const ViewConfig& view, std::int64_t t) { return window_start_of(t, view.slide_ms); },
 };
 
 }  // namespace spate::engine

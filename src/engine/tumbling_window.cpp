@@ -486,6 +486,7 @@ const ViewKind kTumblingKind{
     [](const ViewConfig& view, std::int64_t allowed_lateness_ms) -> std::unique_ptr<View> {
       return std::make_unique<TumblingView>(view, allowed_lateness_ms);
     },
+    [](const ViewConfig& view, std::int64_t t) { return window_start_of(t, view.window_ms); },
 };
 
 }  // namespace spate::engine

@@ -2,6 +2,7 @@
 // its file and its line below.
 #include "engine/view_registry.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -9,6 +10,7 @@
 #include "engine/registry.hpp"
 
 #include "engine/aggregate.hpp"
+#include "kernels/rfc3339.hpp"
 
 namespace spate::engine {
 
@@ -43,6 +45,12 @@ std::vector<ConfigError> check_views(const Config& config) {
     check_aggregates(view, errors);
   }
   return errors;
+}
+
+std::int64_t align_window_start(const ViewConfig& view, std::int64_t t) {
+  const ViewKind* kind = find_view_kind(view.window);
+  if (kind == nullptr) throw std::invalid_argument(fmt::format("view '{}': window '{}' is not a view kind", view.name, view.window));
+  return kind->align(view, std::clamp(t, kernels::kRfc3339MinMs, kernels::kRfc3339MaxMs));
 }
 
 std::unique_ptr<View> make_view(const ViewConfig& config, std::int64_t allowed_lateness_ms) {

@@ -68,6 +68,8 @@ std::optional<Sample> sample_of(std::string_view name, StatKind kind) {
     return Sample{"spate_events_in", fmt::format("source=\"{}\"", head), false, 1};
   } else if (is_source(head) && rest == "bytes_in") {
     return Sample{"spate_received_bytes", fmt::format("source=\"{}\"", head), false, 1};
+  } else if (is_source(head) && rest == "sources") {
+    return Sample{"spate_sources", fmt::format("source=\"{}\"", head), true, 1};
   } else if (is_source(head) && rest == "inputs") {
     return Sample{"spate_inputs_opened", fmt::format("source=\"{}\"", head), false, 1};
   } else if (is_source(head) && rest.starts_with("errors.")) {

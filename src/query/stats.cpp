@@ -5,6 +5,7 @@
 
 #include "io/file/log.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <span>
@@ -144,6 +145,13 @@ void visit_stats(const engine::Engine& engine, const ServerCounters& server, con
     }
     for (const engine::StartedSource& source : s == 0 ? engine.sources() : std::span<const engine::StartedSource>{}) {
       if (source.group) source.group->stats(figures_of(*source.kind));
+    }
+    if (s == 0) {  // the sources of each kind the daemon started ("tcp.sources"), once
+      for (const engine::SourceKind* kind : kinds) {
+        const auto started = std::count_if(engine.sources().begin(), engine.sources().end(),
+                                           [&](const engine::StartedSource& source) { return source.kind == kind; });
+        gauge(std::string(kind->name) + ".sources", static_cast<std::uint64_t>(started));
+      }
     }
     for (std::size_t v = 0; v < config.views.size(); ++v) counter("late." + config.views[v].name, load(k.late[v]));
     for (std::size_t v = 0; v < config.views.size(); ++v) {

@@ -133,6 +133,108 @@ class CliTest(unittest.TestCase):
         r = self.run_cmd(SPATE_QUERY, "--addr", "127.0.0.1:1", "ping")
         self.assertEqual(r.returncode, 3)
 
+    def test_spate_query_tables_print_a_sums_drift_as_the_decimal_and_json_exactly(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "in.ndjson")
+            with open(path, "w") as f:
+                f.write(event(0, "d1", "0.1") + "\n" + event(1, "d1", "0.2") + "\n")
+            d = Daemon(extra_args=("--ingest", path))
+            try:
+                d.wait_applied(2)
+                addr = "127.0.0.1:%d" % d.query_port
+                r = self.run_cmd(SPATE_QUERY, "--addr", addr, "--json", "view", "per_user_1m", "d1")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertIn('"sum(amount)":0.30000000000000004', r.stdout)
+                row = json.loads(r.stdout)[0]
+                self.assertEqual(row["sum(amount)"], 0.1 + 0.2)
+                self.assertEqual(row["avg(amount)"], (0.1 + 0.2) / 2)
+                self.assertEqual(row["count"], 2)
+                r = self.run_cmd(SPATE_QUERY, "--addr", addr, "view", "per_user_1m", "d1")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                lines = r.stdout.splitlines()
+                self.assertEqual(len(lines), 2, r.stdout)
+                cells = dict(zip(lines[0].split(), lines[1].split()))
+                self.assertEqual(cells["count"], "2")
+                self.assertEqual(cells["sum(amount)"], "0.3")
+                self.assertEqual(cells["avg(amount)"], "0.15")
+                self.assertEqual(cells["min(amount)"], "0.1")
+                self.assertEqual(cells["max(amount)"], "0.2")
+            finally:
+                self.assertEqual(d.stop(), 0)
+
+    def test_spate_query_takes_rfc3339_times_and_top_aligns_a_time_inside_a_window(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "in.ndjson")
+            with open(path, "w") as f:  # user a: 3 events in the minute at T0, 2 in the next; user b: 1 at T0
+                for i in (0, 5, 20, 40, 60, 90):
+                    f.write(event(i, "b" if i == 5 else "a") + "\n")
+            d = Daemon(extra_args=("--ingest", path))
+            try:
+                d.wait_applied(6)
+                addr = "127.0.0.1:%d" % d.query_port
+
+                def query(*args):
+                    r = self.run_cmd(SPATE_QUERY, "--addr", addr, "--json", *args)
+                    self.assertEqual(r.returncode, 0, r.stderr)
+                    return [(row["key"], row["window_start"], row["count"]) for row in json.loads(r.stdout)]
+
+                # T0 is 2025-11-24T16:00:00Z.
+                first = [("a", T0, 3), ("b", T0, 1)]
+                self.assertEqual(query("top", "per_user_1m", "--window", str(T0)), first)
+                # A time inside the window: that window, not an empty answer.
+                self.assertEqual(query("top", "per_user_1m", "--window", str(T0 + 30500)), first)
+                self.assertEqual(query("top", "per_user_1m", "--window", str(T0 + 59999)), first)
+                self.assertEqual(query("top", "per_user_1m", "--window", "2025-11-24T16:00:30.5Z"), first)
+                self.assertEqual(query("top", "per_user_1m", "--window", "2025-11-24T17:01:59+01:00"),
+                                 [("a", T0 + 60000, 2)])
+                self.assertEqual(query("view", "per_user_1m", "a", "--from", "2025-11-24T16:01:00Z"),
+                                 [("a", T0 + 60000, 2)])
+                self.assertEqual(query("view", "per_user_1m", "a", "--to", "2025-11-24T16:01:00Z"), [("a", T0, 3)])
+                self.assertEqual(query("view", "per_user_1m", "a", "--from", str(T0 + 60000), "--to",
+                                       "2025-11-24T16:02:00.000Z"), [("a", T0 + 60000, 2)])
+                r = self.run_cmd(SPATE_QUERY, "--addr", addr, "top", "per_user_1m", "--window", "yesterday")
+                self.assertEqual(r.returncode, 2)
+                self.assertIn("--window: 'yesterday' is neither milliseconds since the epoch nor an RFC 3339 time",
+                              r.stderr)
+                r = self.run_cmd(SPATE_QUERY, "--addr", addr, "view", "per_user_1m", "a", "--from",
+                                 "2025-11-24T16:00:00")  # no offset: not RFC 3339
+                self.assertEqual(r.returncode, 2)
+            finally:
+                self.assertEqual(d.stop(), 0)
+
+    def test_spate_query_stats_hides_source_kinds_not_started_while_all_zero(self):
+        d = Daemon(udp=False)
+        try:
+            addr = "127.0.0.1:%d" % d.query_port
+
+            def sections(*args):
+                r = self.run_cmd(SPATE_QUERY, "--addr", addr, "stats", *args)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                names = [l.split()[0] for l in r.stdout.splitlines()[1:] if l and not l.startswith(("(", "histogram"))]
+                return {n.split(".")[0] for n in names if "." in n}, r.stdout
+
+            shown, out = sections()
+            self.assertIn("tcp", shown)  # started, even with every figure 0
+            for kind in ("udp", "pcap", "dpdk", "file", "publish"):
+                self.assertNotIn(kind, shown)
+            self.assertIn("(not shown: udp.*, file.*, publish.*, replay.*, pcap.*, dpdk.*: source kinds not started", out)
+            self.assertIn("tcp.sources ", out)
+            shown, out = sections("--all")
+            self.assertTrue({"tcp", "udp", "pcap", "dpdk", "file", "publish"} <= shown, out)
+            self.assertNotIn("not shown", out)
+            r = self.run_cmd(SPATE_QUERY, "--addr", addr, "--json", "stats")
+            total = json.loads(r.stdout)["total"]
+            self.assertEqual((total["tcp.sources"], total["udp.sources"], total["dpdk.sources"]), (1, 0, 0))
+            self.assertIn("dpdk.events_in", total)  # --json keeps everything
+            # A kind not started shows once a figure of it is not 0: PUBLISH.
+            d.client.publish(1, 1, (event(1, "q") + "\n").encode())
+            d.wait_applied(1)
+            shown, out = sections()
+            self.assertIn("publish", shown)
+            self.assertIn("(not shown: udp.*, file.*, replay.*, pcap.*, dpdk.*:", out)
+        finally:
+            self.assertEqual(d.stop(), 0)
+
     def test_stdin_ingest_in_batch_mode_applies_every_line_and_exits(self):
         lines = "".join(event(i, "p%d" % (i % 10)) + "\n" for i in range(20000)) + "{broken\n" + event(20000)
         with tempfile.TemporaryDirectory() as tmp:
@@ -164,6 +266,11 @@ class CliTest(unittest.TestCase):
                 self.assertEqual(r.stdout.count("latency.%s_us" % latency), 2)
             self.assertEqual(len([l for l in r.stdout.splitlines() if l.strip().startswith(("0 ", "1 "))]), 4)
             self.assertIn("no alarm", r.stdout)  # nothing grew while it watched
+            # A latency with no sample in the interval has no percentile: "-", not "0 us".
+            quiet = [l for l in r.stdout.splitlines() if l.startswith("latency.") and l.endswith("(0 samples)")]
+            self.assertTrue(quiet, r.stdout)
+            for line in quiet:
+                self.assertEqual(line.split()[1:9], ["p50", "-", "p99", "-", "p99.9", "-", "max", "-"], line)
         finally:
             self.assertEqual(d.stop(), 0)
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "config/config.hpp"
+#include "config/key_suggestion.hpp"
 #include "engine/source_kind.hpp"
 
 using namespace spate::engine;
@@ -425,4 +426,58 @@ max = 1
   CHECK(all.find("unknown source 'kafka'") != std::string::npos);
   CHECK(all.find("'field' is for field alarms") != std::string::npos);
   CHECK(all.find("min is above max") != std::string::npos);
+}
+
+TEST_CASE("config: an unknown key names the known key it is nearest to, and none when nothing is near") {
+  const auto message_at = [](const ConfigResult& r, int line) {
+    for (const auto& e : r.errors) {
+      if (e.line == line) return e.message;
+    }
+    return std::string("(no error at that line)");
+  };
+  auto r = parse_config(R"toml(shard = 2
+[[view]]
+name = "v"
+key = "user"
+size = 1000
+aggregates = ["count"]
+Slide_MS = 500
+colour = "blue"
+[query]
+lsiten = "127.0.0.1:7070"
+[log]
+lvl = "warn"
+)toml",
+                        "near.toml");
+  REQUIRE(r.errors.size() == 6);
+  CHECK(message_at(r, 1) == "unknown key 'shard' in the top level; did you mean 'shards'?");
+  CHECK(message_at(r, 5) == "unknown key 'size' in [[view]]; did you mean 'size_ms'?");  // a prefix
+  CHECK(message_at(r, 7) == "unknown key 'Slide_MS' in [[view]]; did you mean 'slide_ms'?");  // case
+  CHECK(message_at(r, 8) == "unknown key 'colour' in [[view]]");  // nothing near
+  CHECK(message_at(r, 10) == "unknown key 'lsiten' in [query]; did you mean 'listen'?");  // a swap
+  CHECK(message_at(r, 12) == "unknown key 'lvl' in [log]; did you mean 'level'?");
+}
+
+TEST_CASE("key suggestion: edits counted ignoring case, a swap as one; near keys or prefixes only") {
+  CHECK(key_distance("", "") == 0);
+  CHECK(key_distance("size", "size_ms") == 3);
+  CHECK(key_distance("SIZE_MS", "size_ms") == 0);
+  CHECK(key_distance("lsiten", "listen") == 1);
+  CHECK(key_distance("ca", "abc") == 3);  // optimal string alignment: a swapped pair is not edited again
+  CHECK(key_distance("kitten", "sitting") == 3);
+  CHECK(key_distance("", "abc") == 3);
+  const std::string_view known[] = {"max_keys", "size_ms", "slide_ms", "name", "key", "id"};
+  CHECK(nearest_key("size", known) == "size_ms");
+  CHECK(nearest_key("slide", known) == "slide_ms");
+  CHECK(nearest_key("sise_ms", known) == "size_ms");
+  CHECK(nearest_key("max_key", known) == "max_keys");
+  CHECK(nearest_key("nmae", known) == "name");
+  CHECK(nearest_key("keys", known) == "key");
+  CHECK(nearest_key("slide_ms2", known) == "slide_ms");
+  CHECK(nearest_key("ts", known) == std::nullopt);     // two edits from "id", but it has only two letters
+  CHECK(nearest_key("xy", known) == std::nullopt);
+  CHECK(nearest_key("mystery", known) == std::nullopt);
+  CHECK(nearest_key("window_size", known) == std::nullopt);
+  CHECK(nearest_key("s", known) == std::nullopt);  // too short to be a prefix
+  CHECK(nearest_key("anything", {}) == std::nullopt);
 }

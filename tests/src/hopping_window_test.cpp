@@ -192,3 +192,21 @@ TEST_CASE("view kinds: a window kind is looked up by name and checks its own set
   config.views[1].slide_ms = 5000;
   REQUIRE(check_views(config).size() == 1);
 }
+
+TEST_CASE("view kinds: a time inside a window aligns to the start VIEW_TOP answers for") {
+  const ViewConfig tumbling = default_config().views[0];  // per_user_1m
+  REQUIRE(tumbling.window == "tumbling");
+  CHECK(align_window_start(tumbling, 1764000000000) == 1764000000000);
+  CHECK(align_window_start(tumbling, 1764000059999) == 1764000000000);
+  CHECK(align_window_start(tumbling, 1764000060000) == 1764000060000);
+  CHECK(align_window_start(tumbling, -1) == -60000);  // floor, not truncation
+  CHECK(align_window_start(tumbling, 0) == 0);
+  // Past the range of event times: held to it, no overflow.
+  CHECK(align_window_start(tumbling, INT64_MIN) == -62167219200000);
+  CHECK(align_window_start(tumbling, INT64_MAX) == 253402300740000);
+  // Hopping (60 s windows every 10 s): the window starting in the same slide.
+  const ViewConfig hop = hopping(60000, 10000);
+  CHECK(align_window_start(hop, 1764000000000) == 1764000000000);
+  CHECK(align_window_start(hop, 1764000019999) == 1764000010000);
+  CHECK(align_window_start(hop, -10001) == -20000);
+}

@@ -1,11 +1,14 @@
 // VIEW_TOP: the best K keys of a view's window by one aggregate (BY), each
 // shard's best merged into the best K. Without WINDOW_START, the newest
-// window any shard has rows in.
+// window any shard has rows in; a WINDOW_START that is not a window's start
+// is moved back to the start of the newest window starting at or before it
+// (a time inside a tumbling window asks for that window).
 #include <algorithm>
 
 #include <fmt/format.h>
 
 #include "engine/shard.hpp"
+#include "engine/view_registry.hpp"
 #include "query/query_op.hpp"
 
 namespace spate::query {
@@ -52,7 +55,9 @@ const QueryOp kViewTopOp{
         server.reply_error(c, h.op, h.request_id, Status::bad_request, fmt::format("K must be in [1, {}]", kMaxTopK));
         return;
       }
-      if (!has_window) {
+      if (has_window) {
+        window_start = engine::align_window_start(config.views[static_cast<std::size_t>(view)], window_start);
+      } else {
         window_start = INT64_MIN;
         for (std::uint32_t s = 0; s < engine.shard_count(); ++s) {
           window_start = std::max(window_start, engine.shard(s).counters().newest_window[view].load(std::memory_order_relaxed));
