@@ -229,6 +229,9 @@ int main(int argc, char** argv) {
                                                                   server_ptr->metrics_counters(), config.metrics);
     }
     server_ptr->start();  // once the segments are replayed
+  } catch (const spate::engine::DataConflict& e) {
+    spate::io::log_error("cannot start: the configuration does not fit the kept data", {{"error", e.what()}});
+    return 78;  // EX_CONFIG, as --check-config
   } catch (const std::exception& e) {
     spate::io::log_error("cannot start", {{"error", e.what()}});
     return 1;

@@ -117,7 +117,21 @@ void parse_schema(const toml::table& t, Checker& check, Config& config) {
     f.name = std::string(key.str());
     f.line = static_cast<int>(key.source().begin.line);
     if (!check_field_name(check, value, "field", f.name)) continue;
-    const auto* type = value.as_string();
+    const toml::node* type_node = &value;
+    const toml::table* spec = value.as_table();
+    if (spec != nullptr) {  // { type = "...", required = false, default = ... }
+      check.known_keys(*spec, fmt::format("field '{}'", f.name), {"type", "required", "default"});
+      type_node = spec->get("type");
+      if (type_node == nullptr) {
+        check.error(value, fmt::format("field '{}' needs a type", f.name));
+        continue;
+      }
+      if (const toml::node* r = spec->get("required")) {
+        if (const auto* b = r->as_boolean()) f.required = b->get();
+        else check.error(*r, fmt::format("field '{}': required must be true or false", f.name));
+      }
+    }
+    const auto* type = type_node->as_string();
     bool known = false;
     for (const FieldType t : {FieldType::string, FieldType::number, FieldType::integer, FieldType::boolean}) {
       if (type != nullptr && type->get() == field_type_name(t)) {
@@ -126,8 +140,27 @@ void parse_schema(const toml::table& t, Checker& check, Config& config) {
       }
     }
     if (!known) {
-      check.error(value, fmt::format("field '{}' must have type \"string\", \"number\", \"integer\" or \"boolean\"", f.name));
+      check.error(*type_node, fmt::format("field '{}' must have type \"string\", \"number\", \"integer\" or \"boolean\"", f.name));
       continue;
+    }
+    if (const toml::node* d = spec != nullptr ? spec->get("default") : nullptr) {
+      f.has_default = true;
+      bool fits = false;
+      if (f.type == FieldType::string && d->is_string()) {
+        f.default_string = d->as_string()->get();
+        fits = true;
+      } else if (f.type == FieldType::number && (d->is_floating_point() || d->is_integer())) {
+        f.default_number = d->is_integer() ? static_cast<double>(d->as_integer()->get()) : d->as_floating_point()->get();
+        fits = true;
+      } else if (f.type == FieldType::integer && d->is_integer()) {
+        f.default_integer = d->as_integer()->get();
+        fits = true;
+      } else if (f.type == FieldType::boolean && d->is_boolean()) {
+        f.default_integer = d->as_boolean()->get() ? 1 : 0;
+        fits = true;
+      }
+      if (!fits) check.error(*d, fmt::format("field '{}': the default must be a {}", f.name, field_type_name(f.type)));
+      if (f.required) check.error(*d, fmt::format("field '{}' has a default but is required: add required = false", f.name));
     }
     config.fields.push_back(std::move(f));
   }
@@ -331,6 +364,23 @@ void finalize(Config& config, std::vector<ConfigError>& errors) {
       }
       agg.column = column;
       agg.type = type;
+    }
+  }
+  // A view reads every event's value of its key and fields: an optional one
+  // needs a default to read when the event lacks it.
+  for (const auto& f : config.fields) {
+    if (f.type == FieldType::string && f.default_string.size() > kMaxKeyBytes) {
+      errors.push_back({f.line, fmt::format("field '{}': the default is longer than {} bytes", f.name, kMaxKeyBytes)});
+    }
+    if (f.required || f.has_default) continue;
+    for (const auto& view : config.views) {
+      bool reads = view.key_field == f.name;
+      for (const auto& agg : view.aggregates) reads = reads || agg.field == f.name;
+      if (reads) {
+        errors.push_back({f.line, fmt::format("field '{}' is optional and view '{}' reads it: give it a default", f.name,
+                                              view.name)});
+        break;
+      }
     }
   }
   for (const auto& f : config.fields) {

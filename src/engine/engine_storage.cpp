@@ -127,10 +127,45 @@ void Engine::open_storage() {
     }
   }
   load_checkpoints(recoveries);
+  check_stored_fields(recoveries);
   for (std::uint32_t i = 0; i < shard_count_; ++i) {
     replays_ = replays_ || !recoveries[i].segments.empty();
     shards_[i]->set_storage((dir / fmt::format("shard-{}", i)).string(), std::move(recoveries[i]));
   }
+}
+
+// A field the schema requires that stored events lack would refuse every one
+// of them on replay and empty the views: refused before anything starts,
+// with what to do. (An optional field, or one dropped from the schema, is
+// fine: the replay gives the default, or skips it.)
+void Engine::check_stored_fields(const std::vector<storage::Recovery>& recoveries) const {
+  std::vector<std::string> required;
+  if (!config_.id_field.empty()) required.push_back(config_.id_field);
+  required.push_back(config_.ts_field);
+  for (const FieldConfig& f : config_.fields) {
+    if (f.required) required.push_back(f.name);
+  }
+  std::vector<std::uint64_t> lacking(required.size(), 0);
+  for (const storage::Recovery& recovery : recoveries) {
+    for (const storage::SegmentScan& scan : recovery.segments) {
+      std::uint64_t events = 0;
+      for (const storage::BlockInfo& b : scan.blocks) events += b.events;
+      const auto& stored = scan.header.fields;
+      for (std::size_t r = 0; r < required.size(); ++r) {
+        if (std::find(stored.begin(), stored.end(), required[r]) == stored.end()) lacking[r] += events;
+      }
+    }
+  }
+  std::string problems;
+  for (std::size_t r = 0; r < required.size(); ++r) {
+    if (lacking[r] == 0) continue;
+    problems += fmt::format(
+        "{}field '{}' is required but {} stored events lack it (they were written before it was declared) and would "
+        "all be refused on replay: declare it optional with a default, {} = {{ type = \"...\", required = false, "
+        "default = ... }}, or start on another data_dir",
+        problems.empty() ? "" : "; ", required[r], lacking[r], required[r]);
+  }
+  if (!problems.empty()) throw DataConflict(fmt::format("data directory '{}': {}", config_.data_dir, problems));
 }
 
 std::uint64_t Engine::load_checkpoints(std::vector<storage::Recovery>& recoveries) {

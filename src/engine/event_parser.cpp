@@ -77,6 +77,18 @@ EventParser::EventParser(const Config& config) {
   // One bit per wanted field: finalize() allows at most 64 (kMaxSchemaFields + id + ts).
   SPATE_ASSERT(wanted_.size() <= 64, "at most 64 wanted fields");
   required_mask_ = wanted_.size() == 64 ? ~0ull : (1ull << wanted_.size()) - 1;
+  default_keys_.resize(wanted_.size());
+  default_cells_.resize(wanted_.size(), Cell{0.0});
+  const std::size_t first_field = wanted_.size() - config.fields.size();  // after the id and timestamp
+  for (std::size_t f = 0; f < config.fields.size(); ++f) {
+    const FieldConfig& fc = config.fields[f];
+    if (fc.required) continue;
+    const std::size_t i = first_field + f;
+    optional_mask_ |= 1ull << i;
+    default_keys_[i] = fc.default_string;
+    if (fc.type == FieldType::number) default_cells_[i].f = fc.default_number;
+    else default_cells_[i].i = fc.default_integer;
+  }
 }
 
 // A value's JSON text: On-Demand's token runs up to the next structural
@@ -269,6 +281,7 @@ Reject EventParser::parse(const char* line, std::size_t len, std::size_t capacit
   std::size_t next = 0;  // the wanted field expected next
   Reject first_error = Reject::none;
   std::uint64_t wrong = 0;  // fields of the wrong type
+  std::uint64_t nulls = 0;  // optional fields holding null
   for (auto field_result : obj) {
     od::field field;
     if (std::move(field_result).get(field) != simdjson::SUCCESS) return Reject::malformed_json;
@@ -310,7 +323,14 @@ Reject EventParser::parse(const char* line, std::size_t len, std::size_t capacit
       // A value of the wrong type is that only when it is JSON at all: a
       // plain call from its first byte (the getter that failed left the
       // value where it was), so the hot path keeps the value in registers.
-      if (r == Reject::wrong_type && !member_is_json(value.raw_json_token().data())) return Reject::malformed_json;
+      if (r == Reject::wrong_type) {
+        const char* token = value.raw_json_token().data();
+        if (!member_is_json(token)) return Reject::malformed_json;
+        if (*token == 'n' && (optional_mask_ & bit) != 0) {  // JSON's null in an optional field: as if absent
+          nulls |= bit;
+          continue;
+        }
+      }
       if (first_error == Reject::none) first_error = r;
       if (r == Reject::wrong_type) wrong |= bit;
     }
@@ -318,9 +338,25 @@ Reject EventParser::parse(const char* line, std::size_t len, std::size_t capacit
   // Anything after the object (a second value, garbage) makes the line malformed.
   const char* trailing = nullptr;
   if (doc.current_location().get(trailing) == simdjson::SUCCESS) return Reject::malformed_json;
-  if (first_error != Reject::none || seen != all) [[unlikely]] {
-    absent_ = (all & ~seen) | wrong;
+  if (first_error != Reject::none || seen != all || nulls != 0) [[unlikely]] {
+    const std::uint64_t missing = (all & ~seen) | nulls;
+    if (first_error == Reject::none && (missing & ~optional_mask_) == 0) return absent_optional(missing, out);
+    absent_ = (missing & ~optional_mask_) | wrong;
     return first_error != Reject::none ? first_error : Reject::missing_field;
+  }
+  out.missing = 0;
+  return Reject::none;
+}
+
+// Every field the event lacked is optional: each takes its default.
+Reject EventParser::absent_optional(std::uint64_t missing, ParsedEvent& out) noexcept {
+  out.missing = missing;
+  for (std::uint64_t bits = missing; bits != 0; bits &= bits - 1) {
+    const auto i = static_cast<std::size_t>(std::countr_zero(bits));
+    const Wanted& w = wanted_[i];
+    if (w.role == Role::key) out.keys[w.index] = default_keys_[i];
+    else if (w.role == Role::number || w.role == Role::integer || w.role == Role::boolean) out.columns[w.index] = default_cells_[i];
+    out.fields[i] = {nullptr, 0};
   }
   return Reject::none;
 }

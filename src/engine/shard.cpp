@@ -253,7 +253,7 @@ void Shard::admit(OneEvent& event, From from) {
   ShardCounters::add(counters_.events_in[from.source], 1);
   if (logging_) {
     ev.fields[raw_field_] = {event.line, event.len};  // used only when keep_raw made it a column
-    log_->append(ev.fields, ~std::uint64_t{0}, ev.ts_ms, loop_ms_);  // every field is required
+    log_->append(ev.fields, ~ev.missing, ev.ts_ms, loop_ms_);  // an optional field it lacked is stored absent
   }
   // The input watermark as it stood before this event travels with its rows.
   EventRows& rows = event.rows;

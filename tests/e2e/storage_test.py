@@ -15,7 +15,7 @@ import time
 import unittest
 
 import spate_client
-from spate_e2e import SPATE_GEN, SPATE_INSPECT, TEST_CONFIG, Daemon, E2ETest, read_expect
+from spate_e2e import SPATED, SPATE_GEN, SPATE_INSPECT, TEST_CONFIG, Daemon, E2ETest, read_expect
 
 EVENTS = 20000
 # Checkpoints off: a restart replays every segment.
@@ -476,6 +476,63 @@ class StorageTest(E2ETest):
         ids, out = dumped_ids(self.data)
         want = collections.Counter(json.loads(line)["id"] for line in self.lines[:4200])
         self.assertEqual(ids, want, out.stderr)
+
+    def test_a_field_added_to_the_schema_replays_the_kept_events_or_is_refused_saying_why(self):
+        views = ('[[view]]\nname = "per_user_1m"\nkey = "user"\naggregates = ["count", "sum(amount)"]\n'
+                 '[[view]]\nname = "per_type_1m"\nkey = "type"\naggregates = ["count"]\n')
+        base = TEST_CONFIG + "[storage]\ncheckpoint_interval_ms = 0\n"
+        d = self.start(shards=2, config=base + views)
+        self.publish_all(d)
+        users = sorted({json.loads(line)["user"] for line in self.lines})[:20]
+        before = d.client.view_get_many("per_user_1m", users)
+        types = set()
+        for line in self.lines:
+            try:
+                t = json.loads(line).get("type")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(t, str):
+                types.add(t)
+        types = sorted(types)
+        # Every row of a one-minute view, whatever its key (lateness depends on the window, not the key).
+        rows = sum(r["count"] for rs in d.client.view_get_many("per_type_1m", types).values() for r in rs)
+        self.assertEqual(d.stop(), 0)
+
+        # A new required field: every kept event lacks it. Refused, exit 78, with the count and the way out.
+        required = base + '[schema]\nfields = { user = "string", type = "string", amount = "number", region = "string" }\n' + views
+        path = os.path.join(self.tmp.name, "required.toml")
+        with open(path, "w") as f:
+            f.write(required)
+        out = subprocess.run([SPATED, "--config", path, "--data-dir", self.data, "--shards", "2", "--tcp-addr", "off",
+                              "--udp-addr", "off", "--query-addr", "127.0.0.1:0", "--metrics-addr", "off"],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 78, out.stderr)
+        self.assertIn("field 'region' is required but %d stored events lack it" % EVENTS, out.stderr)
+        self.assertIn("required = false", out.stderr)
+
+        # Optional with a default: the kept events replay with it, the old view is unchanged,
+        # and a new view keyed by it is built from the log.
+        optional = (base + '[schema]\nfields = { user = "string", type = "string", amount = "number", '
+                    'region = { type = "string", required = false, default = "unknown" } }\n' + views +
+                    '[[view]]\nname = "per_region"\nkey = "region"\naggregates = ["count"]\n')
+        d = self.start(shards=2, config=optional)
+        self.assertEqual(d.client.view_get_many("per_user_1m", users), before)
+        self.assertEqual(sum(r["count"] for r in d.client.view_get("per_region", "unknown")), rows)
+        new = [b'{"id":"r1","ts":%d,"user":"zz","type":"t","amount":1,"region":"eu"}\n' % json.loads(self.lines[-1])["ts"],
+               b'{"id":"r2","ts":%d,"user":"zz","type":"t","amount":1,"region":null}\n' % json.loads(self.lines[-1])["ts"],
+               b'{"id":"r3","ts":%d,"user":"zz","type":"t","amount":1,"region":7}\n' % json.loads(self.lines[-1])["ts"]]
+        reply = d.client.publish(9, 1, b"".join(new))
+        self.assertEqual((reply["accepted"], reply["rejected"]), (2, 1))  # a value of another type is still wrong_type
+        self.assertEqual(sum(r["count"] for r in d.client.view_get("per_region", "eu")), 1)
+        self.assertEqual(sum(r["count"] for r in d.client.view_get("per_region", "unknown")), rows + 1)
+        # After a crash the log replays the same way.
+        d.proc.kill()
+        d.proc.wait()
+        d = self.start(shards=2, config=optional)
+        self.assertEqual(sum(r["count"] for r in d.client.view_get("per_region", "unknown")), rows + 1)
+        self.assertEqual(sum(r["count"] for r in d.client.view_get("per_region", "eu")), 1)
+        self.assertEqual(d.client.view_get_many("per_user_1m", users), before)
+        self.assertEqual(d.stop(), 0)
 
     def test_another_shard_count_is_refused_with_the_reason(self):
         d = self.start(shards=2)

@@ -392,3 +392,50 @@ TEST_CASE("event parser: numeric timestamps in the schema's unit, floored to mil
   CHECK(parse_config("min_timestamp = \"2000-01-01T00:00:00Z\"\n", "floor.toml").config.min_timestamp_ms == 946684800000);
   CHECK(parse_config("min_timestamp = 946684800000\n", "floor.toml").config.min_timestamp_ms == 946684800000);
 }
+
+TEST_CASE("event parser: an optional field an event lacks or holds null in takes its default; another type is still wrong") {
+  const auto r = parse_config(R"toml(
+[schema]
+fields = { user = "string", region = { type = "string", required = false, default = "unknown" }, bytes = { type = "integer", required = false, default = -1 }, note = { type = "string", required = false } }
+[[view]]
+name = "per_region"
+key = "region"
+aggregates = ["sum(bytes)"]
+)toml",
+                              "optional.toml");
+  REQUIRE(r.ok());
+  EventParser p(r.config);
+  p.capture_fields(true);
+  ParsedEvent ev;
+  REQUIRE(parse(p, R"({"id":"e","ts":1,"user":"u","region":"eu","bytes":5,"note":"n"})", ev) == Reject::none);
+  CHECK(ev.keys[0] == "eu");
+  CHECK(ev.columns[0].i == 5);
+  CHECK(ev.missing == 0);
+  REQUIRE(parse(p, R"({"id":"e","ts":1,"user":"u"})", ev) == Reject::none);
+  CHECK(ev.keys[0] == "unknown");
+  CHECK(ev.columns[0].i == -1);
+  CHECK(ev.missing == 0b11100);  // bytes, note and region: the fields in name order after the id and the time
+  REQUIRE(parse(p, R"({"id":"e","ts":1,"user":"u","region":null,"bytes":7,"note":null})", ev) == Reject::none);
+  CHECK(ev.keys[0] == "unknown");
+  CHECK(ev.columns[0].i == 7);
+  CHECK(ev.missing == 0b11000);  // note and region
+  CHECK(parse(p, R"({"id":"e","ts":1,"user":"u","region":7})", ev) == Reject::wrong_type);
+  CHECK(parse(p, R"({"id":"e","ts":1,"region":"eu"})", ev) == Reject::missing_field);  // user is required
+  CHECK(parse(p, R"({"id":"e","ts":1,"user":null})", ev) == Reject::wrong_type);       // and not nullable
+
+  // A field a view reads needs a default; a default needs required = false and the field's type.
+  const auto bad = parse_config(R"toml(
+[schema]
+fields = { user = "string", region = { type = "string", required = false }, n = { type = "integer", default = 1 }, m = { type = "number", required = false, default = "x" } }
+[[view]]
+name = "per_region"
+key = "region"
+aggregates = ["count"]
+)toml",
+                                "optional.toml");
+  std::string all;
+  for (const auto& e : bad.errors) all += e.message + "\n";
+  CHECK(all.find("field 'region' is optional and view 'per_region' reads it: give it a default") != std::string::npos);
+  CHECK(all.find("field 'n' has a default but is required") != std::string::npos);
+  CHECK(all.find("field 'm': the default must be a number") != std::string::npos);
+}

@@ -123,6 +123,15 @@ struct FieldConfig {
   std::string name;
   FieldType type = FieldType::string;
   int line = 0;  // where it is declared, for error messages
+  // `name = { type = "string", required = false, default = "none" }`: an
+  // event may lack the field (or hold null there), and then has the default;
+  // a field a view reads needs one. Events stored before a field was added
+  // replay this way.
+  bool required = true;
+  bool has_default = false;
+  std::string default_string;  // a string field's default
+  double default_number = 0;   // a number field's
+  std::int64_t default_integer = 0;  // an integer's, or a boolean's as 0 or 1
 };
 
 // "count", "sum(amount)": the kind (engine/aggregate.hpp checks the name)

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -17,6 +18,12 @@
 #include "storage/directory_lock.hpp"
 
 namespace spate::engine {
+
+// The configuration cannot run on the data directory's kept events (a
+// required field they lack): spated exits 78, as for a bad config.
+struct DataConflict : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 class Engine {
  public:
@@ -116,6 +123,7 @@ class Engine {
   bool started_ = false;
 
   void open_storage();
+  void check_stored_fields(const std::vector<storage::Recovery>& recoveries) const;
   // The newest checkpoint epoch every shard holds a valid file of, loaded
   // into the shards; the segments before it are not replayed.
   std::uint64_t load_checkpoints(std::vector<storage::Recovery>& recoveries);

@@ -54,6 +54,9 @@ struct ParsedEvent {
     std::string_view view() const noexcept { return {data, size}; }
   };
   Text fields[kMaxSchemaFields + 3];  // one slot past the schema for what the log adds (the raw line)
+  // Optional fields (bits in field_name order) the event lacked or held
+  // null in: they have their defaults in keys and columns, and no text.
+  std::uint64_t missing = 0;
 };
 
 class EventParser {
@@ -108,7 +111,12 @@ class EventParser {
 
   simdjson::ondemand::parser parser_;
   std::vector<Wanted> wanted_;
-  std::uint64_t required_mask_ = 0;
+  std::uint64_t required_mask_ = 0;  // every wanted field: seen all, the rest of the line is only walked
+  std::uint64_t optional_mask_ = 0;  // of those, the ones an event may lack
+  // By wanted field: what an optional field's key or column holds when absent.
+  std::vector<std::string> default_keys_;
+  std::vector<Cell> default_cells_;
+  Reject absent_optional(std::uint64_t missing, ParsedEvent& out) noexcept;
   std::uint64_t absent_ = 0;
   const char* line_end_ = nullptr;  // of the line being parsed
   std::uint64_t capture_mask_ = 0;  // by wanted field
