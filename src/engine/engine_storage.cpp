@@ -126,8 +126,20 @@ void Engine::open_storage() {
       }
     }
   }
-  load_checkpoints(recoveries);
+  const std::uint64_t epoch = load_checkpoints(recoveries);
   check_stored_fields(recoveries);
+  std::uint64_t blocks = 0, events = 0, segments = 0;
+  for (const storage::Recovery& recovery : recoveries) {
+    for (const storage::SegmentScan& scan : recovery.segments) {
+      segments += !scan.blocks.empty();
+      blocks += scan.blocks.size();
+      for (const storage::BlockInfo& b : scan.blocks) events += b.events;
+    }
+  }
+  if (blocks != 0) {  // each shard logs its part's time when done ("replay done")
+    io::log_info(epoch != 0 ? "recovery: replaying the log after the checkpoint" : "recovery: no checkpoint loaded, replaying the whole log",
+                 {{"checkpoint_epoch", epoch}, {"segments", segments}, {"blocks", blocks}, {"events", events}});
+  }
   for (std::uint32_t i = 0; i < shard_count_; ++i) {
     replays_ = replays_ || !recoveries[i].segments.empty();
     shards_[i]->set_storage((dir / fmt::format("shard-{}", i)).string(), std::move(recoveries[i]));

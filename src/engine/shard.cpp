@@ -498,6 +498,7 @@ bool Shard::pass(std::uint32_t stages) {
 // answered meanwhile; PUBLISHes wait.
 void Shard::replay() {
   bool reported = false;
+  const std::int64_t started_ms = io::monotonic_ms();
   while (!engine_.stopping()) {
     const bool busy = pass(kReplaying);
     if (!reported && (replay_ == nullptr || replay_->finished())) {
@@ -508,6 +509,10 @@ void Shard::replay() {
         }
       }
       remember_sequences();
+      if (replay_ != nullptr) {
+        io::log_info("replay done", {{"shard", id_}, {"events", replay_->events()}, {"segment_bytes", replay_->bytes()},
+                                     {"ms", io::monotonic_ms() - started_ms}});
+      }
       reported = true;
       engine_.replay_finished();
     }

@@ -100,6 +100,13 @@ class StorageTest(E2ETest):
         d = self.start(tcp=True, udp=True)
         c = d.counters()
         self.assertEqual(c["replay.events_in"], EVENTS)
+        log = d.read_log()
+        self.assertIn('msg="recovery: no checkpoint loaded, replaying the whole log" checkpoint_epoch=0 ', log)
+        self.assertIn(" events=%d\n" % EVENTS, log)
+        # Each shard that held segments says what it replayed, and how long it took.
+        done = [line for line in log.splitlines() if 'msg="replay done"' in line]
+        self.assertEqual(sum(int(line.split(" events=")[1].split()[0]) for line in done), EVENTS)
+        self.assertTrue(all(" ms=" in line for line in done))
         self.assertEqual(c["late.per_user_1m"], self.summary["late"])
         self.assertEqual(c["publish.events_in"], 0)
         self.assertEqual(c["errors"], 0)
