@@ -21,13 +21,17 @@ void Shard::apply(const RouteBatch& b, std::uint32_t source_shard) {
   // minimum of `base` (everything but this batch's own channel) and the
   // stamp the row carries for its channel.
   if (source_shard == id_) {  // a local batch: one key group
+    // Its rows carry this shard's own stamps: rows of other groups still
+    // pending (older ones) bound how far the shard's watermark moves, not
+    // how these rows are judged, or a row would be judged by how the input
+    // happened to be read (what else was pending when its batch left).
     std::int64_t channel = INT64_MIN;
-    apply_rows<true>(b, std::min(time_.channels_min_cached(), router_.pending_min(b.group[0])), channel);
+    apply_rows<true>(b, time_.channels_min_cached(), channel, router_.pending_min(b.group[0]));
   } else {
     std::int64_t channel = time_.channel(source_shard);
     const std::int64_t base =
         std::min(time_.channels_min(source_shard), time_.self_bound(router_.pending_min()));
-    apply_rows<false>(b, base, channel);
+    apply_rows<false>(b, base, channel, EventTime::kNone);
     time_.advance_channel(source_shard, std::max(channel, b.watermark));
   }
   ShardCounters::add(counters_.rows_applied, b.rows);
@@ -41,7 +45,7 @@ void Shard::apply(const RouteBatch& b, std::uint32_t source_shard) {
 // stood before the row); then the views fold the batch. kOneGroup (a local
 // batch) makes the group a constant of the loops.
 template <bool kOneGroup>
-void Shard::apply_rows(const RouteBatch& b, std::int64_t base, std::int64_t& channel) {
+void Shard::apply_rows(const RouteBatch& b, std::int64_t base, std::int64_t& channel, std::int64_t advance_bound) {
   std::uint32_t ids[kMaxBatchRows];
   std::int64_t wms[kMaxBatchRows];
   std::int64_t wm = time_.watermark();
@@ -59,7 +63,7 @@ void Shard::apply_rows(const RouteBatch& b, std::int64_t base, std::int64_t& cha
   }
   ages.add_sum(static_cast<double>(age_sum_ms) * 1000.0);
   channel = ch;
-  time_.advance(wm);
+  time_.advance(std::min(wm, advance_bound));
   views_.apply<kOneGroup>(b, ids, wms);
 }
 
@@ -71,7 +75,10 @@ void Shard::apply_rows(const RouteBatch& b, std::int64_t base, std::int64_t& cha
 void Shard::apply_row(std::size_t g, std::uint64_t hash, std::string_view key, std::int64_t ts, const Cell* columns,
                       std::int64_t row_wm) {
   router_.flush_local(g);
-  const std::int64_t wm = time_.advance(std::min({row_wm, time_.channels_min_cached(), router_.pending_min(g)}));
+  // Judged as a batch's row is: by its stamp, and the shard's watermark
+  // moves no further than the other groups' pending rows allow.
+  const std::int64_t wm = std::max(time_.watermark(), std::min(row_wm, time_.channels_min_cached()));
+  time_.advance(std::min(wm, router_.pending_min(g)));
   views_.apply_row(g, hash, key, ts, columns, wm);
   count_direct_row(ts);
 }

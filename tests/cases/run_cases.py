@@ -29,7 +29,11 @@
                          "top": {VIEW: {"window_start": W, "keys": [...]}},
                                    VIEW_TOP with its default window}
     NAME/case.json      optional: {"sources": [...], "shards": [...],
-                        "restarts": [...]}; by default every source kind
+                        "restarts": [...]}; "tcp-split" among the sources
+                        sends each input over TCP in two writes, split at
+                        each of SPLITS byte offsets spread over it (mid-line
+                        ones included), one run each: how the socket happens
+                        to be read must change no answer. By default every source kind
                         (file, tcp, udp, publish, pcap: the UDP datagrams in a
                         capture read at its recorded pace) with 1, 2 and 3
                         shards. Each restart ("term": SIGTERM, a clean stop;
@@ -64,6 +68,19 @@ from spate_e2e import SPATED, Daemon
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ALL_SOURCES = ["file", "tcp", "udp", "publish", "pcap"]
+SPLITS = 12  # offsets a "tcp-split" source sends its inputs split at
+
+
+def expand_sources(sources, inputs):
+    """Each "tcp-split" as "tcp-split:OFFSET" for SPLITS offsets into the longest input."""
+    size = max((sum(len(v) for k, v in items if k == "line") for items in inputs), default=0)
+    out = []
+    for source in sources:
+        if source != "tcp-split":
+            out.append(source)
+            continue
+        out += ["tcp-split:%d" % (1 + (size - 2) * k // (SPLITS - 1)) for k in range(SPLITS)]
+    return out
 IDLE_TIMEOUT_MS = 200
 
 
@@ -163,7 +180,8 @@ def start(case_dir, source, shards, inputs, tmp):
         path = os.path.join(tmp, "inputs.pcap")
         write_capture(path, inputs)
         config_text += '\n[[source]]\ntype = "pcap"\npath = "%s"\npace = "recorded"\n' % path
-    daemon = Daemon(shards=shards, config=config_text, extra_args=extra, tcp=source == "tcp", udp=source == "udp",
+    tcp = source == "tcp" or source.startswith("tcp-split")
+    daemon = Daemon(shards=shards, config=config_text, extra_args=extra, tcp=tcp, udp=source == "udp",
                     idle_first=source not in ("file", "pcap"), data_dir=os.path.join(tmp, "data"))
     daemon.views = tomllib.loads(config_text).get("view", [])
     return daemon
@@ -241,6 +259,17 @@ def feed(run, source, inputs, at_check, at_restart):
     at_check(STEP); at its "#restart HOW", at_restart(HOW, lines sent so far),
     and the senders connect to run.daemon again."""
     if source in ("file", "pcap"):
+        return
+    if source.startswith("tcp-split:"):  # each input in two writes, the first ending at the offset
+        offset = int(source.split(":")[1])
+        conns = [socket.create_connection(("127.0.0.1", run.daemon.tcp_port)) for _ in inputs]
+        data = [b"".join(v for k, v in items if k == "line") for items in inputs]
+        for c, d in zip(conns, data):
+            c.sendall(d[:offset])
+        time.sleep(0.05)  # read apart
+        for c, d in zip(conns, data):
+            c.sendall(d[offset:])
+            c.close()
         return
     if source == "publish":
         conns, sequences = [], [0] * len(inputs)
@@ -382,7 +411,7 @@ def run_case(name):
     inputs = [read_input(os.path.join(case_dir, f))
               for f in sorted(os.listdir(case_dir)) if f.startswith("input") and f.endswith(".ndjson")]
     results = []
-    for source in meta.get("sources", ALL_SOURCES):
+    for source in expand_sources(meta.get("sources", ALL_SOURCES), inputs):
         for shards in meta.get("shards", [1, 2, 3]):
             with tempfile.TemporaryDirectory(prefix="spate-case-") as tmp:
                 run = Run(start(case_dir, source, shards, inputs, tmp))

@@ -250,7 +250,7 @@ class Shard final : public io::LineSink, private Router::Host {
   bool work_while_waiting() override;
   void apply(const RouteBatch& batch, std::uint32_t source_shard);
   template <bool kOneGroup>
-  void apply_rows(const RouteBatch& batch, std::int64_t base, std::int64_t& channel);
+  void apply_rows(const RouteBatch& batch, std::int64_t base, std::int64_t& channel, std::int64_t advance_bound);
   void apply_row(std::size_t group, std::uint64_t hash, std::string_view key, std::int64_t ts, const Cell* columns,
                  std::int64_t row_wm);
   void count_direct_row(std::int64_t ts);
