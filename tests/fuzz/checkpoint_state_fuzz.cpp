@@ -127,7 +127,7 @@ struct Row {
   std::string key;
   std::string id;  // the event id's JSON text
   std::int64_t ts;
-  double amount;
+  Cell amount;  // the one number column
 };
 
 // The rows as one batch (each judged against wm), as a shard applies
