@@ -62,17 +62,28 @@ SegmentLog::SegmentLog(LogOptions options, int notify_fd)
   dir_fd_ = ::open(options_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd_ < 0) throw std::system_error(errno, std::generic_category(), "cannot open '" + options_.dir + "'");
   sequence_ = options_.first_sequence;
+  reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
 SegmentLog::~SegmentLog() {
   close();
   if (ring_) io_uring_queue_exit(ring_.get());
   if (dir_fd_ >= 0) ::close(dir_fd_);
+  if (reserve_fd_ >= 0) ::close(reserve_fd_);
 }
 
 bool SegmentLog::open_segment(std::int64_t now_ms) {
   const std::string name = segment_file_name(sequence_);
   fd_ = ::openat(dir_fd_, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd_ < 0 && (errno == EMFILE || errno == ENFILE) && reserve_fd_ >= 0) {
+    // Out of descriptors (connections hold them): the one kept in reserve
+    // makes this segment. Pausing input instead would never free any,
+    // since only reading its connections to their end closes them.
+    ::close(reserve_fd_);
+    reserve_fd_ = -1;
+    fd_ = ::openat(dir_fd_, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  }
+  if (reserve_fd_ < 0) reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);  // taken back once one is free
   if (fd_ < 0) {  // out of descriptors or disk, or a file in the way: the caller holds its blocks and pauses input
     if (!open_failing_) {
       const int err = errno;

@@ -159,6 +159,7 @@ class SegmentLog {
   std::unique_ptr<io_uring> ring_;
   int dir_fd_ = -1;
   int fd_ = -1;
+  int reserve_fd_ = -1;  // a descriptor held back for the next segment when the process runs out
   std::vector<std::pair<int, std::uint64_t>> closing_;  // old segments: closed once the sync numbered this is done
   bool dir_dirty_ = false;                              // a new file's entry is not yet synced
   std::uint64_t sequence_ = 0;
