@@ -83,10 +83,10 @@ bool SegmentLog::open_segment(std::int64_t now_ms) {
     reserve_fd_ = -1;
     fd_ = ::openat(dir_fd_, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   }
+  const int err = errno;
   if (reserve_fd_ < 0) reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);  // taken back once one is free
   if (fd_ < 0) {  // out of descriptors or disk, or a file in the way: the caller holds its blocks and pauses input
     if (!open_failing_) {
-      const int err = errno;
       io::log_error("cannot create segment: ingest paused until it can", {{"shard", options_.shard},
                                               {"path", fmt::format("{}/{}", options_.dir, name)},
                                               {"error", std::strerror(err)}});
