@@ -17,6 +17,7 @@
 
 #include "config/config.hpp"
 #include "engine/engine.hpp"
+#include "query/http_head.hpp"
 
 namespace spate::query {
 
@@ -39,19 +40,6 @@ struct MetricsCounters {
 
 // The text of a scrape.
 std::string render_prometheus(const engine::Engine& engine, const ServerCounters& server);
-
-// A request head as the endpoint reads it: the request line and the header
-// lines, without the empty line that ends them (lines end in CRLF or LF).
-// Views into the head's bytes. Exposed for its tests.
-struct HttpHead {
-  std::string_view method;
-  std::string_view target;  // as sent, query string included
-  int minor_version = 1;    // HTTP/1.x
-  bool keep_alive = true;   // HTTP/1.1 unless "Connection: close"; HTTP/1.0 only with "Connection: keep-alive"
-  bool has_body = false;    // Content-Length other than 0, or Transfer-Encoding
-};
-// false: not an HTTP/1.x request head (answered 400).
-bool parse_http_head(std::string_view head, HttpHead& out);
 
 class MetricsServer {
  public:
