@@ -8,6 +8,7 @@
 #include <lz4.h>
 #include <zstd.h>
 
+#include "kernels/assert.hpp"
 #include "kernels/hash.hpp"
 
 namespace spate::storage {
@@ -45,6 +46,16 @@ class Reader {
     out = {p_, n};
     p_ += n;
     return true;
+  }
+  bool varint(std::uint64_t& v) {
+    v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (p_ == end_) return false;
+      const auto b = static_cast<std::uint8_t>(*p_++);
+      v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) return true;
+    }
+    return false;
   }
   std::size_t consumed(const char* begin) const noexcept { return static_cast<std::size_t>(p_ - begin); }
   bool at_end() const noexcept { return p_ == end_; }
@@ -149,6 +160,16 @@ void BlockBuilder::put_length(std::string& out, std::size_t n) {
   out.push_back(static_cast<char>(n));
 }
 
+void BlockBuilder::put_stamp(std::int64_t stamp) {
+  if (stamped_ == 0) {
+    put<std::int64_t>(stamps_, stamp);
+  } else {  // never negative; a wrapped difference would still decode exactly
+    put_length(stamps_, static_cast<std::uint64_t>(stamp) - static_cast<std::uint64_t>(last_stamp_));
+  }
+  last_stamp_ = stamp;
+  ++stamped_;
+}
+
 BlockInfo BlockBuilder::encode(Codec codec, int level, std::int64_t sealed_ms, std::string& out) {
   raw_.clear();
   for (std::size_t f = 0; f < lengths_.size(); ++f) {
@@ -165,6 +186,11 @@ BlockInfo BlockBuilder::encode(Codec codec, int level, std::int64_t sealed_ms, s
     put<std::uint64_t>(raw_, p.input);
     put<std::uint64_t>(raw_, p.value);
   }
+  SPATE_ASSERT(stamped_ == 0 || stamped_ == events_, "a block's events have a stamp each or none");
+  const bool stamped = stamped_ != 0;
+  raw_ += stamps_;
+  stamps_.clear();
+  stamped_ = 0;
 
   BlockInfo info;
   info.events = events_;
@@ -209,7 +235,8 @@ BlockInfo BlockBuilder::encode(Codec codec, int level, std::int64_t sealed_ms, s
   put<std::int64_t>(head, min_ts_);
   put<std::int64_t>(head, max_ts_);
   put<std::uint8_t>(head, static_cast<std::uint8_t>(codec));
-  head.append(3, '\0');
+  put<std::uint8_t>(head, stamped ? kBlockHasStamps : 0);
+  head.append(2, '\0');
   put<std::uint32_t>(head, static_cast<std::uint32_t>(positions_.size()));
   put<std::int64_t>(head, sealed_ms);
   put<std::uint64_t>(head, block_checksum(head.data(), out.data() + header_at + kBlockHeaderBytes, stored));
@@ -303,6 +330,19 @@ BlockStatus decode_block(std::string_view bytes, std::size_t fields, Block& out)
     Position p;
     if (!r.read(p.kind) || !r.read(p.input) || !r.read(p.value)) return BlockStatus::bad_payload;
     out.positions.push_back(p);
+  }
+  out.stamps.clear();
+  if ((static_cast<std::uint8_t>(h[33]) & kBlockHasStamps) != 0 && events > 0) {
+    std::int64_t stamp = 0;
+    if (!r.read(stamp)) return BlockStatus::bad_payload;
+    out.stamps.reserve(events);
+    out.stamps.push_back(stamp);
+    for (std::uint32_t e = 1; e < events; ++e) {
+      std::uint64_t d = 0;
+      if (!r.varint(d)) return BlockStatus::bad_payload;
+      stamp = static_cast<std::int64_t>(static_cast<std::uint64_t>(stamp) + d);
+      out.stamps.push_back(stamp);
+    }
   }
   return r.at_end() ? BlockStatus::ok : BlockStatus::bad_payload;
 }

@@ -51,13 +51,15 @@ bool ReplaySource::poll(io::LineSink& sink, std::size_t budget) {
   if (done_) return false;
   std::size_t handed = 0;
   // Each block's lines go on their own, after the wall clock they were
-  // logged at: what caps the watermark replays as it stood live.
+  // logged at (what capped the watermark live) and the stamps its events
+  // were judged against.
   const auto hand = [&](std::int64_t sealed_ms) {
     if (lines_.empty()) return;
     const std::size_t size = lines_.size();
     lines_.append(padding_, '\0');
     io::SourceCounters::add(counters().bytes_in, size);
     sink.read_at(sealed_ms);
+    if (!block_.stamps.empty()) sink.read_stamps(block_.stamps.data(), block_.stamps.size());
     sink.lines(input_, lines_.data(), size, events_);
     handed += size;
     lines_.clear();

@@ -141,7 +141,10 @@ void Shard::lines(std::uint32_t input, const char* data, std::size_t size, std::
   logging_ = log_ != nullptr && kind != replay_kind_;
   router_.set_received(loop_us_);
   if (!logging_) {
+    replay_at_ = data;
+    replay_line_ = 0;
     ingest_chunk(data, size, {kind, input});
+    replay_stamps_ = nullptr;
     return;
   }
   std::atomic<std::uint64_t>& events = counters_.events_in[kind];
@@ -174,6 +177,7 @@ void Shard::read_clocks() noexcept {
   wall_ms_ = io::wall_ms();
   future_limit_ms_ = wall_ms_ + config_.max_future_ms;
   watermark_cap_ms_ = wall_ms_ + config_.max_watermark_ahead_ms;
+  time_.exchange();
 }
 
 io::SourceTotals Shard::source_totals(io::SourceKindId kind) const noexcept {
@@ -251,14 +255,15 @@ bool Shard::parse_line(const char* line, std::size_t len, const char* buffer_end
 void Shard::admit(OneEvent& event, From from) {
   ParsedEvent& ev = event.ev;
   ShardCounters::add(counters_.events_in[from.source], 1);
-  if (logging_) {
-    ev.fields[raw_field_] = {event.line, event.len};  // used only when keep_raw made it a column
-    log_->append(ev.fields, ~ev.missing, ev.ts_ms, loop_ms_);  // an optional field it lacked is stored absent
-  }
-  // The input watermark as it stood before this event travels with its rows.
+  // The watermark as it stood before this event travels with its rows and
+  // is logged with it; a replayed event has its logged one.
   EventRows& rows = event.rows;
   const std::int64_t ts = ev.ts_ms <= watermark_cap_ms_ ? ev.ts_ms : ahead_of_clock(from, ev.ts_ms);
-  rows.stamp = time_.stamp(from.input, ts);
+  rows.stamp = replay_stamps_ == nullptr ? time_.stamp(from.input, ts) : replayed_stamp(event.line, from, ts);
+  if (logging_) {
+    ev.fields[raw_field_] = {event.line, event.len};  // used only when keep_raw made it a column
+    log_->append(ev.fields, ~ev.missing, ev.ts_ms, rows.stamp, loop_ms_);  // an optional field it lacked is stored absent
+  }
   route_rows(rows, ev.columns, views_.dedups());
 }
 
@@ -368,6 +373,19 @@ void Shard::ingest_chunk(const char* data, std::size_t len, From from) {
     }
     for (std::size_t i = 0; i < n; ++i) admit(parse_batch_[i], from);
   }
+}
+
+// A replayed event's logged stamp: its line's number in the block handed
+// (read_stamps), counted from the newlines since the line before.
+std::int64_t Shard::replayed_stamp(const char* line, From from, std::int64_t ts) {
+  for (const char* p = replay_at_; p < line; ++replay_line_) {
+    p = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(line - p)));
+    if (p == nullptr) break;
+    ++p;
+  }
+  replay_at_ = line;
+  SPATE_ASSERT(replay_line_ < replay_stamp_count_, "one stamp a replayed line");
+  return time_.replayed(from.input, ts, replay_stamps_[replay_line_]);
 }
 
 // ---------------------------------------------------------------- inputs

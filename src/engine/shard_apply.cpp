@@ -1,6 +1,6 @@
 // The shard's apply stage: batches from its own router and from the other
-// shards' rings folded into its views, each row judged against the
-// watermark as it stood before it; see shard.hpp.
+// shards' rings folded into its views, each row judged against the stamp
+// its event was given (the watermark as it stood before it); see shard.hpp.
 #include "engine/shard.hpp"
 
 #include <algorithm>
@@ -17,14 +17,12 @@ void Shard::apply_local(const RouteBatch& batch) { apply(batch, id_); }
 bool Shard::work_while_waiting() { return pass(kWaiting); }
 
 void Shard::apply(const RouteBatch& b, std::uint32_t source_shard) {
-  // Each row is judged against the watermark as it stood before it: the
-  // minimum of `base` (everything but this batch's own channel) and the
-  // stamp the row carries for its channel.
+  // Each row is judged against its stamp (event_time.hpp). The shard's
+  // watermark, which closes windows, moves to the minimum of `base`
+  // (everything but this batch's own channel) and the batch's channel.
   if (source_shard == id_) {  // a local batch: one key group
-    // Its rows carry this shard's own stamps: rows of other groups still
-    // pending (older ones) bound how far the shard's watermark moves, not
-    // how these rows are judged, or a row would be judged by how the input
-    // happened to be read (what else was pending when its batch left).
+    // Rows of other groups still pending (older ones) bound how far the
+    // shard's watermark moves.
     std::int64_t channel = INT64_MIN;
     apply_rows<true>(b, time_.channels_min_cached(), channel, router_.pending_min(b.group[0]));
   } else {
@@ -41,30 +39,26 @@ void Shard::apply(const RouteBatch& b, std::uint32_t source_shard) {
   counters_.receive_to_applied.record(static_cast<std::uint64_t>(std::max<std::int64_t>(waited, 0)), b.rows);
 }
 
-// The watermark advances row by row (each row is judged against it as it
-// stood before the row); then the views fold the batch. kOneGroup (a local
-// batch) makes the group a constant of the loops.
+// The views fold the batch, each row judged against its stamp; the
+// watermark moves to what the batch's channel and `base` allow (the rows'
+// stamps never decrease, so the last row's is the channel's).
+// kOneGroup (a local batch) makes the group a constant of the loops.
 template <bool kOneGroup>
 void Shard::apply_rows(const RouteBatch& b, std::int64_t base, std::int64_t& channel, std::int64_t advance_bound) {
+  if (b.rows == 0) return;
   std::uint32_t ids[kMaxBatchRows];
-  std::int64_t wms[kMaxBatchRows];
-  std::int64_t wm = time_.watermark();
-  std::int64_t ch = channel;
   // Each row's age by the wall clock, in its histogram bucket.
   kernels::LogHistogram& ages = counters_.event_to_queryable;
   std::int64_t age_sum_ms = 0;
   for (std::uint32_t r = 0; r < b.rows; ++r) {
-    ch = std::max(ch, b.wm[r]);
-    wm = std::max(wm, std::min(base, ch));
-    wms[r] = wm;
     const std::int64_t age_ms = std::max<std::int64_t>(wall_ms_ - b.ts[r], 0);
     ages.add_bucket(kernels::histogram_bucket(static_cast<std::uint64_t>(age_ms) * 1000));
     age_sum_ms += age_ms;
   }
   ages.add_sum(static_cast<double>(age_sum_ms) * 1000.0);
-  channel = ch;
-  time_.advance(std::min(wm, advance_bound));
-  views_.apply<kOneGroup>(b, ids, wms);
+  channel = std::max(channel, b.wm[b.rows - 1]);
+  time_.advance(std::min({base, channel, advance_bound}));
+  views_.apply<kOneGroup>(b, ids, b.wm);
 }
 
 // A row of a key group with few keys on this shard (event types, say):
@@ -77,9 +71,8 @@ void Shard::apply_row(std::size_t g, std::uint64_t hash, std::string_view key, s
   router_.flush_local(g);
   // Judged as a batch's row is: by its stamp, and the shard's watermark
   // moves no further than the other groups' pending rows allow.
-  const std::int64_t wm = std::max(time_.watermark(), std::min(row_wm, time_.channels_min_cached()));
-  time_.advance(std::min(wm, router_.pending_min(g)));
-  views_.apply_row(g, hash, key, ts, columns, wm);
+  time_.advance(std::min({row_wm, time_.channels_min_cached(), router_.pending_min(g)}));
+  views_.apply_row(g, hash, key, ts, columns, row_wm);
   count_direct_row(ts);
 }
 

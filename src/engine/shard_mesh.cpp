@@ -27,10 +27,10 @@ std::size_t ShardMesh::depth_into(std::uint32_t dst) const noexcept {
   return depth;
 }
 
-std::int64_t ShardMesh::max_watermark() const noexcept {
-  std::int64_t wm = INT64_MIN;
-  for (std::uint32_t s = 0; s < shards_; ++s) wm = std::max(wm, peers_[s].watermark.load(std::memory_order_relaxed));
-  return wm;
+std::int64_t ShardMesh::max_reach() const noexcept {
+  std::int64_t reach = INT64_MIN;
+  for (std::uint32_t s = 0; s < shards_; ++s) reach = std::max(reach, peers_[s].reach.load(std::memory_order_relaxed));
+  return reach;
 }
 
 }  // namespace spate::engine

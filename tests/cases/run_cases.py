@@ -41,7 +41,13 @@
                         starts the daemon again on its data with no source,
                         in turn, and the views, window count and top must be
                         the expected ones again: a restart never changes an
-                        answer. {"config_error": [TEXT, ...]}: the config
+                        answer. "views" is a clean stop and a start with a
+                        copy of the first view added (NAME_again): no
+                        checkpoint fits, the whole log is replayed, and the
+                        copy answers as its original. After a replay of the
+                        whole log every counter it counts again (each
+                        view's late rows, dedup's, events ahead of the
+                        clock) is what the live run counted. {"config_error": [TEXT, ...]}: the config
                         is refused instead, by --check-config and at start
                         (exit 78), with each TEXT in what it says; such a
                         case has no inputs and no expected.json
@@ -218,14 +224,47 @@ def check_replayed(again, how, logged):
     return []
 
 
-def restart(daemon, case_dir, shards, tmp, how):
-    """Stops the daemon (how: "term" or "kill") and starts it again on its
-    data, with no source; returns (the new daemon, failures)."""
-    logged, _, failures = stop_for_restart(daemon, how)
-    again = Daemon(shards=shards, config=case_config(case_dir), tcp=False, udp=False, idle_first=False,
+# What a replay of the whole log counts again: each view's late rows, the
+# duplicates and what dedup let through unchecked, events dated ahead of the clock.
+RECOUNTED = ("dedup.duplicates", "dedup.beyond_horizon", "events_ahead_of_clock")
+
+
+def with_view_copy(config_text):
+    """The config with a copy of its first view, named NAME_again (a changed
+    view set: no checkpoint fits it); (text, NAME), or (text, None) when the
+    case has no view of its own."""
+    views = tomllib.loads(config_text).get("view", [])
+    if not views:
+        return config_text, None
+    copy = dict(views[0], name=views[0]["name"] + "_again")
+    return config_text + "\n[[view]]\n" + "".join("%s = %s\n" % (k, json.dumps(v)) for k, v in copy.items()), \
+        views[0]["name"]
+
+
+def restart(daemon, case_dir, shards, tmp, how, live):
+    """Stops the daemon (how: "term", "kill", or "views": a clean stop and a
+    start with a copy of the first view added) and starts it again on its
+    data, with no source; returns (the new daemon, the copied view's name or
+    None, failures). After a replay of the whole log every counter it
+    recounts is what the live run (`live`, counted by every daemon) said."""
+    logged, _, failures = stop_for_restart(daemon, "term" if how == "views" else how)
+    config_text, copied = with_view_copy(case_config(case_dir)) if how == "views" else (case_config(case_dir), None)
+    again = Daemon(shards=shards, config=config_text, tcp=False, udp=False, idle_first=False,
                    data_dir=os.path.join(tmp, "data"))
     again.views = daemon.views
-    return again, failures + check_replayed(again, how, logged)
+    c = again.counters()
+    if how == "views":
+        if c["replay.events_in"] != live["events_in"]:
+            failures.append("after views: %d events replayed of %d" % (c["replay.events_in"], live["events_in"]))
+    else:
+        failures += check_replayed(again, how, logged)
+    if c["replay.events_in"] == live["events_in"]:  # the whole log: recounted
+        want = {k: v for k, v in live.items() if k.startswith("late.") or k in RECOUNTED}
+        if copied:
+            want["late.%s_again" % copied] = live["late." + copied]
+        failures += ["after %s: counter %s: live %r, replayed %r" % (how, k, v, c.get(k))
+                     for k, v in sorted(want.items()) if c.get(k) != v]
+    return again, copied, failures
 
 
 def wait(daemon, predicate, what, timeout=20, settle=None):
@@ -354,10 +393,16 @@ def check(run, expected, groups):
     return failures + check_answers(run.daemon, expected)
 
 
-def check_answers(daemon, expected):
-    """The views, window count and top against the expected ones."""
+def check_answers(daemon, expected, copied=None):
+    """The views, window count and top against the expected ones; a copy of
+    a view (`copied`, added at a restart) answers as it does."""
     failures = []
-    for view, keys in expected.get("views", {}).items():
+    views = dict(expected.get("views", {}))
+    tops = dict(expected.get("top", {}))
+    if copied:
+        views.update({"%s_again" % v: keys for v, keys in views.items() if v == copied})
+        tops.update({"%s_again" % v: top for v, top in tops.items() if v == copied})
+    for view, keys in views.items():
         got = daemon.client.view_get_many(view, list(keys))
         for key, rows in keys.items():
             have = [(r["window_start"], {a: r[a] for a in want}) for (_, want), r in zip(rows, got[key])]
@@ -365,12 +410,12 @@ def check_answers(daemon, expected):
             if len(got[key]) != len(rows) or have != want:
                 failures.append("view %s key %s:\n      want %r\n      have %r" % (
                     view, key, want, [(r["window_start"], {k: v for k, v in r.items() if k not in ("key", "window_end", "closed", "window_start")}) for r in got[key]]))
-    if "windows" in expected:
+    if "windows" in expected and not copied:
         try:
             wait(daemon, lambda c: c["windows"] == expected["windows"], "window count", timeout=3)
         except AssertionError as e:
             failures.append(str(e))
-    for view, top in expected.get("top", {}).items():
+    for view, top in tops.items():
         rows = daemon.client.view_top(view, None, k=len(top["keys"]) + 1)
         have = {"window_start": rows[0]["window_start"] if rows else None, "keys": [r["key"] for r in rows]}
         if have != top:
@@ -440,10 +485,11 @@ def run_case(name):
 
                     feed(run, source, inputs, at_check, at_restart)
                     failures += check(run, expected, groups)
+                    live = run.counters()
                     for how in meta.get("restarts", []) if not failures else []:
                         stopping, daemon = daemon, None  # none running if the restart fails
-                        daemon, failed = restart(stopping, case_dir, shards, tmp, how)
-                        failures += failed + ["after %s: %s" % (how, f) for f in check_answers(daemon, expected)]
+                        daemon, copied, failed = restart(stopping, case_dir, shards, tmp, how, live)
+                        failures += failed + ["after %s: %s" % (how, f) for f in check_answers(daemon, expected, copied)]
                 except Exception as e:  # a timeout or a protocol error is this run's failure
                     failures = ["%s: %s" % (type(e).__name__, e)]
                 if daemon is not None:

@@ -4,7 +4,6 @@ the shards busy with junk lines. A shard whose last input closes must send
 and apply the rows it still holds in batches before it turns inactive, or
 they are judged against a watermark that moved on without them."""
 
-import os
 import socket
 import tempfile
 import threading
@@ -110,12 +109,6 @@ class EventTimeTest(unittest.TestCase):
     def test_in_order_events_on_short_connections_are_never_late_one_shard(self):
         self.check(1)
 
-    # Under AddressSanitizer on a slow machine, rows of the short
-    # connections come out late on two shards (10-30 of 120, 6 runs of 6),
-    # at the commit before dedup by fingerprint too: a defect of event time
-    # under slowness that this test shows only there; it runs in every
-    # other build.
-    @unittest.skipIf(os.environ.get("ASAN_OPTIONS"), "late rows under AddressSanitizer: a known defect, see the comment")
     def test_in_order_events_on_short_connections_are_never_late_two_shards(self):
         self.check(2)
 

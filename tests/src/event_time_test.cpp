@@ -189,15 +189,17 @@ TEST_CASE("event time: with every input idle, the watermark catches up to the mo
   EventTime t0(0, mesh), t1(1, mesh);
   const std::uint32_t in = t0.open_input();
   t0.stamp(in, kT0 + 5000);
-  mesh.publish_watermark(1, kT0 + 9000);
+  mesh.publish_reach(1, kT0 + 9000);
   t0.tick(0, 2000, kNone, false);
   CHECK(t0.watermark() == kT0 + 5000);  // active: its own input bounds it
   t0.tick(3000, 2000, kT0 + 7000, false);  // idle now; its rows at 7000 are not applied yet
   CHECK_FALSE(mesh.active(0));
   CHECK(t0.watermark() == kT0 + 7000);
   t0.tick(3001, 2000, kNone, false);
-  CHECK(t0.watermark() == kT0 + 9000);  // the other shard's watermark
-  CHECK(mesh.max_watermark() == kT0 + 9000);
+  CHECK(t0.watermark() == kT0 + 9000);  // as far as the other shard saw
+  CHECK(mesh.max_reach() == kT0 + 9000);
+  // And so do the stamps: the next event, on a new input, is judged against it.
+  CHECK(t0.stamp(t0.open_input(), kT0 + 8000) == kT0 + 9000);
   // A stall (the loop read nothing) restarts the inputs' silence instead of idling them.
   EventTime t(1, mesh);
   const std::uint32_t i = t.open_input();
@@ -207,6 +209,42 @@ TEST_CASE("event time: with every input idle, the watermark catches up to the mo
   CHECK(t.input_active(i));
   t.tick(700, 100, kNone, false);
   CHECK_FALSE(t.input_active(i));
+}
+
+TEST_CASE("event time: a stamp is bounded by the other active shards' progress, and a replay keeps the logged one") {
+  ShardMesh mesh(2, 4);
+  EventTime t0(0, mesh), t1(1, mesh);
+  const std::uint32_t a = t0.open_input();
+  const std::uint32_t b = t1.open_input();
+  t0.stamp(a, kT0 + 1000);
+  t1.stamp(b, kT0 + 400);
+  t1.stamp(b, kT0 + 500);
+  t1.exchange();
+  t0.exchange();
+  // Shard 0's input is at 1000, shard 1's at 500: the watermark is 500.
+  CHECK(t0.stamp(a, kT0 + 1100) == kT0 + 500);
+  CHECK(t0.progress() == kT0 + 500);  // what shard 0 claims to the shards it feeds
+  t1.stamp(b, kT0 + 2000);
+  t1.exchange();
+  t0.exchange();
+  CHECK(t0.stamp(a, kT0 + 1200) == kT0 + 1100);  // its own input bounds it now
+  // Shard 1 goes idle: it holds nothing back, and its stamp follows shard 0's inputs.
+  t0.exchange();
+  t1.tick(0, 100, kNone, false);
+  t1.tick(200, 100, kNone, false);
+  CHECK_FALSE(mesh.active(1));
+  t0.exchange();
+  CHECK(t0.stamp(a, kT0 + 1300) == kT0 + 1200);
+  t0.exchange();
+  t1.tick(300, 100, kNone, false);
+  CHECK(t1.stamp(b, kT0 + 600) == kT0 + 1300);  // back from its silence: judged where time went meanwhile
+  // A replayed event carries its logged stamp, whatever the inputs say, and
+  // moves the stamp later events start from.
+  EventTime r(0, mesh);
+  const std::uint32_t in = r.open_input();
+  CHECK(r.replayed(in, kT0 + 5000, kT0 + 100) == kT0 + 100);
+  CHECK(r.replayed(in, kT0 + 4000, kT0 + 3000) == kT0 + 3000);
+  CHECK(r.progress() >= kT0 + 3000);
 }
 
 TEST_CASE("event time: a checkpoint keeps the watermark, the stamp and the channels, and refuses impossible times") {

@@ -145,6 +145,39 @@ TEST_CASE("segment: positions travel in the block of their events") {
   CHECK(block.positions[0].value == 5);
 }
 
+TEST_CASE("segment: each event's stamp reads back exactly, in about a byte an event; unstamped blocks have none") {
+  BlockBuilder builder(1);
+  const std::string value = "1";
+  const Text t[1] = {{value.data(), value.size()}};
+  // No claim yet, then a jump past 2^63 in one difference, steps and repeats.
+  const std::vector<std::int64_t> stamps = {INT64_MIN, INT64_MIN, 1700000000000, 1700000000000, 1700000000001,
+                                            1700000000128, INT64_MAX};
+  for (const std::int64_t s : stamps) builder.append(t, 1, 5, s);
+  std::string bytes;
+  const BlockInfo info = builder.encode(Codec::none, 0, 42, bytes);
+  CHECK(static_cast<std::uint8_t>(bytes[33]) == kBlockHasStamps);
+  Block block;
+  REQUIRE(decode_block(bytes, 1, block) == BlockStatus::ok);
+  CHECK(block.stamps == stamps);
+  // They end the payload: the first in 8 bytes, then the LEB128 varint of each difference.
+  const std::string golden(
+      "\x00\x00\x00\x00\x00\x00\x00\x80"  // INT64_MIN
+      "\x00"                                  // + 0
+      "\x80\xd0\x95\xff\xbc\xb1\x80\x80\x80\x01"  // + 2^63 + 1700000000000
+      "\x00\x01\x7f"                          // + 0, + 1, + 127
+      "\xff\xae\xea\x80\xc3\xce\xff\xff\x7f",     // up to INT64_MAX
+      31);
+  REQUIRE(info.bytes == bytes.size());
+  CHECK(bytes.substr(bytes.size() - golden.size()) == golden);
+
+  builder.append(t, 1, 5);  // the dead-letter log's blocks carry none
+  bytes.clear();
+  builder.encode(Codec::lz4, 1, 43, bytes);
+  CHECK(static_cast<std::uint8_t>(bytes[33]) == 0);
+  REQUIRE(decode_block(bytes, 1, block) == BlockStatus::ok);
+  CHECK(block.stamps.empty());
+}
+
 TEST_CASE("segment log: segments roll by size, and tickets turn durable once their fsync completes") {
   TempDir dir;
   LogOptions o = options(dir.path);

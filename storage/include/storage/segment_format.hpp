@@ -28,6 +28,8 @@ inline constexpr std::uint32_t kMaxBlockBytes = 64u << 20;
 // keep_raw: the column holding each event's line exactly as received (a
 // JSON object's text), after the schema's fields.
 inline constexpr const char* kRawLineField = "_raw";
+// A block header's flag: its payload ends with each event's stamp.
+inline constexpr std::uint8_t kBlockHasStamps = 1;
 
 enum class Codec : std::uint8_t { none = 0, lz4 = 1, zstd = 2 };
 const char* codec_name(Codec codec) noexcept;
@@ -78,6 +80,31 @@ class BlockBuilder {
   // values[i] is field i's JSON text, present when bit i of `present` is set.
   template <typename Text>
   void append(const Text* values, std::uint64_t present, std::int64_t ts_ms) {
+    append_fields(values, present, ts_ms);
+  }
+  // The same with the event's stamp: the watermark its rows were judged
+  // against (event time, never decreasing from one event to the next), so
+  // that a replay judges them so again. A block's events have one each or
+  // none.
+  template <typename Text>
+  void append(const Text* values, std::uint64_t present, std::int64_t ts_ms, std::int64_t stamp) {
+    put_stamp(stamp);
+    append_fields(values, present, ts_ms);
+  }
+  void add_position(const Position& p) { positions_.push_back(p); }
+
+  std::uint32_t events() const noexcept { return events_; }
+  bool empty() const noexcept { return events_ == 0 && positions_.empty(); }
+  std::size_t raw_bytes() const noexcept { return raw_bytes_; }
+  // Appends the block (header and compressed payload) to `out` and clears;
+  // sealed_ms is the wall clock now.
+  BlockInfo encode(Codec codec, int level, std::int64_t sealed_ms, std::string& out);
+
+ private:
+  static void put_length(std::string& out, std::size_t n);
+  void put_stamp(std::int64_t stamp);
+  template <typename Text>
+  void append_fields(const Text* values, std::uint64_t present, std::int64_t ts_ms) {
     for (std::size_t f = 0; f < lengths_.size(); ++f) {
       if (((present >> f) & 1) == 0) {
         lengths_[f].push_back(0);
@@ -91,20 +118,13 @@ class BlockBuilder {
     max_ts_ = events_ == 0 ? ts_ms : std::max(max_ts_, ts_ms);
     ++events_;
   }
-  void add_position(const Position& p) { positions_.push_back(p); }
 
-  std::uint32_t events() const noexcept { return events_; }
-  bool empty() const noexcept { return events_ == 0 && positions_.empty(); }
-  std::size_t raw_bytes() const noexcept { return raw_bytes_; }
-  // Appends the block (header and compressed payload) to `out` and clears;
-  // sealed_ms is the wall clock now.
-  BlockInfo encode(Codec codec, int level, std::int64_t sealed_ms, std::string& out);
-
- private:
-  static void put_length(std::string& out, std::size_t n);
   std::vector<std::string> lengths_;
   std::vector<std::string> values_;
   std::vector<Position> positions_;
+  std::string stamps_;  // the first 8 bytes, then each next one's LEB128 difference
+  std::uint32_t stamped_ = 0;
+  std::int64_t last_stamp_ = 0;
   std::string raw_;  // scratch for encode
   std::size_t raw_bytes_ = 0;
   std::uint32_t events_ = 0;
@@ -118,6 +138,7 @@ struct Block {
   std::size_t fields = 0;
   std::vector<std::string_view> values;
   std::vector<Position> positions;
+  std::vector<std::int64_t> stamps;  // one per event, or none (written without)
   std::string raw;  // owns what values point into
 };
 

@@ -92,6 +92,12 @@ class SegmentLog {
     if (builder_.empty()) block_opened_ms_ = now_ms;
     builder_.append(values, present, ts_ms);
   }
+  // The same with the event's stamp (BlockBuilder::append).
+  template <typename Text>
+  void append(const Text* values, std::uint64_t present, std::int64_t ts_ms, std::int64_t stamp, std::int64_t now_ms) {
+    if (builder_.empty()) block_opened_ms_ = now_ms;
+    builder_.append(values, present, ts_ms, stamp);
+  }
   // Where the events appended last came from (a PUBLISH producer's
   // sequence); kept in the same block as they are.
   void add_position(const Position& p) { builder_.add_position(p); }

@@ -1,7 +1,9 @@
-// A shard's event time: the watermark of each of its own inputs, what the
-// other shards' rows said in band of theirs, and the shard's watermark that
-// every row is judged against as it stood before that row. docs/engine.md,
-// "Event time", tells the rules.
+// A shard's event time: the watermark of each of its own inputs, the stamp
+// each event's rows carry and are judged against (its inputs' watermark
+// before it, bounded by how far the other active shards' inputs have come),
+// what the other shards' rows said in band of theirs, and the shard's
+// watermark that says which windows have closed. docs/engine.md, "Event
+// time", tells the rules.
 #pragma once
 
 #include <algorithm>
@@ -29,14 +31,42 @@ class EventTime {
   bool input_active(std::uint32_t input) const noexcept { return inputs_.is_active(input); }
   // The input has data it was not allowed to deliver yet: not silent.
   void held_back(std::uint32_t input) noexcept { inputs_.touch(input); }
-  // Records an event of `input` and returns the stamp its rows carry: this
-  // shard's input watermark as it stood before the event, never decreasing
-  // (INT64_MIN: no claim yet).
+  // Records an event of `input` and returns the stamp its rows carry and
+  // are judged against: the watermark as it stood before the event, this
+  // shard's inputs' and the other active shards' alike, never decreasing
+  // (INT64_MIN: no claim yet). It is kept in the log with the event, so a
+  // replay judges the event's rows as the live run did.
   std::int64_t stamp(std::uint32_t input, std::int64_t ts) noexcept {
+    if (!active_local_) [[unlikely]] resume();
     const std::int64_t before = inputs_.observe(input, ts);
-    if (before != kNone && before > stamp_) stamp_ = before;
-    if (!active_local_) set_active(true);
+    if (before != kNone) {
+      if (before > input_progress_) input_progress_ = before;
+      const std::int64_t bound = before < others_ ? before : others_;
+      if (bound > stamp_) stamp_ = bound;
+    }
     return stamp_;
+  }
+  // A logged event replayed: its rows carry the stamp it was logged with,
+  // and this shard's clocks move as the live run's did.
+  std::int64_t replayed(std::uint32_t input, std::int64_t ts, std::int64_t logged) noexcept {
+    if (!active_local_) set_active(true);
+    inputs_.observe(input, logged);
+    inputs_.saw(ts);
+    if (logged > input_progress_) input_progress_ = logged;
+    if (logged > stamp_) stamp_ = logged;
+    return logged;
+  }
+  // Once a loop pass: says how far this shard's inputs have come, and
+  // reads how far the other active shards' have (what stamps are bounded by).
+  void exchange() noexcept {
+    if (shards_ == 1) return;
+    const std::int64_t w = inputs_.watermark();
+    if (w != kNone && w > input_progress_) input_progress_ = w;
+    if (input_progress_ != published_progress_) {
+      published_progress_ = input_progress_;
+      mesh_.publish_progress(self_, input_progress_);
+    }
+    others_ = others_progress();
   }
   // How far this shard's inputs have come, as a claim for rows not yet
   // parsed (INT64_MIN: none); sent to other shards with batches.
@@ -104,6 +134,14 @@ class EventTime {
 
  private:
   void set_active(bool active) noexcept;
+  // The least progress of the other active shards (kNone: none is active).
+  std::int64_t others_progress() const noexcept;
+  // While no input of this shard is active it holds nothing back: its stamp
+  // follows the other active shards' progress, or, when none is active,
+  // catches up to the newest event time any shard saw.
+  void catch_up() noexcept;
+  // The first event after a silence: caught up, then active again.
+  void resume() noexcept;
 
   const std::uint32_t self_;
   const std::uint32_t shards_;
@@ -111,6 +149,9 @@ class EventTime {
   const std::atomic<std::uint64_t>* activity_;  // the mesh's activity epoch, loaded inline per row
   InputClock inputs_;
   std::int64_t stamp_ = INT64_MIN;
+  std::int64_t input_progress_ = INT64_MIN;  // this shard's inputs' watermark, never decreasing
+  std::int64_t published_progress_ = INT64_MIN;
+  std::int64_t others_ = kNone;  // others_progress() as of the last exchange
   std::vector<std::int64_t> channel_;  // by source shard: its stamps, as its rows and batches said
   std::int64_t channels_min_;
   std::uint64_t activity_seen_ = UINT64_MAX;

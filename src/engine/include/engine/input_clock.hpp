@@ -54,6 +54,10 @@ class InputClock {
   std::int64_t watermark() const noexcept { return min_; }
   // The newest stamp any input ever delivered (INT64_MIN: none).
   std::int64_t newest() const noexcept { return newest_; }
+  // An event dated ts was seen (a replayed one, whose input moves by its logged stamp).
+  void saw(std::int64_t ts) noexcept {
+    if (ts > newest_) newest_ = ts;
+  }
 
   // Called every maintenance tick: an input that delivered nothing for
   // idle_ms stops holding the watermark back until its next event. After a

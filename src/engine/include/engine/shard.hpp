@@ -212,6 +212,10 @@ class Shard final : public io::LineSink, private Router::Host {
   void lines(std::uint32_t input, const char* data, std::size_t size, std::uint64_t position) override;
   void held_back(std::uint32_t input) override { time_.held_back(input); }
   void read_at(std::int64_t wall_ms) override { watermark_cap_ms_ = wall_ms + config_.max_watermark_ahead_ms; }
+  void read_stamps(const std::int64_t* stamps, std::size_t count) override {
+    replay_stamps_ = stamps;
+    replay_stamp_count_ = count;
+  }
 
   // Input.
   bool poll_sources();
@@ -234,6 +238,7 @@ class Shard final : public io::LineSink, private Router::Host {
   // parse of the lines after it, and what an event is judged against (the
   // input's watermark before it) is as it was line by line.
   void ingest_chunk(const char* data, std::size_t len, From from);  // data has kPadding readable
+  std::int64_t replayed_stamp(const char* line, From from, std::int64_t ts);
   static constexpr std::size_t kParseBatch = 16;
   struct OneEvent;
   // escapes: the line may hold a backslash (else its escapes need no check).
@@ -362,6 +367,12 @@ class Shard final : public io::LineSink, private Router::Host {
   // How far an event can move its input's watermark: the wall clock (at the
   // pass; a replayed block's when it was logged) + max_watermark_ahead_ms.
   std::int64_t watermark_cap_ms_ = 0;
+  // A replayed block's stamps (read_stamps; none: events are stamped now),
+  // and the line whose stamp was taken last.
+  const std::int64_t* replay_stamps_ = nullptr;
+  std::size_t replay_stamp_count_ = 0;
+  const char* replay_at_ = nullptr;
+  std::size_t replay_line_ = 0;
   std::int64_t ahead_of_clock(From from, std::int64_t ts);
 
   // Queries.

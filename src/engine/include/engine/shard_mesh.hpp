@@ -1,7 +1,7 @@
 // What the shards share to work together, and nothing else: the rings
 // between every pair of shards (rows, and accepted connections handed
-// over), whether each shard's inputs are active, the watermark each has
-// reached, and a way to wake each one. The engine builds one for its
+// over), whether each shard's inputs are active, how far each has come in
+// event time, and a way to wake each one. The engine builds one for its
 // shards; a test builds one for shards that are only an EventTime and a
 // Router (tests/src/event_time_test.cpp), no threads, sockets or Engine.
 #pragma once
@@ -59,18 +59,32 @@ class ShardMesh {
   }
   const std::atomic<std::uint64_t>& activity_epoch() const noexcept { return activity_epoch_; }
 
-  // The watermark shard s has reached (INT64_MIN: none), and the highest of
-  // them (idle shards catch up to it).
+  // The watermark shard s has reached (INT64_MIN: none).
   void publish_watermark(std::uint32_t s, std::int64_t watermark) noexcept {
     peers_[s].watermark.store(watermark, std::memory_order_relaxed);
   }
-  std::int64_t max_watermark() const noexcept;
+  // How far shard s's own inputs have come (their watermark, never
+  // decreasing; INT64_MIN: not yet): while s is active, no other shard's
+  // stamp passes it.
+  void publish_progress(std::uint32_t s, std::int64_t progress) noexcept {
+    peers_[s].progress.store(progress, std::memory_order_relaxed);
+  }
+  std::int64_t progress(std::uint32_t s) const noexcept { return peers_[s].progress.load(std::memory_order_relaxed); }
+  // How far shard s has seen event time go (its newest event, stamp and
+  // watermark), and the highest of them: when no shard holds event time
+  // back, every shard catches up to it.
+  void publish_reach(std::uint32_t s, std::int64_t reach) noexcept {
+    peers_[s].reach.store(reach, std::memory_order_relaxed);
+  }
+  std::int64_t max_reach() const noexcept;
 
  private:
   // Each on its own cache line: written by its shard, read by the others.
   struct alignas(64) Peer {
     std::atomic<bool> active{false};
     std::atomic<std::int64_t> watermark{INT64_MIN};
+    std::atomic<std::int64_t> progress{INT64_MIN};
+    std::atomic<std::int64_t> reach{INT64_MIN};
     io::Poller* poller = nullptr;
   };
 

@@ -84,6 +84,9 @@ class LineSink {
   // The lines handed next were read from their wire at this wall-clock time
   // (ms), not now: a replay of the log says when their block was logged.
   virtual void read_at(std::int64_t wall_ms) { (void)wall_ms; }
+  // The lines handed next are a log's events, one a line, each judged live
+  // against stamps[i] (event time): they are to be judged so again.
+  virtual void read_stamps(const std::int64_t* stamps, std::size_t count) { (void)stamps, (void)count; }
 };
 
 class Source {
