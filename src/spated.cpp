@@ -18,6 +18,7 @@
 
 #include "config/config.hpp"
 #include "engine/engine.hpp"
+#include "engine/kept_data.hpp"
 #include "engine/source_kind.hpp"
 #include "engine/view_registry.hpp"
 #include "io/file/log.hpp"
@@ -133,7 +134,7 @@ int main(int argc, char** argv) {
   unsigned shards = 0;
   bool exit_after_ingest = false;
   app.add_option("--config", config_file, "pipeline description (TOML)")->check(CLI::ExistingFile);
-  app.add_option("--check-config", check_file, "validate a config file, explain every error, and exit (78 if invalid)");
+  app.add_option("--check-config", check_file, "validate a config file, explain every error, and exit (78 if invalid); with --data-dir, also say what a start with it would do to that directory's kept data (78 if it would refuse to start)");
   app.add_option("--data-dir", data_dir, "data directory (default ./spate-data)");
   app.add_option("--ingest", ingest, "read NDJSON from FILE ('-' for stdin) as an extra source");
   app.add_option("--shards", shards, "number of shards (default: one per CPU)")->check(CLI::Range(1, 1024));
@@ -150,7 +151,13 @@ int main(int argc, char** argv) {
     auto result = load_checked(check_file);
     if (!result.errors.empty()) return report_errors(check_file, result.errors);
     fmt::print("{}: ok ({} sources, {} views)\n", check_file, result.config.sources.size(), result.config.views.size());
-    return 0;
+    if (data_dir.empty()) return 0;
+    // What a start with this file would do to the data directory's kept data.
+    result.config.data_dir = data_dir;
+    std::string report;
+    const int code = spate::engine::check_kept_data(result.config, shards, report);
+    fmt::print("{}", report);
+    return code;
   }
 
   Config config = spate::engine::default_config();
@@ -229,6 +236,7 @@ int main(int argc, char** argv) {
                                                                   server_ptr->metrics_counters(), config.metrics);
     }
     server_ptr->start();  // once the segments are replayed
+    if (engine_ptr->refused()) throw spate::engine::DataConflict(engine_ptr->refusal());
   } catch (const spate::engine::DataConflict& e) {
     spate::io::log_error("cannot start: the configuration does not fit the kept data", {{"error", e.what()}});
     return 78;  // EX_CONFIG, as --check-config

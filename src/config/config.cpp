@@ -481,7 +481,7 @@ ConfigResult parse_config(std::string_view text, std::string_view source_name) {
                                            "segment_bytes", "segment_ms", "compression", "compression_level",
                                            "hot_retention_ms", "disk_high_water_percent", "disk_low_water_percent",
                                            "keep_raw", "dead_letters", "dead_letter_bytes_per_s",
-                                           "checkpoint_interval_ms"});
+                                           "checkpoint_interval_ms", "replay_refused"});
       StorageConfig& storage = config.storage;
       check.boolean(*st, "enabled", storage.enabled);
       check.choice(*st, "durability", storage.durability, {"none", "group", "sync"});
@@ -499,6 +499,7 @@ ConfigResult parse_config(std::string_view text, std::string_view source_name) {
       check.boolean(*st, "dead_letters", storage.dead_letters);
       check.integer(*st, "dead_letter_bytes_per_s", storage.dead_letter_bytes_per_s, 0, std::int64_t{1} << 40);
       check.integer(*st, "checkpoint_interval_ms", storage.checkpoint_interval_ms, 0, std::int64_t{7} * 86400000);
+      check.choice(*st, "replay_refused", storage.replay_refused, {"stop", "drop"});
       if (storage.disk_low_water_percent > storage.disk_high_water_percent) {
         const toml::node* low = st->get("disk_low_water_percent");
         check.error(low != nullptr ? *low : *s, fmt::format("[storage] disk_low_water_percent ({}) is above disk_high_water_percent ({})",

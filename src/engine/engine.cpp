@@ -55,13 +55,27 @@ std::uint64_t Engine::ring_memory_bytes() const noexcept {
 }
 
 void Engine::wait_replayed() const {
-  while (!all_replayed() && !stopping()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  while (!all_replayed() && !refused() && !stopping()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
+void Engine::replay_finished() {
+  if (replays_left_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  // Every shard is done: their counts of refused replayed lines are final.
+  std::string why = replay_refusals();
+  if (!why.empty() && config_.storage.replay_refused == "stop") {
+    refusal_ = std::move(why);
+    refused_.store(true, std::memory_order_release);
+    return;
+  }
+  if (!why.empty()) io::log_warn("recovery: stored events refused on replay and dropped", {{"refused", why}});
+  replayed_.store(true, std::memory_order_release);
 }
 
 void Engine::start() {
   if (started_) return;
   if (config_.storage.enabled) open_storage();
   replays_left_.store(replays_ ? shard_count_ : 0, std::memory_order_release);
+  replayed_.store(!replays_, std::memory_order_release);
   for (std::uint32_t i = 0; i < config_.sources.size(); ++i) {
     const SourceConfig& source = config_.sources[i];
     const SourceKind* kind = find_source_kind(source.type);

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "engine/engine.hpp"
+#include "engine/kept_data.hpp"
 #include "engine/view_registry.hpp"
 #include "io/file/log.hpp"
 #include "kernels/hash.hpp"
@@ -30,46 +31,6 @@ void sync_path(const fs::path& path, bool directory) {
     ::fsync(fd);
     ::close(fd);
   }
-}
-
-// Everything the checkpointed state's layout depends on: the schema (the
-// columns), the key groups, each view's key, window and aggregates, the
-// lateness that closes windows, and dedup. Retention and limits are not in
-// it: they act on the state as it is.
-std::uint64_t state_fingerprint(const Config& c, std::uint32_t shards) {
-  std::string text = fmt::format("v{} shards={} id={} ts={} lateness={} dedup={}/{}", storage::kCheckpointVersion,
-                                 shards, c.id_field, c.ts_field, c.allowed_lateness_ms, c.dedup.enabled,
-                                 c.dedup.effective_horizon_ms);
-  // A number column as before types came, so that those checkpoints load.
-  for (const Config::Column& column : c.columns) {
-    text += " column=" + column.name;
-    if (column.type != FieldType::number) text += std::string(":") + field_type_name(column.type);
-  }
-  for (const KeyGroup& g : c.key_groups) text += " group=" + g.field;
-  for (const ViewConfig& v : c.views) {
-    const ViewKind* kind = find_view_kind(v.window);
-    text += fmt::format(" view={}/{}/{}", v.name, v.key_field, kind != nullptr ? kind->state_tag(v) : v.window);
-    for (const AggregateConfig& a : v.aggregates) text += "/" + a.label;
-  }
-  return kernels::hash_key(text);
-}
-
-// The blocks a checkpoint already holds are not replayed: the segments
-// before its position go, and that segment's blocks before it.
-std::uint64_t drop_replayed(std::vector<storage::SegmentScan>& segments, storage::LogPosition from) {
-  std::uint64_t blocks = 0;
-  std::vector<storage::SegmentScan> kept;
-  for (storage::SegmentScan& scan : segments) {
-    if (scan.header.sequence < from.segment) continue;
-    if (scan.header.sequence == from.segment) {
-      scan.blocks.erase(scan.blocks.begin(), scan.blocks.begin() + static_cast<std::ptrdiff_t>(
-                                                                        std::min<std::uint64_t>(from.block, scan.blocks.size())));
-    }
-    blocks += scan.blocks.size();
-    kept.push_back(std::move(scan));
-  }
-  segments = std::move(kept);
-  return blocks;
 }
 
 }  // namespace
@@ -147,37 +108,46 @@ void Engine::open_storage() {
 }
 
 // A field the schema requires that stored events lack would refuse every one
-// of them on replay and empty the views: refused before anything starts,
-// with what to do. (An optional field, or one dropped from the schema, is
-// fine: the replay gives the default, or skips it.)
+// of them on replay and empty the views: refused before anything starts.
 void Engine::check_stored_fields(const std::vector<storage::Recovery>& recoveries) const {
-  std::vector<std::string> required;
-  if (!config_.id_field.empty()) required.push_back(config_.id_field);
-  required.push_back(config_.ts_field);
-  for (const FieldConfig& f : config_.fields) {
-    if (f.required) required.push_back(f.name);
-  }
-  std::vector<std::uint64_t> lacking(required.size(), 0);
-  for (const storage::Recovery& recovery : recoveries) {
-    for (const storage::SegmentScan& scan : recovery.segments) {
-      std::uint64_t events = 0;
-      for (const storage::BlockInfo& b : scan.blocks) events += b.events;
-      const auto& stored = scan.header.fields;
-      for (std::size_t r = 0; r < required.size(); ++r) {
-        if (std::find(stored.begin(), stored.end(), required[r]) == stored.end()) lacking[r] += events;
-      }
-    }
-  }
-  std::string problems;
-  for (std::size_t r = 0; r < required.size(); ++r) {
-    if (lacking[r] == 0) continue;
-    problems += fmt::format(
-        "{}field '{}' is required but {} stored events lack it (they were written before it was declared) and would "
-        "all be refused on replay: declare it optional with a default, {} = {{ type = \"...\", required = false, "
-        "default = ... }}, or start on another data_dir",
-        problems.empty() ? "" : "; ", required[r], lacking[r], required[r]);
-  }
+  std::vector<const std::vector<storage::SegmentScan>*> segments;
+  for (const storage::Recovery& recovery : recoveries) segments.push_back(&recovery.segments);
+  const std::string problems = stored_field_problems(config_, segments);
   if (!problems.empty()) throw DataConflict(fmt::format("data directory '{}': {}", config_.data_dir, problems));
+}
+
+// Stored events refused on replay: they were accepted when logged, so a
+// change of the configuration refuses them now (a field's type, a new
+// min_timestamp, a smaller max_line_bytes). Empty when none was.
+std::string Engine::replay_refusals() const {
+  const io::SourceKindId replay = source_kind_id(kReplaySource);
+  std::uint64_t total = 0;
+  std::string reasons;
+  for (std::size_t r = 1; r < kRejectReasons; ++r) {
+    std::uint64_t n = 0;
+    for (const auto& shard : shards_) n += shard->rejected(replay, static_cast<Reject>(r));
+    if (n == 0) continue;
+    total += n;
+    reasons += fmt::format("{}{} {}", reasons.empty() ? "" : ", ", n, reject_name(static_cast<Reject>(r)));
+  }
+  if (total == 0) return {};
+  // Which fields, in the parser's order: the id, the timestamp, the schema's.
+  std::vector<std::string> names;
+  if (!config_.id_field.empty()) names.push_back(config_.id_field);
+  names.push_back(config_.ts_field);
+  for (const FieldConfig& f : config_.fields) names.push_back(f.name);
+  std::string fields;
+  for (std::size_t f = 0; f < names.size() && f < kMaxSchemaFields + 2; ++f) {
+    std::uint64_t n = 0;
+    for (const auto& shard : shards_) n += shard->counters().field_absent[f].load(std::memory_order_relaxed);
+    if (n != 0) fields += fmt::format("{}'{}' in {}", fields.empty() ? "" : ", ", names[f], n);
+  }
+  return fmt::format(
+      "{} stored events, accepted when they were logged, are refused by this configuration ({}){}: start with the "
+      "configuration they were logged under, make the change fit them (a field's old type, required = false), or set "
+      "[storage] replay_refused = \"drop\" to start without them (spated --check-config FILE --data-dir DIR tells "
+      "before a start)",
+      total, reasons, fields.empty() ? "" : "; fields missing or of another type: " + fields);
 }
 
 std::uint64_t Engine::load_checkpoints(std::vector<storage::Recovery>& recoveries) {

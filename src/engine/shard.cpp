@@ -546,7 +546,7 @@ void Shard::attach_sources() {
 void Shard::run() {
   if (engine_.replays()) {
     replay();
-    attach_sources();
+    if (engine_.all_replayed()) attach_sources();  // not when the replay was refused (the daemon stops)
   }
   bool stopping = false;
   bool inputs_drained = false;

@@ -70,6 +70,10 @@ struct StorageConfig {
   std::uint32_t disk_low_water_percent = 85;   // and resumes below this
   bool keep_raw = false;      // also keep each event's line exactly as received
   bool dead_letters = true;   // rejected lines go to a dead-letter segment with their reason
+  // Stored events this configuration refuses on replay (a field's type
+  // changed, say): "stop" refuses to start (exit 78) and says why; "drop"
+  // starts without them, counted in replay.errors.*.
+  std::string replay_refused = "stop";
   // Line bytes a shard keeps as dead letters per second (a burst of as
   // much): a flood of junk must not fill the disk; past it lines are only counted.
   std::uint64_t dead_letter_bytes_per_s = 1u << 20;

@@ -67,12 +67,18 @@ class Engine {
   bool quiescent() const noexcept;
 
   // Start: every shard replays its segments before any reads live input.
-  void replay_finished() noexcept { replays_left_.fetch_sub(1, std::memory_order_acq_rel); }
-  bool all_replayed() const noexcept { return replays_left_.load(std::memory_order_acquire) == 0; }
+  // The last shard to finish checks that the configuration refused none of
+  // the stored events; if it did (and [storage] replay_refused is "stop"),
+  // the replay never counts as done: no live input is read, no checkpoint
+  // taken, and refusal() says why.
+  void replay_finished();
+  bool all_replayed() const noexcept { return replayed_.load(std::memory_order_acquire); }
+  const std::string& refusal() const noexcept { return refusal_; }
+  bool refused() const noexcept { return refused_.load(std::memory_order_acquire); }
   // Whether any shard has segments to replay (set before the threads start).
   bool replays() const noexcept { return replays_; }
-  // Blocks until every shard has replayed (or the engine stops). After it,
-  // each shard's replayed_sequences() is set.
+  // Blocks until every shard has replayed (or the replay was refused, or
+  // the engine stops). After it, each shard's replayed_sequences() is set.
   void wait_replayed() const;
   // Checkpoints (docs/storage.md): the epoch last asked for. Shard 0 asks
   // for the next once every shard is done with this one.
@@ -117,12 +123,16 @@ class Engine {
   std::atomic<int> response_fd_{-1};
   std::atomic<bool> publish_waiting_{false};
   std::atomic<std::uint32_t> replays_left_{0};
+  std::atomic<bool> replayed_{false};
+  std::atomic<bool> refused_{false};
+  std::string refusal_;  // written before refused_ is set
   std::atomic<std::uint64_t> checkpoint_epoch_{0};
   std::uint64_t fingerprint_ = 0;
   bool replays_ = false;
   bool started_ = false;
 
   void open_storage();
+  std::string replay_refusals() const;
   void check_stored_fields(const std::vector<storage::Recovery>& recoveries) const;
   // The newest checkpoint epoch every shard holds a valid file of, loaded
   // into the shards; the segments before it are not replayed.

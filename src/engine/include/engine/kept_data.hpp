@@ -1,0 +1,38 @@
+// What the kept data of a data directory means to a configuration: the
+// checkpoint it may load, the segments it replays, the stored events it
+// would refuse. Shared by a start (engine_storage.cpp) and by
+// `spated --check-config FILE --data-dir DIR`, which says what a start
+// would do without changing anything (docs/storage.md, "Changing the
+// pipeline on kept data").
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "storage/segment_file.hpp"
+#include "storage/segment_log.hpp"
+
+namespace spate::engine {
+
+// Everything the checkpointed state's layout depends on; a checkpoint of
+// another fingerprint is not loaded (the segments replay instead).
+std::uint64_t state_fingerprint(const Config& config, std::uint32_t shards);
+
+// Drops the blocks a checkpoint at `from` holds already; returns the blocks left.
+std::uint64_t drop_replayed(std::vector<storage::SegmentScan>& segments, storage::LogPosition from);
+
+// Fields the configuration requires that stored events lack (so every one
+// of them would be refused on replay), with what to do; empty when none.
+std::string stored_field_problems(const Config& config,
+                                  const std::vector<const std::vector<storage::SegmentScan>*>& segments);
+
+// The report of what a start with `config` (its data_dir, and `shards`, 0
+// for the directory's own count) would do to the kept data: the checkpoint
+// it would load, the views rebuilt from the log, the stored events a
+// replay would refuse and why. Reads only. Returns 0 when such a start
+// would run, 78 when it would refuse to (as it would exit).
+int check_kept_data(const Config& config, std::uint32_t shards, std::string& report);
+
+}  // namespace spate::engine
