@@ -86,7 +86,7 @@ void EventTime::tick(std::int64_t now_ms, std::int64_t idle_ms, std::int64_t pen
     for (const std::int64_t c : channel_) w = std::max(w, c);
     advance(std::min(w, pending));  // never past our own rows not applied yet
   }
-  mesh_.publish_reach(self_, std::max({inputs_.newest(), stamp_, watermark_}));
+  publish_reach();
 }
 
 }  // namespace spate::engine

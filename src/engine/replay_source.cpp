@@ -115,9 +115,8 @@ bool ReplaySource::poll(io::LineSink& sink, std::size_t budget) {
     }
     hand(info.sealed_ms);
   }
-  if (!open_ && next_segment_ >= segments_.size()) {
+  if (!open_ && next_segment_ >= segments_.size() && may_replay_(INT64_MAX)) {  // the others told, once our rows are applied
     done_ = true;
-    may_replay_(INT64_MAX);
     if (input_open_) sink.close_input(input_);
   }
   return handed != 0 || done_;

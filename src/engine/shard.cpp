@@ -565,6 +565,7 @@ void Shard::run() {
       // Step 2: every handoff is in its ring; read what the kernel holds.
       inputs_drained = true;
       drain_inputs_for_stop();
+      time_.publish_reach();
       engine_.input_finished();
       continue;
     }
@@ -575,6 +576,7 @@ void Shard::run() {
       }
       close_logs();
       poll_checkpoint(true);
+      time_.leave_all();
       final_checkpoint();
       publish_watermark(time_.watermark());
       return;

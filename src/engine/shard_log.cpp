@@ -136,13 +136,24 @@ bool Shard::poll_log(std::int64_t now_ms) {
 
 // Replay order: the block sealed first, whichever shard wrote it, goes
 // first (ties to the lower shard number). The shard with the oldest next
-// block always may go, so the replay never stalls.
+// block always may go, so the replay never stalls. Before this shard says
+// its next block is due, the rows of the block it replayed are applied
+// wherever they went: so every shard sees the replayed rows in the order
+// their blocks were sealed, as it saw them live (which copy of an event
+// sent twice arrived first, for dedup, among others).
 bool Shard::may_replay(std::int64_t sealed_ms) {
-  if (counters_.replay_next_ms.exchange(sealed_ms, std::memory_order_acq_rel) != sealed_ms) {
+  if (counters_.replay_next_ms.load(std::memory_order_relaxed) != sealed_ms) {
+    router_.flush_all();
+    for (std::uint32_t s = 0; s < shards_; ++s) {
+      const SpscRing<RouteBatch>* ring = router_.ring_to(s);
+      if (ring != nullptr && ring->depth() > 0) return false;  // asked again next pass
+    }
+    counters_.replay_next_ms.store(sealed_ms, std::memory_order_release);
     for (std::uint32_t s = 0; s < shards_; ++s) {
       if (s != id_) mesh_.wake(s);
     }
   }
+  if (sealed_ms == INT64_MAX) return true;  // done, and said so
   for (std::uint32_t s = 0; s < shards_; ++s) {
     if (s == id_) continue;
     const std::int64_t other = engine_.shard(s).counters().replay_next_ms.load(std::memory_order_acquire);

@@ -252,7 +252,10 @@ def restart(daemon, case_dir, shards, tmp, how, live):
     again = Daemon(shards=shards, config=config_text, tcp=False, udp=False, idle_first=False,
                    data_dir=os.path.join(tmp, "data"))
     again.views = daemon.views
-    c = again.counters()
+    # Ready once every shard has read its log; the rows it routed may still be on their way.
+    groups = len({v["key"] for v in daemon.views}) or 2
+    c = wait(again, lambda c: c["rows_applied"] == groups * c["replay.events_in"] and c["ring_depth"] == 0,
+             "every replayed row applied")
     if how == "views":
         if c["replay.events_in"] != live["events_in"]:
             failures.append("after views: %d events replayed of %d" % (c["replay.events_in"], live["events_in"]))

@@ -99,6 +99,14 @@ class EventTime {
     return watermark_;
   }
 
+  // At a clean stop every input leaves: this shard tells how far it saw
+  // event time go (before any shard's final checkpoint), then its stamp
+  // catches up to the furthest any shard saw, as when all inputs idle, so
+  // that the checkpoint holds what a later input is judged against, the
+  // same on every shard and for any number of shards.
+  void publish_reach() noexcept { mesh_.publish_reach(self_, std::max({inputs_.newest(), stamp_, watermark_})); }
+  void leave_all() noexcept { stamp_ = std::max({stamp_, inputs_.newest(), mesh_.max_reach()}); }
+
   // Maintenance: idles silent inputs (unless the loop `stalled`: then no
   // input was read and their clocks restart), updates this shard's
   // activity, and moves the watermark to what nothing holds back any more

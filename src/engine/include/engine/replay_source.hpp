@@ -21,8 +21,9 @@ namespace spate::engine {
 class ReplaySource final : public io::Source {
  public:
   // `padding`: readable bytes the sink needs past each handed chunk.
-  // may_replay(sealed_ms) says whether the block sealed then may go now
-  // (INT64_MAX: this source is done); it is asked before every block.
+  // may_replay(sealed_ms) says whether the block sealed then may go now;
+  // it is asked before every block, and with INT64_MAX at the end, until
+  // it says true (this source is done).
   ReplaySource(std::vector<storage::SegmentScan> segments, std::size_t padding,
                std::function<bool(std::int64_t)> may_replay);
   // When the next block was sealed (INT64_MAX: none left).
