@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <system_error>
+#include <thread>
 
 #include <unistd.h>
 
@@ -535,7 +536,15 @@ void Shard::replay() {
       engine_.replay_finished();
     }
     if (reported && engine_.all_replayed()) return;
-    if (!busy) ::usleep(100);
+    if (busy) continue;
+    // Rows of ours on their way: the next block waits only for them (a
+    // sleep for each block's rows cost a replay 15%).
+    bool in_flight = false;
+    for (std::uint32_t s = 0; s < shards_ && !in_flight; ++s) {
+      in_flight = router_.ring_to(s) != nullptr && router_.ring_to(s)->depth() > 0;
+    }
+    if (in_flight) std::this_thread::yield();
+    else ::usleep(100);
   }
 }
 
