@@ -59,6 +59,7 @@ class Reader {
   }
   std::size_t consumed(const char* begin) const noexcept { return static_cast<std::size_t>(p_ - begin); }
   bool at_end() const noexcept { return p_ == end_; }
+  std::size_t left() const noexcept { return static_cast<std::size_t>(end_ - p_); }
 
  private:
   const char* p_;
@@ -334,7 +335,9 @@ BlockStatus decode_block(std::string_view bytes, std::size_t fields, Block& out)
   out.stamps.clear();
   if ((static_cast<std::uint8_t>(h[33]) & kBlockHasStamps) != 0 && events > 0) {
     std::int64_t stamp = 0;
-    if (!r.read(stamp)) return BlockStatus::bad_payload;
+    // Each stamp after the first takes a byte at least: a count the payload
+    // cannot hold is refused before anything is sized by it.
+    if (!r.read(stamp) || events - 1 > r.left()) return BlockStatus::bad_payload;
     out.stamps.reserve(events);
     out.stamps.push_back(stamp);
     for (std::uint32_t e = 1; e < events; ++e) {

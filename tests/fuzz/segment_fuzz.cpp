@@ -165,6 +165,7 @@ void check_decoded(const Block& b, std::size_t fields) {
     bytes += v.size();
   }
   require(bytes <= b.raw.size(), "values that add up to more than the block");
+  require(b.stamps.empty() || b.stamps.size() == b.info.events, "stamps other than one per event");
 }
 
 bool same_info(const BlockInfo& a, const BlockInfo& b) {
