@@ -121,33 +121,20 @@ void Engine::check_stored_fields(const std::vector<storage::Recovery>& recoverie
 // min_timestamp, a smaller max_line_bytes). Empty when none was.
 std::string Engine::replay_refusals() const {
   const io::SourceKindId replay = source_kind_id(kReplaySource);
-  std::uint64_t total = 0;
-  std::string reasons;
-  for (std::size_t r = 1; r < kRejectReasons; ++r) {
-    std::uint64_t n = 0;
-    for (const auto& shard : shards_) n += shard->rejected(replay, static_cast<Reject>(r));
-    if (n == 0) continue;
-    total += n;
-    reasons += fmt::format("{}{} {}", reasons.empty() ? "" : ", ", n, reject_name(static_cast<Reject>(r)));
+  Refusals refusals;
+  for (const auto& shard : shards_) {
+    for (std::size_t r = 1; r < kRejectReasons; ++r) refusals.by_reason[r] += shard->rejected(replay, static_cast<Reject>(r));
+    for (std::size_t f = 0; f < std::size(refusals.by_field); ++f) {
+      refusals.by_field[f] += shard->counters().field_absent[f].load(std::memory_order_relaxed);
+    }
   }
-  if (total == 0) return {};
-  // Which fields, in the parser's order: the id, the timestamp, the schema's.
-  std::vector<std::string> names;
-  if (!config_.id_field.empty()) names.push_back(config_.id_field);
-  names.push_back(config_.ts_field);
-  for (const FieldConfig& f : config_.fields) names.push_back(f.name);
-  std::string fields;
-  for (std::size_t f = 0; f < names.size() && f < kMaxSchemaFields + 2; ++f) {
-    std::uint64_t n = 0;
-    for (const auto& shard : shards_) n += shard->counters().field_absent[f].load(std::memory_order_relaxed);
-    if (n != 0) fields += fmt::format("{}'{}' in {}", fields.empty() ? "" : ", ", names[f], n);
-  }
+  if (refusals.total() == 0) return {};
   return fmt::format(
-      "{} stored events, accepted when they were logged, are refused by this configuration ({}){}: start with the "
+      "{} stored events, accepted when they were logged, are refused by this configuration {}: start with the "
       "configuration they were logged under, make the change fit them (a field's old type, required = false), or set "
       "[storage] replay_refused = \"drop\" to start without them (spated --check-config FILE --data-dir DIR tells "
       "before a start)",
-      total, reasons, fields.empty() ? "" : "; fields missing or of another type: " + fields);
+      refusals.total(), refusals.describe(config_));
 }
 
 std::uint64_t Engine::load_checkpoints(std::vector<storage::Recovery>& recoveries) {

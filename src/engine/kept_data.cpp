@@ -27,9 +27,7 @@ class RefusalCount final : public io::LineSink {
  public:
   explicit RefusalCount(const Config& config) : config_(config), parser_(config) {}
 
-  std::uint64_t events = 0;
-  std::uint64_t by_reason[kRejectReasons] = {};
-  std::vector<std::uint64_t> by_field = std::vector<std::uint64_t>(kMaxSchemaFields + 2, 0);
+  Refusals refusals;
 
   std::uint32_t open_input(io::SourceKindId, bool) override { return 0; }
   void close_input(std::uint32_t) override {}
@@ -46,32 +44,22 @@ class RefusalCount final : public io::LineSink {
 
  private:
   void judge(const char* line, std::size_t len, std::ptrdiff_t capacity) {
-    ++events;
     Reject r = len > config_.max_line_bytes
                    ? Reject::oversized_line
                    : parser_.parse(line, len, static_cast<std::size_t>(capacity), ev_, true);
     if (r == Reject::missing_field || r == Reject::wrong_type) {
       for (std::uint64_t bits = parser_.absent_fields(); bits != 0; bits &= bits - 1) {
-        ++by_field[static_cast<std::size_t>(std::countr_zero(bits))];
+        ++refusals.by_field[std::countr_zero(bits)];
       }
     }
     if (r == Reject::none && ev_.ts_ms < config_.min_timestamp_ms) r = Reject::before_min_timestamp;
-    ++by_reason[static_cast<std::size_t>(r)];
+    ++refusals.by_reason[static_cast<std::size_t>(r)];
   }
 
   const Config& config_;
   EventParser parser_;
   ParsedEvent ev_;
 };
-
-// The names of the parser's fields, in its order: the id, the timestamp, the schema's.
-std::vector<std::string> parsed_field_names(const Config& config) {
-  std::vector<std::string> names;
-  if (!config.id_field.empty()) names.push_back(config.id_field);
-  names.push_back(config.ts_field);
-  for (const FieldConfig& f : config.fields) names.push_back(f.name);
-  return names;
-}
 
 std::uint32_t manifest_shards(const fs::path& dir) {
   std::ifstream in(dir / "spate.manifest");
@@ -91,6 +79,29 @@ std::uint64_t events_in(const std::vector<storage::SegmentScan>& segments) {
 }
 
 }  // namespace
+
+std::uint64_t Refusals::total() const noexcept {
+  std::uint64_t n = 0;
+  for (std::size_t r = 1; r < kRejectReasons; ++r) n += by_reason[r];
+  return n;
+}
+
+std::string Refusals::describe(const Config& config) const {
+  std::string text;
+  for (std::size_t r = 1; r < kRejectReasons; ++r) {
+    if (by_reason[r] != 0) text += fmt::format("{}{} {}", text.empty() ? "" : ", ", by_reason[r], reject_name(static_cast<Reject>(r)));
+  }
+  // The parser's fields: the id, the timestamp, the schema's.
+  std::vector<std::string> names;
+  if (!config.id_field.empty()) names.push_back(config.id_field);
+  names.push_back(config.ts_field);
+  for (const FieldConfig& f : config.fields) names.push_back(f.name);
+  std::string fields;
+  for (std::size_t f = 0; f < names.size() && f < std::size(by_field); ++f) {
+    if (by_field[f] != 0) fields += fmt::format("{}'{}' in {}", fields.empty() ? "" : ", ", names[f], by_field[f]);
+  }
+  return "(" + text + ")" + (fields.empty() ? "" : "; fields missing or of another type: " + fields);
+}
 
 std::uint64_t state_fingerprint(const Config& c, std::uint32_t shards) {
   std::string text = fmt::format("v{} shards={} id={} ts={} lateness={} dedup={}/{}", storage::kCheckpointVersion,
@@ -245,24 +256,13 @@ int check_kept_data(const Config& config, std::uint32_t shards, std::string& rep
     ReplaySource replay(std::move(s), kPadding, [](std::int64_t) { return true; });
     while (!replay.finished()) replay.poll(count, 1 << 20);
   }
-  std::uint64_t refused = 0;
-  std::string reasons;
-  for (std::size_t r = 1; r < kRejectReasons; ++r) {
-    if (count.by_reason[r] == 0) continue;
-    refused += count.by_reason[r];
-    reasons += fmt::format("{}{} {}", reasons.empty() ? "" : ", ", count.by_reason[r], reject_name(static_cast<Reject>(r)));
-  }
+  const std::uint64_t refused = count.refusals.total();
   if (refused == 0) {
-    report += fmt::format("replayed under this configuration: none would be refused\n");
+    report += "replayed under this configuration: none would be refused\n";
     return 0;
   }
-  const std::vector<std::string> names = parsed_field_names(config);
-  std::string fields;
-  for (std::size_t f = 0; f < names.size() && f < count.by_field.size(); ++f) {
-    if (count.by_field[f] != 0) fields += fmt::format("{}'{}' in {}", fields.empty() ? "" : ", ", names[f], count.by_field[f]);
-  }
-  report += fmt::format("replayed under this configuration: {} would be refused ({}){}\n", refused, reasons,
-                        fields.empty() ? "" : "; fields missing or of another type: " + fields);
+  report += fmt::format("replayed under this configuration: {} would be refused {}\n", refused,
+                        count.refusals.describe(config));
   if (config.storage.replay_refused == "drop") {
     report += "[storage] replay_refused = \"drop\": a start would run without them (counted in replay.errors.*)\n";
     return 0;

@@ -6,7 +6,6 @@
 #include <cerrno>
 #include <cstring>
 #include <system_error>
-#include <thread>
 
 #include <unistd.h>
 
@@ -376,19 +375,6 @@ void Shard::ingest_chunk(const char* data, std::size_t len, From from) {
   }
 }
 
-// A replayed event's logged stamp: its line's number in the block handed
-// (read_stamps), counted from the newlines since the line before.
-std::int64_t Shard::replayed_stamp(const char* line, From from, std::int64_t ts) {
-  for (const char* p = replay_at_; p < line; ++replay_line_) {
-    p = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(line - p)));
-    if (p == nullptr) break;
-    ++p;
-  }
-  replay_at_ = line;
-  SPATE_ASSERT(replay_line_ < replay_stamp_count_, "one stamp a replayed line");
-  return time_.replayed(from.input, ts, replay_stamps_[replay_line_]);
-}
-
 // ---------------------------------------------------------------- inputs
 
 // The kernel spreads connections over the SO_REUSEPORT listeners by a hash
@@ -508,44 +494,6 @@ bool Shard::pass(std::uint32_t stages) {
     }
   }
   return busy;
-}
-
-// Start: the shard's segments go through the pipeline before any live
-// input is read (a live event must not overtake its logged past in event
-// time), and live inputs start only when every shard has replayed, since
-// replayed rows cross to their owners like any others. Queries are
-// answered meanwhile; PUBLISHes wait.
-void Shard::replay() {
-  bool reported = false;
-  const std::int64_t started_ms = io::monotonic_ms();
-  while (!engine_.stopping()) {
-    const bool busy = pass(kReplaying);
-    if (!reported && (replay_ == nullptr || replay_->finished())) {
-      router_.flush_all();
-      if (replay_ != nullptr) {
-        for (const auto& [producer, sequence] : replay_->publish_sequences()) {
-          replayed_[producer] = std::max(replayed_[producer], sequence);
-        }
-      }
-      remember_sequences();
-      if (replay_ != nullptr) {
-        io::log_info("replay done", {{"shard", id_}, {"events", replay_->events()}, {"segment_bytes", replay_->bytes()},
-                                     {"ms", io::monotonic_ms() - started_ms}});
-      }
-      reported = true;
-      engine_.replay_finished();
-    }
-    if (reported && engine_.all_replayed()) return;
-    if (busy) continue;
-    // Rows of ours on their way: the next block waits only for them (a
-    // sleep for each block's rows cost a replay 15%).
-    bool in_flight = false;
-    for (std::uint32_t s = 0; s < shards_ && !in_flight; ++s) {
-      in_flight = router_.ring_to(s) != nullptr && router_.ring_to(s)->depth() > 0;
-    }
-    if (in_flight) std::this_thread::yield();
-    else ::usleep(100);
-  }
 }
 
 void Shard::attach_sources() {

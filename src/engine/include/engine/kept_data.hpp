@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "engine/event_parser.hpp"
 #include "storage/segment_file.hpp"
 #include "storage/segment_log.hpp"
 
@@ -22,6 +23,16 @@ std::uint64_t state_fingerprint(const Config& config, std::uint32_t shards);
 
 // Drops the blocks a checkpoint at `from` holds already; returns the blocks left.
 std::uint64_t drop_replayed(std::vector<storage::SegmentScan>& segments, storage::LogPosition from);
+
+// Stored events a replay refused: how many for each reason, and for each
+// field (in the parser's order) how many lacked it or held another type.
+struct Refusals {
+  std::uint64_t by_reason[kRejectReasons] = {};
+  std::uint64_t by_field[kMaxSchemaFields + 2] = {};
+  std::uint64_t total() const noexcept;
+  // "(4 wrong_type, 1 before_min_timestamp); fields missing or of another type: 'amount' in 4".
+  std::string describe(const Config& config) const;
+};
 
 // Fields the configuration requires that stored events lack (so every one
 // of them would be refused on replay), with what to do; empty when none.
