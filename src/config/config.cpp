@@ -46,170 +46,7 @@ std::string quoted(std::string_view name) {
 namespace {
 
 using detail::Checker;
-using detail::parse_sources;
-using detail::quoted;
-
-// "NAME" or "NAME(FIELD)", NAME of [a-z0-9_]; which names are kinds and
-// which take a field is the engine's to say (check_aggregates).
-bool parse_aggregate(std::string_view text, AggregateConfig& out) {
-  out.label = std::string(text);
-  const auto open = text.find('(');
-  const auto name = text.substr(0, open);
-  if (name.empty() || name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") != std::string_view::npos) {
-    return false;
-  }
-  out.function = std::string(name);
-  if (open == std::string_view::npos) return true;
-  if (text.back() != ')' || open + 2 >= text.size()) return false;
-  out.field = std::string(text.substr(open + 1, text.size() - open - 2));
-  return true;
-}
-
-
-// Field names are matched against an event's raw key bytes: a quote, a
-// backslash or a control character could only appear escaped there, so a
-// name holding one could never match.
-bool check_field_name(Checker& check, const toml::node& where, std::string_view what, std::string_view name) {
-  std::string why;
-  if (name.empty()) why = "is empty";
-  if (name.size() > kMaxFieldNameBytes) why = fmt::format("is longer than {} bytes", kMaxFieldNameBytes);
-  for (const char c : name) {
-    if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) {
-      why = "holds a quote, a backslash or a control character, which an event could only carry escaped";
-    }
-  }
-  if (why.empty()) return true;
-  check.error(where, fmt::format("{} {} {}", what, quoted(name), why));
-  return false;
-}
-
-void parse_schema(const toml::table& t, Checker& check, Config& config) {
-  check.known_keys(t, "[schema]", {"id", "timestamp", "timestamp_unit", "fields"});
-  if (const toml::node* unit = t.get("timestamp_unit")) {
-    const auto* text = unit->as_string();
-    static constexpr std::pair<std::string_view, Config::TsUnit> kUnits[] = {
-        {"s", Config::TsUnit::s}, {"ms", Config::TsUnit::ms}, {"us", Config::TsUnit::us}, {"ns", Config::TsUnit::ns}};
-    bool known = false;
-    for (const auto& [name, value] : kUnits) {
-      if (text != nullptr && text->get() == name) {
-        config.ts_unit = value;
-        known = true;
-      }
-    }
-    if (!known) check.error(*unit, "schema.timestamp_unit must be \"s\", \"ms\", \"us\" or \"ns\"");
-  }
-  if (check.string(t, "id", config.id_field) && !config.id_field.empty()) {
-    check_field_name(check, *t.get("id"), "schema.id", config.id_field);
-  }
-  if (check.string(t, "timestamp", config.ts_field)) {
-    check_field_name(check, *t.get("timestamp"), "schema.timestamp", config.ts_field);
-  }
-  const toml::node* fields = t.get("fields");
-  if (fields == nullptr) return;
-  const toml::table* ft = fields->as_table();
-  if (ft == nullptr) {
-    check.error(*fields, "'fields' must be a table of name = \"string\" | \"number\" | \"integer\" | \"boolean\"");
-    return;
-  }
-  config.fields.clear();
-  for (auto&& [key, value] : *ft) {
-    FieldConfig f;
-    f.name = std::string(key.str());
-    f.line = static_cast<int>(key.source().begin.line);
-    if (!check_field_name(check, value, "field", f.name)) continue;
-    const toml::node* type_node = &value;
-    const toml::table* spec = value.as_table();
-    if (spec != nullptr) {  // { type = "...", required = false, default = ... }
-      check.known_keys(*spec, fmt::format("field '{}'", f.name), {"type", "required", "default"});
-      type_node = spec->get("type");
-      if (type_node == nullptr) {
-        check.error(value, fmt::format("field '{}' needs a type", f.name));
-        continue;
-      }
-      if (const toml::node* r = spec->get("required")) {
-        if (const auto* b = r->as_boolean()) f.required = b->get();
-        else check.error(*r, fmt::format("field '{}': required must be true or false", f.name));
-      }
-    }
-    const auto* type = type_node->as_string();
-    bool known = false;
-    for (const FieldType t : {FieldType::string, FieldType::number, FieldType::integer, FieldType::boolean}) {
-      if (type != nullptr && type->get() == field_type_name(t)) {
-        f.type = t;
-        known = true;
-      }
-    }
-    if (!known) {
-      check.error(*type_node, fmt::format("field '{}' must have type \"string\", \"number\", \"integer\" or \"boolean\"", f.name));
-      continue;
-    }
-    if (const toml::node* d = spec != nullptr ? spec->get("default") : nullptr) {
-      f.has_default = true;
-      bool fits = false;
-      if (f.type == FieldType::string && d->is_string()) {
-        f.default_string = d->as_string()->get();
-        fits = true;
-      } else if (f.type == FieldType::number && (d->is_floating_point() || d->is_integer())) {
-        f.default_number = d->is_integer() ? static_cast<double>(d->as_integer()->get()) : d->as_floating_point()->get();
-        fits = true;
-      } else if (f.type == FieldType::integer && d->is_integer()) {
-        f.default_integer = d->as_integer()->get();
-        fits = true;
-      } else if (f.type == FieldType::boolean && d->is_boolean()) {
-        f.default_integer = d->as_boolean()->get() ? 1 : 0;
-        fits = true;
-      }
-      if (!fits) check.error(*d, fmt::format("field '{}': the default must be a {}", f.name, field_type_name(f.type)));
-      if (f.required) check.error(*d, fmt::format("field '{}' has a default but is required: add required = false", f.name));
-    }
-    config.fields.push_back(std::move(f));
-  }
-}
-
-void parse_views(const toml::node& node, Checker& check, Config& config) {
-  const toml::array* arr = node.as_array();
-  if (arr == nullptr) {
-    check.error(node, "'view' must be an array of tables ([[view]])");
-    return;
-  }
-  config.views.clear();
-  for (const toml::node& item : *arr) {
-    const toml::table* t = item.as_table();
-    if (t == nullptr) {
-      check.error(item, "each [[view]] must be a table");
-      continue;
-    }
-    check.known_keys(*t, "[[view]]", {"name", "key", "window", "size_ms", "slide_ms", "aggregates", "max_keys"});
-    ViewConfig view;
-    const int line = static_cast<int>(item.source().begin.line);
-    view.line = line;
-    if (!check.string(*t, "name", view.name) || view.name.empty()) check.error(line, "[[view]] needs a name");
-    if (!check.string(*t, "key", view.key_field) || view.key_field.empty()) {
-      check.error(line, fmt::format("view '{}' needs key = \"FIELD\"", view.name));
-    }
-    check.string(*t, "window", view.window);  // the kind and its settings: engine::check_views()
-    check.integer(*t, "size_ms", view.window_ms, 1, std::int64_t{366} * 86400000);
-    check.integer(*t, "slide_ms", view.slide_ms, 1, std::int64_t{366} * 86400000);
-    check.integer(*t, "max_keys", view.max_keys, 0, std::int64_t{1} << 40);
-    const toml::node* aggs = t->get("aggregates");
-    const toml::array* aggs_arr = aggs != nullptr ? aggs->as_array() : nullptr;
-    if (aggs_arr == nullptr || aggs_arr->empty()) {
-      check.error(aggs != nullptr ? static_cast<int>(aggs->source().begin.line) : line,
-                  fmt::format("view '{}' needs aggregates = [\"count\", \"sum(FIELD)\", ...]", view.name));
-    } else {
-      for (const toml::node& a : *aggs_arr) {
-        AggregateConfig agg;
-        if (!a.is_string() || !parse_aggregate(a.as_string()->get(), agg)) {
-          check.error(a, "aggregate must be \"NAME\" or \"NAME(FIELD)\", such as \"count\" or \"sum(amount)\"");
-          continue;
-        }
-        agg.line = static_cast<int>(a.source().begin.line);
-        view.aggregates.push_back(std::move(agg));
-      }
-    }
-    config.views.push_back(std::move(view));
-  }
-}
+using detail::parse_aggregate;
 
 }  // namespace
 
@@ -525,16 +362,16 @@ ConfigResult parse_config(std::string_view text, std::string_view source_name) {
   }
   if (const toml::node* s = root.get("source")) {
     config.sources.clear();
-    parse_sources(*s, check, config);
+    detail::parse_sources(*s, check, config);
   }
   if (const toml::node* s = root.get("schema")) {
     if (const toml::table* st = s->as_table()) {
-      parse_schema(*st, check, config);
+      detail::parse_schema(*st, check, config);
     } else {
       check.error(*s, "'schema' must be a table");
     }
   }
-  if (const toml::node* v = root.get("view")) parse_views(*v, check, config);
+  if (const toml::node* v = root.get("view")) detail::parse_views(*v, check, config);
   finalize(config, result.errors);
   if (const toml::node* a = root.get("alarm")) detail::parse_alarms(*a, check, config);
   sort_by_line(result.errors);

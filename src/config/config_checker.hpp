@@ -112,6 +112,11 @@ class Checker {
 // A name as the error messages show it (config.cpp).
 std::string quoted(std::string_view name);
 
+// "NAME" or "NAME(FIELD)" into `out` (config_schema.cpp); false if malformed.
+bool parse_aggregate(std::string_view text, AggregateConfig& out);
+// The [schema] table and the [[view]] array (config_schema.cpp).
+void parse_schema(const toml::table& t, Checker& check, Config& config);
+void parse_views(const toml::node& node, Checker& check, Config& config);
 // [[source]] tables (config_sources.cpp).
 void parse_sources(const toml::node& node, Checker& check, Config& config);
 // [[alarm]] tables (config_alarms.cpp); after the schema and views are finalized.
