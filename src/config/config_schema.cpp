@@ -153,6 +153,14 @@ void parse_views(const toml::node& node, Checker& check, Config& config) {
     }
     check.string(*t, "window", view.window);  // the kind and its settings: engine::check_views()
     check.integer(*t, "size_ms", view.window_ms, 1, std::int64_t{366} * 86400000);
+    // No default: a window's length is what the view means (one coming from
+    // Flink states it), and a minute taken silently answered other questions.
+    // Every kind registered takes size_ms; a kind that does not (a session
+    // window's gap) would move this check into the kinds' own (ViewKind::check).
+    if (t->get("size_ms") == nullptr) {
+      check.error(line, fmt::format("view '{}': a {} window needs size_ms (each window's length in milliseconds)",
+                                    view.name, view.window));
+    }
     check.integer(*t, "slide_ms", view.slide_ms, 1, std::int64_t{366} * 86400000);
     check.integer(*t, "max_keys", view.max_keys, 0, std::int64_t{1} << 40);
     const toml::node* aggs = t->get("aggregates");

@@ -485,8 +485,9 @@ class StorageTest(E2ETest):
         self.assertEqual(ids, want, out.stderr)
 
     def test_a_field_added_to_the_schema_replays_the_kept_events_or_is_refused_saying_why(self):
-        views = ('[[view]]\nname = "per_user_1m"\nkey = "user"\naggregates = ["count", "sum(amount)"]\n'
-                 '[[view]]\nname = "per_type_1m"\nkey = "type"\naggregates = ["count"]\n')
+        views = ('[[view]]\nname = "per_user_1m"\nkey = "user"\nsize_ms = 60000\n'
+                 'aggregates = ["count", "sum(amount)"]\n'
+                 '[[view]]\nname = "per_type_1m"\nkey = "type"\nsize_ms = 60000\naggregates = ["count"]\n')
         base = TEST_CONFIG + "[storage]\ncheckpoint_interval_ms = 0\n"
         d = self.start(shards=2, config=base + views)
         self.publish_all(d)
@@ -521,7 +522,7 @@ class StorageTest(E2ETest):
         # and a new view keyed by it is built from the log.
         optional = (base + '[schema]\nfields = { user = "string", type = "string", amount = "number", '
                     'region = { type = "string", required = false, default = "unknown" } }\n' + views +
-                    '[[view]]\nname = "per_region"\nkey = "region"\naggregates = ["count"]\n')
+                    '[[view]]\nname = "per_region"\nkey = "region"\nsize_ms = 60000\naggregates = ["count"]\n')
         d = self.start(shards=2, config=optional)
         self.assertEqual(d.client.view_get_many("per_user_1m", users), before)
         self.assertEqual(sum(r["count"] for r in d.client.view_get("per_region", "unknown")), rows)

@@ -43,6 +43,7 @@ aggregates = ["count", "sum(price_usd_cents)", "max(amount)"]
 [[view]]
 name = "by_session"
 key = "session_identifier"
+size_ms = 60000
 aggregates = ["avg(qty)"]
 )toml";
 
@@ -61,6 +62,7 @@ aggregates = ["count", "sum(amount)"]
 [[view]]
 name = "per_region"
 key = "region"
+size_ms = 60000
 aggregates = ["min(amount)"]
 )toml";
 
@@ -69,8 +71,8 @@ std::string long_names_schema() {
   const std::string n64 = "user_id_" + std::string(56, 'a');
   const std::string n100 = "user_id_" + std::string(92, 'b');
   return "[schema]\nfields = { user_id_ = \"string\", user_id_x = \"string\", " + n64 + " = \"number\", " + n100 +
-         " = \"string\" }\n[[view]]\nname = \"v\"\nkey = \"user_id_\"\naggregates = [\"sum(" + n64 + ")\"]\n" +
-         "[[view]]\nname = \"w\"\nkey = \"" + n100 + "\"\naggregates = [\"count\"]\n";
+         " = \"string\" }\n[[view]]\nname = \"v\"\nkey = \"user_id_\"\nsize_ms = 60000\naggregates = [\"sum(" + n64 + ")\"]\n" +
+         "[[view]]\nname = \"w\"\nkey = \"" + n100 + "\"\nsize_ms = 60000\naggregates = [\"count\"]\n";
 }
 
 // Integer and boolean fields, aggregated (columns) and not.
@@ -80,6 +82,7 @@ fields = { device = "string", bytes = "integer", ok = "boolean", seq = "integer"
 [[view]]
 name = "per_device"
 key = "device"
+size_ms = 60000
 aggregates = ["sum(bytes)", "max(bytes)", "avg(ok)", "last(temp)"]
 )toml";
 
@@ -90,7 +93,7 @@ std::string widest_schema() {
   for (int i = 0; i < 16; ++i) fields += "n" + std::to_string(i) + " = \"number\", ";
   for (int i = 0; i < 38; ++i) fields += "s" + std::to_string(i) + " = \"string\"" + (i + 1 < 38 ? ", " : "");
   for (int i = 0; i < 8; ++i) {
-    views += "[[view]]\nname = \"v" + std::to_string(i) + "\"\nkey = \"k" + std::to_string(i) + "\"\naggregates = [";
+    views += "[[view]]\nname = \"v" + std::to_string(i) + "\"\nkey = \"k" + std::to_string(i) + "\"\nsize_ms = 60000\naggregates = [";
     for (int c = 0; c < 16; ++c) views += std::string(c == 0 ? "" : ", ") + "\"sum(n" + std::to_string(c) + ")\"";
     views += "]\n";
   }

@@ -64,6 +64,33 @@ aggregates = ["count", "sum(price)", "max(qty)"]
   CHECK(c.views[0].aggregates[2].column == 1);
 }
 
+TEST_CASE("config: a view without size_ms is refused at its line, whatever its kind; nothing stands in for it") {
+  const auto r = parse_config(R"toml(
+[[view]]
+name = "per_user"
+key = "user"
+aggregates = ["count"]
+[[view]]
+name = "per_type_hop"
+key = "type"
+window = "hopping"
+slide_ms = 10000
+aggregates = ["count"]
+[[view]]
+name = "sized"
+key = "user"
+size_ms = 1000
+aggregates = ["count"]
+)toml",
+                              "size.toml");
+  REQUIRE(r.errors.size() == 2);
+  CHECK(r.errors[0].line == 2);
+  CHECK(r.errors[0].message == "view 'per_user': a tumbling window needs size_ms (each window's length in milliseconds)");
+  CHECK(r.errors[1].line == 6);
+  CHECK(r.errors[1].message ==
+        "view 'per_type_hop': a hopping window needs size_ms (each window's length in milliseconds)");
+}
+
 TEST_CASE("config: every error is reported with its line, unknown keys included") {
   const auto r = parse_config(R"toml(shards = 0
 bogus = 1
@@ -105,7 +132,7 @@ TEST_CASE("config: limits are checked when the file is loaded, each with a clear
   std::string fields;
   for (int i = 0; i < 63; ++i) fields += std::string(i == 0 ? "" : ", ") + "f" + std::to_string(i) + " = \"string\"";
   const auto many_fields = parse_config("[schema]\nfields = { user = \"string\", " + fields +
-                                            " }\n[[view]]\nname = \"v\"\nkey = \"user\"\naggregates = [\"count\"]\n",
+                                            " }\n[[view]]\nname = \"v\"\nkey = \"user\"\nsize_ms = 1000\naggregates = [\"count\"]\n",
                                         "t.toml");
   REQUIRE_FALSE(many_fields.ok());
   CHECK(many_fields.errors[0].message.find("at most 62") != std::string::npos);
@@ -116,7 +143,7 @@ TEST_CASE("config: limits are checked when the file is loaded, each with a clear
     aggregates += std::string(i == 0 ? "" : ", ") + "\"sum(n" + std::to_string(i) + ")\"";
   }
   const auto many_columns = parse_config("[schema]\nfields = { user = \"string\"" + numbers +
-                                             " }\n[[view]]\nname = \"v\"\nkey = \"user\"\naggregates = [" + aggregates +
+                                             " }\n[[view]]\nname = \"v\"\nkey = \"user\"\nsize_ms = 1000\naggregates = [" + aggregates +
                                              "]\n",
                                          "t.toml");
   REQUIRE_FALSE(many_columns.ok());
@@ -137,6 +164,7 @@ fields = { user = "string", "a\\b" = "number", "tab\there" = "string", "" = "str
 [[view]]
 name = "v"
 key = "user"
+size_ms = 1000
 aggregates = ["count"]
 )toml",
                               "names.toml");
@@ -155,7 +183,7 @@ aggregates = ["count"]
   CHECK(has(5, R"(field "tab\x09here" holds)"));
   CHECK(has(5, R"(field "" is empty)"));
   const auto long_name = parse_config("[schema]\nfields = { user = \"string\", " + std::string(300, 'n') +
-                                          " = \"string\" }\n[[view]]\nname = \"v\"\nkey = \"user\"\naggregates = [\"count\"]\n",
+                                          " = \"string\" }\n[[view]]\nname = \"v\"\nkey = \"user\"\nsize_ms = 1000\naggregates = [\"count\"]\n",
                                       "long.toml");
   REQUIRE_FALSE(long_name.ok());
   CHECK(long_name.errors[0].message.find("is longer than 256 bytes") != std::string::npos);
@@ -166,6 +194,7 @@ TEST_CASE("config: errors come sorted by line, the ones tied to no line last") {
 [[view]]
 name = "v"
 key = "nope"
+size_ms = 1000
 aggregates = ["count"]
 [schema]
 fields = { user = "string", "q\"" = "string" }
@@ -201,7 +230,7 @@ TEST_CASE("config: file sources must be readable files") {
 
 TEST_CASE("config: configurations the fuzzer found, each refused with its reason") {
   const auto empty_key = parse_config("[schema]\nfields = { n1 = \"number\" }\n[[view]]\nname = \"_\"\nkey = \"\"\n"
-                                      "aggregates = [\"max(n1)\"]\n",
+                                      "size_ms = 1000\naggregates = [\"max(n1)\"]\n",
                                       "f.toml");
   REQUIRE_FALSE(empty_key.ok());
   CHECK(empty_key.errors[0].message.find("needs key") != std::string::npos);
@@ -449,8 +478,10 @@ lsiten = "127.0.0.1:7070"
 lvl = "warn"
 )toml",
                         "near.toml");
-  REQUIRE(r.errors.size() == 6);
+  REQUIRE(r.errors.size() == 7);
   CHECK(message_at(r, 1) == "unknown key 'shard' in the top level; did you mean 'shards'?");
+  // The misspelt size is not taken for a minute: the view has none.
+  CHECK(message_at(r, 2) == "view 'v': a tumbling window needs size_ms (each window's length in milliseconds)");
   CHECK(message_at(r, 5) == "unknown key 'size' in [[view]]; did you mean 'size_ms'?");  // a prefix
   CHECK(message_at(r, 7) == "unknown key 'Slide_MS' in [[view]]; did you mean 'slide_ms'?");  // case
   CHECK(message_at(r, 8) == "unknown key 'colour' in [[view]]");  // nothing near

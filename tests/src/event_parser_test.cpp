@@ -126,7 +126,7 @@ TEST_CASE("event parser: a schema at every limit (62 fields, 16 number columns, 
   }
   line += "}";
   for (int i = 0; i < 8; ++i) {
-    views += "[[view]]\nname = \"v" + std::to_string(i) + "\"\nkey = \"k" + std::to_string(i) + "\"\naggregates = [";
+    views += "[[view]]\nname = \"v" + std::to_string(i) + "\"\nkey = \"k" + std::to_string(i) + "\"\nsize_ms = 60000\naggregates = [";
     for (int c = 0; c < 16; ++c) views += std::string(c == 0 ? "" : ", ") + "\"sum(n" + std::to_string(c) + ")\"";
     views += "]\n";
   }
@@ -265,6 +265,7 @@ fields = { user = "string", amount = "number", )toml" + std::string(100, 'n') + 
 [[view]]
 name = "v"
 key = "user"
+size_ms = 60000
 aggregates = ["count"]
 )toml",
                               "t.toml");
@@ -285,6 +286,7 @@ fields = { user = "string", type = "string", amount = "number", page = "string",
 [[view]]
 name = "v"
 key = "user"
+size_ms = 60000
 aggregates = ["count", "sum(amount)"]
 )toml",
                               "t.toml");
@@ -319,6 +321,7 @@ fields = { device = "string", bytes = "integer", ok = "boolean", seq = "integer"
 [[view]]
 name = "per_device"
 key = "device"
+size_ms = 60000
 aggregates = ["sum(bytes)", "avg(ok)"]
 )toml",
                               "typed.toml");
@@ -400,6 +403,7 @@ fields = { user = "string", region = { type = "string", required = false, defaul
 [[view]]
 name = "per_region"
 key = "region"
+size_ms = 60000
 aggregates = ["sum(bytes)"]
 )toml",
                               "optional.toml");
@@ -430,6 +434,7 @@ fields = { user = "string", region = { type = "string", required = false }, n = 
 [[view]]
 name = "per_region"
 key = "region"
+size_ms = 60000
 aggregates = ["count"]
 )toml",
                                 "optional.toml");

@@ -410,6 +410,7 @@ fields = { device = "string", bytes = "integer", ok = "boolean" }
 [[view]]
 name = "per_device"
 key = "device"
+size_ms = 60000
 aggregates = ["count", "sum(bytes)", "min(bytes)", "max(bytes)", "avg(bytes)", "last(bytes)", "sum(ok)", "avg(ok)"]
 )toml",
                               "typed.toml");

@@ -155,7 +155,7 @@ struct ViewConfig {
   // The view kind (engine/view_registry.hpp checks the name and the kind's
   // settings); size_ms and slide_ms are read by the kinds that use them.
   std::string window = "tumbling";
-  std::int64_t window_ms = 60000;  // size_ms
+  std::int64_t window_ms = 60000;  // size_ms: a file must state it (the built-in views' is set)
   std::int64_t slide_ms = 0;       // hopping: how far each window starts after the one before (0: not set)
   std::vector<AggregateConfig> aggregates;
   int key_group = -1;  // index into Config::key_groups
