@@ -371,8 +371,12 @@ ConfigResult parse_config(std::string_view text, std::string_view source_name) {
       check.error(*s, "'schema' must be a table");
     }
   }
-  if (const toml::node* v = root.get("view")) detail::parse_views(*v, check, config);
+  const toml::node* views = root.get("view");
+  if (views != nullptr) detail::parse_views(*views, check, config);
   finalize(config, result.errors);
+  if (const toml::node* s = root.get("schema"); s != nullptr && views == nullptr) {
+    detail::check_builtin_views(*s, config, result.errors);
+  }
   if (const toml::node* a = root.get("alarm")) detail::parse_alarms(*a, check, config);
   sort_by_line(result.errors);
   return result;

@@ -117,6 +117,11 @@ bool parse_aggregate(std::string_view text, AggregateConfig& out);
 // The [schema] table and the [[view]] array (config_schema.cpp).
 void parse_schema(const toml::table& t, Checker& check, Config& config);
 void parse_views(const toml::node& node, Checker& check, Config& config);
+// A file with a [schema] and no [[view]] runs the built-in views over its
+// fields: what they read that the schema lacks is one error at `schema`,
+// naming every such field, in place of finalize()'s error per view the file
+// never wrote (those are taken out of `errors`).
+void check_builtin_views(const toml::node& schema, const Config& config, std::vector<ConfigError>& errors);
 // [[source]] tables (config_sources.cpp).
 void parse_sources(const toml::node& node, Checker& check, Config& config);
 // [[alarm]] tables (config_alarms.cpp); after the schema and views are finalized.

@@ -1,4 +1,5 @@
-// [schema] and [[view]] tables; see config_checker.hpp.
+// [schema] and [[view]] tables, and what the built-in views need of a
+// file's [schema]; see config_checker.hpp.
 #include <algorithm>
 #include <string>
 #include <string_view>
@@ -181,6 +182,47 @@ void parse_views(const toml::node& node, Checker& check, Config& config) {
     }
     config.views.push_back(std::move(view));
   }
+}
+
+void check_builtin_views(const toml::node& schema, const Config& config, std::vector<ConfigError>& errors) {
+  std::vector<std::string> names;  // each field once, in the order the views read them
+  std::vector<std::string> unmet;  // "'amount' (a number, integer or boolean)"
+  bool declared_otherwise = false;
+  const auto need = [&](const std::string& name, bool key) {
+    if (std::find(names.begin(), names.end(), name) != names.end()) return;
+    names.push_back(name);
+    const auto f = std::find_if(config.fields.begin(), config.fields.end(),
+                                [&](const FieldConfig& field) { return field.name == name; });
+    const std::string want = key ? "a string" : "a number, integer or boolean";
+    if (f == config.fields.end()) {
+      unmet.push_back(fmt::format("'{}' ({})", name, want));
+    } else if (key != (f->type == FieldType::string)) {
+      unmet.push_back(fmt::format("'{}' ({}; declared {})", name, want, field_type_name(f->type)));
+      declared_otherwise = true;
+    } else if (!f->required && !f->has_default) {
+      unmet.push_back(fmt::format("'{}' (required, or with a default; declared optional without one)", name));
+      declared_otherwise = true;
+    }
+  };
+  for (const ViewConfig& view : config.views) {
+    need(view.key_field, true);
+    for (const AggregateConfig& agg : view.aggregates) {
+      if (!agg.field.empty()) need(agg.field, false);
+    }
+  }
+  if (unmet.empty()) return;
+  std::string views, fields;
+  for (const ViewConfig& view : config.views) views += fmt::format("{}{}", views.empty() ? "" : ", ", view.name);
+  for (const std::string& u : unmet) fields += fmt::format("{}{}", fields.empty() ? "" : ", ", u);
+  std::erase_if(errors, [&](const ConfigError& e) {
+    return std::any_of(config.views.begin(), config.views.end(), [&](const ViewConfig& view) {
+      return e.message.find(fmt::format("view '{}'", view.name)) != std::string::npos;
+    });
+  });
+  errors.push_back({static_cast<int>(schema.source().begin.line),
+                    fmt::format("[schema] comes without a [[view]], so the built-in views apply ({}), and they need "
+                                "fields that [schema].fields {}: {}; declare [[view]]s of your own, or add these fields",
+                                views, declared_otherwise ? "lacks or declares otherwise" : "lacks", fields)});
 }
 
 }  // namespace spate::engine::detail

@@ -91,6 +91,34 @@ aggregates = ["count"]
         "view 'per_type_hop': a hopping window needs size_ms (each window's length in milliseconds)");
 }
 
+TEST_CASE("config: a [schema] without [[view]]s lacking what the built-in views read is one error naming each field") {
+  const auto missing = parse_config("shards = 1\n[schema]\nfields = { device = \"string\", bytes = \"integer\" }\n",
+                                    "schema.toml");
+  REQUIRE(missing.errors.size() == 1);  // none about views the file never wrote
+  CHECK(missing.errors[0].line == 2);
+  CHECK(missing.errors[0].message ==
+        "[schema] comes without a [[view]], so the built-in views apply (per_user_1m, per_type_10s), and they need "
+        "fields that [schema].fields lacks: 'user' (a string), 'amount' (a number, integer or boolean), 'type' (a "
+        "string); declare [[view]]s of your own, or add these fields");
+  // Declared, but of another type or optional without a default: said in the same error.
+  const auto otherwise = parse_config(R"toml([schema]
+fields = { user = "integer", type = { type = "string", required = false }, amount = "number" }
+)toml",
+                                      "schema.toml");
+  REQUIRE(otherwise.errors.size() == 1);
+  CHECK(otherwise.errors[0].line == 1);
+  CHECK(otherwise.errors[0].message.find("[schema].fields lacks or declares otherwise: 'user' (a string; declared "
+                                         "integer), 'type' (required, or with a default; declared optional without "
+                                         "one); declare") != std::string::npos);
+  // What they read, given: no error; views of the file's own: their own errors.
+  CHECK(parse_config("[schema]\nfields = { user = \"string\", type = \"string\", amount = \"integer\" }\n", "s.toml").ok());
+  const auto own = parse_config("[schema]\nfields = { device = \"string\" }\n[[view]]\nname = \"v\"\nkey = \"user\"\n"
+                                "size_ms = 1000\naggregates = [\"count\"]\n",
+                                "own.toml");
+  REQUIRE(own.errors.size() == 1);
+  CHECK(own.errors[0].message == "view 'v': key 'user' must be a string field of [schema].fields");
+}
+
 TEST_CASE("config: every error is reported with its line, unknown keys included") {
   const auto r = parse_config(R"toml(shards = 0
 bogus = 1
