@@ -36,12 +36,16 @@ constexpr int kExitConfig = 78;  // EX_CONFIG
 // Seconds rounded to the millisecond, for the log.
 double seconds_ms(double seconds) { return std::round(seconds * 1000) / 1000; }
 
-int report_errors(const std::string& file, const std::vector<spate::engine::ConfigError>& errors) {
-  for (const auto& e : errors) {
-    if (e.line > 0) fmt::print(stderr, "{}:{}: error: {}\n", file, e.line, e.message);
-    else fmt::print(stderr, "{}: error: {}\n", file, e.message);
+// FILE:LINE: error: ... as a compiler says it, in line order; the warnings
+// (FILE:LINE: warning: ...) only of a file without errors: fixing an error
+// may change them.
+void report_config(const std::string& file, const spate::engine::ConfigResult& result) {
+  const bool errors = !result.errors.empty();
+  for (const auto& e : errors ? result.errors : result.warnings) {
+    const char* what = errors ? "error" : "warning";
+    if (e.line > 0) fmt::print(stderr, "{}:{}: {}: {}\n", file, e.line, what, e.message);
+    else fmt::print(stderr, "{}: {}: {}\n", file, what, e.message);
   }
-  return kExitConfig;
 }
 
 // --tcp-addr, --udp-addr: the listen address of every source of the type
@@ -149,8 +153,12 @@ int main(int argc, char** argv) {
 
   if (!check_file.empty()) {
     auto result = load_checked(check_file);
-    if (!result.errors.empty()) return report_errors(check_file, result.errors);
-    fmt::print("{}: ok ({} sources, {} views)\n", check_file, result.config.sources.size(), result.config.views.size());
+    report_config(check_file, result);
+    if (!result.errors.empty()) return kExitConfig;
+    const std::size_t warned = result.warnings.size();
+    fmt::print("{}: ok ({} sources, {} views{})\n", check_file, result.config.sources.size(),
+               result.config.views.size(),
+               warned == 0 ? "" : fmt::format(", {} warning{}", warned, warned == 1 ? "" : "s"));
     if (data_dir.empty()) return 0;
     // What a start with this file would do to the data directory's kept data.
     result.config.data_dir = data_dir;
@@ -161,10 +169,15 @@ int main(int argc, char** argv) {
   }
 
   Config config = spate::engine::default_config();
+  std::vector<spate::engine::ConfigError> warnings;
   if (!config_file.empty()) {
     auto result = load_checked(config_file);
-    if (!result.ok()) return report_errors(config_file, result.errors);
+    if (!result.ok()) {
+      report_config(config_file, result);
+      return kExitConfig;
+    }
     config = std::move(result.config);
+    warnings = std::move(result.warnings);
   }
   // Before anything is logged: the flags over the file's [log].
   if (!log_format.empty() && !spate::io::parse_log_format(log_format, config.log.format)) {
@@ -177,6 +190,9 @@ int main(int argc, char** argv) {
   }
   spate::io::set_log_format(config.log.format);
   spate::io::set_log_level(config.log.level);
+  for (const auto& w : warnings) {
+    spate::io::log_warn("config warning", {{"path", config_file}, {"line", w.line}, {"warning", w.message}});
+  }
   if (!data_dir.empty()) config.data_dir = data_dir;
   if (shards != 0) config.shards = shards;
   if (!query_addr.empty() && !spate::engine::parse_endpoint(query_addr, config.query.listen)) {

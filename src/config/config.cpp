@@ -378,7 +378,9 @@ ConfigResult parse_config(std::string_view text, std::string_view source_name) {
     detail::check_builtin_views(*s, config, result.errors);
   }
   if (const toml::node* a = root.get("alarm")) detail::parse_alarms(*a, check, config);
+  detail::warn_unread_fields(config, result.warnings);
   sort_by_line(result.errors);
+  sort_by_line(result.warnings);
   return result;
 }
 

@@ -122,6 +122,9 @@ void parse_views(const toml::node& node, Checker& check, Config& config);
 // naming every such field, in place of finalize()'s error per view the file
 // never wrote (those are taken out of `errors`).
 void check_builtin_views(const toml::node& schema, const Config& config, std::vector<ConfigError>& errors);
+// A required field that no view, aggregate or alarm reads still refuses
+// every event lacking it: one warning per such field (config_schema.cpp).
+void warn_unread_fields(const Config& config, std::vector<ConfigError>& warnings);
 // [[source]] tables (config_sources.cpp).
 void parse_sources(const toml::node& node, Checker& check, Config& config);
 // [[alarm]] tables (config_alarms.cpp); after the schema and views are finalized.

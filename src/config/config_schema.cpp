@@ -1,5 +1,5 @@
-// [schema] and [[view]] tables, and what the built-in views need of a
-// file's [schema]; see config_checker.hpp.
+// [schema] and [[view]] tables, and what the built-in views and the
+// schema's unread fields need said of them; see config_checker.hpp.
 #include <algorithm>
 #include <string>
 #include <string_view>
@@ -223,6 +223,33 @@ void check_builtin_views(const toml::node& schema, const Config& config, std::ve
                     fmt::format("[schema] comes without a [[view]], so the built-in views apply ({}), and they need "
                                 "fields that [schema].fields {}: {}; declare [[view]]s of your own, or add these fields",
                                 views, declared_otherwise ? "lacks or declares otherwise" : "lacks", fields)});
+}
+
+void warn_unread_fields(const Config& config, std::vector<ConfigError>& warnings) {
+  for (const FieldConfig& f : config.fields) {
+    if (!f.required) continue;
+    bool read = std::any_of(config.alarms.begin(), config.alarms.end(),
+                            [&](const AlarmConfig& alarm) { return alarm.field == f.name; });
+    for (const ViewConfig& view : config.views) {
+      read = read || view.key_field == f.name;
+      for (const AggregateConfig& agg : view.aggregates) read = read || agg.field == f.name;
+    }
+    if (read) continue;
+    if (f.line == 0) {  // the built-in schema's, under the file's views
+      warnings.push_back({0, fmt::format("field '{}' of the built-in schema (the file declares no [schema] fields) is "
+                                         "read by no view or alarm, yet required: an event lacking it is refused "
+                                         "(missing_field); declare [schema] fields = {{ ... }} with your events' fields",
+                                         f.name)});
+      continue;
+    }
+    // As the file would write it: a bare key, else in quotes (a name holds no quote or backslash).
+    const bool bare = f.name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") ==
+                      std::string::npos;
+    warnings.push_back({f.line, fmt::format("field '{}' is read by no view or alarm, yet required: an event lacking it "
+                                            "is refused (missing_field); to take such events, declare it "
+                                            "{} = {{ type = \"{}\", required = false }}",
+                                            f.name, bare ? f.name : "\"" + f.name + "\"", field_type_name(f.type))});
+  }
 }
 
 }  // namespace spate::engine::detail

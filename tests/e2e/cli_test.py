@@ -11,7 +11,7 @@ import tempfile
 import time
 import unittest
 
-from spate_e2e import SPATE_QUERY, SPATED, Daemon
+from spate_e2e import SPATE_QUERY, SPATED, TEST_CONFIG, Daemon
 
 T0 = 1764000000000
 
@@ -73,6 +73,31 @@ class CliTest(unittest.TestCase):
                         'slide_ms = 10000\naggregates = ["count"]\n')
             r = self.run_cmd(SPATED, "--check-config", good)
             self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_a_required_field_nothing_reads_is_a_warning_from_check_config_and_at_start(self):
+        config = TEST_CONFIG + '[schema]\nfields = { user = "string", type = "string", amount = "number", page = "string" }\n'
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "unread.toml")
+            with open(path, "w") as f:
+                f.write(config)
+            r = self.run_cmd(SPATED, "--check-config", path)
+            self.assertEqual(r.returncode, 0, r.stderr)  # valid: a warning, not an error
+            self.assertEqual(r.stdout, "%s: ok (2 sources, 2 views, 1 warning)\n" % path)
+            self.assertEqual(r.stderr, "%s:4: warning: field 'page' is read by no view or alarm, yet required: an event "
+                                       "lacking it is refused (missing_field); to take such events, declare it page = "
+                                       '{ type = "string", required = false }\n' % path)
+        d = Daemon(udp=False, config=config)
+        try:
+            log = d.read_log()
+            self.assertIn('level=warn msg="config warning" ', log)
+            self.assertIn(" line=4 warning=\"field 'page' is read by no view or alarm, yet required", log)
+            # What it warns of: the event without page is refused, the one with it taken.
+            with socket.create_connection(("127.0.0.1", d.tcp_port)) as s:
+                s.sendall((event(1)[:-1] + ',"page":"/"}\n' + event(2) + "\n").encode())
+            c = d.wait_settled(1)
+            self.assertEqual((c["events_in"], c["errors.missing_field"]), (1, 1))
+        finally:
+            self.assertEqual(d.stop(), 0)
 
     def test_rings_too_large_for_the_machine_are_refused_with_the_reason(self):
         with tempfile.TemporaryDirectory() as tmp:

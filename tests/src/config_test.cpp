@@ -62,6 +62,7 @@ aggregates = ["count", "sum(price)", "max(qty)"]
   REQUIRE(c.columns.size() == 2);
   CHECK((c.columns[0].name == "price" && c.columns[1].name == "qty"));
   CHECK(c.views[0].aggregates[2].column == 1);
+  CHECK(r.warnings.empty());  // every field is read
 }
 
 TEST_CASE("config: a view without size_ms is refused at its line, whatever its kind; nothing stands in for it") {
@@ -117,6 +118,42 @@ fields = { user = "integer", type = { type = "string", required = false }, amoun
                                 "own.toml");
   REQUIRE(own.errors.size() == 1);
   CHECK(own.errors[0].message == "view 'v': key 'user' must be a string field of [schema].fields");
+}
+
+TEST_CASE("config: a required field that no view or alarm reads is a warning naming it and how to take events without it") {
+  const auto r = parse_config(R"toml(
+[schema]
+fields = { user = "string", page = "string", "ua.raw" = "string", score = { type = "number", required = false }, ok = "boolean" }
+[[view]]
+name = "v"
+key = "user"
+size_ms = 1000
+aggregates = ["count"]
+[[alarm]]
+name = "ok_present"
+type = "field"
+field = "ok"
+min = 0.5
+)toml",
+                              "unread.toml");
+  REQUIRE(r.ok());
+  REQUIRE(r.warnings.size() == 2);  // not user (the key), score (optional), ok (an alarm's)
+  CHECK(r.warnings[0].line == 3);
+  CHECK(r.warnings[0].message ==
+        "field 'page' is read by no view or alarm, yet required: an event lacking it is refused (missing_field); to "
+        "take such events, declare it page = { type = \"string\", required = false }");
+  CHECK(r.warnings[1].message.find("declare it \"ua.raw\" = { type = \"string\", required = false }") !=
+        std::string::npos);
+  // The built-in schema's fields under a file's own views: the way out is a [schema] of the file's.
+  const auto builtin = parse_config("[[view]]\nname = \"v\"\nkey = \"user\"\nsize_ms = 1000\naggregates = [\"count\"]\n",
+                                    "builtin.toml");
+  REQUIRE(builtin.ok());
+  REQUIRE(builtin.warnings.size() == 2);
+  CHECK(builtin.warnings[0].line == 0);
+  CHECK(builtin.warnings[0].message.starts_with("field 'type' of the built-in schema (the file declares no [schema] "
+                                                "fields) is read by no view or alarm, yet required"));
+  CHECK(builtin.warnings[1].message.starts_with("field 'amount' of the built-in schema"));
+  CHECK(parse_config("", "empty.toml").warnings.empty());
 }
 
 TEST_CASE("config: every error is reported with its line, unknown keys included") {

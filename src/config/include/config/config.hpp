@@ -265,6 +265,10 @@ struct ConfigError {
 struct ConfigResult {
   Config config;
   std::vector<ConfigError> errors;
+  // Said of a valid file: a required field that nothing reads (its absence
+  // still refuses an event). In line order, as errors; spated says them
+  // only when there is no error (fixing one may change them).
+  std::vector<ConfigError> warnings;
   bool ok() const noexcept { return errors.empty(); }
 };
 
