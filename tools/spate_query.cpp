@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "client/client.hpp"
+#include "duration_text.hpp"
 #include "kernels/json_escape.hpp"
 #include "kernels/number_text.hpp"
 #include "kernels/rfc3339.hpp"
@@ -129,7 +130,7 @@ class Table {
     std::vector<std::size_t> width;
     for (const auto& row : rows_) {
       if (width.size() < row.size()) width.resize(row.size(), 0);
-      for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+      for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], columns(row[i]));
     }
     for (const auto& row : rows_) {
       std::string line;
@@ -146,6 +147,12 @@ class Table {
   }
 
  private:
+  // Columns a cell takes: its UTF-8 code points ("µs" is 2 bytes, 2 columns), as fmt pads it.
+  static std::size_t columns(std::string_view text) {
+    return static_cast<std::size_t>(
+        std::count_if(text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xc0) != 0x80; }));
+  }
+
   std::vector<std::vector<std::string>> rows_;
 };
 
@@ -167,14 +174,14 @@ std::uint64_t combine(std::string_view name, std::uint64_t total, std::uint64_t 
   return total + value;
 }
 
-// A histogram bound: "inf" past the last (values from 2^40 us, 12.7 days).
-std::string bound_text(std::uint64_t us) { return us == UINT64_MAX ? "inf" : fmt::format("{}", us); }
+// A histogram bound in JSON: microseconds, null past the last (values from 2^40 us, 12.7 days).
 std::string bound_json(std::uint64_t us) { return us == UINT64_MAX ? "null" : fmt::format("{}", us); }
 
-// A histogram's q-quantile in a table: "-" when it holds no value (there is
-// no quantile, and 0 would read as a measured 0 us), "inf" in the last bucket.
+// A histogram's q-quantile in a table: a duration in its unit ("1.31 ms"),
+// "-" when it holds no value (there is no quantile, and 0 would read as a
+// measured 0 µs), "inf" in the last bucket.
 std::string quantile_text(const StatsHistogram& h, double q) {
-  return h.count() == 0 ? "-" : bound_text(h.quantile(q));
+  return h.count() == 0 ? "-" : spate::tools::duration_text(h.quantile(q));
 }
 std::string quantile_json(const StatsHistogram& h, double q) {
   return h.count() == 0 ? "null" : bound_json(h.quantile(q));
@@ -311,7 +318,7 @@ void print_stats(Client& client, bool json, bool all) {
   }
   if (merged.empty()) return;
   fmt::print("\n");
-  Table latency({"histogram (us, all shards)", "count", "p50", "p99", "p99.9", "max"});
+  Table latency({"histogram (all shards)", "count", "p50", "p99", "p99.9", "max"});
   for (const auto& h : merged) {
     latency.add({h.name, fmt::format("{}", h.count()), quantile_text(h, 0.5), quantile_text(h, 0.99),
                  quantile_text(h, 0.999), quantile_text(h, 1)});
@@ -427,12 +434,9 @@ void watch(Client& client, int interval_ms, std::uint64_t count) {
     const std::vector<StatsHistogram> before = merge_histograms(last);
     for (const auto& h : merge_histograms(now)) {
       const StatsHistogram d = recorded_since(h, before);
-      const auto us = [&](double q) {
-        std::string t = quantile_text(d, q);
-        return t == "-" || t == "inf" ? t : t + " us";
-      };
-      out += fmt::format("{:<30} p50 {:>13}  p99 {:>13}  p99.9 {:>13}  max {:>13}  ({} samples)\n", h.name, us(0.5),
-                         us(0.99), us(0.999), us(1), d.count());
+      out += fmt::format("{:<30} p50 {:>9}  p99 {:>9}  p99.9 {:>9}  max {:>9}  ({} samples)\n", h.name,
+                         quantile_text(d, 0.5), quantile_text(d, 0.99), quantile_text(d, 0.999), quantile_text(d, 1),
+                         d.count());
     }
     std::string alarms;
     for (const auto& [name, what] : kAlarms) {

@@ -4,6 +4,7 @@ and a SIGTERM that drains what was received."""
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -14,6 +15,8 @@ import unittest
 from spate_e2e import SPATE_QUERY, SPATED, TEST_CONFIG, Daemon
 
 T0 = 1764000000000
+# A duration as spate-query shows one: µs below 1 ms, ms below 1 s, s above, 3 significant digits.
+HUMAN_DURATION = r"^(\d{1,3} µs|\d\.\d\d m?s|\d\d\.\d m?s|\d{3} ms|\d{3,} s|inf)$"
 
 
 def event(i, user="c1", amount="1.50"):
@@ -147,7 +150,15 @@ class CliTest(unittest.TestCase):
                 self.assertEqual(applied["count"], stats["total"]["rows_applied"])
                 self.assertEqual(sum(c for _, c in applied["buckets"]), applied["count"])
                 r = self.run_cmd(SPATE_QUERY, "--addr", addr, "stats")
-                self.assertIn("histogram (us, all shards)", r.stdout)
+                self.assertIn("histogram (all shards)", r.stdout)
+                figures = dict((m.group(1), m.group(2).split("  ")) for m in
+                               (re.match(r"(latency\.\S+) +\d+ +(.*)$", l) for l in r.stdout.splitlines()) if m)
+                # Dated 2025-11-24: past the last bound (2^40 us, 12.7 days), not a bucket's edge in us.
+                self.assertEqual([f.strip() for f in figures["latency.event_to_queryable_us"] if f],
+                                 ["inf"] * 4, r.stdout)
+                for f in figures["latency.receive_to_applied_us"]:
+                    if f:
+                        self.assertRegex(f.strip(), HUMAN_DURATION, r.stdout)
                 r = self.run_cmd(SPATE_QUERY, "--addr", addr, "view", "nope", "c1")
                 self.assertEqual(r.returncode, 1)
                 self.assertIn("UNKNOWN_VIEW", r.stderr)
@@ -296,6 +307,31 @@ class CliTest(unittest.TestCase):
             self.assertTrue(quiet, r.stdout)
             for line in quiet:
                 self.assertEqual(line.split()[1:9], ["p50", "-", "p99", "-", "p99.9", "-", "max", "-"], line)
+        finally:
+            self.assertEqual(d.stop(), 0)
+
+    def test_spate_query_watch_prints_latencies_in_human_units(self):
+        d = Daemon(udp=False)
+        try:
+            watch = subprocess.Popen([SPATE_QUERY, "--addr", "127.0.0.1:%d" % d.query_port, "watch", "--count", "3",
+                                      "--interval-ms", "300"], stdout=subprocess.PIPE, text=True)
+            now = int(time.time() * 1000)
+            with socket.create_connection(("127.0.0.1", d.tcp_port)) as s:
+                for i in range(5):  # event time now: a latency of milliseconds, not 'inf'
+                    s.sendall("".join('{"id":"h%d","ts":%d,"user":"h%d","type":"t","amount":1}\n'
+                                      % (i * 100 + j, now + i * 100, j) for j in range(100)).encode())
+                    time.sleep(0.1)
+            out, _ = watch.communicate(timeout=30)
+            self.assertEqual(watch.returncode, 0)
+            seen = 0
+            for line in out.splitlines():
+                m = re.match(r"(latency\.\S+) +p50 +(.+?) +p99 +(.+?) +p99\.9 +(.+?) +max +(.+?) +\((\d+) samples\)$", line)
+                if m and m.group(6) != "0":
+                    seen += 1
+                    for figure in m.groups()[1:5]:
+                        self.assertRegex(figure, HUMAN_DURATION, line)
+                        self.assertNotEqual(figure, "inf", line)
+            self.assertGreaterEqual(seen, 2, out)  # receive_to_applied and event_to_queryable at least
         finally:
             self.assertEqual(d.stop(), 0)
 
