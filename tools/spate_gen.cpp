@@ -39,10 +39,17 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // Command line.
 
+// The wall clock, epoch ms (--live).
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 constexpr const char* kFooter = R"FOOTER(Event lines (one JSON object per line, fields in this order):
   {"id":"e00000000042","ts":1764000000042,"user":"u1234","type":"click","amount":12.34,
    "session":"s3f9a2c","page":"/p/1234/item","ua":"Mozilla/5.0 (X11; Linux)"}
-  Event i (0-based, duplicates included) has now = start-ms + floor(i * step-ms); ts is now, or
+  Event i (0-based, duplicates included) has now = start-ms + floor(i * step-ms) (with --live: the
+  wall clock when its chunk of lines was generated); ts is now, or
   now - [1,2000] ms (out of order), or now - [600000,1200000] ms (late, after the first 10000
   events only). ts is epoch ms, or an RFC 3339 string ("2025-11-24T16:00:00.123Z") for
   --rfc3339-share of the events. Users u1..uU are zipf(THETA) distributed (u1 most frequent);
@@ -80,10 +87,16 @@ int run(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0.0, 10.0));
   app.add_option("--types", o.types_text, "Comma-separated event types, most frequent first")->capture_default_str();
-  app.add_option("--start-ms", o.start_ms, "Event time of the first event, epoch ms")->capture_default_str();
-  app.add_option("--step-ms", o.step_ms, "Event-time advance per event, ms")
-      ->capture_default_str()
-      ->check(CLI::Range(0.0, 1e9));
+  auto* start = app.add_option("--start-ms", o.start_ms, "Event time of the first event, epoch ms")->capture_default_str();
+  auto* step = app.add_option("--step-ms", o.step_ms, "Event-time advance per event, ms")
+                   ->capture_default_str()
+                   ->check(CLI::Range(0.0, 1e9));
+  app.add_flag("--live", o.live,
+               "Date events at the wall clock as they are generated (read once a chunk: 256 KiB of lines over "
+               "TCP/UDP, at most 5 ms of events with --rate), not --start-ms + i * --step-ms; for event time to "
+               "queryable latency. Times, and so the output, then differ from run to run")
+      ->excludes(start)
+      ->excludes(step);
   app.add_option("--ooo-share", o.ooo_share, "Share of out-of-order events (ts = now - [1,2000] ms)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
@@ -140,6 +153,10 @@ int run(int argc, char** argv) {
     return app.exit(e);
   }
   if (producer->count() > 0) o.producer_id = producer_id;
+  if (o.live) {
+    o.start_ms = wall_ms();
+    o.step_ms = 0;
+  }
 
   try {
     o.types = split_types(o.types_text);
@@ -276,6 +293,7 @@ int run(int argc, char** argv) {
       }
     }
     Chunk* c = *shared.free_chunks.pop();
+    if (o.live) gen.set_clock_ms(wall_ms());  // once the chunk is free: the time its lines are written
     c->len = 0;
     c->events = 0;
     c->lines = 0;

@@ -12,7 +12,7 @@ import tempfile
 import time
 import unittest
 
-from spate_e2e import SPATE_QUERY, SPATED, TEST_CONFIG, Daemon
+from spate_e2e import SPATE_GEN, SPATE_QUERY, SPATED, TEST_CONFIG, Daemon
 
 T0 = 1764000000000
 # A duration as spate-query shows one: µs below 1 ms, ms below 1 s, s above, 3 significant digits.
@@ -332,6 +332,38 @@ class CliTest(unittest.TestCase):
                         self.assertRegex(figure, HUMAN_DURATION, line)
                         self.assertNotEqual(figure, "inf", line)
             self.assertGreaterEqual(seen, 2, out)  # receive_to_applied and event_to_queryable at least
+        finally:
+            self.assertEqual(d.stop(), 0)
+
+    def test_spate_gen_live_dates_events_at_the_wall_clock_and_spated_times_them_to_queryable(self):
+        before = int(time.time() * 1000)
+        r = self.run_cmd(SPATE_GEN, "--live", "--events", "20000", "--ooo-share", "0", "--late-share", "0",
+                         "--dup-share", "0", "--rfc3339-share", "0")
+        after = int(time.time() * 1000)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        times = [json.loads(line)["ts"] for line in r.stdout.splitlines()]
+        self.assertEqual(len(times), 20000)
+        self.assertTrue(before <= times[0] and times == sorted(times) and times[-1] <= after, (before, after))
+        r = self.run_cmd(SPATE_GEN, "--live", "--start-ms", "1764000000000", "--events", "1")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("--start-ms excludes --live", r.stderr)
+        r = self.run_cmd(SPATE_GEN, "--help")
+        self.assertIn("--live", r.stdout)
+        # Into spated: every row's event time to queryable is a figure, none past the histogram ('inf').
+        d = Daemon(udp=False)
+        try:
+            r = self.run_cmd(SPATE_GEN, "--live", "--events", "20000", "--ooo-share", "0", "--late-share", "0",
+                             "--dup-share", "0", "--tcp", "127.0.0.1:%d" % d.tcp_port)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            c = d.wait_settled(20000)
+            self.assertEqual(c["rows_applied"], 40000)
+            ages = d.client.stats()
+            buckets = {}
+            for shard in ages:
+                for bound, count in shard["histograms"]["latency.event_to_queryable_us"]["buckets"]:
+                    buckets[bound] = buckets.get(bound, 0) + count
+            self.assertEqual(sum(buckets.values()), 40000)
+            self.assertEqual(sum(n for bound, n in buckets.items() if bound is None or bound > 60 * 10**6), 0, buckets)
         finally:
             self.assertEqual(d.stop(), 0)
 

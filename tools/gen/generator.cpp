@@ -17,7 +17,8 @@ Generator::Generator(const Options& o, Expect* expect)
       late_end_(probability53(o.dup_share + o.late_share)),
       ooo_end_(probability53(o.dup_share + o.late_share + o.ooo_share)),
       rfc_(probability53(o.rfc3339_share)),
-      hostile_(probability53(o.hostile_share)) {
+      hostile_(probability53(o.hostile_share)),
+      base_ms_(o.start_ms) {
   dup_lookback_ = kDupLookbackEvents;
   if (o.step_ms > 0) {
     dup_lookback_ = static_cast<std::uint64_t>(

@@ -26,6 +26,9 @@ class Generator {
   Generator(const Options& o, Expect* expect);
 
   bool done() const noexcept { return counts_.events >= o_.events; }
+  // --live: the wall clock, read once a chunk, dates the events that follow
+  // (never moving back). The other mode never calls it: start_ms + i * step_ms.
+  void set_clock_ms(std::int64_t now_ms) noexcept { base_ms_ = std::max(base_ms_, now_ms); }
   const Counts& counts() const noexcept { return counts_; }
 
   // Upper bound of the bytes one call to next_line writes.
@@ -54,7 +57,7 @@ class Generator {
 
  private:
   std::int64_t now_of(std::uint64_t i) const noexcept {
-    return o_.start_ms + static_cast<std::int64_t>(static_cast<double>(i) * o_.step_ms);
+    return base_ms_ + static_cast<std::int64_t>(static_cast<double>(i) * o_.step_ms);  // --live: step_ms is 0
   }
   std::string_view type_name(std::uint8_t t) const noexcept { return o_.types[t]; }
 
@@ -136,6 +139,7 @@ class Generator {
   std::uint64_t ring_next_ = 0;
   std::uint64_t ring_size_ = 0;
   std::uint64_t next_id_ = 0;
+  std::int64_t base_ms_;  // start_ms, or with --live the wall clock of the chunk
   bool hostile_checked_ = false;
   Counts counts_;
   std::string scratch_;

@@ -25,6 +25,9 @@ struct Options {
   std::vector<std::string> types;
   std::int64_t start_ms = 1764000000000;
   double step_ms = 1.0;
+  // Events dated at the wall clock as they are generated (start_ms and
+  // step_ms then unused): event time to queryable is measured against now.
+  bool live = false;
   double ooo_share = 0.05;
   double late_share = 0.001;
   double dup_share = 0.01;
