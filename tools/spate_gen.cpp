@@ -54,8 +54,9 @@ constexpr const char* kFooter = R"FOOTER(Event lines (one JSON object per line, 
   events only). ts is epoch ms, or an RFC 3339 string ("2025-11-24T16:00:00.123Z") for
   --rfc3339-share of the events. Users u1..uU are zipf(THETA) distributed (u1 most frequent);
   the first listed type is the most frequent (weights 1, 1/2, 1/3, ...). amount is 0.01..999.99
-  with two decimals. A duplicate re-sends one of the last ~1000 events (at most ~1 s older)
-  verbatim, same id. Hostile lines (not events) rotate through malformed_json, missing_field,
+  with two decimals. Ids count up from --first-id over the events that are not duplicates
+  ("e" and at least 11 digits). A duplicate re-sends one of the last ~1000 events (at most
+  ~1 s older) verbatim, same id. Hostile lines (not events) rotate through malformed_json, missing_field,
   wrong_type, bad_timestamp, oversized_line; their ids start with 'h'. Events do not depend on
   --hostile-share: the same seed gives the same events with or without hostile lines.
 
@@ -97,6 +98,11 @@ int run(int argc, char** argv) {
                "queryable latency. Times, and so the output, then differ from run to run")
       ->excludes(start)
       ->excludes(step);
+  app.add_option("--first-id", o.first_id,
+                 "Id number of the first event, the next ones counting up: a second run into the same pipeline "
+                 "needs ids past the first's, or dedup drops its events as duplicates")
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1'000'000'000'000'000}));
   app.add_option("--ooo-share", o.ooo_share, "Share of out-of-order events (ts = now - [1,2000] ms)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));

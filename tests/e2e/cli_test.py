@@ -349,6 +349,9 @@ class CliTest(unittest.TestCase):
         self.assertIn("--start-ms excludes --live", r.stderr)
         r = self.run_cmd(SPATE_GEN, "--help")
         self.assertIn("--live", r.stdout)
+        # A second run's ids past the first's: dedup takes its events for new ones.
+        r = self.run_cmd(SPATE_GEN, "--live", "--first-id", "5000000", "--events", "2", "--dup-share", "0")
+        self.assertEqual([json.loads(line)["id"] for line in r.stdout.splitlines()], ["e00005000000", "e00005000001"])
         # Into spated: every row's event time to queryable is a figure, none past the histogram ('inf').
         d = Daemon(udp=False)
         try:

@@ -19,6 +19,7 @@ Generator::Generator(const Options& o, Expect* expect)
       rfc_(probability53(o.rfc3339_share)),
       hostile_(probability53(o.hostile_share)),
       base_ms_(o.start_ms) {
+  next_id_ = o.first_id;
   dup_lookback_ = kDupLookbackEvents;
   if (o.step_ms > 0) {
     dup_lookback_ = static_cast<std::uint64_t>(

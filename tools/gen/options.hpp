@@ -28,6 +28,10 @@ struct Options {
   // Events dated at the wall clock as they are generated (start_ms and
   // step_ms then unused): event time to queryable is measured against now.
   bool live = false;
+  // The first event's id number ("e" and 11 digits or more); each event after
+  // takes the next. Runs into the same pipeline need ids apart, or dedup drops
+  // the later run's events as duplicates of the earlier's.
+  std::uint64_t first_id = 0;
   double ooo_share = 0.05;
   double late_share = 0.001;
   double dup_share = 0.01;
