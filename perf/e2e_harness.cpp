@@ -375,7 +375,7 @@ class PinnedTo {
 struct PipelineCounts {
   std::uint64_t events_in = 0;
   std::uint64_t errors = 0;
-  std::uint64_t rows_applied = 0;
+  std::uint64_t rows_handled = 0;
   std::uint64_t routed_out = 0;
 };
 
@@ -417,7 +417,7 @@ double run_in_process(const Input& in, const fs::path* path, std::uint32_t shard
     const auto& c = engine.shard(s).counters();
     counts.events_in += c.events();
     counts.errors += c.rejected();
-    counts.rows_applied += c.rows_applied.load();
+    counts.rows_handled += c.rows_handled.load();
     counts.routed_out += c.routed_out.load();
   }
   return seconds;
@@ -534,7 +534,7 @@ int send_stripes(int fd, const std::vector<std::string_view>& stripes, std::atom
 
 struct Totals {
   std::uint64_t events_in = 0;
-  std::uint64_t rows_applied = 0;
+  std::uint64_t rows_handled = 0;
   std::uint64_t errors = 0;
   std::vector<std::uint64_t> connections;  // per shard
 };
@@ -543,7 +543,7 @@ Totals totals(spate::query::Client& client) {
   Totals t;
   for (const auto& s : client.stats()) {
     t.events_in += s.get("events_in");
-    t.rows_applied += s.get("rows_applied");
+    t.rows_handled += s.get("rows_handled");
     t.errors += s.get("errors");
     t.connections.push_back(s.get("tcp.connections"));
   }
@@ -629,24 +629,24 @@ double run_tcp(const Input& in, const fs::path& spated, std::uint32_t shards, st
 
     Totals now = totals(client);
     auto last_progress = Clock::now();
-    std::uint64_t last_applied = now.rows_applied;
-    while (!(now.events_in == expected_events && now.rows_applied == key_groups * expected_events)) {
+    std::uint64_t last_applied = now.rows_handled;
+    while (!(now.events_in == expected_events && now.rows_handled == key_groups * expected_events)) {
       if (now.events_in > expected_events) {
         fail(fmt::format("spated counted {} events, expected {}", now.events_in, expected_events));
       }
-      if (now.rows_applied != last_applied) {
-        last_applied = now.rows_applied;
+      if (now.rows_handled != last_applied) {
+        last_applied = now.rows_handled;
         last_progress = Clock::now();
       } else if (Clock::now() - last_progress > kStallLimit) {
-        fail(fmt::format("spated stalled at events_in={} rows_applied={} errors={} (expected {} events)",
-                         now.events_in, now.rows_applied, now.errors, expected_events));
+        fail(fmt::format("spated stalled at events_in={} rows_handled={} errors={} (expected {} events)",
+                         now.events_in, now.rows_handled, now.errors, expected_events));
       }
       std::this_thread::sleep_for(kStatsPoll);
       now = totals(client);
     }
     const double total = seconds_since(t0);
-    fmt::print(stderr, "spated_tcp_loopback: sent in {:.3f} s, applied in {:.3f} s; events_in={} rows_applied={} errors={}\n",
-               send_seconds, total, now.events_in, now.rows_applied, now.errors);
+    fmt::print(stderr, "spated_tcp_loopback: sent in {:.3f} s, applied in {:.3f} s; events_in={} rows_handled={} errors={}\n",
+               send_seconds, total, now.events_in, now.rows_handled, now.errors);
     for (const int fd : fds) ::close(fd);
     return total;
   }();
@@ -907,9 +907,9 @@ bool run_all(const Options& o) {
   ms.push_back({"spate_event_parser", parsed, in.size, parser_seconds});
   print_json(ms.back(), raw_seconds);
   for (const Pipeline& p : pipelines) {
-    fmt::print(stderr, "{}: events_in={} (expected {}), errors={}, rows_applied={}, routed_out={}\n", p.name,
-               p.counts.events_in, good, p.counts.errors, p.counts.rows_applied, p.counts.routed_out);
-    if (p.counts.events_in != good || p.counts.rows_applied != key_groups * good) {
+    fmt::print(stderr, "{}: events_in={} (expected {}), errors={}, rows_handled={}, routed_out={}\n", p.name,
+               p.counts.events_in, good, p.counts.errors, p.counts.rows_handled, p.counts.routed_out);
+    if (p.counts.events_in != good || p.counts.rows_handled != key_groups * good) {
       fail("the in-process pipeline did not apply every good event");
     }
     ms.push_back({p.name, p.counts.events_in, in.size, p.best, p.shards});

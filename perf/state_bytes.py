@@ -272,7 +272,7 @@ def measure(build, tmp, n, empty, empty_status, keep):
     d = Daemon(build, config_a, data, os.path.join(work, "ingest.log"), ingest=events, rss_limit=rss_limit)
     try:
         s = d.wait_for("%d events applied" % n, lambda s: s["file.events_in"] + s["errors"] >= n
-                       and s["rows_applied"] >= 2 * s["file.events_in"] and s["storage.bytes_in_flight"] == 0,
+                       and s["rows_handled"] >= 2 * s["file.events_in"] and s["storage.bytes_in_flight"] == 0,
                        INGEST_TIMEOUT_S)
         ingest_s = time.time() - d.launched
         if s["errors"] or s["late_events"] or s["key_limit.per_user_1m"] or s["dedup.duplicates"]:

@@ -49,7 +49,7 @@ echo "== sending $events generated clickstream events over 2 TCP connections, da
 start=$(date +%s.%N)
 start_ms=$(date +%s%3N)
 "$bin/tools/spate-gen" --live --ooo-share 0 --events "$events" --seed 1 --connections 2 --tcp 127.0.0.1:7072 2>/dev/null
-while [[ $(total rows_applied) -lt $((2 * events)) ]]; do sleep 0.02; done
+while [[ $(total rows_handled) -lt $((2 * events)) ]]; do sleep 0.02; done
 end=$(date +%s.%N)
 python3 - "$start" "$end" "$events" "$(percentiles event_to_queryable)" <<'PY'
 import sys

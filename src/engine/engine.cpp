@@ -137,7 +137,7 @@ bool Engine::quiescent() const noexcept {
   std::uint64_t applied = 0;
   for (const auto& s : shards_) {
     events += s->counters().events();
-    applied += s->counters().rows_applied.load(std::memory_order_acquire);
+    applied += s->counters().rows_handled.load(std::memory_order_acquire);
   }
   return applied == events * config_.key_groups.size();
 }

@@ -308,6 +308,7 @@ void Shard::route_rows(const EventRows& e, const Cell* columns, bool dedup) {
     const auto group = static_cast<std::uint8_t>(g);
     if (dst == id_) {
       if (duplicate_here) {
+        ShardCounters::add(counters_.rows_dropped, 1);
         count_direct_row(e.ts);
         continue;
       }

@@ -32,7 +32,7 @@ void Shard::apply(const RouteBatch& b, std::uint32_t source_shard) {
     apply_rows<false>(b, base, channel, EventTime::kNone);
     time_.advance_channel(source_shard, std::max(channel, b.watermark));
   }
-  ShardCounters::add(counters_.rows_applied, b.rows);
+  ShardCounters::add(counters_.rows_handled, b.rows);
   if (b.rows == 0) return;
   // Timed from the batch's first read: its other rows count as long.
   const std::int64_t waited = io::monotonic_us() - b.received_us;
@@ -58,7 +58,7 @@ void Shard::apply_rows(const RouteBatch& b, std::int64_t base, std::int64_t& cha
   ages.add_sum(static_cast<double>(age_sum_ms) * 1000.0);
   channel = std::max(channel, b.wm[b.rows - 1]);
   time_.advance(std::min({base, channel, advance_bound}));
-  views_.apply<kOneGroup>(b, ids, b.wm);
+  if (const std::uint32_t dropped = views_.apply<kOneGroup>(b, ids, b.wm)) ShardCounters::add(counters_.rows_dropped, dropped);
 }
 
 // A row of a key group with few keys on this shard (event types, say):
@@ -72,15 +72,15 @@ void Shard::apply_row(std::size_t g, std::uint64_t hash, std::string_view key, s
   // Judged as a batch's row is: by its stamp, and the shard's watermark
   // moves no further than the other groups' pending rows allow.
   time_.advance(std::min({row_wm, time_.channels_min_cached(), router_.pending_min(g)}));
-  views_.apply_row(g, hash, key, ts, columns, row_wm);
+  if (!views_.apply_row(g, hash, key, ts, columns, row_wm)) ShardCounters::add(counters_.rows_dropped, 1);
   count_direct_row(ts);
 }
 
 // A row handled on the spot (applied, or dropped as a duplicate where it
-// was parsed): rows_applied and the latency histograms count every row, so
-// that rows_applied reaching events x groups means nothing is in flight.
+// was parsed): rows_handled and the latency histograms count every row, so
+// that rows_handled reaching events x groups means nothing is in flight.
 void Shard::count_direct_row(std::int64_t ts) {
-  ShardCounters::add(counters_.rows_applied, 1);
+  ShardCounters::add(counters_.rows_handled, 1);
   // Its age in its bucket now; the ages' sum is added once a pass (read_clocks).
   const std::int64_t age_ms = std::max<std::int64_t>(wall_ms_ - ts, 0);
   counters_.event_to_queryable.add_bucket(kernels::histogram_bucket(static_cast<std::uint64_t>(age_ms) * 1000));

@@ -81,6 +81,7 @@ std::uint64_t TumblingView::apply(const BatchRows& rows) {
     WindowWord* w = take(rows.key_ids[r], b.ts[r], rows.watermarks[r], before_move);
     if (w == nullptr) {
       ++late;
+      if (rows.late_rows != nullptr) rows.late_rows[r / 64] |= std::uint64_t{1} << (r % 64);
       continue;
     }
     windows[n] = w;

@@ -2,6 +2,7 @@
 #include "engine/view_set.hpp"
 
 #include <algorithm>
+#include <bit>
 
 #include "kernels/hash.hpp"
 #include "engine/tumbling_window.hpp"
@@ -82,6 +83,41 @@ void ViewSet::drop_duplicates(const RouteBatch& b, std::uint32_t* ids) {
     }
     if (duplicate) ids[r] = KeyTable::kMissing;
   }
+}
+
+std::uint32_t ViewSet::apply_group(std::size_t g, BatchRows rows) {
+  const std::vector<std::size_t>& views = group_views_[g];
+  if (views.size() == 1) {
+    const std::uint64_t late = views_[views[0]]->apply(rows);
+    count_late(views[0], late);
+    return static_cast<std::uint32_t>(late);
+  }
+  // Several views: a row none of them took is late in each. Its bit is
+  // kept while every view so far found it late (the bits are asked for
+  // only while some row may be).
+  constexpr std::size_t kWords = kMaxBatchRows / 64;
+  std::uint64_t all[kWords];
+  std::uint64_t one[kWords];
+  const std::size_t words = (rows.end + 63) / 64;
+  bool some = true;
+  for (std::size_t i = 0; i < views.size(); ++i) {
+    rows.late_rows = nullptr;
+    if (some) {
+      std::fill_n(i == 0 ? all : one, words, 0);
+      rows.late_rows = i == 0 ? all : one;
+    }
+    const std::uint64_t late = views_[views[i]]->apply(rows);
+    count_late(views[i], late);
+    if (!some) continue;
+    some = late != 0;
+    if (i > 0) {
+      for (std::size_t w = 0; w < words; ++w) all[w] &= one[w];
+    }
+  }
+  if (!some) return 0;
+  std::uint32_t n = 0;
+  for (std::size_t w = 0; w < words; ++w) n += static_cast<std::uint32_t>(std::popcount(all[w]));
+  return n;
 }
 
 void ViewSet::expire_ids(std::int64_t watermark) {

@@ -120,7 +120,8 @@ void visit_stats(const engine::Engine& engine, const ServerCounters& server, con
     counter("events_ahead_of_clock", load(k.events_ahead_of_clock));
     counter("routed_out", load(k.routed_out));
     counter("routed_in", load(k.routed_in));
-    counter("rows_applied", load(k.rows_applied));
+    counter("rows_handled", load(k.rows_handled));
+    counter("rows_applied", load(k.rows_handled) - load(k.rows_dropped));
     gauge("ring_depth", engine.mesh().depth_into(s));
     counter("ring_full_waits", load(k.ring_full_waits));
     gauge("publish.producers", load(k.publish_producers));

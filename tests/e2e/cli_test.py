@@ -147,7 +147,7 @@ class CliTest(unittest.TestCase):
                 self.assertNotIn("events_in", stats["shards"][0]["gauges"])
                 # Every row applied is timed as it is applied.
                 applied = stats["histograms"]["latency.event_to_queryable_us"]
-                self.assertEqual(applied["count"], stats["total"]["rows_applied"])
+                self.assertEqual(applied["count"], stats["total"]["rows_handled"])
                 self.assertEqual(sum(c for _, c in applied["buckets"]), applied["count"])
                 r = self.run_cmd(SPATE_QUERY, "--addr", addr, "stats")
                 self.assertIn("histogram (all shards)", r.stdout)
@@ -359,7 +359,7 @@ class CliTest(unittest.TestCase):
                              "--dup-share", "0", "--tcp", "127.0.0.1:%d" % d.tcp_port)
             self.assertEqual(r.returncode, 0, r.stderr)
             c = d.wait_settled(20000)
-            self.assertEqual(c["rows_applied"], 40000)
+            self.assertEqual(c["rows_handled"], 40000)
             ages = d.client.stats()
             buckets = {}
             for shard in ages:

@@ -41,7 +41,7 @@ class DpdkTest(GeneratedInputTest):
             c = d.counters()
             if c["dpdk.port_rx"] == frames and c["dpdk.frames"] == frames and c["ring_depth"] == 0:
                 time.sleep(0.3)  # the last rows of the last burst
-                if d.counters()["rows_applied"] == c["rows_applied"]:
+                if d.counters()["rows_handled"] == c["rows_handled"]:
                     return d.counters()
             self.assertLess(time.time(), deadline, "the port did not deliver %d frames: %r" % (frames, c))
             time.sleep(0.1)

@@ -48,7 +48,7 @@ aggregates = ["count", "max(amount)"]
 
 # What a replay of the whole log counts again.
 RECOUNTED = ("late_events", "late.per_user_10s", "late.per_type_1s", "dedup.duplicates", "dedup.beyond_horizon",
-             "events_ahead_of_clock")
+             "events_ahead_of_clock", "rows_applied")
 
 
 def replay_inputs(now):
@@ -104,7 +104,7 @@ class EventTimeTest(unittest.TestCase):
             flooder.join()
         deadline = time.time() + 20
         c = d.counters()
-        while (c["events_in"] < sent or c["rows_applied"] < sent) and time.time() < deadline:
+        while (c["events_in"] < sent or c["rows_handled"] < sent) and time.time() < deadline:
             time.sleep(0.05)
             c = d.counters()
         self.assertEqual(c["events_in"], sent)
@@ -131,7 +131,7 @@ class EventTimeTest(unittest.TestCase):
                 with socket.create_connection(("127.0.0.1", d.tcp_port)) as s:
                     s.sendall(("\n".join(lines) + "\n").encode())
                     deadline = time.time() + 10
-                    while d.counters()["rows_applied"] < len(lines):
+                    while d.counters()["rows_handled"] < len(lines):
                         self.assertLess(time.time(), deadline, "not every row applied: %r" % d.counters())
                         time.sleep(0.02)
                 c = d.counters()
@@ -216,7 +216,7 @@ class EventTimeTest(unittest.TestCase):
         while True:
             c = d.counters()
             taken = c["replay.events_in"] if replayed else c["events_in"]
-            if (taken + c["errors"] == events and c["rows_applied"] == 2 * taken and c["ring_depth"] == 0
+            if (taken + c["errors"] == events and c["rows_handled"] == 2 * taken and c["ring_depth"] == 0
                     and c["inputs_active"] == 0):
                 time.sleep(0.3)  # every shard idle a few ticks: event time at rest, which windows are closed
                 return d.counters()

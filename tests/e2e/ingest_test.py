@@ -67,7 +67,7 @@ class IngestTest(E2ETest):
         # PUBLISH answers once applied: no waiting needed before reading the counters.
         c = self.daemon.counters()
         self.assertEqual(c["publish.events_in"], summary["events"])
-        self.assertEqual(c["rows_applied"], 2 * summary["events"])
+        self.assertEqual(c["rows_handled"], 2 * summary["events"])
         self.assertEqual(c["late.per_user_1m"], summary["late"])
         self.assert_views_match(self.daemon, windows)
         # The generator's producer id is its seed and its first sequence is 1.

@@ -98,7 +98,7 @@ class MetricsTest(E2ETest):
             if counts.get("latency.receive_to_applied_us") == rows or time.time() > deadline:
                 break
             time.sleep(0.05)
-        applied = sum(sh["counters"]["rows_applied"] for sh in shards)
+        applied = sum(sh["counters"]["rows_handled"] for sh in shards)
         self.assertEqual(applied, rows)
         self.assertEqual(counts["latency.receive_to_applied_us"], rows)
         self.assertEqual(counts["latency.event_to_queryable_us"], rows)

@@ -67,7 +67,7 @@ class PcapTest(GeneratedInputTest):
         last = None
         while True:
             c = d.counters()
-            now = (c["pcap.frames"], c["rows_applied"], c["inputs_open"])
+            now = (c["pcap.frames"], c["rows_handled"], c["inputs_open"])
             if now == last and c["ring_depth"] == 0 and c["inputs_open"] == 0:
                 return d, c
             self.assertLess(time.time(), deadline, "the capture was not read: %r" % c)

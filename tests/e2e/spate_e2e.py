@@ -104,7 +104,7 @@ class Daemon:
         deadline = time.time() + timeout
         while time.time() < deadline:
             c = self.counters()
-            if c["events_in"] == events and c["rows_applied"] == 2 * events and c["ring_depth"] == 0:
+            if c["events_in"] == events and c["rows_handled"] == 2 * events and c["ring_depth"] == 0:
                 return c
             time.sleep(0.05)
         raise AssertionError("not applied in time: want %d events, have %r" % (events, self.counters()))
@@ -116,9 +116,9 @@ class Daemon:
         last, since = None, time.time()
         while time.time() < deadline:
             c = self.counters()
-            if c["events_in"] == events and c["rows_applied"] == 2 * events and c["ring_depth"] == 0:
+            if c["events_in"] == events and c["rows_handled"] == 2 * events and c["ring_depth"] == 0:
                 return c
-            now = (c["events_in"], c["rows_applied"])
+            now = (c["events_in"], c["rows_handled"])
             if now != last:
                 last, since = now, time.time()
             elif time.time() - since > quiet:

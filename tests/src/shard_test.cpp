@@ -188,7 +188,7 @@ TEST_CASE("engine: three shards whose every ring is full still apply every row (
   for (std::uint32_t s = 0; s < p.engine.shard_count(); ++s) {
     waits += p.engine.shard(s).counters().ring_full_waits.load();
     events += p.engine.shard(s).counters().events();
-    applied += p.engine.shard(s).counters().rows_applied.load();
+    applied += p.engine.shard(s).counters().rows_handled.load();
     routed += p.engine.shard(s).counters().routed_in.load();
   }
   CHECK(events == kEvents);

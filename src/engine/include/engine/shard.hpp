@@ -70,7 +70,11 @@ struct ShardCounters {
   // Written by the query server, for the producers whose PUBLISHes go to this shard.
   std::atomic<std::uint64_t> publish_producers{0};          // gauge: producers whose last sequence is remembered
   std::atomic<std::uint64_t> publish_producers_expired{0};  // forgotten after publish_dedup_ttl_ms unseen
-  std::atomic<std::uint64_t> rows_applied{0};
+  // Rows dealt with (an event is one row per key group): events x groups
+  // when nothing is in flight. Of those, the ones no view took: dropped as
+  // duplicates, refused by a key limit, or late in every view of the group.
+  std::atomic<std::uint64_t> rows_handled{0};
+  std::atomic<std::uint64_t> rows_dropped{0};
   std::atomic<std::uint64_t> events_ahead_of_clock{0};  // dated past the wall clock + max_watermark_ahead_ms
   std::atomic<std::uint64_t> keys{0};
   std::atomic<std::uint64_t> windows{0};

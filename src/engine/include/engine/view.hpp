@@ -52,6 +52,7 @@ struct BatchRows {
   std::uint32_t begin;
   std::uint32_t end;
   int group;  // fold only rows of this key group; -1 when every row is of it
+  std::uint64_t* late_rows = nullptr;  // when set, the view sets bit r % 64 of word r / 64 of each late row r
 };
 
 class TumblingView;

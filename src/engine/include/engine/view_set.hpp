@@ -64,9 +64,10 @@ class ViewSet {
 
   // Interns the batch's keys (each key-table slot prefetched a few rows
   // ahead) into ids, then lets each view fold the rows of its group.
-  // wms[r] is the watermark as it stood before row r.
+  // wms[r] is the stamp row r is judged against. Returns the rows no view
+  // took (duplicates, refused by a key limit, late in every view).
   template <bool kOneGroup>
-  void apply(const RouteBatch& b, std::uint32_t* ids, const std::int64_t* wms) {
+  std::uint32_t apply(const RouteBatch& b, std::uint32_t* ids, const std::int64_t* wms) {
     constexpr std::uint32_t kAhead = 8;
     const std::uint32_t rows = b.rows;
     KeyTable* const tables = keys_.data();
@@ -78,28 +79,35 @@ class ViewSet {
     }
     if (refused != 0) count_refused(b, ids, kOneGroup);
     if (dedup_ != nullptr && !kOneGroup) drop_duplicates(b, ids);  // a local batch was decided as parsed
+    std::uint32_t dropped = 0;
+    for (std::uint32_t r = 0; r < rows; ++r) dropped += ids[r] == KeyTable::kMissing;
     for (std::size_t g = 0; g < group_views_.size(); ++g) {
       if (kOneGroup && g != b.group[0]) continue;
       const BatchRows batch_rows{b, ids, wms, 0, rows, kOneGroup ? -1 : static_cast<int>(g)};
-      for (const std::size_t v : group_views_[g]) count_late(v, views_[v]->apply(batch_rows));
+      dropped += apply_group(g, batch_rows);
     }
     for (std::size_t v = 0; v < views_.size(); ++v) publish_newest(v, views_[v]->newest_start());
+    return dropped;
   }
   // One row on the per-row path (has_row_path(group)).
   // Its dedup was decided as it was parsed.
-  void apply_row(std::size_t group, std::uint64_t hash, std::string_view key, std::int64_t ts, const Cell* columns,
+  // Returns whether any view took it.
+  bool apply_row(std::size_t group, std::uint64_t hash, std::string_view key, std::int64_t ts, const Cell* columns,
                  std::int64_t watermark) {
     const std::uint32_t key_id = keys_[group].intern(hash, key);
     if (key_id == KeyTable::kMissing) {
       for (const std::size_t v : group_views_[group]) kernels::add_relaxed(key_limit_[v], 1);
-      return;
+      return false;
     }
+    bool taken = false;
     for (std::size_t i = 0; i < direct_[group].size(); ++i) {
       TumblingView& view = *direct_[group][i];
       const std::size_t v = group_views_[group][i];
-      if (!view.add(key_id, ts, columns, watermark)) count_late(v, 1);
+      if (view.add(key_id, ts, columns, watermark)) taken = true;
+      else count_late(v, 1);
       publish_newest(v, view.newest_start());
     }
+    return taken;
   }
 
   // Windows of one key of view v overlapping [from, to).
@@ -139,6 +147,8 @@ class ViewSet {
 
  private:
   void count_late(std::size_t view, std::uint64_t n) noexcept { kernels::add_relaxed(late_[view], n); }
+  // The views of group g fold its rows; returns the rows late in every one.
+  std::uint32_t apply_group(std::size_t g, BatchRows rows);
   // Out of line: a batch with refused keys is the rare case.
   void count_refused(const RouteBatch& b, const std::uint32_t* ids, bool one_group) noexcept;
   // Marks the rows whose event id this shard has seen (ids[r] = kMissing).
