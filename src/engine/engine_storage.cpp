@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -46,12 +45,8 @@ void Engine::open_storage() {
   if (ec) throw std::runtime_error(fmt::format("cannot create data directory '{}': {}", dir.string(), ec.message()));
   lock_ = std::make_unique<storage::DirectoryLock>(dir.string());  // before anything in it is read or written
   const fs::path manifest = dir / "spate.manifest";
-  if (std::ifstream in(manifest); in) {
-    std::string line;
-    std::uint32_t shards = 0;
-    while (std::getline(in, line)) {
-      if (line.rfind("shards = ", 0) == 0) shards = static_cast<std::uint32_t>(std::strtoul(line.c_str() + 9, nullptr, 10));
-    }
+  if (fs::exists(manifest)) {
+    const std::uint32_t shards = kept_shard_count(dir.string());
     if (shards != shard_count_) {
       throw std::runtime_error(fmt::format(
           "data directory '{}' holds segments of {} shards and this run has {}: start with --shards {} (or "

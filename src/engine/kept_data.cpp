@@ -61,15 +61,6 @@ class RefusalCount final : public io::LineSink {
   ParsedEvent ev_;
 };
 
-std::uint32_t manifest_shards(const fs::path& dir) {
-  std::ifstream in(dir / "spate.manifest");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("shards = ", 0) == 0) return static_cast<std::uint32_t>(std::strtoul(line.c_str() + 9, nullptr, 10));
-  }
-  return 0;
-}
-
 std::uint64_t events_in(const std::vector<storage::SegmentScan>& segments) {
   std::uint64_t n = 0;
   for (const storage::SegmentScan& scan : segments) {
@@ -79,6 +70,15 @@ std::uint64_t events_in(const std::vector<storage::SegmentScan>& segments) {
 }
 
 }  // namespace
+
+std::uint32_t kept_shard_count(const std::string& dir) {
+  std::ifstream in(fs::path(dir) / "spate.manifest");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("shards = ", 0) == 0) return static_cast<std::uint32_t>(std::strtoul(line.c_str() + 9, nullptr, 10));
+  }
+  return 0;
+}
 
 std::uint64_t Refusals::total() const noexcept {
   std::uint64_t n = 0;
@@ -170,7 +170,7 @@ std::string stored_field_problems(const Config& config,
 
 int check_kept_data(const Config& config, std::uint32_t shards, std::string& report) {
   const fs::path dir(config.data_dir);
-  const std::uint32_t kept_shards = manifest_shards(dir);
+  const std::uint32_t kept_shards = kept_shard_count(dir.string());
   if (kept_shards == 0) {
     report += fmt::format("data directory '{}' holds no data: a start begins empty\n", dir.string());
     return 0;

@@ -17,6 +17,10 @@
 
 namespace spate::engine {
 
+// The shard count a data directory's segments were written with (its
+// spate.manifest); 0 when it holds none.
+std::uint32_t kept_shard_count(const std::string& dir);
+
 // Everything the checkpointed state's layout depends on; a checkpoint of
 // another fingerprint is not loaded (the segments replay instead).
 std::uint64_t state_fingerprint(const Config& config, std::uint32_t shards);
