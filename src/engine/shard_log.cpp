@@ -170,11 +170,7 @@ void Shard::replay() {
     if (busy) continue;
     // Rows of ours on their way: the next block waits only for them (a
     // sleep for each block's rows cost a replay 15%).
-    bool in_flight = false;
-    for (std::uint32_t s = 0; s < shards_ && !in_flight; ++s) {
-      in_flight = router_.ring_to(s) != nullptr && router_.ring_to(s)->depth() > 0;
-    }
-    if (in_flight) std::this_thread::yield();
+    if (router_.in_flight()) std::this_thread::yield();
     else ::usleep(100);
   }
 }
@@ -202,10 +198,7 @@ std::int64_t Shard::replayed_stamp(const char* line, From from, std::int64_t ts)
 bool Shard::may_replay(std::int64_t sealed_ms) {
   if (counters_.replay_next_ms.load(std::memory_order_relaxed) != sealed_ms) {
     router_.flush_all();
-    for (std::uint32_t s = 0; s < shards_; ++s) {
-      const SpscRing<RouteBatch>* ring = router_.ring_to(s);
-      if (ring != nullptr && ring->depth() > 0) return false;  // asked again next pass
-    }
+    if (router_.in_flight()) return false;  // asked again next pass
     counters_.replay_next_ms.store(sealed_ms, std::memory_order_release);
     for (std::uint32_t s = 0; s < shards_; ++s) {
       if (s != id_) mesh_.wake(s);

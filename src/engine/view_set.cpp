@@ -53,7 +53,7 @@ ViewSet::ViewSet(const Config& config, std::uint32_t shards, std::atomic<std::ui
 // Group prefetching: every decider row's bucket is asked for a group of
 // rows ahead of its check, so the misses of a table far larger than the
 // caches overlap instead of waiting one by one.
-void ViewSet::drop_duplicates(const RouteBatch& b, std::uint32_t* ids) {
+std::uint32_t ViewSet::drop_duplicates(const RouteBatch& b, std::uint32_t* ids) {
   constexpr std::uint32_t kAhead = 16;
   const std::uint32_t rows = b.rows;
   const DedupRole* role = b.dedup;
@@ -61,6 +61,7 @@ void ViewSet::drop_duplicates(const RouteBatch& b, std::uint32_t* ids) {
     if (role[r] == DedupRole::primary || role[r] == DedupRole::secondary) dedup_->prefetch(b.id[r]);
   }
   bool duplicate = false;  // the verdict of the last decider row
+  std::uint32_t dropped = 0;
   for (std::uint32_t r = 0; r < rows; ++r) {
     const std::uint32_t ahead = r + kAhead;
     if (ahead < rows && (role[ahead] == DedupRole::primary || role[ahead] == DedupRole::secondary)) {
@@ -81,8 +82,12 @@ void ViewSet::drop_duplicates(const RouteBatch& b, std::uint32_t* ids) {
         break;
       }
     }
-    if (duplicate) ids[r] = KeyTable::kMissing;
+    if (duplicate && ids[r] != KeyTable::kMissing) {
+      ids[r] = KeyTable::kMissing;
+      ++dropped;
+    }
   }
+  return dropped;
 }
 
 std::uint32_t ViewSet::apply_group(std::size_t g, BatchRows rows) {

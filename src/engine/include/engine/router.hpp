@@ -85,6 +85,13 @@ class Router {
 
   // The ring to dst (nullptr for this shard), for PUBLISH's completion.
   const SpscRing<RouteBatch>* ring_to(std::uint32_t dst) const noexcept { return out_rings_[dst]; }
+  // Whether batches this shard sent are still in a ring, not yet applied.
+  bool in_flight() const noexcept {
+    for (const SpscRing<RouteBatch>* ring : out_rings_) {
+      if (ring != nullptr && ring->depth() > 0) return true;
+    }
+    return false;
+  }
 
  private:
   RouteBatch* batch_for(std::uint32_t dst, std::uint8_t group, std::size_t key_size, std::uint32_t rows);

@@ -78,9 +78,8 @@ class ViewSet {
       refused += ids[r] == KeyTable::kMissing;
     }
     if (refused != 0) count_refused(b, ids, kOneGroup);
-    if (dedup_ != nullptr && !kOneGroup) drop_duplicates(b, ids);  // a local batch was decided as parsed
-    std::uint32_t dropped = 0;
-    for (std::uint32_t r = 0; r < rows; ++r) dropped += ids[r] == KeyTable::kMissing;
+    std::uint32_t dropped = refused;
+    if (dedup_ != nullptr && !kOneGroup) dropped += drop_duplicates(b, ids);  // a local batch was decided as parsed
     for (std::size_t g = 0; g < group_views_.size(); ++g) {
       if (kOneGroup && g != b.group[0]) continue;
       const BatchRows batch_rows{b, ids, wms, 0, rows, kOneGroup ? -1 : static_cast<int>(g)};
@@ -152,7 +151,8 @@ class ViewSet {
   // Out of line: a batch with refused keys is the rare case.
   void count_refused(const RouteBatch& b, const std::uint32_t* ids, bool one_group) noexcept;
   // Marks the rows whose event id this shard has seen (ids[r] = kMissing).
-  void drop_duplicates(const RouteBatch& b, std::uint32_t* ids);
+  // Returns the rows it dropped (ids[r] set to kMissing) that a key limit had not.
+  std::uint32_t drop_duplicates(const RouteBatch& b, std::uint32_t* ids);
   // Stored only when it moves: a plain compare per row (loading the atomic
   // and an out-of-line call per row cost 37 instructions an event).
   void publish_newest(std::size_t view, std::int64_t newest) noexcept {
