@@ -45,7 +45,13 @@ class IngestTest(E2ETest):
         # Loopback can also drop before the socket (the per-CPU backlog,
         # /proc/net/softnet_stat), which no socket counter sees. A slow
         # machine (or a sanitizer build) that loses any is retried at a
-        # lower rate.
+        # lower rate. One shard: two shards each read part of the one stream,
+        # and an event's stamp is bounded by how far the other has read when
+        # it is parsed, so the late count follows their read skew, not the
+        # sender's order the expectation is computed by (913 of 1010 late
+        # when the machine was busy).
+        self.daemon.stop()
+        self.daemon = Daemon(shards=1)
         for rate in (400000, 100000, 25000):
             summary, windows = generate(["--events", str(EVENTS), "--seed", "11", "--rate", str(rate),
                                          "--udp", "127.0.0.1:%d" % self.daemon.udp_port], self.expect)
@@ -57,7 +63,7 @@ class IngestTest(E2ETest):
             # Datagrams counted as dropped never arrive.
             self.assertLess(c["udp.events_in"], summary["events"])
             self.daemon.stop()
-            self.daemon = Daemon()
+            self.daemon = Daemon(shards=1)
         self.fail("the kernel dropped datagrams even at 25000 events/s")
 
     def test_publish_applies_batches_and_a_resent_batch_is_a_no_op(self):
